@@ -1,0 +1,197 @@
+"""Configuration: defaults, a TOML file, then environment variables, in that order.
+
+Environment overrides are `QGTM_MODE`, `QGTM_SOURCE` and `QGTM_<SECTION>__<KEY>`
+(for example `QGTM_ENGINE__SPEED=4`). Secrets never live here: broker and API keys
+come from keyring.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from qgtm.core.enums import Mode, Source
+from qgtm.core.types import RiskLimits
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message says which key and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class DemoConfig:
+    """The synthetic demo market."""
+
+    seed: int = 7
+    start: date = date(2008, 1, 2)
+    end: date = date(2025, 12, 31)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """The trading engine and its replay clock."""
+
+    speed: float = 1.0  # simulated sessions per second; 0 runs as fast as possible
+    start: date | None = None  # first replay session; default: one year of warm-up
+    initial_cash: str = "1000000"
+    strategies: tuple[str, ...] = ("tsmom",)
+    gross_target: float = 0.6
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionConfig:
+    """Paper execution costs and the smallest trade worth sending."""
+
+    slippage_bps: float = 5.0
+    commission_per_share: str = "0.005"
+    min_trade_value: str = "5000"
+
+
+@dataclass(frozen=True, slots=True)
+class TuiConfig:
+    """Terminal preferences."""
+
+    theme: str = "qgtm-dark"
+    refresh_hz: float = 4.0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration of one book."""
+
+    mode: Mode = Mode.PAPER
+    source: Source = Source.DEMO
+    demo: DemoConfig = field(default_factory=DemoConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    risk: RiskLimits = field(default_factory=RiskLimits)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    tui: TuiConfig = field(default_factory=TuiConfig)
+
+    @property
+    def is_demo(self) -> bool:
+        """True when trading the built-in synthetic market."""
+        return self.source is Source.DEMO
+
+
+_SECTIONS = ("demo", "engine", "risk", "execution", "tui")
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Turn a TOML or environment value into the field's declared type."""
+    text = str(value).strip()
+    try:
+        if annotation in (Mode, Source):
+            return annotation(text.lower())
+        if annotation is bool:
+            if isinstance(value, bool):
+                return value
+            return text.lower() in {"1", "true", "yes", "on"}
+        if annotation is int:
+            return int(value)
+        if annotation is float:
+            return float(value)
+        if annotation is str:
+            return text
+        if annotation in (date, date | None):
+            if value in (None, ""):
+                return None
+            return value if isinstance(value, date) else date.fromisoformat(text)
+        if annotation == tuple[str, ...]:
+            items = value if isinstance(value, list | tuple) else text.split(",")
+            return tuple(str(i).strip() for i in items if str(i).strip())
+    except ValueError as exc:
+        raise ConfigError(f"config key {key}: cannot use {value!r} ({exc})") from exc
+    raise ConfigError(f"config key {key}: unsupported type {annotation}")
+
+
+def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ConfigError(f"unknown config key(s) in [{prefix}]: {', '.join(sorted(unknown))}")
+    kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}") for k, v in values.items()}
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise ConfigError(f"[{prefix}]: {exc}") from exc
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith("QGTM_"):
+            continue
+        key = name.removeprefix("QGTM_").lower()
+        if key in ("mode", "source"):
+            merged[key] = value
+        elif "__" in key:
+            section, _, field_name = key.partition("__")
+            if section in _SECTIONS:
+                merged.setdefault(section, {})[field_name] = value
+    return merged
+
+
+def config_from_mapping(raw: Mapping[str, Any]) -> Config:
+    """Validate a nested mapping (as read from TOML) into a Config."""
+    top_unknown = set(raw) - {"mode", "source", *_SECTIONS}
+    if top_unknown:
+        raise ConfigError(f"unknown config key(s): {', '.join(sorted(top_unknown))}")
+    hints = get_type_hints(Config)
+    kwargs: dict[str, Any] = {}
+    for key in ("mode", "source"):
+        if key in raw:
+            kwargs[key] = _coerce(raw[key], hints[key], key)
+    for section in _SECTIONS:
+        if section in raw:
+            if not isinstance(raw[section], Mapping):
+                raise ConfigError(f"[{section}] must be a table")
+            kwargs[section] = _build(hints[section], raw[section], section)
+    return Config(**kwargs)
+
+
+def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> Config:
+    """Defaults, overlaid by the TOML file at `path` (if it exists), then by env vars."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    if path is not None and path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    for key, value in _env_overrides(environ).items():
+        if isinstance(value, dict):
+            raw.setdefault(key, {}).update(value)
+        else:
+            raw[key] = value
+    return config_from_mapping(raw)
+
+
+def live_trading_allowed(config: Config, environ: Mapping[str, str] | None = None) -> bool:
+    """Live orders need all three: mode=live, LIVE_TRADING_ENABLED=true, a real broker source."""
+    environ = os.environ if environ is None else environ
+    return (
+        config.mode is Mode.LIVE
+        and environ.get("LIVE_TRADING_ENABLED", "").lower() == "true"
+        and config.source is Source.ALPACA
+    )
+
+
+def check_tradeable(config: Config, environ: Mapping[str, str] | None = None) -> None:
+    """Refuse a config that asks for live trading without every gate open."""
+    if config.mode is Mode.LIVE and not live_trading_allowed(config, environ):
+        raise ConfigError(
+            "mode=live needs LIVE_TRADING_ENABLED=true in the environment and source=alpaca "
+            "with a configured account; refusing to start (use mode=paper)"
+        )
+    if config.source is Source.ALPACA:
+        raise ConfigError(
+            "source=alpaca is not available yet in this build; use source=demo "
+            "(the Alpaca adapter arrives with the execution work)"
+        )

@@ -1,0 +1,64 @@
+"""Order management: from approved target weights to idempotent orders."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+
+from qgtm.core.enums import Side
+from qgtm.core.types import Order
+
+
+def strategy_set_key(strategies: Iterable[str]) -> str:
+    """Short stable key naming the set of strategies behind a rebalance."""
+    joined = ",".join(sorted(strategies))
+    return hashlib.sha256(joined.encode()).hexdigest()[:8]
+
+
+def client_order_id(strategy_set: str, decision_date: date, symbol: str, slice_no: int = 0) -> str:
+    """Deterministic id from (strategy set, rebalance date, symbol, slice).
+
+    The same decision always yields the same id, so a replayed or retried rebalance is
+    recognised by the store and the broker instead of trading twice.
+    """
+    return f"{strategy_set}-{decision_date:%Y%m%d}-{symbol}-{slice_no}"
+
+
+def orders_for_targets(
+    targets: Mapping[str, float],
+    holdings: Mapping[str, int],
+    prices: Mapping[str, Decimal],
+    equity: Decimal,
+    decision_date: date,
+    created_at: datetime,
+    strategy_set: str,
+    min_trade_value: Decimal,
+) -> list[Order]:
+    """Orders moving `holdings` to `targets` (signed weights of `equity`) at `prices`.
+
+    Target shares truncate toward zero. Trades worth less than `min_trade_value` are
+    skipped (no-trade band) unless they close a position completely.
+    """
+    orders = []
+    for symbol in sorted(set(targets) | set(holdings)):
+        price = prices[symbol]
+        target_qty = int(Decimal(str(targets.get(symbol, 0.0))) * equity / price)
+        delta = target_qty - holdings.get(symbol, 0)
+        if delta == 0:
+            continue
+        if target_qty != 0 and abs(delta) * price < min_trade_value:
+            continue
+        orders.append(
+            Order(
+                client_order_id=client_order_id(strategy_set, decision_date, symbol),
+                symbol=symbol,
+                side=Side.BUY if delta > 0 else Side.SELL,
+                quantity=abs(delta),
+                created_at=created_at,
+                decision_date=decision_date,
+                reason=f"target {targets.get(symbol, 0.0):+.4f} of equity",
+            )
+        )
+    return orders

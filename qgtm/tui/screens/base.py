@@ -1,0 +1,71 @@
+"""What every terminal screen shares: the banner on top, the key footer below.
+
+The contract with the app: the app calls `show(snapshot)` on the active screen when
+the engine's snapshot changes; a screen that becomes active again renders the
+app's latest snapshot itself, so it never shows stale data.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from qgtm.core.snapshot import EngineSnapshot
+from qgtm.tui.widgets.banner import Banner
+
+if TYPE_CHECKING:
+    from qgtm.tui.app import QGTMApp
+
+
+class TerminalScreen(Screen):
+    """Base screen: banner, body from `compose_body`, footer; renders via `show`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shown: EngineSnapshot | None = None
+
+    def compose(self) -> ComposeResult:
+        """Banner, the screen's own body, footer."""
+        yield Banner()
+        yield from self.compose_body()
+        yield Footer(compact=True)
+
+    def compose_body(self) -> ComposeResult:
+        """The screen's content between banner and footer."""
+        yield from ()
+
+    @property
+    def shown_snapshot(self) -> EngineSnapshot | None:
+        """The snapshot this screen last rendered."""
+        return self._shown
+
+    def on_mount(self) -> None:
+        """Render the app's latest snapshot as soon as the widgets exist."""
+        self._catch_up()
+
+    def on_screen_resume(self) -> None:
+        """Catch up with snapshots that arrived while another screen was active."""
+        self._catch_up()
+
+    def _catch_up(self) -> None:
+        latest = self._qgtm_app.latest
+        if latest is not None and latest is not self._shown:
+            self.show(latest)
+
+    @property
+    def _qgtm_app(self) -> QGTMApp:
+        return self.app  # type: ignore[return-value]
+
+    def show(self, snapshot: EngineSnapshot) -> None:
+        """Render `snapshot`: the banner here, the body in `show_body`."""
+        if not self.is_mounted:
+            return
+        self._shown = snapshot
+        self.query_one(Banner).show(snapshot)
+        self.show_body(snapshot)
+
+    def show_body(self, snapshot: EngineSnapshot) -> None:
+        """Render the screen's own content; screens override this."""

@@ -1,0 +1,118 @@
+"""Monitor: watchlist, positions, equity curve, recent orders and alerts on one page."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Grid, Vertical, VerticalScroll
+from textual.events import Resize
+from textual.widgets import Static
+
+from qgtm.core.snapshot import EngineSnapshot, PositionRow, QuoteRow
+from qgtm.tui.formatting import (
+    money,
+    percent,
+    price,
+    quantity,
+    signed_money,
+    signed_percent,
+)
+from qgtm.tui.screens.base import TerminalScreen
+from qgtm.tui.screens.orders import NO_ORDERS, ORDER_COLUMNS, order_row
+from qgtm.tui.widgets.equity_chart import EquityChart
+from qgtm.tui.widgets.live_table import Column, Row
+from qgtm.tui.widgets.table_panel import TablePanel
+
+WIDE_WIDTH = 160
+"""From this many columns on, panels sit in two equal columns."""
+NARROW_WIDTH = 100
+"""Below this many columns the panels stack in one scrolling column."""
+
+MAX_ALERTS = 20
+
+WATCHLIST_COLUMNS = (
+    Column("symbol", "Symbol", 6),
+    Column("sector", "Sector"),
+    Column("last", "Last", 9, "right"),
+    Column("change", "Chg%", 7, "right"),
+    Column("volume", "Volume", 10, "right"),
+)
+POSITION_COLUMNS = (
+    Column("symbol", "Symbol", 6),
+    Column("qty", "Qty", 8, "right"),
+    Column("avg", "Avg", 9, "right"),
+    Column("last", "Last", 9, "right"),
+    Column("value", "Value", 12, "right"),
+    Column("upnl", "Unrl P&L", 11, "right"),
+    Column("weight", "Wt", 6, "right"),
+)
+NO_QUOTES = "No quotes yet: waiting for the first market session"
+NO_POSITIONS = "No positions: the portfolio is flat"
+NO_ALERTS = "No alerts"
+
+
+def quote_row(quote: QuoteRow) -> Row:
+    """Watchlist cells for one quote."""
+    return quote.symbol, (
+        quote.symbol,
+        quote.sector,
+        price(quote.last),
+        signed_percent(quote.change_pct),
+        quantity(quote.volume),
+    )
+
+
+def position_row(position: PositionRow) -> Row:
+    """Positions cells for one holding."""
+    return position.symbol, (
+        position.symbol,
+        quantity(position.quantity),
+        price(position.avg_price),
+        price(position.last_price),
+        money(position.market_value),
+        signed_money(position.unrealized_pnl),
+        percent(position.weight),
+    )
+
+
+class MonitorScreen(TerminalScreen):
+    """The trader's home page: market, book, equity and the latest activity."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._alerts_shown: tuple[str, ...] | None = None
+
+    def compose_body(self) -> ComposeResult:
+        """Five panels in a grid whose shape follows the terminal width (see the theme)."""
+        with Grid(id="monitor-grid"):
+            yield TablePanel("WATCHLIST", WATCHLIST_COLUMNS, NO_QUOTES, id="watchlist")
+            with Vertical(id="chart-panel", classes="panel") as chart_panel:
+                chart_panel.border_title = "EQUITY"
+                yield EquityChart(id="equity-chart")
+            yield TablePanel("POSITIONS", POSITION_COLUMNS, NO_POSITIONS, id="positions")
+            yield TablePanel("RECENT ORDERS", ORDER_COLUMNS, NO_ORDERS, id="orders")
+            with VerticalScroll(id="alerts-panel", classes="panel") as alerts_panel:
+                alerts_panel.border_title = "ALERTS"
+                yield Static(NO_ALERTS, id="alerts", classes="empty-state", markup=False)
+
+    def on_resize(self, event: Resize) -> None:
+        """Pick the layout that lets every table show all its columns."""
+        grid = self.query_one("#monitor-grid")
+        grid.set_class(event.size.width >= WIDE_WIDTH, "-wide")
+        grid.set_class(NARROW_WIDTH <= event.size.width < WIDE_WIDTH, "-medium")
+        grid.set_class(event.size.width < NARROW_WIDTH, "-narrow")
+
+    def show_body(self, snapshot: EngineSnapshot) -> None:
+        """Update tables in place, the chart if the curve grew, and the alerts."""
+        self.query_one("#watchlist", TablePanel).sync([quote_row(q) for q in snapshot.watchlist])
+        self.query_one("#positions", TablePanel).sync([position_row(p) for p in snapshot.positions])
+        self.query_one("#orders", TablePanel).sync([order_row(o) for o in snapshot.recent_orders])
+        self.query_one(EquityChart).show_curve(snapshot.equity_curve)
+        self._show_alerts(snapshot.alerts)
+
+    def _show_alerts(self, alerts: tuple[str, ...]) -> None:
+        if alerts == self._alerts_shown:
+            return
+        self._alerts_shown = alerts
+        label = self.query_one("#alerts", Static)
+        label.set_class(not alerts, "empty-state")
+        label.update("\n".join(alerts[:MAX_ALERTS]) if alerts else NO_ALERTS)

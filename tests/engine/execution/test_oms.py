@@ -1,0 +1,36 @@
+from datetime import date, datetime
+from decimal import Decimal
+
+from qgtm.core.enums import Side
+from qgtm.engine.execution.oms import client_order_id, orders_for_targets, strategy_set_key
+
+D = date(2024, 3, 5)
+T = datetime(2024, 3, 5, 15, 30)
+PRICES = {"GLD": Decimal("200"), "SLV": Decimal("25")}
+
+
+def _orders(targets, holdings, band="1000"):
+    return orders_for_targets(
+        targets, holdings, PRICES, Decimal("100000"), D, T, "set1", Decimal(band)
+    )
+
+
+def test_the_same_decision_always_yields_the_same_client_order_id():
+    key = strategy_set_key(["tsmom", "xsmom"])
+    assert key == strategy_set_key(["xsmom", "tsmom"])
+    assert client_order_id(key, D, "GLD") == client_order_id(key, D, "GLD")
+    assert client_order_id(key, D, "GLD") != client_order_id(key, date(2024, 3, 6), "GLD")
+
+
+def test_target_weight_becomes_whole_shares_toward_zero():
+    (order,) = _orders({"GLD": 0.1}, {})
+    assert (order.side, order.quantity) == (Side.BUY, 50)  # 10,000 / 200
+
+
+def test_small_changes_inside_the_no_trade_band_make_no_order():
+    assert _orders({"GLD": 0.1}, {"GLD": 46}) == []  # 4 shares = $800 < $1,000
+
+
+def test_closing_a_position_always_trades_even_when_small():
+    (order,) = _orders({}, {"SLV": 3})
+    assert (order.side, order.quantity) == (Side.SELL, 3)

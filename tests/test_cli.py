@@ -1,0 +1,29 @@
+import pytest
+
+from qgtm.cli import main
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for word in ("--daemon", "--data-dir", "status", "strategies", "audit", "config"):
+        assert word in out
+
+
+def test_missing_config_file_is_one_clear_line(tmp_path, capsys):
+    code = main(["--config", str(tmp_path / "nope.toml"), "config"])
+    assert code == 2
+    assert (
+        capsys.readouterr().err.strip() == f"qgtm: config file not found: {tmp_path / 'nope.toml'}"
+    )
+
+
+def test_status_of_an_empty_data_dir_says_what_to_do(tmp_path, capsys):
+    assert main(["--data-dir", str(tmp_path), "status"]) == 2
+    assert "run `qgtm` or `qgtm --daemon` first" in capsys.readouterr().err
+
+
+def test_strategies_lists_tsmom_with_family(capsys):
+    assert main(["strategies"]) == 0
+    assert "tsmom" in capsys.readouterr().out
