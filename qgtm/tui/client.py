@@ -7,7 +7,7 @@ an attach client over the daemon's Unix socket will implement the same protocol.
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from typing import Any, Protocol
 
 from qgtm.core.snapshot import EngineSnapshot
 from qgtm.engine.live.engine import TradingEngine
@@ -46,6 +46,13 @@ class EngineClient(Protocol):
 
     async def advance(self, sessions: int) -> None:
         """Step the engine by `sessions` sessions now, whether paused or not."""
+        ...
+
+    async def call(self, name: str, **kwargs: Any) -> Any:
+        """Run the engine command `name` (e.g. "risk.request_reset") and return its result.
+
+        Results are plain data (dataclasses of core types) so they can cross a socket.
+        """
         ...
 
 
@@ -93,3 +100,7 @@ class InProcessClient:
         for _ in range(sessions):
             if not await asyncio.to_thread(self.engine.step):
                 break
+
+    async def call(self, name: str, **kwargs: Any) -> Any:
+        """Run an engine command off the event loop, between steps."""
+        return await asyncio.to_thread(self.engine.call, name, **kwargs)

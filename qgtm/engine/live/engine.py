@@ -15,10 +15,12 @@ import contextlib
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +52,13 @@ MIN_SPEED = 1 / 60  # one session a minute
 FLATTEN_SET = "FLATTEN"
 
 
+class UnknownCommandError(KeyError):
+    """A client asked for an engine command nobody registered."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 def _money(value: float) -> Decimal:
     """Market data floats as exact 4-decimal prices."""
     return Decimal(str(round(float(value), 4)))
@@ -77,6 +86,7 @@ class TradingEngine:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._snapshot: EngineSnapshot | None = None
+        self._commands: dict[str, Callable[..., Any]] = {}
         self._restore()
 
     # ----- state -------------------------------------------------------------------
@@ -301,6 +311,25 @@ class TradingEngine:
             self._submit(
                 replace(order, status=OrderStatus.SUBMITTED, reason="emergency flatten"), at
             )
+
+    # ----- commands ----------------------------------------------------------------
+    def register_command(self, name: str, handler: Callable[..., Any]) -> None:
+        """Expose `handler` to clients (terminal, attach socket) as `name` ("area.verb")."""
+        if name in self._commands:
+            raise ValueError(f"engine command {name!r} is already registered")
+        self._commands[name] = handler
+
+    def call(self, name: str, **kwargs: Any) -> Any:
+        """Run a registered command between steps; its result must be plain data."""
+        try:
+            handler = self._commands[name]
+        except KeyError:
+            known = ", ".join(sorted(self._commands)) or "none"
+            raise UnknownCommandError(f"unknown engine command {name!r} (known: {known})") from None
+        with self._step_lock:
+            result = handler(**kwargs)
+        self._publish_controls()
+        return result
 
     # ----- replay clock ------------------------------------------------------------
     async def run(self, max_sessions: int | None = None) -> int:

@@ -118,3 +118,16 @@ async def test_replay_clock_runs_until_asked_to_stop(tmp_path: Path, short_confi
     assert done == 7
     assert engine.snapshot().sessions_done == 7
     engine.close()
+
+
+def test_registered_commands_run_between_steps_and_unknown_ones_are_named(
+    tmp_path: Path, short_config: Config
+):
+    from qgtm.engine.live.engine import UnknownCommandError
+
+    engine = TradingEngine(short_config, tmp_path)
+    engine.register_command("book.cash", lambda: str(engine.book.cash))
+    assert engine.call("book.cash") == short_config.engine.initial_cash
+    with pytest.raises(UnknownCommandError, match=r"unknown engine command 'nope'.*book\.cash"):
+        engine.call("nope")
+    engine.close()
