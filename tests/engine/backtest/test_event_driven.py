@@ -19,8 +19,8 @@ SETTINGS = BacktestSettings(costs=CostModel(slippage_bps=5.0))
 def test_changing_bars_from_session_k_on_leaves_earlier_decisions_alone(
     demo_panel: PricePanel,
 ) -> None:
-    """Orders filled on k+1 were decided on k from bars < k: same quantities; only the
-    fill prices at k and later may change."""
+    """Orders filled on k were decided on k-1 from bars < k-1: same quantities, new
+    prices (k's open moved). Later decisions may differ: the book after k's fills does."""
     base = run_event_driven(demo_panel, [SmaCrossover(fast=5, slow=20)], SETTINGS)
     k = len(demo_panel) - 200
     rng = np.random.default_rng(0)
@@ -34,14 +34,18 @@ def test_changing_bars_from_session_k_on_leaves_earlier_decisions_alone(
         close=demo_panel.close * shock,
     )
     moved = run_event_driven(altered, [SmaCrossover(fast=5, slow=20)], SETTINGS)
-    day_k, day_k1 = demo_panel.dates[k], demo_panel.dates[k + 1]
+    day_k = demo_panel.dates[k]
     before = [t for t in base.trades if t.day < day_k]
     assert before == [t for t in moved.trades if t.day < day_k]
-    for day in (day_k, day_k1):
-        qty = [(t.symbol, t.quantity) for t in base.trades if t.day == day]
-        assert qty == [(t.symbol, t.quantity) for t in moved.trades if t.day == day]
-    later = [t for t in base.trades if t.day > day_k1]
-    assert later != [t for t in moved.trades if t.day > day_k1]
+    at_k_base = [t for t in base.trades if t.day == day_k]
+    at_k_moved = [t for t in moved.trades if t.day == day_k]
+    assert at_k_base, "pick k on a session with fills"
+    assert [(t.symbol, t.quantity) for t in at_k_base] == [
+        (t.symbol, t.quantity) for t in at_k_moved
+    ]
+    assert [t.price for t in at_k_base] != [t.price for t in at_k_moved]
+    later = [t for t in base.trades if t.day > day_k]
+    assert later != [t for t in moved.trades if t.day > day_k]
 
 
 def test_fills_at_next_open_plus_slippage_and_per_share_commission(
