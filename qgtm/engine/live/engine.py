@@ -29,6 +29,7 @@ from qgtm.core.snapshot import AuditRow, EngineSnapshot, PositionRow, QuoteRow
 from qgtm.core.types import Order, Signal
 from qgtm.core.universe import Universe, load_universe
 from qgtm.engine.audit import AuditLog
+from qgtm.engine.backtest.service import register_backtest_commands
 from qgtm.engine.data.store import MarketStore, PricePanel
 from qgtm.engine.execution.brokers.paper import PaperBroker
 from qgtm.engine.execution.oms import orders_for_targets, strategy_set_key
@@ -85,6 +86,7 @@ class TradingEngine:
         self._snapshot: EngineSnapshot | None = None
         self._commands: dict[str, Callable[..., Any]] = {}
         self._restore()
+        register_backtest_commands(self)
 
     # ----- state -------------------------------------------------------------------
     def _first_index(self) -> int:
