@@ -108,6 +108,19 @@ def session_window(panel: PricePanel, settings: BacktestSettings, warmup: int) -
     return first, last
 
 
+_MONEY_CACHE: dict[int, tuple[np.ndarray, list[list[Decimal]]]] = {}
+
+
 def money_matrix(values: np.ndarray) -> list[list[Decimal]]:
-    """Market data floats as exact 4-decimal prices, as the live engine marks them."""
-    return [[Decimal(str(round(float(v), 4))) for v in row] for row in values]
+    """Market data floats as exact 4-decimal prices, as the live engine marks them.
+
+    The last few conversions are remembered by array identity (sweeps reuse one panel).
+    """
+    cached = _MONEY_CACHE.get(id(values))
+    if cached is not None and cached[0] is values:
+        return cached[1]
+    converted = [[Decimal(str(round(float(v), 4))) for v in row] for row in values]
+    if len(_MONEY_CACHE) >= 8:
+        _MONEY_CACHE.pop(next(iter(_MONEY_CACHE)))
+    _MONEY_CACHE[id(values)] = (values, converted)
+    return converted
