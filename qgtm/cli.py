@@ -13,7 +13,9 @@ from qgtm import __version__
 from qgtm.core.config import Config, ConfigError, check_tradeable, load_config
 from qgtm.core.paths import default_config_file, default_data_dir
 from qgtm.core.universe import UniverseError
+from qgtm.engine.backtest.result import BacktestError
 from qgtm.engine.data.store import MarketDataError
+from qgtm.engine.data.user_bars import UserBarsError
 from qgtm.engine.live.lock import EngineLockedError
 
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
@@ -81,7 +83,27 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("-n", type=int, default=20, help="how many records (default 20)")
     config = sub.add_parser("config", help="print the effective configuration")
     _common(config)
+    _add_research_commands(sub)
     return parser
+
+
+def _add_research_commands(sub: argparse._SubParsersAction) -> None:
+    from qgtm.engine.backtest.commands import add_backtest_arguments
+
+    backtest = sub.add_parser(
+        "backtest", help="backtest a strategy (report, validation, Parquet artifacts)"
+    )
+    _common(backtest)
+    add_backtest_arguments(backtest)
+    data = sub.add_parser("data", help="market data: import your own daily bars")
+    _common(data)
+    data_sub = data.add_subparsers(dest="data_command", metavar="action", required=True)
+    data_import = data_sub.add_parser(
+        "import", help="validate a CSV/Parquet of daily bars and store it (source=user)"
+    )
+    _common(data_import)
+    data_import.add_argument("file", type=Path, help="CSV (Yahoo-style or Date,Price) or Parquet")
+    data_import.add_argument("--symbol", help="symbol when the file has no Symbol column")
 
 
 def _load(args: argparse.Namespace) -> tuple[Config, Path]:
@@ -199,6 +221,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "config":
         print(config)
         return 0
+    if args.command == "backtest":
+        from qgtm.engine.backtest.commands import backtest_command
+
+        return backtest_command(args, config, data_dir)
+    if args.command == "data":
+        from qgtm.engine.backtest.commands import data_import_command
+
+        return data_import_command(args, data_dir)
     config = _with_speed(config, args.speed)
     if args.daemon:
         return _run_daemon(config, data_dir, args.sessions)
@@ -211,6 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except (CliError, ConfigError, UniverseError, MarketDataError, EngineLockedError) as exc:
+        print(f"qgtm: {exc}", file=sys.stderr)
+        return 2
+    except (BacktestError, UserBarsError) as exc:
         print(f"qgtm: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -98,6 +98,29 @@ class MarketStore:
         log.info("event=demo_generated sessions=%d seed=%d", market.regimes.height, demo.seed)
         return True
 
+    def upsert_user_bars(self, bars: pl.DataFrame) -> int:
+        """Store the user's accepted bars with source='user', replacing the same (symbol, date).
+
+        Returns the number of bars written.
+        """
+        con = self._con
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS bars (symbol VARCHAR, date DATE, open DOUBLE, "
+            "high DOUBLE, low DOUBLE, close DOUBLE, volume BIGINT, source VARCHAR)"
+        )
+        con.register("user_bars_in", bars)
+        con.execute("BEGIN TRANSACTION")
+        con.execute(
+            "DELETE FROM bars WHERE (symbol, date) IN (SELECT (symbol, date) FROM user_bars_in)"
+        )
+        con.execute(
+            "INSERT INTO bars (symbol, date, open, high, low, close, volume, source) "
+            "SELECT symbol, date, open, high, low, close, volume, 'user' FROM user_bars_in"
+        )
+        con.execute("COMMIT")
+        con.unregister("user_bars_in")
+        return bars.height
+
     def load_panel(self, symbols: tuple[str, ...]) -> PricePanel:
         """All stored bars for `symbols`, aligned by session; missing bars are an error."""
         result = self._con.sql(

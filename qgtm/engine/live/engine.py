@@ -22,8 +22,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from qgtm.core import calendar
 from qgtm.core.config import Config
 from qgtm.core.enums import KillTier, OrderStatus
@@ -31,10 +29,11 @@ from qgtm.core.snapshot import AuditRow, EngineSnapshot, PositionRow, QuoteRow
 from qgtm.core.types import Order, Signal
 from qgtm.core.universe import Universe, load_universe
 from qgtm.engine.audit import AuditLog
+from qgtm.engine.backtest.service import register_backtest_commands
 from qgtm.engine.data.store import MarketStore, PricePanel
 from qgtm.engine.execution.brokers.paper import PaperBroker
 from qgtm.engine.execution.oms import orders_for_targets, strategy_set_key
-from qgtm.engine.portfolio.allocator import inverse_vol_weights
+from qgtm.engine.portfolio.allocator import inverse_vol_weights, realised_vols
 from qgtm.engine.portfolio.book import Book
 from qgtm.engine.risk.killswitch import escalate, tier_for
 from qgtm.engine.risk.manager import check_targets
@@ -45,7 +44,6 @@ from qgtm.engine.strategies.registry import create
 log = logging.getLogger(__name__)
 
 ACTOR = "engine"
-VOL_WINDOW = 63
 DEFAULT_WARMUP_SESSIONS = 260
 MAX_SPEED = 64.0
 MIN_SPEED = 1 / 60  # one session a minute
@@ -88,6 +86,7 @@ class TradingEngine:
         self._snapshot: EngineSnapshot | None = None
         self._commands: dict[str, Callable[..., Any]] = {}
         self._restore()
+        register_backtest_commands(self)
 
     # ----- state -------------------------------------------------------------------
     def _first_index(self) -> int:
@@ -476,12 +475,8 @@ class TradingEngine:
 
 
 def _realised_vols(history: PricePanel) -> dict[str, float]:
-    """Annualised stdev of the last VOL_WINDOW daily log returns, per symbol."""
-    window = history.close[-VOL_WINDOW - 1 :]
-    if len(window) < 3:
-        return {}
-    sigma = np.diff(np.log(window), axis=0).std(axis=0, ddof=1) * np.sqrt(252)
-    return {s: float(v) for s, v in zip(history.symbols, sigma, strict=True)}
+    """Annualised realised vols from the history (see allocator.realised_vols)."""
+    return realised_vols(history.close, history.symbols)
 
 
 def _short(payload: dict) -> str:
