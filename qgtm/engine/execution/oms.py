@@ -26,6 +26,12 @@ def client_order_id(strategy_set: str, decision_date: date, symbol: str, slice_n
     return f"{strategy_set}-{decision_date:%Y%m%d}-{symbol}-{slice_no}"
 
 
+def child_order_id(parent_id: str, slice_no: int) -> str:
+    """The id of child slice `slice_no` (1, 2, ...) of a parent order (which is slice 0)."""
+    stem, _, _ = parent_id.rpartition("-")
+    return f"{stem}-{slice_no}"
+
+
 def orders_for_targets(
     targets: Mapping[str, float],
     holdings: Mapping[str, int],
