@@ -26,7 +26,7 @@ from qgtm.core.types import Fill, Order
 from qgtm.engine.audit import AuditLog
 from qgtm.engine.execution import tca
 from qgtm.engine.execution.algos import Algo
-from qgtm.engine.execution.brokers.base import Broker, BrokerError, OrderUpdate
+from qgtm.engine.execution.brokers.base import Broker, BrokerError, BrokerOrder, OrderUpdate
 from qgtm.engine.execution.brokers.paper import SessionBar, session_vwap
 from qgtm.engine.execution.lifecycle import is_legal, is_terminal
 from qgtm.engine.state import StateStore
@@ -153,7 +153,7 @@ class OrderManager:
         known = self.broker.get_order(cid) if self.broker.commit_before_send else None
         if known is not None:
             # Sent before a crash: adopt the venue's state, never send it again.
-            update = OrderUpdate(cid, known.status, broker_order_id=known.broker_order_id)
+            update = OrderUpdate(cid, OrderStatus.ACCEPTED, broker_order_id=known.broker_order_id)
             log.info("event=order_adopted client_order_id=%s status=%s", cid, known.status)
         else:
             try:
@@ -180,6 +180,64 @@ class OrderManager:
             },
         )
         self.apply(update, at)
+        if known is not None:
+            self._catch_up(known, at)
+
+    def recover(self, at: datetime) -> int:
+        """After a restart: bring every working order up to the venue's state.
+
+        Fills the venue made while we were down are booked from its cumulative filled
+        quantity (one catch-up fill at its average price); later stream events for the
+        same executions are trimmed by their cumulative quantity, so nothing counts twice.
+        Returns the number of orders looked up. Runs inside the caller's transaction.
+        """
+        working = [
+            o
+            for status in (
+                OrderStatus.SUBMITTED,
+                OrderStatus.ACCEPTED,
+                OrderStatus.PARTIALLY_FILLED,
+            )
+            for o in self.orders_in(status)
+        ]
+        for order in working:
+            known = self.broker.get_order(order.client_order_id)
+            if known is not None:
+                self._catch_up(known, at)
+        return len(working)
+
+    def _catch_up(self, known: BrokerOrder, at: datetime) -> None:
+        order = self._order_row(known.client_order_id)
+        if order is None:
+            return
+        missing = known.filled_quantity - order.filled_quantity
+        if missing > 0 and known.avg_fill_price is not None:
+            fill = Fill(
+                fill_id=f"{known.client_order_id}-sync-{known.filled_quantity}",
+                client_order_id=known.client_order_id,
+                symbol=order.symbol,
+                side=order.side,
+                quantity=missing,
+                price=known.avg_fill_price,
+                commission=Decimal(0),
+                filled_at=at,
+            )
+            status = (
+                OrderStatus.FILLED
+                if known.filled_quantity >= order.quantity
+                else OrderStatus.PARTIALLY_FILLED
+            )
+            self.apply(
+                OrderUpdate(
+                    known.client_order_id,
+                    status,
+                    fill=fill,
+                    cumulative_filled=known.filled_quantity,
+                ),
+                at,
+            )
+        elif known.status in (OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED):
+            self.apply(OrderUpdate(known.client_order_id, known.status), at)
 
     def cancel(self, client_order_id: str) -> None:
         """Ask the venue to cancel; the order becomes CANCELED when the venue says so."""
@@ -207,7 +265,13 @@ class OrderManager:
             log.warning("event=update_for_unknown_order client_order_id=%s", update.client_order_id)
             return
         if update.fill is not None:
-            self._book_fill(row, update.fill, at)
+            fill = update.fill
+            if update.cumulative_filled is not None:
+                # Book only the part of this execution we have not booked yet.
+                fresh = min(fill.quantity, update.cumulative_filled - row.filled_quantity)
+                fill = replace(fill, quantity=fresh) if fresh > 0 else None
+            if fill is not None:
+                self._book_fill(row, fill, at)
         else:
             self._move(row, update, at)
         current = self._order_row(update.client_order_id)

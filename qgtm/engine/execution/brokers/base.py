@@ -30,7 +30,10 @@ class OrderUpdate:
     """Something the venue reports about one of our orders.
 
     `fill` is set for (partial) executions; `reason` explains rejects, cancels and what
-    was left unfilled when an order expired at the end of its window.
+    was left unfilled when an order expired at the end of its window. A venue that
+    reports the order's cumulative filled quantity sets `cumulative_filled`, which lets
+    the OMS book only what it has not booked yet (a fill caught up by a REST look-up
+    after a restart and the same execution arriving later on the stream count once).
     """
 
     client_order_id: str
@@ -39,6 +42,7 @@ class OrderUpdate:
     broker_order_id: str | None = None
     reason: str = ""
     remaining_quantity: int = 0
+    cumulative_filled: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
