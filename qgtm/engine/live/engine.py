@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from qgtm.core import calendar
-from qgtm.core.config import Config
+from qgtm.core.config import Config, live_trading_allowed
 from qgtm.core.enums import KillTier
 from qgtm.core.snapshot import AuditRow, EngineSnapshot, PositionRow, QuoteRow
 from qgtm.core.types import Order, Signal
@@ -33,6 +33,7 @@ from qgtm.core.universe import Universe, load_universe
 from qgtm.engine.audit import AuditLog
 from qgtm.engine.data.store import MarketStore, PricePanel
 from qgtm.engine.execution.algos import Algo, select_algo
+from qgtm.engine.execution.brokers.base import Broker
 from qgtm.engine.execution.brokers.paper import PaperBroker, SessionBar
 from qgtm.engine.execution.manager import Benchmarks, OrderManager
 from qgtm.engine.execution.oms import orders_for_targets, strategy_set_key
@@ -121,13 +122,48 @@ class TradingEngine:
         self.peak_equity = Decimal(self.state.get_meta("peak_equity") or initial)
         self.prev_equity = Decimal(self.state.get_meta("prev_equity") or initial)
         self.daily_pnl = Decimal(self.state.get_meta("daily_pnl") or 0)
-        self.broker = self._paper_broker()
-        for order in self.state.open_orders():
-            self.broker.adopt(order)
+        if getattr(self, "broker", None) is None or isinstance(self.broker, PaperBroker):
+            self.broker = self._make_broker()
         self.oms = OrderManager(
             self.state, self.audit, self.broker, lambda fill: self.book.apply_fill(fill), ACTOR
         )
+        if isinstance(self.broker, PaperBroker):
+            for order in self.state.open_orders():
+                self.broker.adopt(order)
+        else:
+            self._recover_external_orders()
         self._snapshot = self._build_snapshot()
+
+    def _make_broker(self) -> Broker:
+        """The configured venue: the paper simulator, or Alpaca (paper endpoint unless live)."""
+        execution = self.config.execution
+        if execution.broker == "paper":
+            return self._paper_broker()
+        if execution.broker != "alpaca":
+            raise ValueError(f"execution.broker must be paper or alpaca, got {execution.broker!r}")
+        from qgtm.engine.execution.brokers.alpaca import AlpacaBroker
+        from qgtm.engine.execution.keys import alpaca_credentials
+
+        key_id, secret = alpaca_credentials()
+        return AlpacaBroker(
+            key_id,
+            secret,
+            paper=not live_trading_allowed(self.config),
+            url=execution.alpaca_url or None,
+            stream_url=execution.alpaca_stream_url or None,
+        )
+
+    def _recover_external_orders(self) -> None:
+        """After a restart: sync working orders with the venue, then send committed NEW ones.
+
+        An order committed NEW may have reached the venue before a crash; `dispatch`
+        looks each one up by client order id before sending, so none goes out twice.
+        """
+        last = self.next_index - 1
+        at = calendar.session_close(self.panel.dates[last]) if last >= 0 else datetime.now()
+        with self.state.transaction():
+            self.oms.recover(at)
+        self.oms.dispatch(at)
 
     def _paper_broker(self) -> PaperBroker:
         """The simulated venue, seeded with the book's cash and holdings."""
@@ -200,7 +236,8 @@ class TradingEngine:
             )
             for i, s in enumerate(p.symbols)
         }
-        self.broker.execute_session(bars, self.panel.dates[index])
+        if isinstance(self.broker, PaperBroker):
+            self.broker.execute_session(bars, self.panel.dates[index])
         self.oms.process_updates(at, {s: Benchmarks.from_bar(b) for s, b in bars.items()})
 
     def _signals(self, history: PricePanel, day: date) -> list[Signal]:
@@ -283,7 +320,8 @@ class TradingEngine:
             day, equity, self.book.cash, self.daily_pnl, gross, self.kill_tier.name
         )
         self.state.save_positions(self.book, marks)
-        self.broker.update_marks(marks)
+        if isinstance(self.broker, PaperBroker):
+            self.broker.update_marks(marks)
         for key, value in (
             ("last_index", index),
             ("last_session", day.isoformat()),
@@ -411,8 +449,11 @@ class TradingEngine:
         self.set_speed(MAX_SPEED if self.speed <= 0 else self.speed / 2)
 
     def close(self) -> None:
-        """Release the stores."""
+        """Release the stores (and the broker's stream, if it has one)."""
         with self._step_lock:
+            closer = getattr(self.broker, "close", None)
+            if callable(closer):
+                closer()
             self.state.close()
             self.market.close()
 
