@@ -144,7 +144,7 @@ class OrdersScreen(TerminalScreen):
         super().__init__()
         self._execution: dict[str, dict[str, Any]] = {}
         self._selected: str | None = None
-        self._fetched_version = -1
+        self._fetched_key: tuple | None = None
 
     def compose_body(self) -> ComposeResult:
         """Blotter, then a row of children, TCA by order and TCA by strategy."""
@@ -157,8 +157,14 @@ class OrdersScreen(TerminalScreen):
     def show_body(self, snapshot: EngineSnapshot) -> None:
         """Sync the blotter now; fetch execution details and costs in a worker."""
         self._sync_blotter(snapshot)
-        if snapshot.version != self._fetched_version:
-            self._fetched_version = snapshot.version
+        # Refetch when orders or the session change, not on every snapshot version: an
+        # engine command itself bumps the version, which would refetch forever.
+        key = (
+            snapshot.session,
+            tuple((o.client_order_id, o.status) for o in snapshot.recent_orders),
+        )
+        if key != self._fetched_key:
+            self._fetched_key = key
             self.run_worker(self.refresh_execution(), group="execution", exclusive=True)
 
     def _sync_blotter(self, snapshot: EngineSnapshot) -> None:
