@@ -140,11 +140,23 @@ class OrderManager:
         return True
 
     def dispatch(self, at: datetime) -> int:
-        """Send every committed NEW order, one transaction each; returns how many."""
+        """Send every committed NEW order, one transaction each; returns how many went out.
+
+        If the venue cannot be reached (BrokerError), that order's transaction rolls back
+        and it stays NEW: the next dispatch (or restart) looks it up before resending.
+        """
         sent = 0
         for order in self.orders_in(OrderStatus.NEW):
-            with self.state.transaction():
-                self._send(order, at)
+            try:
+                with self.state.transaction():
+                    self._send(order, at)
+            except BrokerError as exc:
+                log.warning(
+                    "event=dispatch_deferred client_order_id=%s error=%r",
+                    order.client_order_id,
+                    str(exc),
+                )
+                continue
             sent += 1
         return sent
 
@@ -156,10 +168,9 @@ class OrderManager:
             update = OrderUpdate(cid, OrderStatus.ACCEPTED, broker_order_id=known.broker_order_id)
             log.info("event=order_adopted client_order_id=%s status=%s", cid, known.status)
         else:
-            try:
-                update = self.broker.submit(order)
-            except BrokerError as exc:
-                update = OrderUpdate(cid, OrderStatus.REJECTED, reason=str(exc))
+            # A BrokerError here is ambiguous (the venue may hold the order): it propagates
+            # so the caller keeps the order NEW instead of calling it rejected.
+            update = self.broker.submit(order)
         self.state.set_order_status(cid, OrderStatus.SUBMITTED)
         if update.broker_order_id:
             self.conn.execute(

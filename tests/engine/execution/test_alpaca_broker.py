@@ -139,3 +139,27 @@ def test_bad_keys_are_refused(fake: FakeAlpaca):
     broker = AlpacaBroker("wrong", "keys", url=fake.url, stream=False, max_attempts=1)
     with pytest.raises(Exception, match="not authorized"):
         broker.account()
+
+
+def test_an_outage_during_dispatch_keeps_the_order_new_and_a_later_dispatch_sends_it_once(
+    fake: FakeAlpaca, tmp_path
+):
+    from qgtm.engine.audit import AuditLog
+    from qgtm.engine.execution.algos import Algo
+    from qgtm.engine.execution.manager import OrderManager
+    from qgtm.engine.state import StateStore
+
+    state = StateStore(tmp_path)
+    broker = _broker(fake, stream=False, max_attempts=2)
+    oms = OrderManager(state, AuditLog(state.conn), broker, lambda fill: None)
+    with state.transaction():
+        oms.place(_order(), strategy="tsmom", algo=Algo.MARKET, decision_price=Decimal(200), at=T)
+    fake.fail_next("GET", "/v2/orders:by_client_order_id", 503, times=2)  # look-up fails
+    fake.fail_next("POST", "/v2/orders", 503, times=1)  # then the first POST is ambiguous
+    assert oms.dispatch(T) == 0
+    assert [o.client_order_id for o in oms.orders_in(OrderStatus.NEW)] == ["abc-20240305-GLD-0"]
+    assert oms.dispatch(T) == 1  # look-up: none; POST 503; look-up: none; POST ok
+    assert fake.orders_received == 1
+    assert fake.posts() == 2
+    assert oms.blotter()[0]["status"] == "ACCEPTED"
+    state.close()

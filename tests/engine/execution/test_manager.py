@@ -130,3 +130,42 @@ def test_per_strategy_costs_are_notional_weighted(tmp_path: Path):
     assert stats["strategy"] == "tsmom"
     assert stats["orders"] == 1
     assert stats["arrival_cost_bps"] == pytest.approx(5.0)
+
+
+# ----- idempotency under repeats and reordering (property) ---------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    sizes=st.lists(st.integers(1, 50), min_size=1, max_size=6),
+    deliveries=st.lists(st.integers(0, 30), max_size=30),
+)
+def test_fills_delivered_repeatedly_are_booked_exactly_once(tmp_path_factory, sizes, deliveries):
+    world = World(tmp_path_factory.mktemp("oms"))
+    world.broker.commit_before_send = False
+    total = sum(sizes)
+    world.place(total, Algo.MARKET)
+    cid = client_order_id("abc", DECIDED, "GLD")
+    updates, cumulative = [], 0
+    for i, qty in enumerate(sizes):
+        cumulative += qty
+        fill = Fill(f"exec-{i}", cid, "GLD", Side.BUY, qty, Decimal("100"), Decimal(0), AT)
+        status = OrderStatus.FILLED if cumulative == total else OrderStatus.PARTIALLY_FILLED
+        updates.append(OrderUpdate(cid, status, fill=fill, cumulative_filled=cumulative))
+    # Every execution once, in order, with arbitrary repeats of earlier ones mixed in.
+    stream = []
+    for i, update in enumerate(updates):
+        stream.append(update)
+        stream.extend(updates[d % (i + 1)] for d in deliveries[i * 5 : i * 5 + 5])
+    with world.state.transaction():
+        for update in stream:
+            world.oms.apply(update, AT)
+    (row,) = world.oms.blotter()
+    assert sum(f.quantity for f in world.booked) == total
+    assert row["filled_quantity"] == total
+    assert row["status"] == "FILLED"
+    assert len(world.oms.tca_rows()) == 1
