@@ -16,6 +16,7 @@ from qgtm.core.universe import UniverseError
 from qgtm.engine.backtest.result import BacktestError
 from qgtm.engine.data.store import MarketDataError
 from qgtm.engine.data.user_bars import UserBarsError
+from qgtm.engine.execution.keys import MissingCredentialsError
 from qgtm.engine.live.lock import EngineLockedError
 
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
@@ -84,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="print the effective configuration")
     _common(config)
     _add_research_commands(sub)
+    keys = sub.add_parser("keys", help="broker keys in the OS keyring (never in the config)")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="action", required=True)
+    keys_set = keys_sub.add_parser("set", help="prompt for a broker's keys and store them")
+    keys_set.add_argument("broker", choices=["alpaca"], help="which broker")
     return parser
 
 
@@ -213,6 +218,8 @@ def _audit(args: argparse.Namespace, data_dir: Path) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "strategies":
         return _strategies()
+    if args.command == "keys":
+        return _keys(args)
     config, data_dir = _load(args)
     if args.command == "status":
         return _status(data_dir)
@@ -235,12 +242,34 @@ def _dispatch(args: argparse.Namespace) -> int:
     return _run_terminal(config, data_dir)
 
 
+def _keys(args: argparse.Namespace) -> int:
+    import getpass
+
+    from qgtm.engine.execution.keys import store_alpaca_credentials
+
+    key_id = getpass.getpass("Alpaca key id: ")
+    secret = getpass.getpass("Alpaca secret key: ")
+    try:
+        store_alpaca_credentials(key_id, secret)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    print("stored the Alpaca keys in the OS keyring (service qgtm)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, run, and turn expected errors into one line and a non-zero exit."""
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
-    except (CliError, ConfigError, UniverseError, MarketDataError, EngineLockedError) as exc:
+    except (
+        CliError,
+        ConfigError,
+        UniverseError,
+        MarketDataError,
+        EngineLockedError,
+        MissingCredentialsError,
+    ) as exc:
         print(f"qgtm: {exc}", file=sys.stderr)
         return 2
     except (BacktestError, UserBarsError) as exc:

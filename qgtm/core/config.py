@@ -51,6 +51,15 @@ class ExecutionConfig:
     slippage_bps: float = 5.0
     commission_per_share: str = "0.005"
     min_trade_value: str = "5000"
+    spread_bps: float = 2.0  # quoted spread; each paper fill pays half of it
+    participation_cap: float = 0.10  # algo children take at most this share of bucket volume
+    latency_ms: int = 50  # paper fills arrive this long after their bucket starts
+    vwap_adv_fraction: float = 0.01  # orders above 1% of ADV are worked as VWAP
+    twap_adv_fraction: float = 0.05  # above 5% of ADV: TWAP with the participation cap
+    adv_window: int = 20  # sessions in the average daily volume
+    broker: str = "paper"  # paper | alpaca (keys from keyring, never this file)
+    alpaca_url: str = ""  # override Alpaca's REST base URL (default: the paper endpoint)
+    alpaca_stream_url: str = ""  # override the trade_updates websocket URL
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,12 @@ def skip_small_trade(target_qty: int, delta: int, price: Decimal, min_trade_valu
     return delta == 0 or (target_qty != 0 and abs(delta) * price < min_trade_value)
 
 
+def child_order_id(parent_id: str, slice_no: int) -> str:
+    """The id of child slice `slice_no` (1, 2, ...) of a parent order (which is slice 0)."""
+    stem, _, _ = parent_id.rpartition("-")
+    return f"{stem}-{slice_no}"
+
+
 def orders_for_targets(
     targets: Mapping[str, float],
     holdings: Mapping[str, int],

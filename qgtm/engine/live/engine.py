@@ -23,15 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from qgtm.core import calendar
-from qgtm.core.config import Config
-from qgtm.core.enums import KillTier, OrderStatus
+from qgtm.core.config import Config, live_trading_allowed
+from qgtm.core.enums import KillTier
 from qgtm.core.snapshot import AuditRow, EngineSnapshot, PositionRow, QuoteRow
 from qgtm.core.types import Order, Signal
 from qgtm.core.universe import Universe, load_universe
 from qgtm.engine.audit import AuditLog
 from qgtm.engine.backtest.service import register_backtest_commands
 from qgtm.engine.data.store import MarketStore, PricePanel
-from qgtm.engine.execution.brokers.paper import PaperBroker
+from qgtm.engine.execution.algos import Algo, select_algo
+from qgtm.engine.execution.brokers.base import Broker
+from qgtm.engine.execution.brokers.paper import PaperBroker, SessionBar
+from qgtm.engine.execution.manager import Benchmarks, OrderManager
 from qgtm.engine.execution.oms import orders_for_targets, strategy_set_key
 from qgtm.engine.portfolio.allocator import inverse_vol_weights, realised_vols
 from qgtm.engine.portfolio.book import Book
@@ -87,6 +90,15 @@ class TradingEngine:
         self._commands: dict[str, Callable[..., Any]] = {}
         self._restore()
         register_backtest_commands(self)
+        self.register_command("execution.blotter", lambda limit=200: self.oms.blotter(limit))
+        self.register_command("execution.children", lambda parent_id: self.oms.children(parent_id))
+        self.register_command(
+            "execution.tca",
+            lambda limit=200: {
+                "orders": self.oms.tca_rows(limit),
+                "strategies": self.oms.tca_by_strategy(),
+            },
+        )
 
     # ----- state -------------------------------------------------------------------
     def _first_index(self) -> int:
@@ -109,13 +121,65 @@ class TradingEngine:
         self.peak_equity = Decimal(self.state.get_meta("peak_equity") or initial)
         self.prev_equity = Decimal(self.state.get_meta("prev_equity") or initial)
         self.daily_pnl = Decimal(self.state.get_meta("daily_pnl") or 0)
-        self.broker = PaperBroker(
-            self.config.execution.slippage_bps,
-            Decimal(self.config.execution.commission_per_share),
+        if getattr(self, "broker", None) is None or isinstance(self.broker, PaperBroker):
+            self.broker = self._make_broker()
+        self.oms = OrderManager(
+            self.state, self.audit, self.broker, lambda fill: self.book.apply_fill(fill), ACTOR
         )
-        for order in self.state.open_orders():
-            self.broker.submit(order)
+        if isinstance(self.broker, PaperBroker):
+            for order in self.state.open_orders():
+                self.broker.adopt(order)
+        else:
+            self._recover_external_orders()
         self._snapshot = self._build_snapshot()
+
+    def _make_broker(self) -> Broker:
+        """The configured venue: the paper simulator, or Alpaca (paper endpoint unless live)."""
+        execution = self.config.execution
+        if execution.broker == "paper":
+            return self._paper_broker()
+        if execution.broker != "alpaca":
+            raise ValueError(f"execution.broker must be paper or alpaca, got {execution.broker!r}")
+        from qgtm.engine.execution.brokers.alpaca import AlpacaBroker
+        from qgtm.engine.execution.keys import alpaca_credentials
+
+        key_id, secret = alpaca_credentials()
+        return AlpacaBroker(
+            key_id,
+            secret,
+            paper=not live_trading_allowed(self.config),
+            url=execution.alpaca_url or None,
+            stream_url=execution.alpaca_stream_url or None,
+        )
+
+    def _recover_external_orders(self) -> None:
+        """After a restart: sync working orders with the venue, then send committed NEW ones.
+
+        An order committed NEW may have reached the venue before a crash; `dispatch`
+        looks each one up by client order id before sending, so none goes out twice.
+        """
+        last = self.next_index - 1
+        at = calendar.session_close(self.panel.dates[last]) if last >= 0 else datetime.now()
+        with self.state.transaction():
+            self.oms.recover(at)
+        self.oms.dispatch(at)
+
+    def _paper_broker(self) -> PaperBroker:
+        """The simulated venue, seeded with the book's cash and holdings."""
+        execution = self.config.execution
+        broker = PaperBroker(
+            execution.slippage_bps,
+            Decimal(execution.commission_per_share),
+            spread_bps=execution.spread_bps,
+            participation_cap=execution.participation_cap,
+            latency_ms=execution.latency_ms,
+            cash=self.book.cash,
+            positions=self.book.quantities(),
+            symbols=self.panel.symbols,
+        )
+        if self.next_index > 0:
+            broker.update_marks(self._marks(self.next_index - 1))
+        return broker
 
     @property
     def at_end(self) -> bool:
@@ -147,6 +211,8 @@ class TradingEngine:
                 self._restore()
                 raise
             self.next_index = index + 1
+            if self.broker.commit_before_send:  # committed first, then sent (never the reverse)
+                self.oms.dispatch(calendar.session_close(self.panel.dates[index]))
             self._snapshot = self._build_snapshot()
             return True
 
@@ -157,26 +223,21 @@ class TradingEngine:
         self._close(index, calendar.session_close(day))
 
     def _fill_at_open(self, index: int, at: datetime) -> None:
-        opens = {
-            s: _money(p) for s, p in zip(self.panel.symbols, self.panel.open[index], strict=True)
-        }
-        for fill in self.broker.fill_at_open(opens, at):
-            if not self.state.record_fill(fill):
-                continue  # a fill seen twice is booked once
-            self.book.apply_fill(fill)
-            self.audit.append(
-                "ORDER_FILLED",
-                ACTOR,
-                at,
-                {
-                    "client_order_id": fill.client_order_id,
-                    "symbol": fill.symbol,
-                    "side": fill.side.value,
-                    "quantity": fill.quantity,
-                    "price": str(fill.price),
-                    "commission": str(fill.commission),
-                },
+        """Work the orders decided on t-1 through session t; fills are booked once."""
+        p = self.panel
+        bars = {
+            s: SessionBar(
+                _money(p.open[index, i]),
+                _money(p.high[index, i]),
+                _money(p.low[index, i]),
+                _money(p.close[index, i]),
+                float(p.volume[index, i]),
             )
+            for i, s in enumerate(p.symbols)
+        }
+        if isinstance(self.broker, PaperBroker):
+            self.broker.execute_session(bars, self.panel.dates[index])
+        self.oms.process_updates(at, {s: Benchmarks.from_bar(b) for s, b in bars.items()})
 
     def _signals(self, history: PricePanel, day: date) -> list[Signal]:
         signals = [s for strategy in self.strategies for s in strategy.generate(history, day)]
@@ -217,25 +278,24 @@ class TradingEngine:
             set_key,
             Decimal(self.config.execution.min_trade_value),
         )
+        adv = _average_volumes(history, self.config.execution.adv_window)
         for order in orders:
-            self._submit(replace(order, status=OrderStatus.SUBMITTED), at)
+            algo = select_algo(
+                order.quantity,
+                adv.get(order.symbol, 0.0),
+                self.config.execution.vwap_adv_fraction,
+                self.config.execution.twap_adv_fraction,
+            )
+            self._submit(order, at, algo, marks[order.symbol])
 
-    def _submit(self, order: Order, at: datetime) -> None:
-        if not self.state.insert_order(order):
-            return  # this decision already produced this order
-        self.broker.submit(order)
-        self.audit.append(
-            "ORDER_SUBMITTED",
-            ACTOR,
-            at,
-            {
-                "client_order_id": order.client_order_id,
-                "symbol": order.symbol,
-                "side": order.side.value,
-                "quantity": order.quantity,
-                "reason": order.reason,
-            },
-        )
+    def _submit(self, order: Order, at: datetime, algo: Algo, decision_price: Decimal) -> None:
+        """Hand one order to the OMS (recorded once; sent once)."""
+        strategy = FLATTEN_SET if order.reason == "emergency flatten" else self._strategy_name
+        self.oms.place(order, strategy=strategy, algo=algo, decision_price=decision_price, at=at)
+
+    @property
+    def _strategy_name(self) -> str:
+        return ",".join(self.config.engine.strategies)
 
     def _close(self, index: int, at: datetime) -> None:
         day = self.panel.dates[index]
@@ -259,6 +319,8 @@ class TradingEngine:
             day, equity, self.book.cash, self.daily_pnl, gross, self.kill_tier.name
         )
         self.state.save_positions(self.book, marks)
+        if isinstance(self.broker, PaperBroker):
+            self.broker.update_marks(marks)
         for key, value in (
             ("last_index", index),
             ("last_session", day.isoformat()),
@@ -297,10 +359,8 @@ class TradingEngine:
     def _flatten_now(self, at: datetime) -> None:
         """Cancel working orders and send closing orders for every holding (fill next open)."""
         for order in self.broker.open_orders():
-            self.state.set_order_status(order.client_order_id, OrderStatus.CANCELED)
-        self.broker = PaperBroker(
-            self.config.execution.slippage_bps, Decimal(self.config.execution.commission_per_share)
-        )
+            self.oms.cancel(order.client_order_id)
+        self.oms.process_updates(at)
         day = at.date()
         marks = {s: h.avg_price for s, h in self.book.holdings.items()}
         orders = orders_for_targets(
@@ -308,7 +368,7 @@ class TradingEngine:
         )
         for order in orders:
             self._submit(
-                replace(order, status=OrderStatus.SUBMITTED, reason="emergency flatten"), at
+                replace(order, reason="emergency flatten"), at, Algo.MARKET, marks[order.symbol]
             )
 
     # ----- commands ----------------------------------------------------------------
@@ -388,8 +448,11 @@ class TradingEngine:
         self.set_speed(MAX_SPEED if self.speed <= 0 else self.speed / 2)
 
     def close(self) -> None:
-        """Release the stores."""
+        """Release the stores (and the broker's stream, if it has one)."""
         with self._step_lock:
+            closer = getattr(self.broker, "close", None)
+            if callable(closer):
+                closer()
             self.state.close()
             self.market.close()
 
@@ -472,6 +535,14 @@ class TradingEngine:
                 )
             )
         return tuple(rows)
+
+
+def _average_volumes(history: PricePanel, window: int) -> dict[str, float]:
+    """Mean daily volume over the last `window` sessions before the decision, per symbol."""
+    recent = history.volume[-window:]
+    if len(recent) == 0:
+        return {}
+    return {s: float(v) for s, v in zip(history.symbols, recent.mean(axis=0), strict=True)}
 
 
 def _realised_vols(history: PricePanel) -> dict[str, float]:
