@@ -212,15 +212,17 @@ def store_failures(
     con: duckdb.DuckDBPyConnection, dataset: str, failures: Sequence[QualityFailure]
 ) -> None:
     """Replace the stored failures of `dataset` with `failures` (latest run wins)."""
+    rows = [
+        (f.dataset, f.subject, f.check, f.severity.value, _day(f.day), f.detail) for f in failures
+    ]
     con.execute("BEGIN TRANSACTION")
-    con.execute("DELETE FROM quality_failures WHERE dataset = ?", [dataset])
-    con.executemany(
-        "INSERT INTO quality_failures VALUES (?, ?, ?, ?, ?, ?, now())",
-        [
-            (f.dataset, f.subject, f.check, f.severity.value, _day(f.day), f.detail)
-            for f in failures
-        ],
-    )
+    try:
+        con.execute("DELETE FROM quality_failures WHERE dataset = ?", [dataset])
+        if rows:
+            con.executemany("INSERT INTO quality_failures VALUES (?, ?, ?, ?, ?, ?, now())", rows)
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
     con.execute("COMMIT")
     for f in failures:
         if f.severity is Severity.CRITICAL:
