@@ -283,3 +283,61 @@ def blocked_symbols(con: duckdb.DuckDBPyConnection, day: date) -> dict[str, str]
         for symbol in symbols or ():
             blocked.setdefault(symbol, f"{key} {reason}")
     return blocked
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetStatus:
+    """One stored dataset as the Data screen shows it."""
+
+    dataset: str
+    rows: int
+    first: date | None
+    last: date | None
+    last_update: str
+    freshness_days: int | None
+    status: str
+    critical: int
+    warnings: int
+
+
+def dataset_status(
+    con: duckdb.DuckDBPyConnection, today: date | None = None
+) -> list[DatasetStatus]:
+    """Rows, span, last ingest, age of the newest observation and failure counts per dataset."""
+    today = today or date.today()
+    spans = con.execute(
+        "SELECT dataset, count(*), min(period), max(period) FROM series GROUP BY dataset "
+        "UNION ALL SELECT 'bars_' || timeframe, count(*), min(ts)::DATE, max(ts)::DATE "
+        "FROM provider_bars GROUP BY timeframe ORDER BY 1"
+    ).fetchall()
+    ingests = {
+        d: (str(at)[:19], status)
+        for d, at, status in con.execute(
+            "SELECT dataset, max(ingested_at), arg_max(status, ingested_at) FROM ingest_log "
+            "GROUP BY dataset"
+        ).fetchall()
+    }
+    counts: dict[tuple[str, str], int] = {
+        (d, s): n
+        for d, s, n in con.execute(
+            "SELECT dataset, severity, count(*) FROM quality_failures GROUP BY dataset, severity"
+        ).fetchall()
+    }
+    rows = []
+    for dataset, count, first, last in spans:
+        at, status = ingests.get(dataset, ("-", "-"))
+        critical = counts.get((dataset, Severity.CRITICAL.value), 0)
+        rows.append(
+            DatasetStatus(
+                dataset=dataset,
+                rows=int(count),
+                first=first,
+                last=last,
+                last_update=at,
+                freshness_days=(today - last).days if last else None,
+                status="CRITICAL" if critical else ("OK" if status != "FAILED" else "FAILED"),
+                critical=critical,
+                warnings=counts.get((dataset, Severity.WARNING.value), 0),
+            )
+        )
+    return rows

@@ -33,8 +33,8 @@ PROVIDER_TABLES = (
     "CREATE TABLE IF NOT EXISTS quality_failures (dataset VARCHAR NOT NULL, "
     "subject VARCHAR NOT NULL, check_name VARCHAR NOT NULL, severity VARCHAR NOT NULL, "
     "day DATE NOT NULL, detail VARCHAR NOT NULL, found_at TIMESTAMPTZ NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS ingest_log (dataset VARCHAR NOT NULL, ingested_at TIMESTAMPTZ NOT NULL, "
-    "row_count BIGINT NOT NULL, status VARCHAR NOT NULL, detail VARCHAR NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ingest_log (dataset VARCHAR NOT NULL, "
+    "ingested_at TIMESTAMPTZ NOT NULL, row_count BIGINT NOT NULL, status VARCHAR NOT NULL, detail VARCHAR NOT NULL)",
 )
 
 

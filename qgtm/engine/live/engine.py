@@ -31,6 +31,7 @@ from qgtm.core.snapshot import AuditRow, EngineSnapshot, PositionRow, QuoteRow
 from qgtm.core.types import Order, Signal
 from qgtm.core.universe import Universe, load_universe
 from qgtm.engine.audit import AuditLog
+from qgtm.engine.data.quality import blocked_symbols
 from qgtm.engine.data.store import MarketStore, PricePanel
 from qgtm.engine.execution.brokers.paper import PaperBroker
 from qgtm.engine.execution.oms import orders_for_targets, strategy_set_key
@@ -88,6 +89,9 @@ class TradingEngine:
         self._snapshot: EngineSnapshot | None = None
         self._commands: dict[str, Callable[..., Any]] = {}
         self._restore()
+        from qgtm.engine.data.providers.commands import register_data_commands
+
+        register_data_commands(self)
 
     # ----- state -------------------------------------------------------------------
     def _first_index(self) -> int:
@@ -191,7 +195,7 @@ class TradingEngine:
         equity = self.book.equity(marks)
         targets: dict[str, float] = {}
         if self.kill_tier < KillTier.FLATTEN:
-            signals = self._signals(history, day)
+            signals = self._without_blocked(self._signals(history, day), day, at)
             targets = inverse_vol_weights(
                 signals, _realised_vols(history), self.config.engine.gross_target
             )
@@ -220,6 +224,19 @@ class TradingEngine:
         )
         for order in orders:
             self._submit(replace(order, status=OrderStatus.SUBMITTED), at)
+
+    def _without_blocked(self, signals: list[Signal], day: date, at: datetime) -> list[Signal]:
+        """Drop signals on symbols whose data failed a critical quality check (audited)."""
+        blocked = blocked_symbols(self.market.connection, day)
+        if not blocked:
+            return signals
+        for symbol in sorted({s.symbol for s in signals} & set(blocked)):
+            reason = blocked[symbol]
+            self.audit.append(
+                "DATA_QUALITY_BLOCK", "data", at, {"symbol": symbol, "reason": reason}
+            )
+            log.warning("event=data_quality_block symbol=%s reason=%r", symbol, reason)
+        return [s for s in signals if s.symbol not in blocked]
 
     def _submit(self, order: Order, at: datetime) -> None:
         if not self.state.insert_order(order):

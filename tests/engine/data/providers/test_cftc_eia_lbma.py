@@ -58,7 +58,7 @@ def test_cot_missing_column_is_named():
 
 def test_cot_bad_date_names_field_and_row():
     broken = DISAGG_TEXT.replace(",211228,", ",21-12-28,")
-    with pytest.raises(SchemaError, match="As_of_Date_In_Form_YYMMDD.*row 1"):
+    with pytest.raises(SchemaError, match=r"As_of_Date_In_Form_YYMMDD.*row 1"):
         parse_cot_text(broken, DISAGGREGATED)
 
 
