@@ -34,7 +34,8 @@ PROVIDER_TABLES = (
     "subject VARCHAR NOT NULL, check_name VARCHAR NOT NULL, severity VARCHAR NOT NULL, "
     "day DATE NOT NULL, detail VARCHAR NOT NULL, found_at TIMESTAMPTZ NOT NULL)",
     "CREATE TABLE IF NOT EXISTS ingest_log (dataset VARCHAR NOT NULL, "
-    "ingested_at TIMESTAMPTZ NOT NULL, row_count BIGINT NOT NULL, status VARCHAR NOT NULL, detail VARCHAR NOT NULL)",
+    "ingested_at TIMESTAMPTZ NOT NULL, row_count BIGINT NOT NULL, "
+    "status VARCHAR NOT NULL, detail VARCHAR NOT NULL)",
 )
 
 
