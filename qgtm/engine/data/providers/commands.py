@@ -31,7 +31,7 @@ def register_data_commands(engine: TradingEngine) -> None:
     def failures(limit: int = 200) -> list[QualityFailure]:
         return stored_failures(engine.market.connection, limit)
 
-    def refresh(sources: Sequence[str] = DEFAULT_REFRESH) -> list[str]:
+    def refresh(sources: Sequence[str] | None = None) -> list[str]:
         return scheduled_refresh(engine, sources)
 
     engine.register_command("data.status", status)
@@ -39,10 +39,14 @@ def register_data_commands(engine: TradingEngine) -> None:
     engine.register_command("data.refresh", refresh)
 
 
-def scheduled_refresh(engine: TradingEngine, sources: Sequence[str] = DEFAULT_REFRESH) -> list[str]:
-    """The daemon scheduler's data job: incremental refresh, critical failures to alerts."""
+def scheduled_refresh(engine: TradingEngine, sources: Sequence[str] | None = None) -> list[str]:
+    """The daemon scheduler's data job: incremental refresh, critical failures to alerts.
+
+    `sources` defaults to DEFAULT_REFRESH (Alpaca bars come with the broker's data feed).
+    """
     from qgtm.engine.data.providers.ingest import refresh
 
+    sources = sources if sources is not None else DEFAULT_REFRESH
     lines: list[str] = []
     reports = refresh(engine.market, sources, engine.universe.symbols, progress=lines.append)
     for report in reports:
