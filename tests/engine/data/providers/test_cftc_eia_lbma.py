@@ -124,3 +124,13 @@ def test_incremental_ingest_asks_only_from_what_the_store_holds(monkeypatch, key
         server.close()
     # newest stored period 2024-11-29 minus the 28-day revision overlap
     assert {r.query["start"][0] for r in server.requests} == {"2024-11-01"}
+
+
+def test_eia_bad_value_names_field_and_row(monkeypatch, keys):
+    server = eia_fake(crude=[("2024-11-15", 1), ("2024-11-22", "n/a")])
+    monkeypatch.setenv("QGTM_EIA_BASE_URL", server.url)
+    try:
+        with pytest.raises(SchemaError, match=r"field 'value' is 'n/a' in row 1"):
+            EiaProvider(policy=FAST).fetch(None, None)
+    finally:
+        server.close()
