@@ -199,11 +199,17 @@ def check_bars_frame(
     """Checks per symbol on close prices of provider bars (BAR_SCHEMA rows, delivered order)."""
     failures: list[QualityFailure] = []
     for (symbol,), group in frame.group_by("symbol", maintain_order=True):
-        days = [ts.date() for ts in group["ts"].to_list()]
-        if group["timeframe"][0] != "1Day":
-            days = [ts for ts in group["ts"].to_list()]  # intraday: timestamps, not days
+        stamps = group["ts"].to_list()
+        daily = group["timeframe"][0] == "1Day"
+        # Daily bars are judged per day; intraday bars per timestamp, without a freshness
+        # check (a quiet hour is not stale data).
         failures += check_observations(
-            dataset, str(symbol), days, group["close"].to_list(), policy, today
+            dataset,
+            str(symbol),
+            [ts.date() for ts in stamps] if daily else stamps,
+            group["close"].to_list(),
+            policy,
+            today if daily else None,
         )
     return failures
 

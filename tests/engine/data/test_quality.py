@@ -134,3 +134,24 @@ def test_real_failures_block_uso_on_the_negative_wti_day(tmp_path):
     assert "USO" in blocked_symbols(store.connection, date(2020, 4, 20))
     assert "USO" in blocked_symbols(store.connection, date(2020, 4, 21))
     store.close()
+
+
+def test_intraday_bars_are_checked_per_timestamp():
+    from datetime import UTC, datetime
+
+    from qgtm.engine.data.quality import check_bars_frame
+
+    stamps = [datetime(2024, 1, 2, h, tzinfo=UTC) for h in (15, 16, 16, 17)]
+    frame = pl.DataFrame(
+        {
+            "symbol": ["GLD"] * 4,
+            "timeframe": ["1Hour"] * 4,
+            "ts": stamps,
+            "close": [190.0, 190.5, 190.5, 95.0],
+        }
+    )
+    failures = check_bars_frame(frame, "bars_1Hour", today=date(2024, 3, 1))
+    assert [(f.check, f.severity) for f in failures] == [
+        ("duplicate", Severity.CRITICAL),
+        ("split_jump", Severity.CRITICAL),
+    ]

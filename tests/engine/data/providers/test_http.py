@@ -60,3 +60,17 @@ def test_rate_limiter_spaces_requests():
     for _ in range(4):
         limiter.wait()
     assert time.monotonic() - started >= 0.15
+
+
+def test_slow_server_times_out_and_is_retried():
+    def slow(query):
+        time.sleep(0.3)
+        return 200, "application/json", b"{}"
+
+    fake = LoopbackServer(routes={"/slow": slow})
+    policy = HttpPolicy(timeout_s=0.05, min_interval_s=0, backoff_s=0, max_retries=1)
+    try:
+        with pytest.raises(ProviderError, match=r"ReadTimeout.*after 2 attempts"):
+            HttpSource("test", policy).get(fake.url + "/slow")
+    finally:
+        fake.close()
