@@ -2,13 +2,14 @@
 
 Files: https://prices.lbma.org.uk/json/gold_pm.json and .../silver.json, each a JSON
 array of {"d": "YYYY-MM-DD", "v": [USD, GBP, EUR]} (0 where a currency has no price).
-The whole history comes in one file; since/until filter it.
+The whole history comes in one file; since/until filter it. The free files are delayed
+to midnight London (release.lbma_knowledge).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import date, time
+from datetime import date
 
 import polars as pl
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 LBMA_URL = "https://prices.lbma.org.uk"
 DATASET = "lbma"
-FILES = {"gold_pm_usd": ("gold_pm.json", time(15, 0)), "silver_usd": ("silver.json", time(12, 0))}
+FILES = {"gold_pm_usd": "gold_pm.json", "silver_usd": "silver.json"}
 
 
 class LbmaProvider:
@@ -48,9 +49,9 @@ class LbmaProvider:
     def fetch(self, since: date | None, until: date | None) -> pl.DataFrame:
         """USD auction prices of both metals for days since..until."""
         frames = []
-        for series, (file_name, auction) in FILES.items():
+        for series, file_name in FILES.items():
             body = self._http.get_json(self.url + file_name)
-            rows = _rows(body, series, auction)
+            rows = _rows(body, series)
             frame = pl.DataFrame(
                 rows, schema=["period", "value", "knowledge_time"], orient="row"
             ).with_columns(
@@ -71,7 +72,7 @@ class LbmaProvider:
         return frame
 
 
-def _rows(body: object, series: str, auction: time) -> list[tuple]:
+def _rows(body: object, series: str) -> list[tuple]:
     if not isinstance(body, list):
         raise SchemaError(f"lbma {series}: response is not a JSON array")
     rows = []
@@ -84,5 +85,5 @@ def _rows(body: object, series: str, auction: time) -> list[tuple]:
         except (TypeError, ValueError, IndexError):
             raise SchemaError(f"lbma {series}: bad row {i}: {record!r}") from None
         value = float(usd) if usd not in (None, 0) else None
-        rows.append((day, value, lbma_knowledge(day, auction)))
+        rows.append((day, value, lbma_knowledge(day)))
     return rows

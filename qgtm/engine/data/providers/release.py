@@ -13,7 +13,9 @@ pandas' USFederalHolidayCalendar), because CFTC and EIA are federal agencies.
   (EIA then publishes at 11:00 or 12:00; the later time never lets a strategy see early).
 * FRED/ALFRED vintages carry a realtime_start *date*, not a time. A vintage may have
   been posted late in that day, so it counts as known at 00:00 ET the next day.
-* LBMA auctions: gold PM 15:00 London, silver 12:00 London; stamped 30 minutes later.
+* LBMA auctions (gold PM 15:00 London, silver 12:00 London): the free JSON price files
+  are delayed to midnight London time, so a day's price is known from 00:00 London the
+  next day (subscribers to the live feed would know it ~30 minutes after the auction).
 """
 
 from __future__ import annotations
@@ -79,7 +81,6 @@ def fred_knowledge(realtime_start: date) -> datetime:
     return _utc(realtime_start + timedelta(days=1), time(0, 0))
 
 
-def lbma_knowledge(day: date, auction: time) -> datetime:
-    """LBMA price of `day`: the London auction time plus 30 minutes."""
-    stamped = datetime.combine(day, auction, tzinfo=LONDON) + timedelta(minutes=30)
-    return stamped.astimezone(UTC)
+def lbma_knowledge(day: date) -> datetime:
+    """LBMA price of `day` in the free files: 00:00 London on the next day."""
+    return datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=LONDON).astimezone(UTC)

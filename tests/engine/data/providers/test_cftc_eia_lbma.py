@@ -109,8 +109,8 @@ def test_lbma_prices_in_usd(monkeypatch, store):
         server.close()
     gold = store.series_frame("lbma").filter(pl.col("series") == "gold_pm_usd")
     assert gold["value"].to_list() == [2064.4, 2034.1]
-    # 15:00 London + 30 min, winter time = UTC
-    assert gold["knowledge_time"][0] == datetime(2024, 1, 2, 15, 30, tzinfo=UTC)
+    # the free file is delayed to midnight London (winter time = UTC)
+    assert gold["knowledge_time"][0] == datetime(2024, 1, 3, 0, 0, tzinfo=UTC)
 
 
 def test_incremental_ingest_asks_only_from_what_the_store_holds(monkeypatch, keys, store):
