@@ -28,7 +28,8 @@ PROVIDER_TABLES = (
     # Provider bars (Alpaca), kept apart from the demo's `bars` table.
     "CREATE TABLE IF NOT EXISTS provider_bars (symbol VARCHAR NOT NULL, "
     "timeframe VARCHAR NOT NULL, ts TIMESTAMPTZ NOT NULL, open DOUBLE, high DOUBLE, "
-    "low DOUBLE, close DOUBLE, volume DOUBLE, ingested_at TIMESTAMPTZ NOT NULL, "
+    "low DOUBLE, close DOUBLE, volume DOUBLE, knowledge_time TIMESTAMPTZ NOT NULL, "
+    "ingested_at TIMESTAMPTZ NOT NULL, "
     "PRIMARY KEY (symbol, timeframe, ts))",
     "CREATE TABLE IF NOT EXISTS quality_failures (dataset VARCHAR NOT NULL, "
     "subject VARCHAR NOT NULL, check_name VARCHAR NOT NULL, severity VARCHAR NOT NULL, "
@@ -168,7 +169,7 @@ class MarketStore:
         self._con.register("incoming_bars", frame)
         self._con.execute(
             "INSERT OR REPLACE INTO provider_bars SELECT symbol, timeframe, ts, open, high, "
-            "low, close, volume, now() FROM incoming_bars"
+            "low, close, volume, knowledge_time, now() FROM incoming_bars"
         )
         self._con.unregister("incoming_bars")
         return frame.height
@@ -199,7 +200,8 @@ class MarketStore:
     def provider_bars_frame(self, timeframe: str) -> pl.DataFrame:
         """All stored provider bars at `timeframe`, by symbol and time."""
         result = self._con.sql(
-            "SELECT symbol, timeframe, ts, open, high, low, close, volume FROM provider_bars "
+            "SELECT symbol, timeframe, ts, open, high, low, close, volume, knowledge_time "
+            "FROM provider_bars "
             "WHERE timeframe = ? ORDER BY symbol, ts",
             params=[timeframe],
         )

@@ -39,6 +39,17 @@ def _timeframe(spec: str):  # -> alpaca TimeFrame
     raise ValueError(f"unknown timeframe {spec!r} (choose from {', '.join(TIMEFRAMES)})")
 
 
+def bar_knowledge_time(start: datetime, timeframe: str) -> datetime:
+    """When a bar is complete: the session close for daily bars, start + length intraday."""
+    from qgtm.core import calendar
+
+    if timeframe == "1Day":
+        day = start.astimezone(calendar.NEW_YORK).date()
+        return calendar.session_close(day).astimezone(UTC)
+    minutes = {"1Hour": 60, "15Min": 15}[timeframe]
+    return start + timedelta(minutes=minutes)
+
+
 class AlpacaBarsProvider:
     """Split/dividend-adjusted bars of `symbols` at one timeframe."""
 
@@ -106,10 +117,12 @@ class AlpacaBarsProvider:
                         bar.low,
                         bar.close,
                         bar.volume,
+                        bar_knowledge_time(bar.timestamp, self.timeframe),
                     )
                 )
         frame = pl.DataFrame(rows, schema=list(BAR_SCHEMA), orient="row").with_columns(
             pl.col("ts").cast(pl.Datetime("us", "UTC")),
+            pl.col("knowledge_time").cast(pl.Datetime("us", "UTC")),
             *(pl.col(c).cast(pl.Float64) for c in ("open", "high", "low", "close", "volume")),
         )
         validate_frame(frame, BAR_SCHEMA, "alpaca bars")

@@ -3,7 +3,8 @@
 A provider turns one external source into a validated polars frame in one of two shapes:
 
 * series (macro / alt data): dataset, series, period, value, knowledge_time;
-* bars (market data): symbol, timeframe, ts, open, high, low, close, volume.
+* bars (market data): symbol, timeframe, ts (bar start), open, high, low, close, volume,
+  knowledge_time (bar end: the session close for daily bars).
 
 `knowledge_time` is the UTC instant the value became public; point-in-time joins
 (qgtm.engine.data.pit) never let a decision see a row before it.
@@ -49,6 +50,7 @@ BAR_SCHEMA: dict[str, pl.DataType] = {
     "low": pl.Float64(),
     "close": pl.Float64(),
     "volume": pl.Float64(),
+    "knowledge_time": pl.Datetime("us", "UTC"),
 }
 
 

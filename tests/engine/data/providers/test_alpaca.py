@@ -22,6 +22,8 @@ def test_daily_bars_are_adjusted_and_paginated(alpaca):
     assert frame.height == 6
     assert frame.filter(frame["symbol"] == "USO")["close"].to_list() == [65.2, 67.4, 66.9]
     assert frame["ts"][0] == datetime(2024, 1, 2, 5, 0, tzinfo=UTC)
+    # a daily bar is known at the session close, 16:00 New York, not at its midnight stamp
+    assert frame["knowledge_time"][0] == datetime(2024, 1, 2, 21, 0, tzinfo=UTC)
     assert all(r.query["adjustment"] == ["all"] for r in alpaca.requests)
     assert len(alpaca.requests) == 3  # 6 bars in pages of 2, via next_page_token
     assert alpaca.requests[0].headers["APCA-API-KEY-ID"] == "test-alpaca-key"
@@ -39,3 +41,14 @@ def test_incremental_refresh_starts_near_the_newest_stored_bar(alpaca, store):
 def test_intraday_timeframe_is_requested_as_such(alpaca):
     AlpacaBarsProvider(("GLD",), timeframe="1Hour").fetch(date(2024, 1, 2), date(2024, 1, 2))
     assert alpaca.requests[0].query["timeframe"] == ["1Hour"]
+
+
+def test_bar_knowledge_time_follows_early_closes_and_intraday_length():
+    from qgtm.engine.data.providers.alpaca import bar_knowledge_time
+
+    day_after_thanksgiving = datetime(2024, 11, 29, 5, 0, tzinfo=UTC)  # 13:00 NY close
+    assert bar_knowledge_time(day_after_thanksgiving, "1Day") == datetime(
+        2024, 11, 29, 18, 0, tzinfo=UTC
+    )
+    hour = datetime(2024, 1, 2, 15, 0, tzinfo=UTC)
+    assert bar_knowledge_time(hour, "1Hour") == datetime(2024, 1, 2, 16, 0, tzinfo=UTC)
