@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 from qgtm import __version__
@@ -84,15 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("-n", type=int, default=20, help="how many records (default 20)")
     config = sub.add_parser("config", help="print the effective configuration")
     _common(config)
-    _add_research_commands(sub)
-    keys = sub.add_parser("keys", help="broker keys in the OS keyring (never in the config)")
-    keys_sub = keys.add_subparsers(dest="keys_command", metavar="action", required=True)
-    keys_set = keys_sub.add_parser("set", help="prompt for a broker's keys and store them")
-    keys_set.add_argument("broker", choices=["alpaca"], help="which broker")
+    data_sub = _data_parsers(sub)
+    _add_research_commands(sub, data_sub)
     return parser
 
 
-def _add_research_commands(sub: argparse._SubParsersAction) -> None:
+def _add_research_commands(
+    sub: argparse._SubParsersAction, data_sub: argparse._SubParsersAction
+) -> None:
     from qgtm.engine.backtest.commands import add_backtest_arguments
 
     backtest = sub.add_parser(
@@ -100,15 +100,109 @@ def _add_research_commands(sub: argparse._SubParsersAction) -> None:
     )
     _common(backtest)
     add_backtest_arguments(backtest)
-    data = sub.add_parser("data", help="market data: import your own daily bars")
-    _common(data)
-    data_sub = data.add_subparsers(dest="data_command", metavar="action", required=True)
     data_import = data_sub.add_parser(
         "import", help="validate a CSV/Parquet of daily bars and store it (source=user)"
     )
     _common(data_import)
     data_import.add_argument("file", type=Path, help="CSV (Yahoo-style or Date,Price) or Parquet")
     data_import.add_argument("--symbol", help="symbol when the file has no Symbol column")
+
+
+# ----- data providers and keys (issue 9) ---------------------------------------------
+KEY_NAMES = ("alpaca", "fred", "eia")
+
+
+def _iso_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _data_parsers(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    from qgtm.engine.data.providers.ingest import SOURCES
+
+    data = sub.add_parser("data", help="market and macro data: fetch from providers, import files")
+    _common(data)
+    data_sub = data.add_subparsers(dest="data_command", metavar="action", required=True)
+    fetch = data_sub.add_parser(
+        "fetch", help="fetch one source into market.duckdb (incremental), then run quality checks"
+    )
+    _common(fetch)
+    fetch.add_argument("source", choices=SOURCES, help="data source")
+    fetch.add_argument("--from", dest="since", type=_iso_day, help="first day (YYYY-MM-DD)")
+    fetch.add_argument("--to", dest="until", type=_iso_day, help="last day (YYYY-MM-DD)")
+    fetch.add_argument(
+        "--timeframe", default="1Day", choices=("1Day", "1Hour", "15Min"), help="alpaca bars"
+    )
+    keys = sub.add_parser("keys", help="API keys in the OS keyring (never in files)")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="action", required=True)
+    key_set = keys_sub.add_parser("set", help="prompt for a key and store it in the keyring")
+    key_set.add_argument("name", choices=KEY_NAMES, help="which key")
+    return data_sub
+
+
+def _data(args: argparse.Namespace, data_dir: Path) -> int:
+    import duckdb
+
+    from qgtm.engine.data.providers.base import ProviderError
+    from qgtm.engine.data.providers.ingest import ingest, make_provider
+    from qgtm.engine.data.store import MarketStore
+
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
+    if args.since and args.until and args.since > args.until:
+        raise CliError(f"--from {args.since} is after --to {args.until}")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        store = MarketStore(data_dir)
+    except duckdb.IOException as exc:
+        raise CliError(f"market.duckdb is busy (is an engine running?): {exc}") from None
+    try:
+        from qgtm.core.universe import load_universe
+
+        provider = make_provider(args.source, load_universe().symbols, args.timeframe)
+        print(f"fetching {args.source} ...", flush=True)
+        try:
+            report = ingest(store, provider, args.since, args.until)
+        finally:
+            provider.close()
+    except ProviderError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        store.close()
+    print(f"{args.source}: {report.rows} rows stored (from {report.since or 'start'})")
+    for failure in report.failures[:20]:
+        print(
+            f"  {failure.severity.value:<8} {failure.dataset}:{failure.subject} "
+            f"{failure.check} {failure.day} {failure.detail}"
+        )
+    if len(report.failures) > 20:
+        print(f"  ... {len(report.failures) - 20} more quality failures")
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    import getpass
+
+    if args.name == "alpaca":
+        return _alpaca_keys()
+
+    import keyring
+    from keyring.errors import KeyringError
+
+    from qgtm.engine.data.providers.base import KEYRING_SERVICE
+
+    secret = getpass.getpass(f"{args.name} API key (input hidden): ").strip()
+    if not secret:
+        raise CliError("no key entered; nothing stored")
+    try:
+        keyring.set_password(KEYRING_SERVICE, f"{args.name}_api_key", secret)
+    except KeyringError as exc:
+        raise CliError(
+            f"no usable OS keyring ({exc}); set QGTM_{args.name.upper()}_API_KEY instead"
+        ) from None
+    print(f"stored {args.name} key in the OS keyring (service {KEYRING_SERVICE!r})")
+    return 0
 
 
 def _load(args: argparse.Namespace) -> tuple[Config, Path]:
@@ -232,17 +326,19 @@ def _dispatch(args: argparse.Namespace) -> int:
         from qgtm.engine.backtest.commands import backtest_command
 
         return backtest_command(args, config, data_dir)
-    if args.command == "data":
+    if args.command == "data" and args.data_command == "import":
         from qgtm.engine.backtest.commands import data_import_command
 
         return data_import_command(args, data_dir)
+    if args.command == "data" and args.data_command == "fetch":
+        return _data(args, data_dir)
     config = _with_speed(config, args.speed)
     if args.daemon:
         return _run_daemon(config, data_dir, args.sessions)
     return _run_terminal(config, data_dir)
 
 
-def _keys(args: argparse.Namespace) -> int:
+def _alpaca_keys() -> int:
     import getpass
 
     from qgtm.engine.execution.keys import store_alpaca_credentials

@@ -13,6 +13,7 @@ from qgtm.tui.client import EngineClient
 from qgtm.tui.commands import TerminalCommands
 from qgtm.tui.screens.audit import AuditScreen
 from qgtm.tui.screens.base import TerminalScreen
+from qgtm.tui.screens.data import DataScreen
 from qgtm.tui.screens.monitor import MonitorScreen
 from qgtm.tui.screens.orders import OrdersScreen
 from qgtm.tui.screens.research import ResearchScreen
@@ -37,6 +38,7 @@ SCREEN_SLOTS = (
     ScreenSlot("orders", "Orders", OrdersScreen, "2,f2"),
     ScreenSlot("audit", "Audit", AuditScreen, "3,f3"),
     ScreenSlot("research", "Research", ResearchScreen, "5,f5"),
+    ScreenSlot("data", "Data", DataScreen, "8,f8"),
 )
 
 

@@ -30,6 +30,7 @@ from qgtm.core.types import Order, Signal
 from qgtm.core.universe import Universe, load_universe
 from qgtm.engine.audit import AuditLog
 from qgtm.engine.backtest.service import register_backtest_commands
+from qgtm.engine.data.quality import blocked_symbols
 from qgtm.engine.data.store import MarketStore, PricePanel
 from qgtm.engine.execution.algos import Algo, select_algo
 from qgtm.engine.execution.brokers.base import Broker
@@ -99,6 +100,9 @@ class TradingEngine:
                 "strategies": self.oms.tca_by_strategy(),
             },
         )
+        from qgtm.engine.data.providers.commands import register_data_commands
+
+        register_data_commands(self)
 
     # ----- state -------------------------------------------------------------------
     def _first_index(self) -> int:
@@ -251,7 +255,7 @@ class TradingEngine:
         equity = self.book.equity(marks)
         targets: dict[str, float] = {}
         if self.kill_tier < KillTier.FLATTEN:
-            signals = self._signals(history, day)
+            signals = self._without_blocked(self._signals(history, day), day, at)
             targets = inverse_vol_weights(
                 signals, _realised_vols(history), self.config.engine.gross_target
             )
@@ -287,6 +291,19 @@ class TradingEngine:
                 self.config.execution.twap_adv_fraction,
             )
             self._submit(order, at, algo, marks[order.symbol])
+
+    def _without_blocked(self, signals: list[Signal], day: date, at: datetime) -> list[Signal]:
+        """Drop signals on symbols whose data failed a critical quality check (audited)."""
+        blocked = blocked_symbols(self.market.connection, day)
+        if not blocked:
+            return signals
+        for symbol in sorted({s.symbol for s in signals} & set(blocked)):
+            reason = blocked[symbol]
+            self.audit.append(
+                "DATA_QUALITY_BLOCK", "data", at, {"symbol": symbol, "reason": reason}
+            )
+            log.warning("event=data_quality_block symbol=%s reason=%r", symbol, reason)
+        return [s for s in signals if s.symbol not in blocked]
 
     def _submit(self, order: Order, at: datetime, algo: Algo, decision_price: Decimal) -> None:
         """Hand one order to the OMS (recorded once; sent once)."""
