@@ -15,6 +15,7 @@ from qgtm.core.paths import default_config_file, default_data_dir
 from qgtm.core.universe import UniverseError
 from qgtm.engine.data.store import MarketDataError
 from qgtm.engine.live.lock import EngineLockedError
+from qgtm.publish.cli import PublishCliError
 
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
@@ -81,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("-n", type=int, default=20, help="how many records (default 20)")
     config = sub.add_parser("config", help="print the effective configuration")
     _common(config)
+    from qgtm.publish.cli import add_parser as add_publish_parser
+
+    add_publish_parser(sub, _common)
     return parser
 
 
@@ -191,6 +195,11 @@ def _audit(args: argparse.Namespace, data_dir: Path) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "strategies":
         return _strategies()
+    if args.command == "publish":
+        from qgtm.publish.cli import run as run_publish
+
+        data_dir = (getattr(args, "data_dir", None) or default_data_dir()).expanduser()
+        return run_publish(args, data_dir)
     config, data_dir = _load(args)
     if args.command == "status":
         return _status(data_dir)
@@ -211,6 +220,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except (CliError, ConfigError, UniverseError, MarketDataError, EngineLockedError) as exc:
+        print(f"qgtm: {exc}", file=sys.stderr)
+        return 2
+    except PublishCliError as exc:
         print(f"qgtm: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
