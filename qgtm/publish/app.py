@@ -6,7 +6,7 @@ alerts) and subscriber (reads its tier's feed). Every keyed request passes a per
 token bucket (`rate_per_minute`). Nothing is served before the tier's release time.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI must resolve the local dependencies.
 
 import asyncio
 import hmac

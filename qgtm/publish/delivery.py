@@ -77,7 +77,9 @@ class Dispatcher:
                 try:
                     await channels.send(d.channel, d.address, text)
                 except DeliveryError as exc:
-                    wait = exc.retry_after or self._backoff(d.attempts)
+                    wait = exc.retry_after
+                    if wait is None:
+                        wait = self._backoff(d.attempts)
                     give_up = d.attempts + 1 >= self.settings.max_attempts
                     key = (d.subscriber_id, d.item_id, d.channel)
                     failed.append((*key, str(exc), time.time() + wait, give_up))

@@ -33,6 +33,7 @@ class FakeDiscord:
 
     clock: Any = None
     rate_limit_next: int = 0
+    retry_after: float = 0.05
     messages: list[DiscordMessage] = field(default_factory=list)
     rejected: int = 0
 
@@ -55,7 +56,7 @@ class FakeDiscord:
                 self.rejected += 1
                 return 429, {
                     "message": "You are being rate limited.",
-                    "retry_after": 0.05,
+                    "retry_after": self.retry_after,
                     "global": False,
                 }
             now = self.clock.now() if self.clock else None
