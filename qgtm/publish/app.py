@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from qgtm.core.publication import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from qgtm.publish.bots import discord_interaction, telegram_update
@@ -30,13 +30,39 @@ from qgtm.publish.settings import PublisherSettings
 from qgtm.publish.store import PublisherStore, Subscriber
 
 
+class SignalPayload(BaseModel):
+    """A published target change (see qgtm.engine.outbox for what the engine sends)."""
+
+    symbol: str = Field(min_length=1, max_length=16)
+    direction: Literal["LONG", "SHORT", "FLAT"]
+    weight: float = Field(ge=-10, le=10)
+    previous_weight: float = Field(ge=-10, le=10)
+    rationale: str = Field(max_length=2000)
+    decision_time: str = Field(max_length=64)
+    strategy_set: str = Field(max_length=200)
+
+
+class AlertPayload(BaseModel):
+    """An owner alert."""
+
+    source: str = Field(min_length=1, max_length=64)
+    text: str = Field(min_length=1, max_length=2000)
+    at: str = Field(max_length=64)
+
+
 class IngestItem(BaseModel):
-    """One outbox item as the engine sends it."""
+    """One outbox item as the engine sends it; the payload must match the kind."""
 
     id: str = Field(min_length=8, max_length=64, pattern=r"^[0-9a-f]+$")
     kind: Literal["signal", "alert"]
-    issued_at: datetime
+    issued_at: AwareDatetime
     payload: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _payload_matches_kind(self) -> "IngestItem":
+        model = SignalPayload if self.kind == "signal" else AlertPayload
+        self.payload = model.model_validate(self.payload).model_dump()
+        return self
 
 
 class IngestBody(BaseModel):
@@ -146,7 +172,17 @@ def create_app(ctx: PublisherContext, run_dispatcher: bool = True) -> FastAPI:
             raise HTTPException(403, "admin role required")
         return sub
 
-    @app.post("/v1/ingest", response_model=IngestAck, tags=["engine"])
+    @app.post(
+        "/v1/ingest",
+        response_model=IngestAck,
+        tags=["engine"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ingest_schema()}},
+            }
+        },
+    )
     async def ingest(
         request: Request,
         x_qgtm_timestamp: Annotated[str | None, Header()] = None,
@@ -275,6 +311,19 @@ def create_app(ctx: PublisherContext, run_dispatcher: bool = True) -> FastAPI:
         return JSONResponse(telegram_update(ctx, update))
 
     return app
+
+
+def _ingest_schema() -> dict[str, Any]:
+    """IngestBody as an inline OpenAPI schema (the body is read raw to check its HMAC)."""
+    item = IngestItem.model_json_schema()
+    item["properties"]["payload"] = {
+        "anyOf": [SignalPayload.model_json_schema(), AlertPayload.model_json_schema()]
+    }
+    return {
+        "type": "object",
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "maxItems": 1000, "items": item}},
+    }
 
 
 def _views(ctx: PublisherContext, sub: Subscriber, rows: list[tuple]) -> list[dict[str, Any]]:
