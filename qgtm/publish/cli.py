@@ -74,6 +74,8 @@ def _serve(settings: PublisherSettings, host: str | None, port: int | None) -> i
         telegram_webhook_secret=env_secret("QGTM_TELEGRAM_WEBHOOK_SECRET"),
     )
     logging.basicConfig(stream=sys.stdout, level=logging.INFO)
+    # httpx logs request URLs at INFO; Telegram and Discord URLs carry tokens.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     uvicorn.run(create_app(ctx), host=host or settings.host, port=port or settings.port)
     return 0
 

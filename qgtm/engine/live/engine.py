@@ -355,12 +355,17 @@ class TradingEngine:
         """The outbox sender runs beside the replay clock when a publisher url is set."""
         if not self.config.publish.url:
             return None
-        from qgtm.core.publication import load_secret
+        from qgtm.core.config import ConfigError
+        from qgtm.core.publication import SecretMissingError, load_secret
 
+        try:
+            secret = load_secret()
+        except SecretMissingError as exc:
+            raise ConfigError(f"[publish] url is set but {exc}") from None
         sender = OutboxSender(
             self.state.path,
             self.config.publish.url,
-            load_secret(),
+            secret,
             batch_size=self.config.publish.batch_size,
             max_backoff=self.config.publish.max_backoff,
         )
