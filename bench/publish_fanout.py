@@ -146,13 +146,13 @@ async def _baseline(base: str, count: int) -> dict:
 
 def main() -> None:
     """Run the benchmark and print a JSON report."""
+    global CONCURRENCY
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--signals", type=int, default=5)
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between signals")
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
     args = parser.parse_args()
-    global CONCURRENCY
     CONCURRENCY = args.concurrency
     port = _free_port()
     server = multiprocessing.Process(target=_serve, args=(port,), daemon=True)

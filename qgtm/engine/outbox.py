@@ -308,6 +308,7 @@ class OutboxSender:
                 wait = self.backoff() or self.poll_interval
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), timeout=wait)
+            await self.send_once(client)  # one last push of what the final session queued
 
     def stop(self) -> None:
         """Ask `run` to return after the current batch."""

@@ -143,3 +143,19 @@ def test_backoff_doubles_and_is_capped() -> None:
         delays.append(sender.backoff())
     assert 0.8 <= delays[0] <= 1.2 and 1.6 <= delays[1] <= 2.4 and 3.2 <= delays[2] <= 4.8
     assert 6.4 <= delays[3] <= 9.6
+
+
+def test_kill_tier_changes_are_queued_as_owner_alerts(tmp_path: Path, short_config: Config) -> None:
+    from dataclasses import replace
+
+    from qgtm.core.types import RiskLimits
+
+    config = replace(short_config, risk=RiskLimits(daily_loss_limit=1e-6))
+    engine = TradingEngine(config, tmp_path)
+    for _ in range(10):
+        engine.step()
+    tier = engine.kill_tier
+    engine.close()
+    alerts = [json.loads(r[2]) for r in _rows(engine.state.path) if r[1] == "alert"]
+    assert tier.name != "NORMAL" and alerts
+    assert alerts[-1]["source"] == "kill_tier" and tier.name in alerts[-1]["text"]

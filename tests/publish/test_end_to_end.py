@@ -135,3 +135,19 @@ def _outbox_ids(db: Path, kind: str) -> list[tuple[str]]:
         return conn.execute("SELECT id FROM outbox WHERE kind = ?", (kind,)).fetchall()
     finally:
         conn.close()
+
+
+def test_engine_run_starts_the_sender_and_flushes_on_stop(
+    tmp_path: Path, short_config: Config, publisher_factory, monkeypatch
+) -> None:
+    monkeypatch.setenv("QGTM_PUBLISH_SECRET", SECRET)
+    server = publisher_factory(make_settings(tmp_path))
+    server.start()
+    config = replace(short_config, publish=PublishConfig(url=server.url))
+    engine = TradingEngine(config, tmp_path / "book")
+    assert asyncio.run(engine.run(max_sessions=3)) == 3
+    status = outbox_status(engine.state.path)
+    engine.close()
+    assert status.pending == 0 and status.sent > 0
+    assert server.ctx is not None
+    assert server.ctx.store.status()["items"] == {"signal": status.sent}
