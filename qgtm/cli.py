@@ -19,6 +19,7 @@ from qgtm.engine.data.store import MarketDataError
 from qgtm.engine.data.user_bars import UserBarsError
 from qgtm.engine.execution.keys import MissingCredentialsError
 from qgtm.engine.live.lock import EngineLockedError
+from qgtm.publish.cli import PublishCliError
 
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
@@ -87,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(config)
     data_sub = _data_parsers(sub)
     _add_research_commands(sub, data_sub)
+    from qgtm.publish.cli import add_parser as add_publish_parser
+
+    add_publish_parser(sub, _common)
     return parser
 
 
@@ -314,6 +318,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _strategies()
     if args.command == "keys":
         return _keys(args)
+    if args.command == "publish":
+        from qgtm.publish.cli import run as run_publish
+
+        data_dir = (getattr(args, "data_dir", None) or default_data_dir()).expanduser()
+        return run_publish(args, data_dir)
     config, data_dir = _load(args)
     if args.command == "status":
         return _status(data_dir)
@@ -369,6 +378,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"qgtm: {exc}", file=sys.stderr)
         return 2
     except (BacktestError, UserBarsError) as exc:
+        print(f"qgtm: {exc}", file=sys.stderr)
+        return 2
+    except PublishCliError as exc:
         print(f"qgtm: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -71,6 +71,18 @@ class TuiConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishConfig:
+    """Where the engine's outbox sends signals; empty url = record only, send nothing.
+
+    The shared HMAC secret comes from $QGTM_PUBLISH_SECRET or the keyring, never from here.
+    """
+
+    url: str = ""
+    batch_size: int = 100
+    max_backoff: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration of one book."""
 
@@ -81,6 +93,7 @@ class Config:
     risk: RiskLimits = field(default_factory=RiskLimits)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     tui: TuiConfig = field(default_factory=TuiConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
 
     @property
     def is_demo(self) -> bool:
@@ -88,7 +101,7 @@ class Config:
         return self.source is Source.DEMO
 
 
-_SECTIONS = ("demo", "engine", "risk", "execution", "tui")
+_SECTIONS = ("demo", "engine", "risk", "execution", "tui", "publish")
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:

@@ -22,6 +22,17 @@ class PaletteCommand:
     help: str
 
 
+async def show_outbox_status(app: QGTMApp) -> None:
+    """Ask the engine for its publish outbox status and show it as a notification."""
+    status = await app.client.call("publish.status")
+    text = f"outbox: {status['pending']} pending, {status['sent']} sent"
+    if status["oldest_pending"]:
+        text += f", oldest pending since {status['oldest_pending']}"
+    if status["last_error"]:
+        text += f"\nlast error: {status['last_error']}"
+    app.notify(text, title="publish", severity="warning" if status["last_error"] else "information")
+
+
 class TerminalCommands(Provider):
     """Engine control, screen switching and quitting, named "area: Action"."""
 
@@ -53,6 +64,13 @@ class TerminalCommands(Provider):
                     f"Switch to the {slot.title} screen ({slot.keys.replace(',', ' or ')})",
                 )
             )
+        entries.append(
+            PaletteCommand(
+                "publish: Outbox status",
+                partial(show_outbox_status, app),
+                "Signals waiting for / sent to the publisher, and the last send error",
+            )
+        )
         entries.append(PaletteCommand("app: Quit", app.action_quit, "Stop the engine and exit (q)"))
         return entries
 

@@ -37,6 +37,7 @@ from qgtm.engine.execution.brokers.base import Broker
 from qgtm.engine.execution.brokers.paper import PaperBroker, SessionBar
 from qgtm.engine.execution.manager import Benchmarks, OrderManager
 from qgtm.engine.execution.oms import orders_for_targets, strategy_set_key
+from qgtm.engine.outbox import Outbox, OutboxSender, outbox_status
 from qgtm.engine.portfolio.allocator import inverse_vol_weights, realised_vols
 from qgtm.engine.portfolio.book import Book
 from qgtm.engine.risk.killswitch import escalate, tier_for
@@ -89,6 +90,8 @@ class TradingEngine:
         self._wake = asyncio.Event()
         self._snapshot: EngineSnapshot | None = None
         self._commands: dict[str, Callable[..., Any]] = {}
+        self.outbox = Outbox(self.state.conn)
+        self.register_command("publish.status", lambda: outbox_status(self.state.path).as_dict())
         self._restore()
         register_backtest_commands(self)
         self.register_command("execution.blotter", lambda limit=200: self.oms.blotter(limit))
@@ -254,6 +257,7 @@ class TradingEngine:
         marks = self._marks(index - 1)  # last price known at the decision
         equity = self.book.equity(marks)
         targets: dict[str, float] = {}
+        signals: list[Signal] = []
         if self.kill_tier < KillTier.FLATTEN:
             signals = self._without_blocked(self._signals(history, day), day, at)
             targets = inverse_vol_weights(
@@ -271,6 +275,8 @@ class TradingEngine:
                 at, "ORDER_CUT", self.kill_tier.name, detail, decision.symbol
             )
             self.audit.append("RISK_CUT", "risk", at, {"detail": detail})
+        cuts = {d.symbol: d.reason for d in decisions}
+        self.outbox.enqueue_targets(approved, signals, cuts, at, self.strategy_set)
         set_key = FLATTEN_SET if self.kill_tier >= KillTier.FLATTEN else self.strategy_set
         orders = orders_for_targets(
             approved,
@@ -369,6 +375,7 @@ class TradingEngine:
             },
         )
         self.alerts.appendleft(f"{at:%Y-%m-%d} kill tier {detail}")
+        self.outbox.enqueue_alert("kill_tier", detail, at)
         log.warning("event=tier_change from=%s to=%s detail=%r", old.name, new_tier.name, detail)
         if new_tier >= KillTier.FLATTEN:
             self._flatten_now(at)
@@ -410,6 +417,37 @@ class TradingEngine:
     # ----- replay clock ------------------------------------------------------------
     async def run(self, max_sessions: int | None = None) -> int:
         """Step on the replay clock until stopped, out of data, or `max_sessions` done."""
+        done = 0
+        sender = self._start_sender()
+        try:
+            done = await self._run_sessions(max_sessions)
+        finally:
+            if sender is not None:
+                sender[0].stop()
+                await sender[1]
+        return done
+
+    def _start_sender(self) -> tuple[OutboxSender, asyncio.Task] | None:
+        """The outbox sender runs beside the replay clock when a publisher url is set."""
+        if not self.config.publish.url:
+            return None
+        from qgtm.core.config import ConfigError
+        from qgtm.core.publication import SecretMissingError, load_secret
+
+        try:
+            secret = load_secret()
+        except SecretMissingError as exc:
+            raise ConfigError(f"[publish] url is set but {exc}") from None
+        sender = OutboxSender(
+            self.state.path,
+            self.config.publish.url,
+            secret,
+            batch_size=self.config.publish.batch_size,
+            max_backoff=self.config.publish.max_backoff,
+        )
+        return sender, asyncio.create_task(sender.run(), name="outbox-sender")
+
+    async def _run_sessions(self, max_sessions: int | None) -> int:
         done = 0
         while not self._stop.is_set():
             if max_sessions is not None and done >= max_sessions:
