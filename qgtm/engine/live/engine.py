@@ -27,6 +27,7 @@ import numpy as np
 from qgtm.core import calendar
 from qgtm.core.config import Config
 from qgtm.core.enums import KillTier, OrderStatus
+from qgtm.core.risk_status import ResetResult, RiskStatus
 from qgtm.core.snapshot import AuditRow, EngineSnapshot, PositionRow, QuoteRow
 from qgtm.core.types import Order, Signal
 from qgtm.core.universe import Universe, load_universe
@@ -34,10 +35,10 @@ from qgtm.engine.audit import AuditLog
 from qgtm.engine.data.store import MarketStore, PricePanel
 from qgtm.engine.execution.brokers.paper import PaperBroker
 from qgtm.engine.execution.oms import orders_for_targets, strategy_set_key
-from qgtm.engine.portfolio.allocator import inverse_vol_weights
+from qgtm.engine.portfolio.allocator import AllocationSettings, allocate
 from qgtm.engine.portfolio.book import Book
-from qgtm.engine.risk.killswitch import escalate, tier_for
-from qgtm.engine.risk.manager import check_targets
+from qgtm.engine.risk.checks import RiskContext
+from qgtm.engine.risk.manager import RiskManager
 from qgtm.engine.state import StateStore
 from qgtm.engine.strategies.base import BaseStrategy
 from qgtm.engine.strategies.registry import create
@@ -88,6 +89,7 @@ class TradingEngine:
         self._snapshot: EngineSnapshot | None = None
         self._commands: dict[str, Callable[..., Any]] = {}
         self._restore()
+        self._register_risk_commands()
 
     # ----- state -------------------------------------------------------------------
     def _first_index(self) -> int:
@@ -106,8 +108,16 @@ class TradingEngine:
         self.book: Book = self.state.load_book(initial)
         last = self.state.get_meta("last_index")
         self.next_index = self._first_index() if last is None else int(last) + 1
-        self.kill_tier = KillTier[self.state.get_meta("kill_tier") or "NORMAL"]
-        self.peak_equity = Decimal(self.state.get_meta("peak_equity") or initial)
+        self.risk = RiskManager(
+            self.state,
+            self.audit,
+            self.config.risk,
+            initial,
+            alert=self.alerts.appendleft,
+            on_flatten=self._flatten_now,
+        )
+        with self.state.transaction():
+            self.risk.sync_limits(calendar.session_close(self.panel.dates[self.next_index - 1]))
         self.prev_equity = Decimal(self.state.get_meta("prev_equity") or initial)
         self.daily_pnl = Decimal(self.state.get_meta("daily_pnl") or 0)
         self.broker = PaperBroker(
@@ -117,6 +127,16 @@ class TradingEngine:
         for order in self.state.open_orders():
             self.broker.submit(order)
         self._snapshot = self._build_snapshot()
+
+    @property
+    def kill_tier(self) -> KillTier:
+        """The risk manager's current kill tier."""
+        return self.risk.tier
+
+    @property
+    def peak_equity(self) -> Decimal:
+        """The equity peak the drawdown is measured from (kept by the risk manager)."""
+        return self.risk.peak_equity
 
     @property
     def at_end(self) -> bool:
@@ -179,37 +199,37 @@ class TradingEngine:
                 },
             )
 
-    def _signals(self, history: PricePanel, day: date) -> list[Signal]:
-        signals = [s for strategy in self.strategies for s in strategy.generate(history, day)]
-        self.state.record_signals(signals)
-        return signals
+    def _signals(self, history: PricePanel, day: date) -> dict[str, list[Signal]]:
+        by_strategy = {
+            strategy.name: strategy.generate(history, day) for strategy in self.strategies
+        }
+        self.state.record_signals([s for signals in by_strategy.values() for s in signals])
+        return by_strategy
 
     def _rebalance(self, index: int, at: datetime) -> None:
         day = self.panel.dates[index]
         history = self.panel.history_before(index)
         marks = self._marks(index - 1)  # last price known at the decision
         equity = self.book.equity(marks)
+        current = self.book.weights(marks)
+        returns = _daily_returns(history, self.config.risk.risk_lookback)
         targets: dict[str, float] = {}
+        sleeves: dict[str, dict[str, float]] = {}
         if self.kill_tier < KillTier.FLATTEN:
-            signals = self._signals(history, day)
-            targets = inverse_vol_weights(
-                signals, _realised_vols(history), self.config.engine.gross_target
+            by_strategy = self._signals(history, day)
+            allocation = allocate(
+                by_strategy,
+                returns[-self.config.portfolio.cov_window :],
+                self.panel.symbols,
+                current,
+                float((self.peak_equity - equity) / self.peak_equity) if equity > 0 else 1.0,
+                self._allocation_settings(),
             )
-        approved, decisions = check_targets(
-            targets, self.book.weights(marks), self.kill_tier, self.config.risk
-        )
-        for decision in decisions:
-            detail = (
-                f"{decision.symbol} {decision.requested:+.4f} -> {decision.approved:+.4f}: "
-                f"{decision.reason}"
-            )
-            self.state.record_risk_event(
-                at, "ORDER_CUT", self.kill_tier.name, detail, decision.symbol
-            )
-            self.audit.append("RISK_CUT", "risk", at, {"detail": detail})
+            targets, sleeves = allocation.targets, allocation.sleeves
+        result = self.risk.check(targets, current, self._risk_context(returns, sleeves), at)
         set_key = FLATTEN_SET if self.kill_tier >= KillTier.FLATTEN else self.strategy_set
         orders = orders_for_targets(
-            approved,
+            result.approved,
             self.book.quantities(),
             marks,
             equity,
@@ -220,6 +240,36 @@ class TradingEngine:
         )
         for order in orders:
             self._submit(replace(order, status=OrderStatus.SUBMITTED), at)
+
+    def _allocation_settings(self) -> AllocationSettings:
+        p = self.config.portfolio
+        return AllocationSettings(
+            method=p.method,
+            gross_target=self.config.engine.gross_target,
+            max_leverage=p.max_leverage,
+            min_leverage=p.min_leverage,
+            dampen_start=p.dampen_start,
+            dampen_full=p.dampen_full,
+            no_trade_band=p.no_trade_band,
+        )
+
+    def _risk_context(
+        self, returns: np.ndarray, sleeves: dict[str, dict[str, float]] | None = None
+    ) -> RiskContext:
+        """Market facts for the checks; the Kelly history is the book's return per unit of
+        gross exposure, attributed to the strategy only when a single strategy runs."""
+        strategy_returns: dict[str, list[float]] = {}
+        if sleeves and len(self.strategies) == 1:
+            strategy_returns[self.strategies[0].name] = self.state.unit_gross_returns(
+                self.config.risk.risk_lookback
+            )
+        return RiskContext(
+            symbols=tuple(self.panel.symbols),
+            sectors={s: self.universe.sector_of(s) for s in self.panel.symbols},
+            returns=returns,
+            sleeves=sleeves or {},
+            strategy_returns=strategy_returns,
+        )
 
     def _submit(self, order: Order, at: datetime) -> None:
         if not self.state.insert_order(order):
@@ -243,18 +293,8 @@ class TradingEngine:
         marks = self._marks(index)
         equity = self.book.equity(marks)
         self.daily_pnl = equity - self.prev_equity
-        self.peak_equity = max(self.peak_equity, equity)
-        drawdown = float((self.peak_equity - equity) / self.peak_equity)
-        called_for = tier_for(
-            float(self.daily_pnl), float(self.prev_equity), drawdown, self.config.risk
-        )
-        new_tier = escalate(self.kill_tier, called_for)
-        if new_tier != self.kill_tier:
-            self._change_tier(new_tier, at, float(self.daily_pnl / self.prev_equity), drawdown)
-        flattened = self.kill_tier >= KillTier.FLATTEN and not self.book.holdings
-        if flattened and self.state.get_meta("flatten_complete") != "1":
-            self.audit.append("EMERGENCY_FLATTEN_COMPLETE", "risk", at, {"equity": str(equity)})
-            self.state.set_meta("flatten_complete", "1")
+        self.risk.update_pnl(self.daily_pnl, equity, at)
+        self.risk.flatten_complete(len(self.book.holdings), equity, at)
         gross = sum((abs(marks[s] * h.quantity) for s, h in self.book.holdings.items()), Decimal(0))
         self.state.record_equity(
             day, equity, self.book.cash, self.daily_pnl, gross, self.kill_tier.name
@@ -264,36 +304,11 @@ class TradingEngine:
             ("last_index", index),
             ("last_session", day.isoformat()),
             ("cash", self.book.cash),
-            ("peak_equity", self.peak_equity),
             ("prev_equity", equity),
             ("daily_pnl", self.daily_pnl),
-            ("kill_tier", self.kill_tier.name),
         ):
             self.state.set_meta(key, value)
         self.prev_equity = equity
-
-    def _change_tier(
-        self, new_tier: KillTier, at: datetime, pnl_frac: float, drawdown: float
-    ) -> None:
-        old = self.kill_tier
-        self.kill_tier = new_tier
-        detail = f"{old.name} -> {new_tier.name}: day P&L {pnl_frac:+.2%}, drawdown {drawdown:.2%}"
-        self.state.record_risk_event(at, "TIER_CHANGE", new_tier.name, detail)
-        self.audit.append(
-            "TIER_CHANGE",
-            "risk",
-            at,
-            {
-                "from": old.name,
-                "to": new_tier.name,
-                "daily_pnl_pct": pnl_frac,
-                "drawdown": drawdown,
-            },
-        )
-        self.alerts.appendleft(f"{at:%Y-%m-%d} kill tier {detail}")
-        log.warning("event=tier_change from=%s to=%s detail=%r", old.name, new_tier.name, detail)
-        if new_tier >= KillTier.FLATTEN:
-            self._flatten_now(at)
 
     def _flatten_now(self, at: datetime) -> None:
         """Cancel working orders and send closing orders for every holding (fill next open)."""
@@ -311,6 +326,47 @@ class TradingEngine:
             self._submit(
                 replace(order, status=OrderStatus.SUBMITTED, reason="emergency flatten"), at
             )
+
+    # ----- risk commands -----------------------------------------------------------
+    def _register_risk_commands(self) -> None:
+        self.register_command("risk.status", self.risk_status)
+        self.register_command("risk.request_reset", self._request_reset)
+        self.register_command("risk.approve_reset", self._approve_reset)
+        self.register_command("risk.add_operator", self._add_operator)
+
+    def risk_status(self) -> RiskStatus:
+        """The risk manager's view of the book at the last close."""
+        last = max(self.next_index - 1, 0)
+        marks = self._marks(last)
+        returns = _daily_returns(
+            self.panel.history_before(last + 1), self.config.risk.risk_lookback
+        )
+        curve = [e for _, e in self.state.equity_curve(64)]
+        realised = (
+            float(np.std(np.diff(curve) / np.array(curve[:-1]), ddof=1) * np.sqrt(252))
+            if len(curve) > 2
+            else 0.0
+        )
+        return self.risk.status(self.book.weights(marks), self._risk_context(returns), realised)
+
+    def _operator_command(self, action: Callable[[], ResetResult]) -> ResetResult:
+        with self.state.transaction():
+            result = action()
+        self._snapshot = self._build_snapshot()
+        return result
+
+    def _request_reset(self, operator: str, passphrase: str) -> ResetResult:
+        return self._operator_command(lambda: self.risk.request_reset(operator, passphrase))
+
+    def _approve_reset(self, approver: str, passphrase: str) -> ResetResult:
+        return self._operator_command(lambda: self.risk.approve_reset(approver, passphrase))
+
+    def _add_operator(self, name: str, passphrase: str) -> ResetResult:
+        def add() -> ResetResult:
+            self.risk.add_operator(name, passphrase)
+            return ResetResult(True, f"operator {name} added", self.kill_tier)
+
+        return self._operator_command(add)
 
     # ----- commands ----------------------------------------------------------------
     def register_command(self, name: str, handler: Callable[..., Any]) -> None:
@@ -442,6 +498,7 @@ class TradingEngine:
                 for r in self.audit.tail(100)
             ),
             alerts=tuple(self.alerts),
+            risk=self.risk_status(),
         )
 
     def _watchlist(self, index: int) -> tuple[QuoteRow, ...]:
@@ -475,13 +532,12 @@ class TradingEngine:
         return tuple(rows)
 
 
-def _realised_vols(history: PricePanel) -> dict[str, float]:
-    """Annualised stdev of the last VOL_WINDOW daily log returns, per symbol."""
-    window = history.close[-VOL_WINDOW - 1 :]
-    if len(window) < 3:
-        return {}
-    sigma = np.diff(np.log(window), axis=0).std(axis=0, ddof=1) * np.sqrt(252)
-    return {s: float(v) for s, v in zip(history.symbols, sigma, strict=True)}
+def _daily_returns(history: PricePanel, sessions: int) -> np.ndarray:
+    """Simple daily close-to-close returns of the last `sessions` sessions (T x N)."""
+    window = history.close[-sessions - 1 :]
+    if len(window) < 2:
+        return np.zeros((0, len(history.symbols)))
+    return window[1:] / window[:-1] - 1.0
 
 
 def _short(payload: dict) -> str:
