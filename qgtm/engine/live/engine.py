@@ -361,10 +361,10 @@ class TradingEngine:
     def _approve_reset(self, approver: str, passphrase: str) -> ResetResult:
         return self._operator_command(lambda: self.risk.approve_reset(approver, passphrase))
 
-    def _add_operator(self, name: str, passphrase: str) -> ResetResult:
+    def _add_operator(self, operator: str, passphrase: str) -> ResetResult:
         def add() -> ResetResult:
-            self.risk.add_operator(name, passphrase)
-            return ResetResult(True, f"operator {name} added", self.kill_tier)
+            self.risk.add_operator(operator, passphrase)
+            return ResetResult(True, f"operator {operator} added", self.kill_tier)
 
         return self._operator_command(add)
 

@@ -114,6 +114,18 @@ def correlated_groups(
     return [g for g in groups if len(g) > 1]
 
 
+def held_groups(
+    weights: Mapping[str, float], context: RiskContext, limits: RiskLimits
+) -> list[list[str]]:
+    """Correlated groups among the names with a non-zero weight (none without history)."""
+    window = context.window(limits)
+    if window.ndim != 2 or window.shape[0] < 3 or window.shape[1] != len(context.symbols):
+        return []
+    held = [s for s in context.symbols if weights.get(s, 0.0) != 0.0]
+    cols = [context.symbols.index(s) for s in held]
+    return correlated_groups(held, window[:, cols], limits.correlation_threshold)
+
+
 def _vector(weights: Mapping[str, float], symbols: Sequence[str]) -> np.ndarray:
     return np.array([weights.get(s, 0.0) for s in symbols])
 
@@ -123,7 +135,7 @@ def book_volatility(
 ) -> float:
     """Annualised sqrt(w' Sigma w) * sqrt(252), Sigma the daily sample covariance."""
     window = context.window(limits)
-    if window.shape[0] < 3:
+    if window.ndim != 2 or window.shape[0] < 3 or window.shape[1] != len(context.symbols):
         return 0.0
     cov = np.atleast_2d(np.cov(window, rowvar=False))
     w = _vector(weights, context.symbols)
@@ -155,7 +167,7 @@ def book_cvar(
 ) -> tuple[float, float]:
     """(historical, parametric) daily CVaR of the book at cvar_alpha over the lookback."""
     window = context.window(limits)
-    if window.shape[0] < 3:
+    if window.ndim != 2 or window.shape[0] < 3 or window.shape[1] != len(context.symbols):
         return 0.0, 0.0
     series = window @ _vector(weights, context.symbols)
     return (
@@ -202,9 +214,9 @@ class _Run:
 
     def set(self, symbol: str, weight: float, reason: str) -> None:
         before = self.weights.get(symbol, 0.0)
+        self.weights[symbol] = weight  # always applied; only visible changes are reported
         if abs(weight - before) > EPS:
             self.decisions.append(RiskDecision(symbol, before, weight, reason))
-            self.weights[symbol] = weight
 
     def scale(self, symbols: Sequence[str], factor: float, reason: str) -> None:
         for symbol in symbols:
@@ -252,10 +264,7 @@ def _sector(run: _Run, context: RiskContext, limits: RiskLimits) -> None:
 
 def _correlation(run: _Run, context: RiskContext, limits: RiskLimits) -> None:
     cap = limits.max_correlated_weight
-    held = [s for s in context.symbols if abs(run.weights.get(s, 0.0)) > EPS]
-    cols = [context.symbols.index(s) for s in held]
-    window = context.window(limits)
-    groups = correlated_groups(held, window[:, cols], limits.correlation_threshold) if cols else []
+    groups = held_groups(run.weights, context, limits)
     worst = 0.0
     for group in groups:
         combined = sum(abs(run.weights[s]) for s in group)
@@ -342,14 +351,10 @@ def limit_violations(
     sectors.pop("unknown", None)
     if any(v > limits.max_sector_weight + tol for v in sectors.values()):
         broken.append("sector")
-    held = [s for s in context.symbols if abs(weights.get(s, 0.0)) > EPS]
-    window = context.window(limits)
-    cols = [context.symbols.index(s) for s in held]
-    if cols:
-        for group in correlated_groups(held, window[:, cols], limits.correlation_threshold):
-            if sum(abs(weights[s]) for s in group) > limits.max_correlated_weight + tol:
-                broken.append("correlation")
-                break
+    for group in held_groups(weights, context, limits):
+        if sum(abs(weights[s]) for s in group) > limits.max_correlated_weight + tol:
+            broken.append("correlation")
+            break
     if gross_leverage(weights) > limits.max_gross_leverage + tol:
         broken.append("gross")
     if abs(net_leverage(weights)) > limits.max_net_leverage + tol:
