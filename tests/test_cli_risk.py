@@ -77,3 +77,11 @@ def test_cli_short_passphrase_is_one_clear_line(book, monkeypatch, capsys):
     _typed(monkeypatch, "short", "short")
     assert _risk(book, "add-operator", "alice") == 2
     assert "at least 8" in capsys.readouterr().err
+
+
+def test_help_lists_the_risk_actions(capsys):
+    with pytest.raises(SystemExit):
+        main(["risk", "--help"])
+    out = capsys.readouterr().out
+    for action in ("status", "request-reset", "approve-reset", "add-operator"):
+        assert action in out

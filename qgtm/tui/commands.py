@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from qgtm.tui.screens.risk import approve_reset, request_reset
+from qgtm.tui.screens.risk import add_operator, approve_reset, request_reset
 
 if TYPE_CHECKING:
     from qgtm.tui.app import QGTMApp
@@ -89,5 +89,10 @@ def _risk_commands(app: QGTMApp) -> list[PaletteCommand]:
             "risk: Approve kill-switch reset",
             flow(approve_reset),
             "Approve another operator's reset request (a on Risk)",
+        ),
+        PaletteCommand(
+            "risk: Add operator",
+            flow(add_operator),
+            "Register an operator who can request or approve kill-switch resets",
         ),
     ]

@@ -133,3 +133,18 @@ async def test_palette_approve_without_a_request_says_so(flattened) -> None:
         await pilot.pause(0.3)
         assert not isinstance(app.screen, ConfirmModal)
         assert flattened.kill_tier is KillTier.FLATTEN
+
+
+async def test_palette_adds_an_operator_with_the_passphrase_typed_twice(flattened) -> None:
+    app = QGTMApp(RecordingClient(flattened))
+    async with app.run_test(size=SIZE) as pilot:
+        await caught_up(pilot)
+        await run_palette_command(pilot, "risk: Add operator")
+        await until(pilot, lambda: isinstance(app.screen, OperatorModal))
+        await pilot.press(*"carol", "enter", *"carolpass3", "enter", *"carolpass4", "enter")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, OperatorModal)  # the two entries differ: not accepted
+        repeat = app.screen.query_one("#operator-repeat", Input)
+        repeat.value = ""
+        await pilot.press(*"carolpass3", "enter")
+        await until(pilot, lambda: "carol" in flattened.risk.operators.names())

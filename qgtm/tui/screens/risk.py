@@ -97,7 +97,7 @@ def tier_summary(status: RiskStatus) -> Text:
         )
     elif status.tier is not KillTier.NORMAL:
         text.append("\nNo reset pending: request one with [r]")
-    operators = ", ".join(status.operators) or "none (add with: qgtm risk add-operator NAME)"
+    operators = ", ".join(status.operators) or "none (palette: risk: Add operator)"
     text.append(f"\nOperators: {operators}", style=MUTED)
     text.append(
         f"\nCVaR hist {status.cvar_historical:.2%} · param {status.cvar_parametric:.2%}"
@@ -222,4 +222,18 @@ async def approve_reset(app: QGTMApp) -> None:
         return
     result = await app.client.call("risk.approve_reset", approver=who[0], passphrase=who[1])
     app.notify(result.message, severity="information" if result.ok else "error")
+    app.poll_snapshot()
+
+
+async def add_operator(app: QGTMApp) -> None:
+    """Register an operator: name and passphrase (typed twice, masked), then the engine."""
+    who = await app.push_screen_wait(OperatorModal("New operator", repeat_passphrase=True))
+    if who is None:
+        return
+    try:
+        result = await app.client.call("risk.add_operator", operator=who[0], passphrase=who[1])
+    except ValueError as exc:  # OperatorError: bad name, short passphrase, taken name
+        app.notify(str(exc), severity="error")
+        return
+    app.notify(result.message)
     app.poll_snapshot()
