@@ -146,6 +146,7 @@ class RiskLimits:
     vol_target: float = 0.15
     kelly_fraction: float = 0.5
     kelly_min_obs: int = 120
+    kelly_min_leverage: float = 0.2
     cvar_alpha: float = 0.975
     cvar_limit: float = 0.03
     risk_lookback: int = 252
@@ -170,6 +171,8 @@ class RiskLimits:
             raise ValueError("risk limit cvar_alpha must be in (0.5, 1)")
         if not -1 <= self.correlation_threshold <= 1:
             raise ValueError("risk limit correlation_threshold must be in [-1, 1]")
+        if self.kelly_min_leverage < 0:
+            raise ValueError("risk limit kelly_min_leverage must be >= 0 (0 = strict Kelly)")
         if self.risk_lookback < 20 or self.kelly_min_obs < 2:
             raise ValueError("risk_lookback must be >= 20 and kelly_min_obs >= 2")
 

@@ -6,7 +6,6 @@ is acknowledged, so a crash leaves either all of a session or none of it.
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -269,21 +268,6 @@ class StateStore:
             "SELECT session, equity FROM equity ORDER BY session DESC LIMIT ?", (limit,)
         ).fetchall()
         return [(date.fromisoformat(s), float(e)) for s, e in reversed(rows)]
-
-    def unit_gross_returns(self, limit: int) -> list[float]:
-        """Daily book returns per unit of the previous close's gross exposure, oldest first:
-        r_t = (E_t - E_{t-1}) / G_{t-1}, sessions with no exposure skipped (Kelly input)."""
-        rows = self.conn.execute(
-            "SELECT equity, gross_exposure FROM equity ORDER BY session DESC LIMIT ?",
-            (limit + 1,),
-        ).fetchall()
-        rows.reverse()
-        returns = []
-        for (prev_equity, prev_gross), (equity, _) in itertools.pairwise(rows):
-            gross = float(prev_gross)
-            if gross > 0:
-                returns.append((float(equity) - float(prev_equity)) / gross)
-        return returns
 
     def session_count(self) -> int:
         """Sessions processed so far."""

@@ -226,7 +226,9 @@ class TradingEngine:
                 self._allocation_settings(),
             )
             targets, sleeves = allocation.targets, allocation.sleeves
-        result = self.risk.check(targets, current, self._risk_context(returns, sleeves), at)
+            self.risk.record_sleeves(index, sleeves)
+        context = self._risk_context(returns, sleeves, index)
+        result = self.risk.check(targets, current, context, at)
         set_key = FLATTEN_SET if self.kill_tier >= KillTier.FLATTEN else self.strategy_set
         orders = orders_for_targets(
             result.approved,
@@ -254,14 +256,17 @@ class TradingEngine:
         )
 
     def _risk_context(
-        self, returns: np.ndarray, sleeves: dict[str, dict[str, float]] | None = None
+        self,
+        returns: np.ndarray,
+        sleeves: dict[str, dict[str, float]] | None = None,
+        index: int | None = None,
     ) -> RiskContext:
-        """Market facts for the checks; the Kelly history is the book's return per unit of
-        gross exposure, attributed to the strategy only when a single strategy runs."""
+        """Market facts for the checks; with sleeves, each strategy's paper return history
+        (closes strictly before session `index`) for its fractional-Kelly cap."""
         strategy_returns: dict[str, list[float]] = {}
-        if sleeves and len(self.strategies) == 1:
-            strategy_returns[self.strategies[0].name] = self.state.unit_gross_returns(
-                self.config.risk.risk_lookback
+        if sleeves and index is not None:
+            strategy_returns = self.risk.strategy_returns(
+                index, self.panel.close[:index], tuple(self.panel.symbols)
             )
         return RiskContext(
             symbols=tuple(self.panel.symbols),

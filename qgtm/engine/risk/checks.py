@@ -304,7 +304,8 @@ def _vol_target(run: _Run, context: RiskContext, limits: RiskLimits) -> None:
 
 
 def _kelly(run: _Run, context: RiskContext, limits: RiskLimits) -> None:
-    """Scale each strategy's sleeve to at most kelly_fraction * f*, then pass the cut to the
+    """Scale each strategy's sleeve gross to at most max(kelly_fraction * f*,
+    kelly_min_leverage), then pass the cut to the
     book symbol by symbol: w_i *= sum_s k_s sleeve_si / sum_s sleeve_si, clipped to [0, 1]."""
     factors: dict[str, float] = {}
     worst = 0.0
@@ -313,7 +314,8 @@ def _kelly(run: _Run, context: RiskContext, limits: RiskLimits) -> None:
         gross = sum(abs(w) for w in sleeve.values())
         if len(history) < limits.kelly_min_obs or gross <= EPS:
             continue
-        cap = kelly_cap(history, limits.kelly_fraction)
+        # A strategy without a measured edge keeps a small probe sleeve (0 = strict Kelly).
+        cap = max(kelly_cap(history, limits.kelly_fraction), limits.kelly_min_leverage)
         worst = max(worst, gross / cap if cap > 0 else math.inf)
         if gross > cap:
             factors[strategy] = cap / gross

@@ -58,6 +58,12 @@ CREATE TABLE IF NOT EXISTS reset_requests (
     decided_by TEXT,
     decided_at TEXT
 );
+CREATE TABLE IF NOT EXISTS strategy_sleeves (
+    strategy TEXT NOT NULL,
+    session_index INTEGER NOT NULL,
+    weights TEXT NOT NULL,
+    PRIMARY KEY (strategy, session_index)
+);
 """
 
 TIER_ALERTS = {
@@ -222,6 +228,52 @@ class RiskManager:
             event = "KILL_SWITCH_BLOCK" if decision.reason.startswith("kill tier") else "RISK_CUT"
             self.audit.append(event, ACTOR, at, {"detail": detail, "kind": kind})
         return result
+
+    # ----- per-strategy history for the Kelly cap ------------------------------------
+    def record_sleeves(
+        self, session_index: int, sleeves: Mapping[str, Mapping[str, float]]
+    ) -> None:
+        """Store each strategy's proposed sleeve of this decision (before any risk cut)."""
+        self.state.conn.executemany(
+            "INSERT OR REPLACE INTO strategy_sleeves (strategy, session_index, weights) "
+            "VALUES (?, ?, ?)",
+            [
+                (name, session_index, json.dumps(dict(sleeve), sort_keys=True))
+                for name, sleeve in sleeves.items()
+            ],
+        )
+
+    def strategy_returns(
+        self, session_index: int, closes: np.ndarray, symbols: tuple[str, ...]
+    ) -> dict[str, list[float]]:
+        """Paper daily return per unit of gross of each strategy's proposed sleeves.
+
+        The sleeve decided at session i is held over close(i) -> close(i+1):
+        r = sum_k w_k (C[i+1,k] / C[i,k] - 1) / sum_k |w_k|. Only sessions with i + 1
+        before `session_index` count, and `closes` must stop before it (no lookahead).
+        Because these are the proposals, not the fills, a strategy cut to zero keeps a
+        history and can earn its way back under the cap.
+        """
+        if closes.shape[0] > session_index:
+            raise ValueError("strategy_returns must not see closes at or after the decision")
+        column = {s: i for i, s in enumerate(symbols)}
+        rows = self.state.conn.execute(
+            "SELECT strategy, session_index, weights FROM strategy_sleeves "
+            "WHERE session_index BETWEEN ? AND ? ORDER BY session_index",
+            (session_index - 1 - self.limits.risk_lookback, session_index - 2),
+        ).fetchall()
+        history: dict[str, list[float]] = {}
+        for strategy, i, text in rows:
+            weights = {s: w for s, w in json.loads(text).items() if s in column}
+            gross = sum(abs(w) for w in weights.values())
+            if gross <= 0 or i < 0:
+                continue
+            day = sum(
+                w * (closes[i + 1, column[s]] / closes[i, column[s]] - 1.0)
+                for s, w in weights.items()
+            )
+            history.setdefault(strategy, []).append(float(day / gross))
+        return history
 
     # ----- two-person reset ------------------------------------------------------------
     def pending_reset(self) -> ResetRequestRow | None:

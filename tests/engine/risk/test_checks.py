@@ -132,6 +132,15 @@ def test_fractional_kelly_caps_a_strategy_sleeve():
     assert any(d.reason == "fractional Kelly cap" for d in result.decisions)
 
 
+def test_a_strategy_without_edge_keeps_only_its_probe_sleeve():
+    losing = [-0.001, 0.0005] * 100  # negative mean: Kelly says no position
+    context = _context(sleeves={"tsmom": {"USO": 0.6}}, strategy_returns={"tsmom": losing})
+    probe = run_checks({"USO": 0.6}, {}, KillTier.NORMAL, _with(kelly_min_obs=100), context)
+    assert probe.approved["USO"] == pytest.approx(0.2)  # kelly_min_leverage
+    strict = _with(kelly_min_obs=100, kelly_min_leverage=0.0)
+    assert run_checks({"USO": 0.6}, {}, KillTier.NORMAL, strict, context).approved["USO"] == 0.0
+
+
 def test_cvar_limit_scales_the_book_onto_the_limit():
     limits = _with(cvar_limit=0.005)
     result = run_checks({"USO": 0.8, "UNG": 0.5}, {}, KillTier.NORMAL, limits, _context())

@@ -244,3 +244,30 @@ def test_a_block_under_no_new_is_a_kill_switch_block(world):
     result = world.do(lambda: world.risk.check({"GLD": 0.1}, {}, context, DAY0))
     assert result.approved == {"GLD": 0.0}
     assert world.events("KILL_SWITCH_BLOCK")[-1][1]["kind"] == "ORDER_BLOCKED"
+
+
+# ----- Kelly history ---------------------------------------------------------------------
+def test_strategy_returns_are_paper_returns_of_the_proposed_sleeves_by_hand(world):
+    import numpy as np
+
+    closes = np.array([[100.0, 50.0], [110.0, 50.0], [99.0, 55.0], [99.0, 44.0]])
+    symbols = ("GLD", "USO")
+    world.do(lambda: world.risk.record_sleeves(0, {"tsmom": {"GLD": 0.2, "USO": -0.2}}))
+    world.do(lambda: world.risk.record_sleeves(1, {"tsmom": {"GLD": 0.5}}))
+    world.do(lambda: world.risk.record_sleeves(2, {"tsmom": {"USO": 0.1}}))
+    history = world.risk.strategy_returns(4, closes, symbols)
+    # session 0 sleeve over close0->close1: (0.2*0.10 - 0.2*0.0)/0.4 = 0.05
+    # session 1 sleeve over close1->close2: 0.5*(-0.10)/0.5 = -0.10
+    # session 2 sleeve over close2->close3: 0.1*(-0.20)/0.1 = -0.20
+    assert history["tsmom"] == pytest.approx([0.05, -0.10, -0.20])
+    # At decision 3 the session-2 sleeve's day (close2->close3) is not known yet.
+    assert world.risk.strategy_returns(3, closes[:3], symbols)["tsmom"] == pytest.approx(
+        [0.05, -0.10]
+    )
+
+
+def test_strategy_returns_refuse_closes_from_the_decision_day_on(world):
+    import numpy as np
+
+    with pytest.raises(ValueError, match="must not see"):
+        world.risk.strategy_returns(2, np.ones((3, 1)), ("GLD",))
