@@ -84,6 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
     tail = audit_sub.add_parser("tail", help="show the newest records")
     _common(tail)
     tail.add_argument("-n", type=int, default=20, help="how many records (default 20)")
+    risk = sub.add_parser(
+        "risk", help="kill switch: status, two-person reset, operators (engine not running)"
+    )
+    risk_sub = risk.add_subparsers(dest="risk_command", metavar="action", required=True)
+    _common(risk_sub.add_parser("status", help="kill tier, pending reset, operators, limits"))
+    for action, who, text in (
+        ("request-reset", "OPERATOR", "ask to return the kill tier to NORMAL (first operator)"),
+        ("approve-reset", "OPERATOR", "approve another operator's reset request"),
+        ("add-operator", "NAME", "register an operator (passphrase typed at a hidden prompt)"),
+    ):
+        action_parser = risk_sub.add_parser(action, help=text)
+        action_parser.add_argument("operator", metavar=who)
+        _common(action_parser)
     config = sub.add_parser("config", help="print the effective configuration")
     _common(config)
     data_sub = _data_parsers(sub)
@@ -313,6 +326,38 @@ def _audit(args: argparse.Namespace, data_dir: Path) -> int:
     return 0
 
 
+def _risk(args: argparse.Namespace, config: Config, data_dir: Path) -> int:
+    """Thin: prompts for the passphrase; the work is in qgtm.engine.risk.admin."""
+    import getpass
+
+    from qgtm.engine.risk.admin import RiskAdminError, offline_risk, status_lines
+    from qgtm.engine.risk.operators import OperatorError
+
+    action = args.risk_command
+    passphrase = ""
+    if action != "status":
+        passphrase = getpass.getpass(f"passphrase for {args.operator}: ")
+    if action == "add-operator" and getpass.getpass("again: ") != passphrase:
+        raise CliError("the two passphrases differ; nothing was changed")
+    try:
+        with offline_risk(data_dir, config) as risk:
+            if action == "status":
+                print("\n".join(status_lines(risk)))
+                return 0
+            if action == "add-operator":
+                risk.add_operator(args.operator, passphrase)
+                print(f"operator {args.operator} added")
+                return 0
+            if action == "request-reset":
+                result = risk.request_reset(args.operator, passphrase)
+            else:
+                result = risk.approve_reset(args.operator, passphrase)
+    except (RiskAdminError, OperatorError) as exc:
+        raise CliError(str(exc)) from None
+    print(result.message)
+    return 0 if result.ok else 1
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "strategies":
         return _strategies()
@@ -328,6 +373,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _status(data_dir)
     if args.command == "audit":
         return _audit(args, data_dir)
+    if args.command == "risk":
+        return _risk(args, config, data_dir)
     if args.command == "config":
         print(config)
         return 0

@@ -62,6 +62,34 @@ class ExecutionConfig:
     alpaca_stream_url: str = ""  # override the trade_updates websocket URL
 
 
+ALLOCATION_METHODS = ("equal", "inverse_vol", "erc", "hrp")
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioConfig:
+    """The allocator: weighting method, adaptive leverage bounds, the no-trade band."""
+
+    method: str = "inverse_vol"  # equal | inverse_vol | erc | hrp
+    cov_window: int = 63  # sessions of returns behind the covariance estimate
+    max_leverage: float = 1.0  # multiplier on engine.gross_target at no drawdown
+    min_leverage: float = 0.25  # multiplier once the drawdown reaches dampen_full
+    dampen_start: float = 0.05  # drawdown where dampening begins
+    dampen_full: float = 0.20  # drawdown where min_leverage applies
+    no_trade_band: float = 0.005  # weight changes smaller than this are not traded
+
+    def __post_init__(self) -> None:
+        if self.method not in ALLOCATION_METHODS:
+            raise ValueError(
+                f"method must be one of {', '.join(ALLOCATION_METHODS)}, got {self.method!r}"
+            )
+        if not 0 <= self.min_leverage <= self.max_leverage:
+            raise ValueError("leverage bounds need 0 <= min_leverage <= max_leverage")
+        if not 0 <= self.dampen_start < self.dampen_full:
+            raise ValueError("drawdown dampening needs 0 <= dampen_start < dampen_full")
+        if self.no_trade_band < 0 or self.cov_window < 3:
+            raise ValueError("no_trade_band must be >= 0 and cov_window >= 3")
+
+
 @dataclass(frozen=True, slots=True)
 class TuiConfig:
     """Terminal preferences."""
@@ -94,6 +122,7 @@ class Config:
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     tui: TuiConfig = field(default_factory=TuiConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
+    portfolio: PortfolioConfig = field(default_factory=PortfolioConfig)
 
     @property
     def is_demo(self) -> bool:
@@ -101,7 +130,7 @@ class Config:
         return self.source is Source.DEMO
 
 
-_SECTIONS = ("demo", "engine", "risk", "execution", "tui", "publish")
+_SECTIONS = ("demo", "engine", "risk", "execution", "tui", "publish", "portfolio")
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:

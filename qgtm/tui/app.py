@@ -17,6 +17,7 @@ from qgtm.tui.screens.data import DataScreen
 from qgtm.tui.screens.monitor import MonitorScreen
 from qgtm.tui.screens.orders import OrdersScreen
 from qgtm.tui.screens.research import ResearchScreen
+from qgtm.tui.screens.risk import RiskScreen
 from qgtm.tui.themes import THEMES, theme_css_path
 
 REFRESH_HZ = 4.0
@@ -39,6 +40,7 @@ SCREEN_SLOTS = (
     ScreenSlot("audit", "Audit", AuditScreen, "3,f3"),
     ScreenSlot("research", "Research", ResearchScreen, "5,f5"),
     ScreenSlot("data", "Data", DataScreen, "8,f8"),
+    ScreenSlot("risk", "Risk", RiskScreen, "4,f4"),
 )
 
 

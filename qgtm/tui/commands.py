@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from qgtm.tui.screens.risk import add_operator, approve_reset, request_reset
 
 if TYPE_CHECKING:
     from qgtm.tui.app import QGTMApp
@@ -71,6 +73,7 @@ class TerminalCommands(Provider):
                 "Signals waiting for / sent to the publisher, and the last send error",
             )
         )
+        entries.extend(_risk_commands(app))
         entries.append(PaletteCommand("app: Quit", app.action_quit, "Stop the engine and exit (q)"))
         return entries
 
@@ -86,3 +89,28 @@ class TerminalCommands(Provider):
             score = matcher.match(command.name)
             if score > 0:
                 yield Hit(score, matcher.highlight(command.name), command.run, help=command.help)
+
+
+def _risk_commands(app: QGTMApp) -> list[PaletteCommand]:
+    """Two-person kill-switch reset: each asks for confirmation and the operator's passphrase."""
+
+    def flow(make: Callable[[QGTMApp], Any]) -> Callable[[], object]:
+        return lambda: app.run_worker(make(app), group="risk", exclusive=True)
+
+    return [
+        PaletteCommand(
+            "risk: Request kill-switch reset",
+            flow(request_reset),
+            "Ask to return the kill tier to NORMAL; a second operator must approve (r on Risk)",
+        ),
+        PaletteCommand(
+            "risk: Approve kill-switch reset",
+            flow(approve_reset),
+            "Approve another operator's reset request (a on Risk)",
+        ),
+        PaletteCommand(
+            "risk: Add operator",
+            flow(add_operator),
+            "Register an operator who can request or approve kill-switch resets",
+        ),
+    ]

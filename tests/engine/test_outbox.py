@@ -158,4 +158,4 @@ def test_kill_tier_changes_are_queued_as_owner_alerts(tmp_path: Path, short_conf
     engine.close()
     alerts = [json.loads(r[2]) for r in _rows(engine.state.path) if r[1] == "alert"]
     assert tier.name != "NORMAL" and alerts
-    assert alerts[-1]["source"] == "kill_tier" and tier.name in alerts[-1]["text"]
+    assert alerts[-1]["source"] == "risk" and tier.name in alerts[-1]["text"]

@@ -17,14 +17,17 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from qgtm.core import calendar
 from qgtm.core.config import Config, live_trading_allowed
 from qgtm.core.enums import KillTier
+from qgtm.core.risk_status import ResetResult, RiskStatus
 from qgtm.core.snapshot import AuditRow, EngineSnapshot, PositionRow, QuoteRow
 from qgtm.core.types import Order, Signal
 from qgtm.core.universe import Universe, load_universe
@@ -38,10 +41,10 @@ from qgtm.engine.execution.brokers.paper import PaperBroker, SessionBar
 from qgtm.engine.execution.manager import Benchmarks, OrderManager
 from qgtm.engine.execution.oms import orders_for_targets, strategy_set_key
 from qgtm.engine.outbox import Outbox, OutboxSender, outbox_status
-from qgtm.engine.portfolio.allocator import inverse_vol_weights, realised_vols
+from qgtm.engine.portfolio.allocator import AllocationSettings, allocate
 from qgtm.engine.portfolio.book import Book
-from qgtm.engine.risk.killswitch import escalate, tier_for
-from qgtm.engine.risk.manager import check_targets
+from qgtm.engine.risk.checks import RiskContext
+from qgtm.engine.risk.manager import RiskManager
 from qgtm.engine.state import StateStore
 from qgtm.engine.strategies.base import BaseStrategy
 from qgtm.engine.strategies.registry import create
@@ -106,6 +109,7 @@ class TradingEngine:
         from qgtm.engine.data.providers.commands import register_data_commands
 
         register_data_commands(self)
+        self._register_risk_commands()
 
     # ----- state -------------------------------------------------------------------
     def _first_index(self) -> int:
@@ -124,8 +128,16 @@ class TradingEngine:
         self.book: Book = self.state.load_book(initial)
         last = self.state.get_meta("last_index")
         self.next_index = self._first_index() if last is None else int(last) + 1
-        self.kill_tier = KillTier[self.state.get_meta("kill_tier") or "NORMAL"]
-        self.peak_equity = Decimal(self.state.get_meta("peak_equity") or initial)
+        self.risk = RiskManager(
+            self.state,
+            self.audit,
+            self.config.risk,
+            initial,
+            alert=self._owner_alert,
+            on_flatten=self._flatten_now,
+        )
+        with self.state.transaction():
+            self.risk.sync_limits(calendar.session_close(self.panel.dates[self.next_index - 1]))
         self.prev_equity = Decimal(self.state.get_meta("prev_equity") or initial)
         self.daily_pnl = Decimal(self.state.get_meta("daily_pnl") or 0)
         if getattr(self, "broker", None) is None or isinstance(self.broker, PaperBroker):
@@ -189,6 +201,16 @@ class TradingEngine:
         return broker
 
     @property
+    def kill_tier(self) -> KillTier:
+        """The risk manager's current kill tier."""
+        return self.risk.tier
+
+    @property
+    def peak_equity(self) -> Decimal:
+        """The equity peak the drawdown is measured from (kept by the risk manager)."""
+        return self.risk.peak_equity
+
+    @property
     def at_end(self) -> bool:
         """True once every stored session has been processed."""
         return self.next_index >= len(self.panel)
@@ -246,40 +268,43 @@ class TradingEngine:
             self.broker.execute_session(bars, self.panel.dates[index])
         self.oms.process_updates(at, {s: Benchmarks.from_bar(b) for s, b in bars.items()})
 
-    def _signals(self, history: PricePanel, day: date) -> list[Signal]:
-        signals = [s for strategy in self.strategies for s in strategy.generate(history, day)]
-        self.state.record_signals(signals)
-        return signals
+    def _signals(self, history: PricePanel, day: date) -> dict[str, list[Signal]]:
+        by_strategy = {
+            strategy.name: strategy.generate(history, day) for strategy in self.strategies
+        }
+        self.state.record_signals([s for signals in by_strategy.values() for s in signals])
+        return by_strategy
 
     def _rebalance(self, index: int, at: datetime) -> None:
         day = self.panel.dates[index]
         history = self.panel.history_before(index)
         marks = self._marks(index - 1)  # last price known at the decision
         equity = self.book.equity(marks)
+        current = self.book.weights(marks)
+        returns = _daily_returns(history, self.config.risk.risk_lookback)
         targets: dict[str, float] = {}
+        sleeves: dict[str, dict[str, float]] = {}
         signals: list[Signal] = []
         if self.kill_tier < KillTier.FLATTEN:
-            signals = self._without_blocked(self._signals(history, day), day, at)
-            targets = inverse_vol_weights(
-                signals, _realised_vols(history), self.config.engine.gross_target
+            by_strategy = self._without_blocked(self._signals(history, day), day, at)
+            signals = [s for strategy_signals in by_strategy.values() for s in strategy_signals]
+            allocation = allocate(
+                by_strategy,
+                returns[-self.config.portfolio.cov_window :],
+                self.panel.symbols,
+                current,
+                float((self.peak_equity - equity) / self.peak_equity) if equity > 0 else 1.0,
+                self._allocation_settings(),
             )
-        approved, decisions = check_targets(
-            targets, self.book.weights(marks), self.kill_tier, self.config.risk
-        )
-        for decision in decisions:
-            detail = (
-                f"{decision.symbol} {decision.requested:+.4f} -> {decision.approved:+.4f}: "
-                f"{decision.reason}"
-            )
-            self.state.record_risk_event(
-                at, "ORDER_CUT", self.kill_tier.name, detail, decision.symbol
-            )
-            self.audit.append("RISK_CUT", "risk", at, {"detail": detail})
-        cuts = {d.symbol: d.reason for d in decisions}
-        self.outbox.enqueue_targets(approved, signals, cuts, at, self.strategy_set)
+            targets, sleeves = allocation.targets, allocation.sleeves
+            self.risk.record_sleeves(index, sleeves)
+        context = self._risk_context(returns, sleeves, index)
+        result = self.risk.check(targets, current, context, at)
+        cuts = {d.symbol: d.reason for d in result.decisions}
+        self.outbox.enqueue_targets(result.approved, signals, cuts, at, self.strategy_set)
         set_key = FLATTEN_SET if self.kill_tier >= KillTier.FLATTEN else self.strategy_set
         orders = orders_for_targets(
-            approved,
+            result.approved,
             self.book.quantities(),
             marks,
             equity,
@@ -298,18 +323,57 @@ class TradingEngine:
             )
             self._submit(order, at, algo, marks[order.symbol])
 
-    def _without_blocked(self, signals: list[Signal], day: date, at: datetime) -> list[Signal]:
-        """Drop signals on symbols whose data failed a critical quality check (audited)."""
+    def _without_blocked(
+        self, by_strategy: dict[str, list[Signal]], day: date, at: datetime
+    ) -> dict[str, list[Signal]]:
+        """Drop signals on symbols whose data failed a critical quality check (audited once)."""
         blocked = blocked_symbols(self.market.connection, day)
         if not blocked:
-            return signals
-        for symbol in sorted({s.symbol for s in signals} & set(blocked)):
+            return by_strategy
+        signalled = {s.symbol for signals in by_strategy.values() for s in signals}
+        for symbol in sorted(signalled & set(blocked)):
             reason = blocked[symbol]
             self.audit.append(
                 "DATA_QUALITY_BLOCK", "data", at, {"symbol": symbol, "reason": reason}
             )
             log.warning("event=data_quality_block symbol=%s reason=%r", symbol, reason)
-        return [s for s in signals if s.symbol not in blocked]
+        return {
+            name: [s for s in signals if s.symbol not in blocked]
+            for name, signals in by_strategy.items()
+        }
+
+    def _allocation_settings(self) -> AllocationSettings:
+        p = self.config.portfolio
+        return AllocationSettings(
+            method=p.method,
+            gross_target=self.config.engine.gross_target,
+            max_leverage=p.max_leverage,
+            min_leverage=p.min_leverage,
+            dampen_start=p.dampen_start,
+            dampen_full=p.dampen_full,
+            no_trade_band=p.no_trade_band,
+        )
+
+    def _risk_context(
+        self,
+        returns: np.ndarray,
+        sleeves: dict[str, dict[str, float]] | None = None,
+        index: int | None = None,
+    ) -> RiskContext:
+        """Market facts for the checks; with sleeves, each strategy's paper return history
+        (closes strictly before session `index`) for its fractional-Kelly cap."""
+        strategy_returns: dict[str, list[float]] = {}
+        if sleeves and index is not None:
+            strategy_returns = self.risk.strategy_returns(
+                index, self.panel.close[:index], tuple(self.panel.symbols)
+            )
+        return RiskContext(
+            symbols=tuple(self.panel.symbols),
+            sectors={s: self.universe.sector_of(s) for s in self.panel.symbols},
+            returns=returns,
+            sleeves=sleeves or {},
+            strategy_returns=strategy_returns,
+        )
 
     def _submit(self, order: Order, at: datetime, algo: Algo, decision_price: Decimal) -> None:
         """Hand one order to the OMS (recorded once; sent once)."""
@@ -325,18 +389,8 @@ class TradingEngine:
         marks = self._marks(index)
         equity = self.book.equity(marks)
         self.daily_pnl = equity - self.prev_equity
-        self.peak_equity = max(self.peak_equity, equity)
-        drawdown = float((self.peak_equity - equity) / self.peak_equity)
-        called_for = tier_for(
-            float(self.daily_pnl), float(self.prev_equity), drawdown, self.config.risk
-        )
-        new_tier = escalate(self.kill_tier, called_for)
-        if new_tier != self.kill_tier:
-            self._change_tier(new_tier, at, float(self.daily_pnl / self.prev_equity), drawdown)
-        flattened = self.kill_tier >= KillTier.FLATTEN and not self.book.holdings
-        if flattened and self.state.get_meta("flatten_complete") != "1":
-            self.audit.append("EMERGENCY_FLATTEN_COMPLETE", "risk", at, {"equity": str(equity)})
-            self.state.set_meta("flatten_complete", "1")
+        self.risk.update_pnl(self.daily_pnl, equity, at)
+        self.risk.flatten_complete(len(self.book.holdings), equity, at)
         gross = sum((abs(marks[s] * h.quantity) for s, h in self.book.holdings.items()), Decimal(0))
         self.state.record_equity(
             day, equity, self.book.cash, self.daily_pnl, gross, self.kill_tier.name
@@ -348,37 +402,18 @@ class TradingEngine:
             ("last_index", index),
             ("last_session", day.isoformat()),
             ("cash", self.book.cash),
-            ("peak_equity", self.peak_equity),
             ("prev_equity", equity),
             ("daily_pnl", self.daily_pnl),
-            ("kill_tier", self.kill_tier.name),
         ):
             self.state.set_meta(key, value)
         self.prev_equity = equity
 
-    def _change_tier(
-        self, new_tier: KillTier, at: datetime, pnl_frac: float, drawdown: float
-    ) -> None:
-        old = self.kill_tier
-        self.kill_tier = new_tier
-        detail = f"{old.name} -> {new_tier.name}: day P&L {pnl_frac:+.2%}, drawdown {drawdown:.2%}"
-        self.state.record_risk_event(at, "TIER_CHANGE", new_tier.name, detail)
-        self.audit.append(
-            "TIER_CHANGE",
-            "risk",
-            at,
-            {
-                "from": old.name,
-                "to": new_tier.name,
-                "daily_pnl_pct": pnl_frac,
-                "drawdown": drawdown,
-            },
-        )
-        self.alerts.appendleft(f"{at:%Y-%m-%d} kill tier {detail}")
-        self.outbox.enqueue_alert("kill_tier", detail, at)
-        log.warning("event=tier_change from=%s to=%s detail=%r", old.name, new_tier.name, detail)
-        if new_tier >= KillTier.FLATTEN:
-            self._flatten_now(at)
+    def _owner_alert(self, message: str) -> None:
+        """An owner alert: the terminal's alerts pane and the publisher's owner channel."""
+        self.alerts.appendleft(message)
+        session = self.current_session
+        at = calendar.session_close(session) if session else datetime.now(UTC)
+        self.outbox.enqueue_alert("risk", message, at)
 
     def _flatten_now(self, at: datetime) -> None:
         """Cancel working orders and send closing orders for every holding (fill next open)."""
@@ -394,6 +429,47 @@ class TradingEngine:
             self._submit(
                 replace(order, reason="emergency flatten"), at, Algo.MARKET, marks[order.symbol]
             )
+
+    # ----- risk commands -----------------------------------------------------------
+    def _register_risk_commands(self) -> None:
+        self.register_command("risk.status", self.risk_status)
+        self.register_command("risk.request_reset", self._request_reset)
+        self.register_command("risk.approve_reset", self._approve_reset)
+        self.register_command("risk.add_operator", self._add_operator)
+
+    def risk_status(self) -> RiskStatus:
+        """The risk manager's view of the book at the last close."""
+        last = max(self.next_index - 1, 0)
+        marks = self._marks(last)
+        returns = _daily_returns(
+            self.panel.history_before(last + 1), self.config.risk.risk_lookback
+        )
+        curve = [e for _, e in self.state.equity_curve(64)]
+        realised = (
+            float(np.std(np.diff(curve) / np.array(curve[:-1]), ddof=1) * np.sqrt(252))
+            if len(curve) > 2
+            else 0.0
+        )
+        return self.risk.status(self.book.weights(marks), self._risk_context(returns), realised)
+
+    def _operator_command(self, action: Callable[[], ResetResult]) -> ResetResult:
+        with self.state.transaction():
+            result = action()
+        self._snapshot = self._build_snapshot()
+        return result
+
+    def _request_reset(self, operator: str, passphrase: str) -> ResetResult:
+        return self._operator_command(lambda: self.risk.request_reset(operator, passphrase))
+
+    def _approve_reset(self, approver: str, passphrase: str) -> ResetResult:
+        return self._operator_command(lambda: self.risk.approve_reset(approver, passphrase))
+
+    def _add_operator(self, operator: str, passphrase: str) -> ResetResult:
+        def add() -> ResetResult:
+            self.risk.add_operator(operator, passphrase)
+            return ResetResult(True, f"operator {operator} added", self.kill_tier)
+
+        return self._operator_command(add)
 
     # ----- commands ----------------------------------------------------------------
     def register_command(self, name: str, handler: Callable[..., Any]) -> None:
@@ -559,6 +635,7 @@ class TradingEngine:
                 for r in self.audit.tail(100)
             ),
             alerts=tuple(self.alerts),
+            risk=self.risk_status(),
         )
 
     def _watchlist(self, index: int) -> tuple[QuoteRow, ...]:
@@ -600,9 +677,12 @@ def _average_volumes(history: PricePanel, window: int) -> dict[str, float]:
     return {s: float(v) for s, v in zip(history.symbols, recent.mean(axis=0), strict=True)}
 
 
-def _realised_vols(history: PricePanel) -> dict[str, float]:
-    """Annualised realised vols from the history (see allocator.realised_vols)."""
-    return realised_vols(history.close, history.symbols)
+def _daily_returns(history: PricePanel, sessions: int) -> np.ndarray:
+    """Simple daily close-to-close returns of the last `sessions` sessions (T x N)."""
+    window = history.close[-sessions - 1 :]
+    if len(window) < 2:
+        return np.zeros((0, len(history.symbols)))
+    return window[1:] / window[:-1] - 1.0
 
 
 def _short(payload: dict) -> str:
