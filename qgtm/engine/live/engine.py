@@ -27,12 +27,12 @@ import numpy as np
 from qgtm.core import calendar
 from qgtm.core.config import Config
 from qgtm.core.enums import KillTier, OrderStatus
-from qgtm.core.snapshot import AuditRow, EngineSnapshot, PositionRow, QuoteRow
+from qgtm.core.snapshot import AuditRow, EngineSnapshot, PositionRow, QuoteRow, ReconView
 from qgtm.core.types import Order, Signal
 from qgtm.core.universe import Universe, load_universe
 from qgtm.engine.audit import AuditLog
 from qgtm.engine.data.store import MarketStore, PricePanel
-from qgtm.engine.execution.brokers.paper import PaperBroker
+from qgtm.engine.execution.brokers.paper import PaperBroker, filled_positions
 from qgtm.engine.execution.oms import orders_for_targets, strategy_set_key
 from qgtm.engine.portfolio.allocator import inverse_vol_weights
 from qgtm.engine.portfolio.book import Book
@@ -87,6 +87,7 @@ class TradingEngine:
         self._wake = asyncio.Event()
         self._snapshot: EngineSnapshot | None = None
         self._commands: dict[str, Callable[..., Any]] = {}
+        self.recon_view: ReconView | None = None
         self._restore()
 
     # ----- state -------------------------------------------------------------------
@@ -113,6 +114,7 @@ class TradingEngine:
         self.broker = PaperBroker(
             self.config.execution.slippage_bps,
             Decimal(self.config.execution.commission_per_share),
+            positions=filled_positions(self.state.conn),
         )
         for order in self.state.open_orders():
             self.broker.submit(order)
@@ -300,7 +302,9 @@ class TradingEngine:
         for order in self.broker.open_orders():
             self.state.set_order_status(order.client_order_id, OrderStatus.CANCELED)
         self.broker = PaperBroker(
-            self.config.execution.slippage_bps, Decimal(self.config.execution.commission_per_share)
+            self.config.execution.slippage_bps,
+            Decimal(self.config.execution.commission_per_share),
+            positions=self.broker.positions(),
         )
         day = at.date()
         marks = {s: h.avg_price for s, h in self.book.holdings.items()}
@@ -409,6 +413,35 @@ class TradingEngine:
                 version=self._snapshot.version + 1,
             )
 
+    def publish_recon(self, view: ReconView | None) -> None:
+        """Show the latest reconciliation run in the snapshot."""
+        self.recon_view = view
+        if self._snapshot is not None:
+            self._snapshot = replace(
+                self._snapshot,
+                recon=view,
+                alerts=tuple(self.alerts),
+                version=self._snapshot.version + 1,
+            )
+
+    def emergency_flatten(self, reason: str, actor: str = "watchdog") -> int:
+        """Escalate to FLATTEN and send closing orders now; the caller holds the step lock.
+
+        Returns how many closing orders were sent. Used by the dead-man's switch.
+        """
+        at = self._snapshot.sim_time if self._snapshot and self._snapshot.sim_time else None
+        at = at or calendar.session_close(self.panel.dates[max(self.next_index - 1, 0)])
+        with self.state.transaction():
+            self.audit.append("EMERGENCY_FLATTEN", actor, at, {"reason": reason})
+            if self.kill_tier < KillTier.FLATTEN:
+                self._change_tier(KillTier.FLATTEN, at, 0.0, 0.0)
+            else:
+                self._flatten_now(at)
+            self.state.set_meta("kill_tier", self.kill_tier.name)
+        self.alerts.appendleft(f"EMERGENCY FLATTEN ({actor}): {reason}")
+        self._snapshot = self._build_snapshot()
+        return len(self.broker.open_orders())
+
     def _build_snapshot(self) -> EngineSnapshot:
         last = self.next_index - 1
         session = self.panel.dates[last] if last >= 0 else None
@@ -442,6 +475,7 @@ class TradingEngine:
                 for r in self.audit.tail(100)
             ),
             alerts=tuple(self.alerts),
+            recon=self.recon_view,
         )
 
     def _watchlist(self, index: int) -> tuple[QuoteRow, ...]:

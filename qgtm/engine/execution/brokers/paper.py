@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -21,10 +22,20 @@ class PaperBroker:
 
     name = "paper"
 
-    def __init__(self, slippage_bps: float, commission_per_share: Decimal) -> None:
+    def __init__(
+        self,
+        slippage_bps: float,
+        commission_per_share: Decimal,
+        positions: Mapping[str, int] | None = None,
+    ) -> None:
         self.slippage_bps = Decimal(str(slippage_bps))
         self.commission_per_share = commission_per_share
         self._pending: dict[str, Order] = {}
+        self._positions: dict[str, int] = {s: q for s, q in (positions or {}).items() if q}
+
+    def positions(self) -> dict[str, int]:
+        """Signed share quantity per symbol as the venue sees it (from its own fills)."""
+        return dict(self._positions)
 
     def submit(self, order: Order) -> None:
         """Queue an order for the next open; a repeated id is ignored."""
@@ -54,5 +65,19 @@ class PaperBroker:
                     filled_at=filled_at,
                 )
             )
+            held = self._positions.get(order.symbol, 0) + order.side.sign * order.quantity
+            if held:
+                self._positions[order.symbol] = held
+            else:
+                self._positions.pop(order.symbol, None)
         self._pending.clear()
         return fills
+
+
+def filled_positions(conn: sqlite3.Connection) -> dict[str, int]:
+    """The paper venue's positions rebuilt from its fills (not from the engine's book)."""
+    rows = conn.execute(
+        "SELECT symbol, SUM(CASE side WHEN 'BUY' THEN quantity ELSE -quantity END) "
+        "FROM fills GROUP BY symbol"
+    ).fetchall()
+    return {symbol: int(qty) for symbol, qty in rows if qty}
