@@ -11,7 +11,9 @@ Every run compares `broker.positions()` (what the venue holds) with the book:
                      more than the value tolerance (stale marks)  INFO     -> log only
 
 Every discrepancy is written to the audit log (RECON_DISCREPANCY) and every run is
-logged as RECON_COMPLETE with counts (broker, local, discrepancies).
+logged as RECON_COMPLETE with counts (broker, local, discrepancies): at INFO and in the
+audit log when the result changed since the previous run, at DEBUG when it did not (a
+60 s cadence would otherwise bury the log and the audit trail in identical records).
 """
 
 from __future__ import annotations
@@ -274,7 +276,9 @@ class ReconciliationEngine:
     def _complete(self, engine: TradingEngine, result: ReconResult, audit: bool) -> None:
         self.last = result
         counts = {k.value: result.count(k) for k in DiscrepancyKind}
-        log.info(
+        # A run identical to the previous one is logged at DEBUG (60 s cadence, no news).
+        log.log(
+            logging.INFO if audit else logging.DEBUG,
             "event=RECON_COMPLETE broker=%d local=%d discrepancies=%d %s",
             result.broker_positions,
             result.local_positions,
@@ -293,7 +297,9 @@ class ReconciliationEngine:
                     **counts,
                 },
             )
-        engine.publish_recon(self.view())
+            engine.publish_recon(self.view())
+        else:
+            engine.recon_view = self.view()  # shown with the next step's snapshot
 
     def view(self) -> ReconView | None:
         """What the recon screen shows of the latest run."""
