@@ -142,10 +142,10 @@ def _run_terminal(config: Config, data_dir: Path) -> int:
         return _attach(config, data_dir)
     try:
         engine = TradingEngine(config, data_dir)
-        from qgtm.engine.live.daemon import install_recon_command
+        from qgtm.engine.live.daemon import install_live_commands
         from qgtm.engine.live.recon import ReconciliationEngine
 
-        install_recon_command(engine, ReconciliationEngine(config.live))
+        install_live_commands(engine, ReconciliationEngine(config.live))
         try:
             QGTMApp(InProcessClient(engine), theme_name=config.tui.theme).run()
         finally:

@@ -62,6 +62,13 @@ class AuditRow:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditPage:
+    """The audit records matching a search (the audit screen's filters), newest first."""
+
+    rows: tuple[AuditRow, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ReconRow:
     """One reconciliation discrepancy as shown on the recon screen."""
 

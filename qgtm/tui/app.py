@@ -15,6 +15,7 @@ from qgtm.tui.screens.audit import AuditScreen
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.screens.monitor import MonitorScreen
 from qgtm.tui.screens.orders import OrdersScreen
+from qgtm.tui.screens.recon import ReconScreen
 from qgtm.tui.themes import THEMES, theme_css_path
 
 REFRESH_HZ = 4.0
@@ -35,6 +36,7 @@ SCREEN_SLOTS = (
     ScreenSlot("monitor", "Monitor", MonitorScreen, "1,f1"),
     ScreenSlot("orders", "Orders", OrdersScreen, "2,f2"),
     ScreenSlot("audit", "Audit", AuditScreen, "3,f3"),
+    ScreenSlot("recon", "Recon", ReconScreen, "7,f7"),
 )
 
 
@@ -133,6 +135,19 @@ class QGTMApp(App[None]):
     async def action_step(self) -> None:
         """Run the next session now, paused or not."""
         await self.client.advance(1)
+        self.poll_snapshot()
+
+    async def action_reconcile(self) -> None:
+        """Run a broker-vs-book reconciliation now and show its counts."""
+        try:
+            result = await self.client.call("recon.run")
+        except Exception as exc:  # shown, never swallowed
+            self.notify(f"reconciliation failed: {exc}", severity="error")
+            return
+        self.notify(
+            f"reconciled: broker {result['broker']} · book {result['local']} · "
+            f"discrepancies {result['discrepancies']}"
+        )
         self.poll_snapshot()
 
     async def action_quit(self) -> None:

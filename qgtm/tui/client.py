@@ -154,12 +154,19 @@ class SocketClient:
         if self._writer is not None:
             return
         self.check_socket()
-        try:
-            self._reader, self._writer = await asyncio.open_unix_connection(
-                str(self.path), limit=wire.MAX_LINE
-            )
-        except OSError as exc:
-            raise AttachError(f"cannot attach to {self.path}: {exc}") from None
+        deadline = asyncio.get_running_loop().time() + min(self.timeout, 3.0)
+        while True:
+            try:
+                self._reader, self._writer = await asyncio.open_unix_connection(
+                    str(self.path), limit=wire.MAX_LINE
+                )
+                break
+            except ConnectionRefusedError as exc:  # bound but not listening yet, or gone
+                if asyncio.get_running_loop().time() > deadline:
+                    raise AttachError(f"cannot attach to {self.path}: {exc}") from None
+                await asyncio.sleep(0.05)
+            except OSError as exc:
+                raise AttachError(f"cannot attach to {self.path}: {exc}") from None
         self._pump = asyncio.create_task(self._read_loop(), name="qgtm-attach")
         self.info = await self._request({"op": "hello"})
         self._latest = wire.decode_snapshot(await self._request({"op": "subscribe"}))

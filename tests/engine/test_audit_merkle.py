@@ -72,7 +72,7 @@ def test_one_flipped_byte_in_any_column_of_any_row_names_that_record(
 
 
 def test_a_flipped_byte_in_the_sqlite_file_is_found(tmp_path: Path):
-    state, audit = _filled(tmp_path)
+    state, _ = _filled(tmp_path)
     target = state.conn.execute("SELECT payload FROM audit WHERE seq = 7").fetchone()[0]
     state.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     state.close()

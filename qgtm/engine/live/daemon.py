@@ -29,6 +29,7 @@ from typing import Any
 
 from qgtm.core import calendar
 from qgtm.core.config import Config
+from qgtm.core.snapshot import AuditPage, AuditRow
 from qgtm.engine.live.engine import TradingEngine
 from qgtm.engine.live.lock import EngineLock
 from qgtm.engine.live.recon import ReconciliationEngine
@@ -110,7 +111,7 @@ class TradingDaemon:
         if self.live.metrics:
             self.specs.append(TaskSpec("metrics", self._run_metrics))
         self.specs.extend(extra_tasks)
-        install_recon_command(engine, self.recon)
+        install_live_commands(engine, self.recon)
 
     # ----- lifecycle ---------------------------------------------------------------
     async def run(self) -> int:
@@ -353,8 +354,8 @@ class TradingDaemon:
         return {name: health.value for name, health in self.health.items()}
 
 
-def install_recon_command(engine: TradingEngine, recon: ReconciliationEngine) -> None:
-    """Expose `recon.run` to clients (terminal palette, recon screen, attach socket)."""
+def install_live_commands(engine: TradingEngine, recon: ReconciliationEngine) -> None:
+    """Expose `recon.run` and `audit.search` to clients (terminal, attach socket)."""
 
     def run() -> dict[str, Any]:
         result = recon.run(engine)
@@ -364,8 +365,31 @@ def install_recon_command(engine: TradingEngine, recon: ReconciliationEngine) ->
             "discrepancies": len(result.discrepancies),
         }
 
-    if "recon.run" not in engine._commands:
-        engine.register_command("recon.run", run)
+    def search(
+        event: str | None = None,
+        actor: str | None = None,
+        text: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = 200,
+    ) -> AuditPage:
+        records = engine.audit.search(event, actor, text, since, until, int(limit))
+        return AuditPage(
+            tuple(
+                AuditRow(
+                    r.seq,
+                    r.sim_time,
+                    r.event,
+                    r.actor,
+                    " ".join(f"{k}={v}" for k, v in r.payload.items()),
+                )
+                for r in records
+            )
+        )
+
+    for name, handler in (("recon.run", run), ("audit.search", search)):
+        if name not in engine._commands:
+            engine.register_command(name, handler)
 
 
 def _diff(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:

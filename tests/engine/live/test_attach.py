@@ -26,9 +26,12 @@ from qgtm.tui.client import AttachError, RemoteCommandError, SocketClient
 SHORT = {"QGTM_DEMO__END": "2010-06-30", "QGTM_DEMO__SEED": "11"}
 
 
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
-    """A real `qgtm --daemon` subprocess at 4 sessions per second."""
+@pytest.fixture(scope="module")
+def daemon(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """A real `qgtm --daemon` subprocess at 4 sessions per second, shared by this module."""
+    tmp_path = tmp_path_factory.mktemp("daemon")
     log = (tmp_path / "daemon.out").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "qgtm.cli", "--data-dir", str(tmp_path), "--daemon", "--speed", "4"],
@@ -39,7 +42,7 @@ def daemon(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
     )
     sock = socket_path(tmp_path)
     deadline = time.monotonic() + 60
-    while not sock.exists():
+    while "event=control_listening" not in (tmp_path / "daemon.out").read_text():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             raise AssertionError(f"daemon did not listen: {(tmp_path / 'daemon.out').read_text()}")
@@ -84,67 +87,6 @@ def test_snapshot_round_trips_through_the_wire_format_exactly():
     assert back.kill_tier is KillTier.THROTTLE and back.sim_time.utcoffset() == timedelta(hours=-4)
     fill = Fill("f", "o", "GLD", Side.BUY, 3, Decimal("90.1234"), Decimal("0.015"), snap.sim_time)
     assert wire.unpack_result(wire.decode(wire.encode({"r": wire.pack_result(fill)}))["r"]) == fill
-
-
-async def test_socket_client_streams_state_and_runs_commands(daemon):
-    proc, data_dir = daemon
-    sock = socket_path(data_dir)
-    assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
-    assert os.stat(sock).st_uid == os.getuid()
-    client = SocketClient(sock)
-    await client.start()
-    try:
-        assert client.info["pid"] == proc.pid
-        assert "recon.run" in client.info["commands"]
-        first = client.snapshot().version
-        deadline = time.monotonic() + 20
-        while client.snapshot().version == first and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        assert client.snapshot().version > first  # the daemon's steps stream in
-        client.pause()
-        await asyncio.sleep(0.5)
-        paused = client.snapshot()
-        assert paused.running is False
-        await asyncio.sleep(0.6)
-        assert client.snapshot().session == paused.session  # held while paused
-        before = client.snapshot().sessions_done
-        await client.advance(2)
-        assert client.snapshot().sessions_done == before + 2
-        result = await client.call("recon.run")
-        assert result["discrepancies"] == 0 and result["broker"] == result["local"]
-        with pytest.raises(RemoteCommandError, match="unknown engine command"):
-            await client.call("no.such")
-        client.resume()
-        await asyncio.sleep(0.2)
-    finally:
-        await client.stop()
-    assert proc.poll() is None  # detaching leaves the daemon running
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
-    assert "event=daemon_stop" in (data_dir / "daemon.out").read_text()
-    audit = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "qgtm.cli",
-            "--data-dir",
-            str(data_dir),
-            "audit",
-            "search",
-            "--event",
-            "OPERATOR_ACTION",
-            "-n",
-            "100",
-        ],
-        env={**os.environ, **SHORT},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert "action=pause" in audit and "action=advance" in audit and "action=call" in audit
-    import getpass
-
-    assert getpass.getuser() in audit
 
 
 def test_second_qgtm_attaches_instead_of_starting_an_engine(daemon, monkeypatch):
@@ -200,3 +142,65 @@ def test_a_socket_open_to_others_is_refused(tmp_path: Path):
         server.close()
     with pytest.raises(AttachError, match="no daemon socket"):
         SocketClient(tmp_path / "missing.sock").check_socket()
+
+
+async def test_socket_client_streams_state_and_runs_commands(daemon):
+    proc, data_dir = daemon
+    sock = socket_path(data_dir)
+    assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
+    assert os.stat(sock).st_uid == os.getuid()
+    client = SocketClient(sock)
+    await client.start()
+    try:
+        assert client.info["pid"] == proc.pid
+        assert "recon.run" in client.info["commands"]
+        client.resume()  # an earlier test in this module may have paused the daemon
+        first = client.snapshot().version
+        deadline = time.monotonic() + 20
+        while client.snapshot().version == first and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert client.snapshot().version > first  # the daemon's steps stream in
+        client.pause()
+        await asyncio.sleep(0.5)
+        paused = client.snapshot()
+        assert paused.running is False
+        await asyncio.sleep(0.6)
+        assert client.snapshot().session == paused.session  # held while paused
+        before = client.snapshot().sessions_done
+        await client.advance(2)
+        assert client.snapshot().sessions_done == before + 2
+        result = await client.call("recon.run")
+        assert result["discrepancies"] == 0 and result["broker"] == result["local"]
+        with pytest.raises(RemoteCommandError, match="unknown engine command"):
+            await client.call("no.such")
+        client.resume()
+        await asyncio.sleep(0.2)
+    finally:
+        await client.stop()
+    assert proc.poll() is None  # detaching leaves the daemon running
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert "event=daemon_stop" in (data_dir / "daemon.out").read_text()
+    audit = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "qgtm.cli",
+            "--data-dir",
+            str(data_dir),
+            "audit",
+            "search",
+            "--event",
+            "OPERATOR_ACTION",
+            "-n",
+            "100",
+        ],
+        env={**os.environ, **SHORT},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "action=pause" in audit and "action=advance" in audit and "action=call" in audit
+    import getpass
+
+    assert getpass.getuser() in audit

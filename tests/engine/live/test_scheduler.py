@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import date, datetime, timedelta
 
 from apscheduler.triggers.interval import IntervalTrigger
@@ -69,7 +70,7 @@ async def test_replay_clock_fires_the_same_jobs_in_simulated_time_order():
         per_day[at.date()] = per_day.get(at.date(), 0) + 1
     assert per_day == {date(2024, 11, 27): 390, date(2024, 11, 29): 210, date(2024, 12, 2): 390}
     assert all(
-        b - a == timedelta(minutes=1) for a, b in zip(recon, recon[1:]) if a.date() == b.date()
+        b - a == timedelta(minutes=1) for a, b in itertools.pairwise(recon) if a.date() == b.date()
     )
     # data refresh: 18:00 on weekdays, Thanksgiving included (it is a cron, not a session rule)
     refresh = [at for name, at in fired if name == "data_refresh"]
