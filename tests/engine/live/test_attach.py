@@ -40,7 +40,6 @@ def daemon(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    sock = socket_path(tmp_path)
     deadline = time.monotonic() + 60
     while "event=control_listening" not in (tmp_path / "daemon.out").read_text():
         if proc.poll() is not None or time.monotonic() > deadline:
