@@ -54,13 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="qgtm",
         description=(
             "QGTM: systematic trading terminal for commodity ETFs. With no command it opens "
-            "the terminal on the engine (paper trading on the built-in DEMO market by default)."
+            "the terminal on the engine (paper trading on the built-in DEMO market by default); "
+            "if a daemon already runs on the data dir, the terminal attaches to it instead."
         ),
     )
     parser.add_argument("--version", action="version", version=f"qgtm {__version__}")
     _common(parser)
     parser.add_argument(
-        "--daemon", action="store_true", help="run the engine headless, logging to stdout"
+        "--daemon",
+        action="store_true",
+        help=(
+            "run the engine headless, logging to stdout: supervised tasks, recon every 60 s, "
+            "watchdog, attach socket, Prometheus metrics if [live] metrics = true"
+        ),
     )
     parser.add_argument(
         "--sessions",
