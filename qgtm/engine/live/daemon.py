@@ -195,7 +195,7 @@ class TradingDaemon:
             return
 
     def _owner_alert(self, message: str) -> None:
-        self.engine.alerts.appendleft(message)
+        self.engine.alert(message)
         log.error("event=owner_alert message=%r", message)
 
     # ----- clock and jobs ----------------------------------------------------------

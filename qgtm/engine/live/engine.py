@@ -413,6 +413,14 @@ class TradingEngine:
                 version=self._snapshot.version + 1,
             )
 
+    def alert(self, message: str) -> None:
+        """Raise an owner alert: newest first in the snapshot's alerts, published now."""
+        self.alerts.appendleft(message)
+        if self._snapshot is not None:
+            self._snapshot = replace(
+                self._snapshot, alerts=tuple(self.alerts), version=self._snapshot.version + 1
+            )
+
     def publish_recon(self, view: ReconView | None) -> None:
         """Show the latest reconciliation run in the snapshot."""
         self.recon_view = view

@@ -39,14 +39,14 @@ JobFunc = Callable[[datetime], Awaitable[None]]
 _LOOKAHEAD_DAYS = 15
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=64)  # the clock only moves forward: a few days suffice
 def _session_hours(day: date) -> tuple[datetime, datetime] | None:
     if not calendar.is_session(day):
         return None
     return calendar.session_open(day), calendar.session_close(day)
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=64)  # the clock only moves forward: a few days suffice
 def _decision(day: date) -> datetime | None:
     return calendar.decision_time(day) if calendar.is_session(day) else None
 
