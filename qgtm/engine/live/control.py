@@ -71,6 +71,11 @@ class ControlServer:
             server = await asyncio.start_unix_server(
                 self._handle, path=str(self.path), limit=wire.MAX_LINE
             )
+        except OSError as exc:  # e.g. a data dir path longer than AF_UNIX allows
+            self.daemon.engine.alert(f"attach socket unavailable at {self.path}: {exc}")
+            log.error("event=control_unavailable path=%s error=%r", self.path, exc)
+            await asyncio.Event().wait()  # the daemon runs on, without attach
+            return
         finally:
             os.umask(old_umask)
         os.chmod(self.path, 0o600)

@@ -142,3 +142,16 @@ def test_watchdog_fires_once_per_stall_and_rearms(tmp_path: Path):
     assert not dog.check(now + 22)
     assert dog.check(now + 40) and len(calls) == 2
     beat.close()
+
+
+async def test_an_unbindable_attach_socket_is_alerted_and_the_daemon_runs_on(
+    short_config: Config, tmp_path: Path
+):
+    data_dir = tmp_path / ("d" * 120)  # longer than AF_UNIX socket paths may be
+    config = _config(short_config)
+    engine = TradingEngine(config, data_dir)
+    daemon = TradingDaemon(config, data_dir, engine, max_sessions=2)
+    assert await asyncio.wait_for(daemon.run(), timeout=60) == 2
+    assert any("attach socket unavailable" in a for a in engine.snapshot().alerts)
+    assert daemon.restarts["control"] == 0
+    engine.close()
