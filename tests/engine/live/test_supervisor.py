@@ -155,3 +155,30 @@ async def test_an_unbindable_attach_socket_is_alerted_and_the_daemon_runs_on(
     assert any("attach socket unavailable" in a for a in engine.snapshot().alerts)
     assert daemon.restarts["control"] == 0
     engine.close()
+
+
+async def test_a_failing_session_restarts_the_clock_which_resumes_at_that_session(
+    short_config: Config, tmp_path: Path
+):
+    config = _config(short_config)
+    engine = TradingEngine(config, tmp_path)
+    first = engine.panel.dates[engine.next_index]
+    real = engine._process_session
+    calls: list[int] = []
+
+    def flaky(index: int) -> None:
+        calls.append(index)
+        if len(calls) == 2:
+            raise OSError("disk hiccup")
+        real(index)
+
+    engine._process_session = flaky
+    daemon = TradingDaemon(config, tmp_path, engine, max_sessions=3, control_socket=False)
+    assert await asyncio.wait_for(daemon.run(), timeout=60) == 3
+    assert daemon.restarts["clock"] == 1
+    assert calls[1] == calls[2]  # the failed session is redone, not skipped
+    assert engine.state.session_count() == 3
+    assert engine.current_session > first
+    (failed,) = engine.audit.search(event="TASK_FAILED")
+    assert failed.payload["task"] == "clock" and "disk hiccup" in failed.payload["error"]
+    engine.close()
