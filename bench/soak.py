@@ -5,7 +5,7 @@ Run:  .venv/bin/python bench/soak.py [--years 20] [--out bench/soak_result.json]
 What runs: TradingDaemon with every task it has in production (replay clock firing the
 rebalance / recon / data-refresh jobs, heartbeat, audit writer, control socket, watchdog
 thread), speed 0 (as fast as possible). The demo market is regenerated to span the
-requested years plus one year of strategy warm-up: by default START=2005-01-03 and
+requested years plus one year of strategy warm-up: by default START=2004-01-02 and
 END=2025-12-31 (the XNYS calendar of exchange_calendars ends about a year after today,
 so the soak extends the demo backwards instead of past 2027).
 
@@ -153,7 +153,7 @@ def baseline(config: Config, data_dir: Path, sessions: int) -> dict:
 def main() -> int:
     """Run the soak and the baseline, print and save the report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--start", type=date.fromisoformat, default=date(2005, 1, 3))
+    parser.add_argument("--start", type=date.fromisoformat, default=date(2004, 1, 2))
     parser.add_argument("--end", type=date.fromisoformat, default=date(2025, 12, 31))
     parser.add_argument("--baseline-sessions", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=Path("bench/soak_result.json"))
