@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -43,19 +44,34 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _iso_date(text: str) -> str:
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line, so `qgtm --help` lists everything that exists."""
     parser = argparse.ArgumentParser(
         prog="qgtm",
         description=(
             "QGTM: systematic trading terminal for commodity ETFs. With no command it opens "
-            "the terminal on the engine (paper trading on the built-in DEMO market by default)."
+            "the terminal on the engine (paper trading on the built-in DEMO market by default); "
+            "if a daemon already runs on the data dir, the terminal attaches to it instead."
         ),
     )
     parser.add_argument("--version", action="version", version=f"qgtm {__version__}")
     _common(parser)
     parser.add_argument(
-        "--daemon", action="store_true", help="run the engine headless, logging to stdout"
+        "--daemon",
+        action="store_true",
+        help=(
+            "run the engine headless, logging to stdout: supervised tasks, recon every 60 s, "
+            "watchdog, attach socket, Prometheus metrics if [live] metrics = true"
+        ),
     )
     parser.add_argument(
         "--sessions",
@@ -76,10 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     _common(status)
     strategies = sub.add_parser("strategies", help="list registered strategies")
     _common(strategies)
-    audit = sub.add_parser("audit", help="audit log: verify the hash chain, show the tail")
+    audit = sub.add_parser(
+        "audit", help="audit log: verify the hash chain and day seals, tail, search"
+    )
     _common(audit)
     audit_sub = audit.add_subparsers(dest="audit_command", metavar="action", required=True)
-    verify = audit_sub.add_parser("verify", help="check every record's hash chain")
+    verify = audit_sub.add_parser(
+        "verify", help="check every record's hash chain and each day's Merkle root"
+    )
     _common(verify)
     tail = audit_sub.add_parser("tail", help="show the newest records")
     _common(tail)
@@ -97,6 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
         action_parser = risk_sub.add_parser(action, help=text)
         action_parser.add_argument("operator", metavar=who)
         _common(action_parser)
+    search = audit_sub.add_parser(
+        "search", help="find records by event, actor, text and simulated date range"
+    )
+    _common(search)
+    search.add_argument("--event", help="event name, e.g. ORDER_FILLED")
+    search.add_argument("--actor", help="who did it, e.g. engine, risk, recon, a user name")
+    search.add_argument("--text", help="substring of the event or payload")
+    search.add_argument("--since", type=_iso_date, help="first simulated date (YYYY-MM-DD)")
+    search.add_argument("--until", type=_iso_date, help="last simulated date (YYYY-MM-DD)")
+    search.add_argument("-n", type=int, default=50, help="at most this many (default 50)")
     config = sub.add_parser("config", help="print the effective configuration")
     _common(config)
     data_sub = _data_parsers(sub)
@@ -249,12 +279,41 @@ def _run_terminal(config: Config, data_dir: Path) -> int:
 
     data_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(filename=data_dir / "qgtm.log", level=logging.INFO, format=LOG_FORMAT)
-    with EngineLock(data_dir):
+    lock = EngineLock(data_dir)
+    try:
+        lock.acquire()
+    except EngineLockedError:
+        return _attach(config, data_dir)
+    try:
         engine = TradingEngine(config, data_dir)
+        from qgtm.engine.live.daemon import install_live_commands
+        from qgtm.engine.live.recon import ReconciliationEngine
+
+        install_live_commands(engine, ReconciliationEngine(config.live))
         try:
             QGTMApp(InProcessClient(engine), theme_name=config.tui.theme).run()
         finally:
             engine.close()
+    finally:
+        lock.release()
+    return 0
+
+
+def _attach(config: Config, data_dir: Path) -> int:
+    """Another engine owns the data dir: attach to its daemon's socket instead."""
+    from qgtm.engine.live.control import socket_path
+    from qgtm.tui.app import QGTMApp
+    from qgtm.tui.client import AttachError, SocketClient
+
+    client = SocketClient(socket_path(data_dir))
+    try:
+        client.check_socket()
+    except AttachError as exc:
+        raise CliError(
+            f"an engine already runs on {data_dir} and cannot be attached to ({exc})"
+        ) from None
+    logging.getLogger(__name__).info("event=attach socket=%s", client.path)
+    QGTMApp(client, theme_name=config.tui.theme).run()
     return 0
 
 
@@ -305,18 +364,33 @@ def _audit(args: argparse.Namespace, data_dir: Path) -> int:
 
     if not (data_dir / "state.sqlite").exists():
         raise CliError(f"no audit log in {data_dir} yet")
-    state = StateStore(data_dir)
+    try:
+        state = StateStore(data_dir)
+    except sqlite3.DatabaseError as exc:
+        if args.audit_command == "verify":
+            print(f"audit chain BROKEN at the database file: {exc}")
+            return 1
+        raise CliError(f"cannot read {data_dir / 'state.sqlite'}: {exc}") from None
     try:
         audit = AuditLog(state.conn)
         if args.audit_command == "verify":
-            bad = audit.verify()
-            count = state.conn.execute("SELECT count(*) FROM audit").fetchone()[0]
-            if bad is None:
-                print(f"audit chain intact: {count} records")
+            result = audit.verify_all()
+            if result.ok:
+                print(
+                    f"audit chain intact: {result.records} records, "
+                    f"{result.sealed_days} sealed days"
+                )
                 return 0
-            print(f"audit chain BROKEN at record {bad} (of {count})")
+            where = f"record {result.first_bad}" if result.first_bad else "the database file"
+            print(f"audit chain BROKEN at {where}: {result.reason}")
             return 1
-        for record in reversed(audit.tail(args.n)):
+        if args.audit_command == "search":
+            records = audit.search(
+                args.event, args.actor, args.text, args.since, args.until, args.n
+            )
+        else:
+            records = audit.tail(args.n)
+        for record in reversed(records):
             detail = " ".join(f"{k}={v}" for k, v in record.payload.items())
             print(
                 f"{record.seq:>7} {record.sim_time} {record.event:<24} {record.actor:<8} {detail}"

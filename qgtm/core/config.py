@@ -111,6 +111,25 @@ class PublishConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LiveConfig:
+    """Daemon operations: reconciliation, heartbeat/watchdog, supervision, metrics."""
+
+    recon_interval_s: float = 60.0
+    recon_qty_tolerance: float = 0.05  # |broker - local| / max(|broker|, |local|) auto-adjusted
+    recon_value_tolerance: float = 0.01  # relative market-value difference that is reported
+    heartbeat_interval_s: float = 5.0
+    watchdog: bool = True
+    watchdog_timeout_s: float = 60.0
+    task_max_restarts: int = 5  # failures of one task within task_window_s before escalation
+    task_window_s: float = 300.0
+    task_backoff_s: float = 1.0
+    data_refresh_cron: str = "0 18 * * mon-fri"  # crontab (New York time)
+    metrics: bool = False
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9108
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration of one book."""
 
@@ -123,6 +142,7 @@ class Config:
     tui: TuiConfig = field(default_factory=TuiConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
     portfolio: PortfolioConfig = field(default_factory=PortfolioConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
 
     @property
     def is_demo(self) -> bool:
@@ -130,7 +150,7 @@ class Config:
         return self.source is Source.DEMO
 
 
-_SECTIONS = ("demo", "engine", "risk", "execution", "tui", "publish", "portfolio")
+_SECTIONS = ("demo", "engine", "risk", "execution", "tui", "publish", "portfolio", "live")
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:

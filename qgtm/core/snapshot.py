@@ -63,6 +63,38 @@ class AuditRow:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditPage:
+    """The audit records matching a search (the audit screen's filters), newest first."""
+
+    rows: tuple[AuditRow, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReconRow:
+    """One reconciliation discrepancy as shown on the recon screen."""
+
+    kind: str
+    symbol: str
+    severity: str
+    broker_qty: int
+    local_qty: int
+    action: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReconView:
+    """The latest reconciliation run: counts, discrepancies, stale local positions."""
+
+    at: str
+    runs: int
+    broker_positions: int
+    local_positions: int
+    discrepancies: tuple[ReconRow, ...] = ()
+    stale: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class EngineSnapshot:
     """The engine's state after its latest step; `version` increases with every step."""
 
@@ -88,6 +120,7 @@ class EngineSnapshot:
     recent_audit: tuple[AuditRow, ...] = ()
     alerts: tuple[str, ...] = ()
     risk: RiskStatus | None = None
+    recon: ReconView | None = None
 
     @property
     def mode_label(self) -> str:

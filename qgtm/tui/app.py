@@ -16,6 +16,7 @@ from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.screens.data import DataScreen
 from qgtm.tui.screens.monitor import MonitorScreen
 from qgtm.tui.screens.orders import OrdersScreen
+from qgtm.tui.screens.recon import ReconScreen
 from qgtm.tui.screens.research import ResearchScreen
 from qgtm.tui.screens.risk import RiskScreen
 from qgtm.tui.themes import THEMES, theme_css_path
@@ -41,6 +42,7 @@ SCREEN_SLOTS = (
     ScreenSlot("research", "Research", ResearchScreen, "5,f5"),
     ScreenSlot("data", "Data", DataScreen, "8,f8"),
     ScreenSlot("risk", "Risk", RiskScreen, "4,f4"),
+    ScreenSlot("recon", "Recon", ReconScreen, "7,f7"),
 )
 
 
@@ -139,6 +141,19 @@ class QGTMApp(App[None]):
     async def action_step(self) -> None:
         """Run the next session now, paused or not."""
         await self.client.advance(1)
+        self.poll_snapshot()
+
+    async def action_reconcile(self) -> None:
+        """Run a broker-vs-book reconciliation now and show its counts."""
+        try:
+            result = await self.client.call("recon.run")
+        except Exception as exc:  # shown, never swallowed
+            self.notify(f"reconciliation failed: {exc}", severity="error")
+            return
+        self.notify(
+            f"reconciled: broker {result['broker']} · book {result['local']} · "
+            f"discrepancies {result['discrepancies']}"
+        )
         self.poll_snapshot()
 
     async def action_quit(self) -> None:

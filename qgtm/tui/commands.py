@@ -58,6 +58,11 @@ class TerminalCommands(Provider):
                 "engine: Step one session", app.action_step, "Run the next session now (n)"
             ),
         ]
+        entries.append(
+            PaletteCommand(
+                "recon: Reconcile now", app.action_reconcile, "Compare broker and book now (r)"
+            )
+        )
         for slot in app.SCREEN_SLOTS:
             entries.append(
                 PaletteCommand(

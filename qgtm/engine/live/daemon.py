@@ -1,26 +1,425 @@
-"""Headless engine: `qgtm --daemon` runs the same TradingEngine with logs to stdout."""
+"""Headless engine: `qgtm --daemon` supervises the engine's asyncio tasks.
+
+Tasks: clock (the replay clock firing the scheduled jobs in demo mode, APScheduler on
+the wall clock otherwise), heartbeat, audit writer, control socket (attach), metrics
+(optional) and any extra hooks (e.g. a publication outbox). A task that raises is
+reported (log, owner alert, audit TASK_FAILED) and restarted with exponential backoff;
+more than `live.task_max_restarts` failures within `live.task_window_s` escalate
+(TASK_ESCALATED, daemon stops). A separate watchdog thread flattens through the broker
+when the heartbeat goes stale, even if this loop is blocked.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import getpass
+import hashlib
+import json
 import logging
 import signal
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
+from qgtm.core import calendar
 from qgtm.core.config import Config
+from qgtm.core.snapshot import AuditPage, AuditRow
 from qgtm.engine.live.engine import TradingEngine
 from qgtm.engine.live.lock import EngineLock
+from qgtm.engine.live.recon import ReconciliationEngine
+from qgtm.engine.live.scheduler import Job, ReplayClock, WallClockScheduler, build_triggers
+from qgtm.engine.live.watchdog import Heartbeat, Watchdog
 
 log = logging.getLogger(__name__)
+
+ACTOR = "daemon"
+
+
+class TaskHealth(StrEnum):
+    """Where a supervised task stands."""
+
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    RESTARTING = "RESTARTING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """A supervised task: `factory()` returns the coroutine to run (again, after a failure).
+
+    `critical` tasks stop the daemon when they finish normally (the clock at end of data).
+    """
+
+    name: str
+    factory: Callable[[], Awaitable[Any]]
+    critical: bool = False
+
+
+class TradingDaemon:
+    """Supervises the engine's tasks; see the module docstring."""
+
+    def __init__(
+        self,
+        config: Config,
+        data_dir: Path,
+        engine: TradingEngine,
+        max_sessions: int | None = None,
+        extra_tasks: tuple[TaskSpec, ...] = (),
+        control_socket: bool = True,
+        watchdog: bool | None = None,
+    ) -> None:
+        self.config = config
+        self.live = config.live
+        self.data_dir = data_dir
+        self.engine = engine
+        self.max_sessions = max_sessions
+        self.sessions_done = 0
+        self.health: dict[str, TaskHealth] = {}
+        self.restarts: dict[str, int] = {}
+        self.failures: dict[str, str] = {}
+        self.recon = ReconciliationEngine(self.live, alert=self._owner_alert)
+        self.heartbeat = Heartbeat(data_dir)
+        self.last_beat: float | None = None
+        self.audit_queue: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue()
+        self.clock: ReplayClock | None = None
+        self.control: Any = None
+        self.metrics: Any = None
+        self.metrics_address: tuple[str, int] | None = None
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        use_watchdog = self.live.watchdog if watchdog is None else watchdog
+        self.watchdog: Watchdog | None = (
+            Watchdog(data_dir, self.live.watchdog_timeout_s, self._on_stall)
+            if use_watchdog
+            else None
+        )
+        self.specs: list[TaskSpec] = [
+            TaskSpec("clock", self._run_clock, critical=True),
+            TaskSpec("heartbeat", self._run_heartbeat),
+            TaskSpec("audit", self._run_audit_writer),
+        ]
+        if control_socket:
+            self.specs.append(TaskSpec("control", self._run_control))
+        if self.live.metrics:
+            self.specs.append(TaskSpec("metrics", self._run_metrics))
+        self.specs.extend(extra_tasks)
+        install_live_commands(engine, self.recon)
+
+    # ----- lifecycle ---------------------------------------------------------------
+    async def run(self) -> int:
+        """Run every task until stopped or the clock finishes; returns sessions processed."""
+        self._record_config()
+        self.last_beat = self.heartbeat.beat()
+        if self.watchdog is not None:
+            self.watchdog.start()
+        self._tasks = [
+            asyncio.create_task(self._supervise(spec), name=f"qgtm-{spec.name}")
+            for spec in self.specs
+        ]
+        try:
+            await self._stopping.wait()
+        finally:
+            if self.watchdog is not None:
+                self.watchdog.stop()
+            self.engine.request_stop()
+            if self.clock is not None:
+                self.clock.stop()
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._drain_audit()
+            self.heartbeat.close()
+            if self.metrics is not None:
+                self.metrics.stop()
+        return self.sessions_done
+
+    def stop(self) -> None:
+        """Stop every task (safe from signal handlers)."""
+        self.engine.request_stop()
+        if self.clock is not None:
+            self.clock.stop()
+        self._stopping.set()
+
+    async def _supervise(self, spec: TaskSpec) -> None:
+        failures: deque[float] = deque()
+        self.restarts.setdefault(spec.name, 0)
+        while not self._stopping.is_set():
+            self.health[spec.name] = TaskHealth.RUNNING
+            try:
+                await spec.factory()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                now = time.monotonic()
+                failures.append(now)
+                while failures and now - failures[0] > self.live.task_window_s:
+                    failures.popleft()
+                self.failures[spec.name] = repr(exc)
+                log.exception("event=TASK_FAILED task=%s error=%r", spec.name, exc)
+                if len(failures) > self.live.task_max_restarts:
+                    self.health[spec.name] = TaskHealth.FAILED
+                    message = (
+                        f"task {spec.name} failed {len(failures)} times in "
+                        f"{self.live.task_window_s:.0f}s: escalating, daemon stops ({exc!r})"
+                    )
+                    self._owner_alert(message)
+                    await self._audit_now("TASK_ESCALATED", {"task": spec.name, "error": repr(exc)})
+                    log.critical("event=TASK_ESCALATED task=%s", spec.name)
+                    self.stop()
+                    return
+                self.restarts[spec.name] += 1
+                self.health[spec.name] = TaskHealth.RESTARTING
+                delay = min(self.live.task_backoff_s * 2 ** (len(failures) - 1), 60.0)
+                self._owner_alert(f"task {spec.name} failed ({exc!r}); restart in {delay:.1f}s")
+                self.audit_queue.put_nowait(
+                    (
+                        "TASK_FAILED",
+                        ACTOR,
+                        {"task": spec.name, "error": repr(exc), "restart_in_s": delay},
+                    )
+                )
+                await asyncio.sleep(delay)
+                continue
+            self.health[spec.name] = TaskHealth.DONE
+            if spec.critical:
+                log.info("event=task_done task=%s stopping=1", spec.name)
+                self.stop()
+            return
+
+    def _owner_alert(self, message: str) -> None:
+        self.engine.alert(message)
+        log.error("event=owner_alert message=%r", message)
+
+    # ----- clock and jobs ----------------------------------------------------------
+    def jobs(self, start: datetime) -> list[Job]:
+        """The daemon's job definitions (same for the wall clock and the replay clock)."""
+        triggers = build_triggers(self.live, start)
+        return [
+            Job("rebalance", triggers["rebalance"], self._job_rebalance),
+            Job("recon", triggers["recon"], self._job_recon, market_hours=True),
+            Job("data_refresh", triggers["data_refresh"], self._job_data_refresh),
+        ]
+
+    async def _run_clock(self) -> None:
+        engine = self.engine
+        if engine.at_end:
+            log.info("event=replay_finished session=%s", engine.current_session)
+            return
+        if not self.config.is_demo:  # pragma: no cover - live sources arrive later
+            await WallClockScheduler(self.jobs(datetime.now(calendar.NEW_YORK))).run()
+            return
+        start = calendar.session_open(engine.panel.dates[engine.next_index])
+        end = calendar.session_close(engine.panel.dates[-1])
+        self.clock = ReplayClock(self.jobs(start), start, end, pace=self._pace)
+        await self.clock.run()
+
+    async def _pace(self, job: Job, at: datetime) -> None:
+        """Replay speed and pause apply between sessions (before each rebalance)."""
+        if job.name != "rebalance":
+            return
+        engine = self.engine
+        while not engine._stop.is_set() and not engine.running:
+            engine._wake.clear()
+            await engine._wake.wait()
+        if not engine._stop.is_set():
+            await engine._sleep_interval()
+        if engine._stop.is_set() and self.clock is not None:
+            self.clock.stop()
+
+    async def _job_rebalance(self, at: datetime) -> None:
+        engine = self.engine
+        if engine.at_end or engine.panel.dates[engine.next_index] > at.date():
+            return
+        while not engine.at_end and engine.panel.dates[engine.next_index] <= at.date():
+            if not await asyncio.to_thread(engine.step):
+                break
+            self.sessions_done += 1
+        if engine.at_end:
+            engine.alerts.appendleft("end of stored history: replay finished")
+        done = self.max_sessions is not None and self.sessions_done >= self.max_sessions
+        if (engine.at_end or done) and self.clock is not None:
+            self.clock.stop()
+
+    async def _job_recon(self, at: datetime) -> None:
+        lock = self.engine._step_lock
+        if not lock.acquire(blocking=False):
+            log.debug("event=recon_skipped reason=engine_busy at=%s", at)
+            return
+        try:
+            self.recon.run(self.engine, at)
+        finally:
+            lock.release()
+
+    async def _job_data_refresh(self, at: datetime) -> None:
+        # The demo market is generated once; live sources plug their refresh in here.
+        log.debug("event=data_refresh at=%s source=%s", at, self.config.source.value)
+
+    # ----- heartbeat, watchdog -----------------------------------------------------
+    async def _run_heartbeat(self) -> None:
+        interval = max(self.live.heartbeat_interval_s, 0.01)
+        while True:
+            self.last_beat = self.heartbeat.beat()
+            await asyncio.sleep(interval)
+
+    def heartbeat_age(self) -> float:
+        """Seconds since the last beat this process wrote."""
+        return 0.0 if self.last_beat is None else time.time() - self.last_beat
+
+    def _on_stall(self, age: float) -> bool:
+        """Watchdog thread: flatten through the broker via the engine's OMS path."""
+        lock = self.engine._step_lock
+        if not lock.acquire(timeout=5.0):
+            log.critical("event=WATCHDOG_WAITING reason=engine_step_in_progress")
+            return False
+        try:
+            reason = f"heartbeat {age:.1f}s old (timeout {self.live.watchdog_timeout_s:.1f}s)"
+            sent = self.engine.emergency_flatten(reason, actor="watchdog")
+            log.critical("event=WATCHDOG_FLATTEN orders=%d reason=%r", sent, reason)
+            return True
+        finally:
+            lock.release()
+
+    # ----- audit -------------------------------------------------------------------
+    async def _run_audit_writer(self) -> None:
+        while True:
+            event, actor, payload = await self.audit_queue.get()
+            await asyncio.to_thread(self._append_audit, event, actor, payload)
+
+    async def _drain_audit(self) -> None:
+        while not self.audit_queue.empty():
+            event, actor, payload = self.audit_queue.get_nowait()
+            await asyncio.to_thread(self._append_audit, event, actor, payload)
+
+    async def _audit_now(self, event: str, payload: dict[str, Any], actor: str = ACTOR) -> None:
+        await asyncio.to_thread(self._append_audit, event, actor, payload)
+
+    def _append_audit(self, event: str, actor: str, payload: dict[str, Any]) -> None:
+        engine = self.engine
+        with engine._step_lock, engine.state.transaction():
+            at = engine.snapshot().sim_time or datetime.now(calendar.NEW_YORK)
+            engine.audit.append(event, actor, at, payload)
+
+    def audit_operator_action(self, actor: str, action: str, detail: dict[str, Any]) -> None:
+        """Record who asked for what (the control socket calls this before acting)."""
+        self._append_audit("OPERATOR_ACTION", actor, {"action": action, **detail})
+
+    def _record_config(self) -> None:
+        """Audit CONFIG_CHANGED when the effective config differs from the last run's."""
+        current = json.loads(json.dumps(dataclasses.asdict(self.config), default=str))
+        text = json.dumps(current, sort_keys=True)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        state = self.engine.state
+        if state.get_meta("config_hash") == digest:
+            return
+        previous = json.loads(state.get_meta("config_json") or "{}")
+        changed = sorted(_diff(previous, current))
+        with self.engine._step_lock, state.transaction():
+            at = self.engine.snapshot().sim_time or datetime.now(calendar.NEW_YORK)
+            self.engine.audit.append(
+                "CONFIG_CHANGED",
+                _whoami(),
+                at,
+                {"changed": changed if previous else ["(first run)"], "hash": digest[:16]},
+            )
+            state.set_meta("config_hash", digest)
+            state.set_meta("config_json", text)
+
+    # ----- control socket, metrics -------------------------------------------------
+    async def _run_control(self) -> None:
+        from qgtm.engine.live.control import ControlServer
+
+        self.control = ControlServer(self)
+        await self.control.serve()
+
+    async def _run_metrics(self) -> None:
+        from qgtm.engine.live.metrics import DaemonMetrics
+
+        if self.metrics is None:
+            self.metrics = DaemonMetrics(self)
+            self.metrics_address = self.metrics.start()
+        while True:
+            self.metrics.update()
+            await asyncio.sleep(1.0)
+
+    def task_status(self) -> dict[str, str]:
+        """Health of every supervised task by name."""
+        return {name: health.value for name, health in self.health.items()}
+
+
+def install_live_commands(engine: TradingEngine, recon: ReconciliationEngine) -> None:
+    """Expose `recon.run` and `audit.search` to clients (terminal, attach socket)."""
+
+    def run() -> dict[str, Any]:
+        result = recon.run(engine)
+        return {
+            "broker": result.broker_positions,
+            "local": result.local_positions,
+            "discrepancies": len(result.discrepancies),
+        }
+
+    def search(
+        event: str | None = None,
+        actor: str | None = None,
+        text: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = 200,
+    ) -> AuditPage:
+        records = engine.audit.search(event, actor, text, since, until, int(limit))
+        return AuditPage(
+            tuple(
+                AuditRow(
+                    r.seq,
+                    r.sim_time,
+                    r.event,
+                    r.actor,
+                    " ".join(f"{k}={v}" for k, v in r.payload.items()),
+                )
+                for r in records
+            )
+        )
+
+    for name, handler in (("recon.run", run), ("audit.search", search)):
+        if name not in engine._commands:
+            engine.register_command(name, handler)
+
+
+def _diff(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = set(before) | set(after)
+    out: list[str] = []
+    for key in keys:
+        a, b = before.get(key), after.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.extend(_diff(a, b, f"{name}."))
+        elif a != b:
+            out.append(name)
+    return out
+
+
+def _whoami() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 async def run_daemon(config: Config, data_dir: Path, max_sessions: int | None = None) -> int:
     """Run until SIGINT/SIGTERM, end of data or `max_sessions`; returns sessions processed."""
     with EngineLock(data_dir):
         engine = TradingEngine(config, data_dir)
+        daemon = TradingDaemon(config, data_dir, engine, max_sessions)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, engine.request_stop)
+            loop.add_signal_handler(sig, daemon.stop)
         log.info(
             "event=daemon_start data_dir=%s mode=%s source=%s next_session=%s",
             data_dir,
@@ -28,8 +427,9 @@ async def run_daemon(config: Config, data_dir: Path, max_sessions: int | None = 
             config.source.value,
             None if engine.at_end else engine.panel.dates[engine.next_index],
         )
+        done = 0
         try:
-            done = await engine.run(max_sessions)
+            done = await daemon.run()
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)

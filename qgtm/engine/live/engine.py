@@ -28,7 +28,7 @@ from qgtm.core import calendar
 from qgtm.core.config import Config, live_trading_allowed
 from qgtm.core.enums import KillTier
 from qgtm.core.risk_status import ResetResult, RiskStatus
-from qgtm.core.snapshot import AuditRow, EngineSnapshot, PositionRow, QuoteRow
+from qgtm.core.snapshot import AuditRow, EngineSnapshot, PositionRow, QuoteRow, ReconView
 from qgtm.core.types import Order, Signal
 from qgtm.core.universe import Universe, load_universe
 from qgtm.engine.audit import AuditLog
@@ -37,7 +37,7 @@ from qgtm.engine.data.quality import blocked_symbols
 from qgtm.engine.data.store import MarketStore, PricePanel
 from qgtm.engine.execution.algos import Algo, select_algo
 from qgtm.engine.execution.brokers.base import Broker
-from qgtm.engine.execution.brokers.paper import PaperBroker, SessionBar
+from qgtm.engine.execution.brokers.paper import PaperBroker, SessionBar, filled_positions
 from qgtm.engine.execution.manager import Benchmarks, OrderManager
 from qgtm.engine.execution.oms import orders_for_targets, strategy_set_key
 from qgtm.engine.outbox import Outbox, OutboxSender, outbox_status
@@ -95,6 +95,7 @@ class TradingEngine:
         self._commands: dict[str, Callable[..., Any]] = {}
         self.outbox = Outbox(self.state.conn)
         self.register_command("publish.status", lambda: outbox_status(self.state.path).as_dict())
+        self.recon_view: ReconView | None = None
         self._restore()
         register_backtest_commands(self)
         self.register_command("execution.blotter", lambda limit=200: self.oms.blotter(limit))
@@ -193,7 +194,7 @@ class TradingEngine:
             participation_cap=execution.participation_cap,
             latency_ms=execution.latency_ms,
             cash=self.book.cash,
-            positions=self.book.quantities(),
+            positions=filled_positions(self.state.conn),  # the venue's own view, for recon
             symbols=self.panel.symbols,
         )
         if self.next_index > 0:
@@ -602,6 +603,42 @@ class TradingEngine:
                 version=self._snapshot.version + 1,
             )
 
+    def alert(self, message: str) -> None:
+        """Raise an owner alert: newest first in the snapshot's alerts, published now."""
+        self.alerts.appendleft(message)
+        if self._snapshot is not None:
+            self._snapshot = replace(
+                self._snapshot, alerts=tuple(self.alerts), version=self._snapshot.version + 1
+            )
+
+    def publish_recon(self, view: ReconView | None) -> None:
+        """Show the latest reconciliation run in the snapshot."""
+        self.recon_view = view
+        if self._snapshot is not None:
+            self._snapshot = replace(
+                self._snapshot,
+                recon=view,
+                alerts=tuple(self.alerts),
+                version=self._snapshot.version + 1,
+            )
+
+    def emergency_flatten(self, reason: str, actor: str = "watchdog") -> int:
+        """Escalate to FLATTEN and send closing orders now; the caller holds the step lock.
+
+        Returns how many closing orders were sent. Used by the dead-man's switch.
+        """
+        at = self._snapshot.sim_time if self._snapshot and self._snapshot.sim_time else None
+        at = at or calendar.session_close(self.panel.dates[max(self.next_index - 1, 0)])
+        with self.state.transaction():
+            self.audit.append("EMERGENCY_FLATTEN", actor, at, {"reason": reason})
+            if self.kill_tier < KillTier.FLATTEN:
+                self.risk.trip(KillTier.FLATTEN, at, f"{actor}: {reason}")
+            else:
+                self._flatten_now(at)
+        self.alerts.appendleft(f"EMERGENCY FLATTEN ({actor}): {reason}")
+        self._snapshot = self._build_snapshot()
+        return len(self.broker.open_orders())
+
     def _build_snapshot(self) -> EngineSnapshot:
         last = self.next_index - 1
         session = self.panel.dates[last] if last >= 0 else None
@@ -636,6 +673,7 @@ class TradingEngine:
             ),
             alerts=tuple(self.alerts),
             risk=self.risk_status(),
+            recon=self.recon_view,
         )
 
     def _watchlist(self, index: int) -> tuple[QuoteRow, ...]:

@@ -168,6 +168,14 @@ class RiskManager:
         self.state.set_meta("peak_equity", self.peak_equity)
         return self.tier
 
+    def trip(self, new_tier: KillTier, at: datetime, reason: str) -> KillTier:
+        """Escalate from outside the P&L rules (watchdog, operator); never steps down."""
+        if new_tier > self.tier:
+            self._set_tier(new_tier, at, reason, {"reason": reason})
+            if new_tier >= KillTier.FLATTEN and self.on_flatten is not None:
+                self.on_flatten(at)
+        return self.tier
+
     def _set_tier(self, new_tier: KillTier, at: datetime, detail: str, data: dict) -> None:
         old = self.tier
         self.tier = new_tier

@@ -1,11 +1,21 @@
-"""Audit: the latest records of the append-only audit log."""
+"""Audit: the append-only audit log, newest first, with keyboard filters.
+
+`/` focuses the text filter (Enter applies), `e` cycles the event type, `a` cycles the
+actor, `x` clears every filter. With a filter set the screen searches the whole log
+through the engine's `audit.search` command, not only the latest records.
+"""
 
 from __future__ import annotations
 
-from rich.text import Text
-from textual.app import ComposeResult
+from typing import ClassVar
 
-from qgtm.core.snapshot import AuditRow, EngineSnapshot
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Input, Static
+
+from qgtm.core.snapshot import AuditPage, AuditRow, EngineSnapshot
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.widgets.live_table import Column, Row
 from qgtm.tui.widgets.table_panel import TablePanel
@@ -18,6 +28,21 @@ AUDIT_COLUMNS = (
     Column("detail", "Detail"),
 )
 NO_AUDIT = "No audit records yet: the engine writes one for every decision, order and fill"
+NO_MATCH = "No audit record matches the filters (x clears them)"
+EVENT_TYPES = (
+    None,
+    "ORDER_SUBMITTED",
+    "ORDER_FILLED",
+    "RISK_CUT",
+    "TIER_CHANGE",
+    "EMERGENCY_FLATTEN",
+    "RECON_DISCREPANCY",
+    "RECON_COMPLETE",
+    "OPERATOR_ACTION",
+    "CONFIG_CHANGED",
+    "TASK_FAILED",
+)
+ACTORS = (None, "engine", "risk", "recon", "watchdog", "daemon")
 
 
 def audit_row(record: AuditRow) -> Row:
@@ -32,12 +57,107 @@ def audit_row(record: AuditRow) -> Row:
 
 
 class AuditScreen(TerminalScreen):
-    """Recent audit records, newest first."""
+    """Recent audit records, newest first, filterable by event, actor and text."""
+
+    AUTO_FOCUS = "LiveTable"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "focus_filter", "Filter", key_display="/"),
+        Binding("escape", "leave_filter", "Back", show=False),
+        Binding("e", "cycle_event", "Event"),
+        Binding("a", "cycle_actor", "Actor"),
+        Binding("x", "clear_filters", "Clear"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.event_index = 0
+        self.actor_index = 0
+        self.text = ""
+        self.matches: tuple[AuditRow, ...] | None = None
+
+    @property
+    def event(self) -> str | None:
+        """The event type filter (None = all)."""
+        return EVENT_TYPES[self.event_index]
+
+    @property
+    def actor(self) -> str | None:
+        """The actor filter (None = all)."""
+        return ACTORS[self.actor_index]
+
+    @property
+    def filtering(self) -> bool:
+        """True while any filter is set."""
+        return bool(self.event or self.actor or self.text)
 
     def compose_body(self) -> ComposeResult:
-        """One full-height audit table."""
+        """Filter line, then one full-height audit table."""
+        yield Input(placeholder="text filter: / to type, Enter to apply", id="audit-text")
+        yield Static(self._filter_line(), id="audit-filters")
         yield TablePanel("AUDIT LOG", AUDIT_COLUMNS, NO_AUDIT, id="audit")
 
+    def _filter_line(self) -> str:
+        return (
+            f"event: {self.event or 'all'} (e) · actor: {self.actor or 'all'} (a) · "
+            f"text: {self.text or '-'} (/) · x clears"
+        )
+
     def show_body(self, snapshot: EngineSnapshot) -> None:
-        """Sync the table with the snapshot's recent audit records."""
-        self.query_one("#audit", TablePanel).sync([audit_row(r) for r in snapshot.recent_audit])
+        """Sync the table: the snapshot's records, or the search results when filtering."""
+        if self.filtering:
+            self._run_search()
+            return
+        self._show_rows(snapshot.recent_audit)
+
+    def _show_rows(self, rows: tuple[AuditRow, ...]) -> None:
+        self.query_one("#audit-filters", Static).update(self._filter_line())
+        panel = self.query_one("#audit", TablePanel)
+        panel.query_one(".empty-state", Static).update(NO_MATCH if self.filtering else NO_AUDIT)
+        panel.sync([audit_row(r) for r in rows])
+
+    @work(exclusive=True, group="audit-search")
+    async def _run_search(self) -> None:
+        page: AuditPage = await self._qgtm_app.client.call(
+            "audit.search", event=self.event, actor=self.actor, text=self.text or None
+        )
+        self.matches = page.rows
+        self._show_rows(page.rows)
+
+    def _apply_filters(self) -> None:
+        latest = self._qgtm_app.latest
+        if self.filtering:
+            self._run_search()
+        elif latest is not None:
+            self.matches = None
+            self._show_rows(latest.recent_audit)
+
+    def action_focus_filter(self) -> None:
+        """Put the cursor in the text filter."""
+        self.query_one("#audit-text", Input).focus()
+
+    def action_leave_filter(self) -> None:
+        """Hand the keys back to the table without applying the typed text."""
+        self.query_one("#audit", TablePanel).table.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Apply the typed text filter and hand the keys back to the table."""
+        self.text = event.value.strip()
+        self.query_one("#audit", TablePanel).table.focus()
+        self._apply_filters()
+
+    def action_cycle_event(self) -> None:
+        """Next event type (all -> ORDER_SUBMITTED -> ... -> all)."""
+        self.event_index = (self.event_index + 1) % len(EVENT_TYPES)
+        self._apply_filters()
+
+    def action_cycle_actor(self) -> None:
+        """Next actor (all -> engine -> risk -> ... -> all)."""
+        self.actor_index = (self.actor_index + 1) % len(ACTORS)
+        self._apply_filters()
+
+    def action_clear_filters(self) -> None:
+        """Back to the latest records."""
+        self.event_index = self.actor_index = 0
+        self.text = ""
+        self.query_one("#audit-text", Input).value = ""
+        self._apply_filters()

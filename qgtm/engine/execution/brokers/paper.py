@@ -10,6 +10,7 @@ orders for unknown symbols, outside market hours, or beyond its buying power.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -326,3 +327,12 @@ def _market_open(at: datetime) -> bool:
     if not calendar.is_session(day):
         return False
     return calendar.session_open(day) <= at <= calendar.session_close(day)
+
+
+def filled_positions(conn: sqlite3.Connection) -> dict[str, int]:
+    """The paper venue's positions rebuilt from its fills (not from the engine's book)."""
+    rows = conn.execute(
+        "SELECT symbol, SUM(CASE side WHEN 'BUY' THEN quantity ELSE -quantity END) "
+        "FROM fills GROUP BY symbol"
+    ).fetchall()
+    return {symbol: int(qty) for symbol, qty in rows if qty}

@@ -1,0 +1,213 @@
+"""The daemon's jobs and the two clocks that fire them.
+
+One set of job definitions (name + APScheduler trigger + coroutine):
+  rebalance     every XNYS session at decision_time (15:30 New York, 30 min before an
+                early close)                                  XnysDecisionTrigger
+  recon         every `live.recon_interval_s` seconds          IntervalTrigger
+  data_refresh  on `live.data_refresh_cron` (New York time)    CronTrigger
+
+`WallClockScheduler` hands them to APScheduler's AsyncIOScheduler (live mode).
+`ReplayClock` drives the same triggers on simulated time (demo mode): it asks each
+trigger for its next fire time, advances the simulated clock to the earliest one and
+runs that job. In a daily replay nothing changes between a session's close and the next
+open, so jobs marked `market_hours` skip the closed hours: their fire times that fall
+outside a session coalesce into one run at the next open (APScheduler's `coalesce`).
+Recon every 60 s therefore means once per simulated minute of every trading session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from qgtm.core import calendar
+from qgtm.core.calendar import NEW_YORK
+from qgtm.core.config import LiveConfig
+
+log = logging.getLogger(__name__)
+
+JobFunc = Callable[[datetime], Awaitable[None]]
+_LOOKAHEAD_DAYS = 15
+
+
+@lru_cache(maxsize=64)  # the clock only moves forward: a few days suffice
+def _session_hours(day: date) -> tuple[datetime, datetime] | None:
+    if not calendar.is_session(day):
+        return None
+    return calendar.session_open(day), calendar.session_close(day)
+
+
+@lru_cache(maxsize=64)  # the clock only moves forward: a few days suffice
+def _decision(day: date) -> datetime | None:
+    return calendar.decision_time(day) if calendar.is_session(day) else None
+
+
+class XnysDecisionTrigger(BaseTrigger):
+    """Fires once per XNYS session at `calendar.decision_time` (early closes respected)."""
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        """The first decision time strictly after the previous fire and not before `now`."""
+        start = now
+        if previous_fire_time is not None:
+            start = max(now, previous_fire_time + timedelta(microseconds=1))
+        day = start.astimezone(NEW_YORK).date()
+        for offset in range(_LOOKAHEAD_DAYS):
+            at = _decision(day + timedelta(days=offset))
+            if at is not None and at >= start:
+                return at
+        return None
+
+    def __str__(self) -> str:
+        return "xnys-decision"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One scheduled job: the same definition runs on the wall clock and the replay clock."""
+
+    name: str
+    trigger: BaseTrigger
+    func: JobFunc
+    market_hours: bool = False  # replay: skip closed hours (coalesce to the next open)
+
+
+def build_triggers(live: LiveConfig, start: datetime) -> dict[str, BaseTrigger]:
+    """The daemon's triggers; interval jobs count from `start`."""
+    return {
+        "rebalance": XnysDecisionTrigger(),
+        "recon": IntervalTrigger(
+            seconds=max(live.recon_interval_s, 0.01), start_date=start, timezone=NEW_YORK
+        ),
+        "data_refresh": CronTrigger.from_crontab(live.data_refresh_cron, timezone=NEW_YORK),
+    }
+
+
+class WallClockScheduler:
+    """Live mode: APScheduler's AsyncIOScheduler fires the jobs on real time."""
+
+    def __init__(self, jobs: list[Job]) -> None:
+        self.jobs = jobs
+        self.scheduler = AsyncIOScheduler(timezone=NEW_YORK)
+        for job in jobs:
+            self.scheduler.add_job(
+                self._runner(job),
+                trigger=job.trigger,
+                id=job.name,
+                name=job.name,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=30,
+            )
+
+    @staticmethod
+    def _runner(job: Job) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            await job.func(datetime.now(NEW_YORK))
+
+        return run
+
+    def next_fire_times(self) -> dict[str, datetime | None]:
+        """When each job fires next (after `start`)."""
+        return {j.id: j.next_run_time for j in self.scheduler.get_jobs()}
+
+    async def run(self) -> None:
+        """Start APScheduler and keep the task alive until cancelled."""
+        self.scheduler.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.scheduler.shutdown(wait=False)
+
+
+class ReplayClock:
+    """Demo mode: fires the jobs in simulated-time order as fast as the pacer allows.
+
+    `pace(job, at)` is awaited before each job runs (the daemon uses it for the replay
+    speed and pause); `stop()` ends `run` after the current job. `end` bounds simulated time.
+    """
+
+    def __init__(
+        self,
+        jobs: list[Job],
+        start: datetime,
+        end: datetime | None = None,
+        pace: Callable[[Job, datetime], Awaitable[None]] | None = None,
+        yield_every: int = 64,
+    ) -> None:
+        self.jobs = jobs
+        self.now = start
+        self.end = end
+        self.pace = pace
+        self.fired: dict[str, int] = {j.name: 0 for j in jobs}
+        self._stopped = False
+        self._yield_every = yield_every
+        self._next: dict[str, datetime | None] = {
+            j.name: self._next_time(j, None, start) for j in jobs
+        }
+
+    def stop(self) -> None:
+        """Finish after the job in progress."""
+        self._stopped = True
+
+    def _next_time(self, job: Job, previous: datetime | None, now: datetime) -> datetime | None:
+        at = job.trigger.get_next_fire_time(previous, now)
+        if at is None or not job.market_hours:
+            return at
+        return _within_session(at)
+
+    def peek(self) -> tuple[Job, datetime] | None:
+        """The next job to fire and when, without firing it."""
+        pending = [(at, i) for i, j in enumerate(self.jobs) if (at := self._next[j.name])]
+        if not pending:
+            return None
+        at, i = min(pending)
+        if self.end is not None and at > self.end:
+            return None
+        return self.jobs[i], at
+
+    async def run(self, max_fires: int | None = None) -> int:
+        """Fire jobs in time order until stopped, out of fire times, or `max_fires`."""
+        fires = 0
+        while not self._stopped and (max_fires is None or fires < max_fires):
+            nxt = self.peek()
+            if nxt is None:
+                break
+            job, at = nxt
+            if self.pace is not None:
+                await self.pace(job, at)
+                if self._stopped:
+                    break
+            self.now = at
+            await job.func(at)
+            self.fired[job.name] += 1
+            fires += 1
+            self._next[job.name] = self._next_time(job, at, at)
+            if fires % self._yield_every == 0:
+                await asyncio.sleep(0)
+        return fires
+
+
+def _within_session(at: datetime) -> datetime | None:
+    """`at` if a session is open then, else the next session's open (coalesced)."""
+    day = at.astimezone(NEW_YORK).date()
+    for offset in range(_LOOKAHEAD_DAYS):
+        hours = _session_hours(day + timedelta(days=offset))
+        if hours is None:
+            continue
+        opening, closing = hours
+        if at <= opening:
+            return opening
+        if at < closing:
+            return at
+    return None

@@ -1,0 +1,71 @@
+"""Recon: the latest broker-vs-book reconciliation, its discrepancies and stale positions."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Static
+
+from qgtm.core.snapshot import EngineSnapshot, ReconRow
+from qgtm.tui.screens.base import TerminalScreen
+from qgtm.tui.widgets.live_table import Column, Row
+from qgtm.tui.widgets.table_panel import TablePanel
+
+RECON_COLUMNS = (
+    Column("kind", "Kind", 18),
+    Column("symbol", "Symbol", 7),
+    Column("severity", "Severity", 9),
+    Column("broker", "Broker", 9, "right"),
+    Column("local", "Book", 9, "right"),
+    Column("action", "Action", 13),
+    Column("detail", "Detail"),
+)
+NO_DISCREPANCIES = "Broker and book agree: no discrepancies in the latest reconciliation"
+NOT_RUN = "No reconciliation yet: the daemon runs one every 60 s; press r to run one now"
+SEVERITY_STYLE = {"CRITICAL": "bold red", "WARNING": "yellow", "INFO": "dim"}
+
+
+def recon_row(item: ReconRow) -> Row:
+    """Cells for one discrepancy."""
+    return f"{item.kind}:{item.symbol}", (
+        item.kind,
+        item.symbol,
+        Text(item.severity, style=SEVERITY_STYLE.get(item.severity, "")),
+        Text(f"{item.broker_qty:,}", justify="right"),
+        Text(f"{item.local_qty:,}", justify="right"),
+        item.action,
+        Text(item.detail),
+    )
+
+
+def recon_summary(snapshot: EngineSnapshot) -> str:
+    """One line: when, how many runs, what each side holds, what is stale."""
+    view = snapshot.recon
+    if view is None:
+        return NOT_RUN
+    stale = ", ".join(view.stale) if view.stale else "none"
+    return (
+        f"last run {view.at} · runs {view.runs:,} · broker {view.broker_positions} "
+        f"positions · book {view.local_positions} · discrepancies "
+        f"{len(view.discrepancies)} · stale: {stale}"
+    )
+
+
+class ReconScreen(TerminalScreen):
+    """Reconciliation status; `r` runs one now."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "app.reconcile", "Reconcile now")]
+
+    def compose_body(self) -> ComposeResult:
+        """Summary line above the discrepancy table."""
+        yield Static(NOT_RUN, id="recon-summary")
+        yield TablePanel("RECONCILIATION", RECON_COLUMNS, NO_DISCREPANCIES, id="recon")
+
+    def show_body(self, snapshot: EngineSnapshot) -> None:
+        """Sync summary and table with the snapshot's latest recon."""
+        self.query_one("#recon-summary", Static).update(recon_summary(snapshot))
+        rows = snapshot.recon.discrepancies if snapshot.recon else ()
+        self.query_one("#recon", TablePanel).sync([recon_row(r) for r in rows])

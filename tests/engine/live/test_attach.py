@@ -1,0 +1,216 @@
+"""A second `qgtm` attaches to the running daemon over its Unix socket instead of trading."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from qgtm.core.enums import KillTier, Mode, Side, Source
+from qgtm.core.snapshot import AuditRow, EngineSnapshot, OrderRow, PositionRow, QuoteRow
+from qgtm.core.types import Fill
+from qgtm.engine.live import wire
+from qgtm.engine.live.control import socket_path
+from qgtm.tui.client import AttachError, RemoteCommandError, SocketClient
+
+SHORT = {"QGTM_DEMO__END": "2010-06-30", "QGTM_DEMO__SEED": "11"}
+
+
+@pytest.fixture(scope="module")
+def daemon(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """A real `qgtm --daemon` subprocess at 4 sessions per second, shared by this module."""
+    tmp_path = tmp_path_factory.mktemp("daemon")
+    log = (tmp_path / "daemon.out").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qgtm.cli", "--data-dir", str(tmp_path), "--daemon", "--speed", "4"],
+        env={**os.environ, **SHORT},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while "event=control_listening" not in (tmp_path / "daemon.out").read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"daemon did not listen: {(tmp_path / 'daemon.out').read_text()}")
+        time.sleep(0.05)
+    yield proc, tmp_path
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    log.close()
+
+
+def test_snapshot_round_trips_through_the_wire_format_exactly():
+    snap = EngineSnapshot(
+        version=7,
+        mode=Mode.PAPER,
+        source=Source.DEMO,
+        session=date(2009, 3, 9),
+        sim_time=datetime(2009, 3, 9, 16, tzinfo=timezone(timedelta(hours=-4))),
+        running=False,
+        speed=0.5,
+        kill_tier=KillTier.THROTTLE,
+        equity=1_000_123.45,
+        cash=12.5,
+        daily_pnl=-3.25,
+        total_pnl=123.45,
+        drawdown=0.07,
+        gross_leverage=0.6,
+        sessions_done=42,
+        watchlist=(QuoteRow("GLD", "metals", 90.1, 0.012, 1000),),
+        positions=(PositionRow("GLD", -10, 90.0, 90.1, -901.0, -1.0, -0.001),),
+        equity_curve=((date(2009, 3, 6), 1e6), (date(2009, 3, 9), 1_000_123.45)),
+        recent_orders=(
+            OrderRow("id-1", date(2009, 3, 6), "GLD", "SELL", 10, "FILLED", 90.0, None),
+        ),
+        recent_audit=(AuditRow(1, "2009-03-09T15:30", "ORDER_FILLED", "engine", "x=1"),),
+        alerts=("kill tier WARN -> THROTTLE",),
+    )
+    line = wire.encode({"push": "snapshot", "data": snap})
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    back = wire.decode_snapshot(wire.decode(line)["data"])
+    assert back == snap
+    assert back.kill_tier is KillTier.THROTTLE and back.sim_time.utcoffset() == timedelta(hours=-4)
+    fill = Fill("f", "o", "GLD", Side.BUY, 3, Decimal("90.1234"), Decimal("0.015"), snap.sim_time)
+    assert wire.unpack_result(wire.decode(wire.encode({"r": wire.pack_result(fill)}))["r"]) == fill
+
+
+def test_second_qgtm_attaches_instead_of_starting_an_engine(daemon, monkeypatch):
+    from qgtm import cli
+    from qgtm.tui.app import QGTMApp
+
+    _, data_dir = daemon
+    seen: list[object] = []
+    monkeypatch.setattr(QGTMApp, "run", lambda self, *a, **k: seen.append(self.client))
+    monkeypatch.setattr(
+        "qgtm.engine.live.engine.TradingEngine.__init__",
+        lambda *a, **k: (_ for _ in ()).throw(AssertionError("a second engine was built")),
+    )
+    for key, value in SHORT.items():
+        monkeypatch.setenv(key, value)
+    assert cli.main(["--data-dir", str(data_dir)]) == 0
+    (client,) = seen
+    assert isinstance(client, SocketClient) and client.path == socket_path(data_dir)
+
+
+async def test_the_terminal_runs_over_a_socket_client(daemon):
+    from qgtm.tui.app import QGTMApp
+
+    _, data_dir = daemon
+    client = SocketClient(socket_path(data_dir))
+    app = QGTMApp(client)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.3)
+        assert app.latest is not None and app.latest.session is not None
+        await pilot.press("p")
+        await pilot.pause(0.5)
+        assert client.snapshot().running is False
+        await pilot.press("7")
+        await pilot.pause(0.2)
+        assert type(app.screen).__name__ == "ReconScreen"
+        await pilot.press("r")
+        await pilot.pause(0.5)
+        assert client.snapshot().recon is not None
+        await pilot.press("q")
+
+
+def test_a_socket_open_to_others_is_refused(tmp_path: Path):
+    import socket as pysocket
+
+    path = tmp_path / "engine.sock"
+    server = pysocket.socket(pysocket.AF_UNIX)
+    server.bind(str(path))
+    os.chmod(path, 0o666)
+    try:
+        with pytest.raises(AttachError, match="reachable by other users"):
+            SocketClient(path).check_socket()
+    finally:
+        server.close()
+    with pytest.raises(AttachError, match="no daemon socket"):
+        SocketClient(tmp_path / "missing.sock").check_socket()
+
+
+async def test_socket_client_streams_state_and_runs_commands(daemon):
+    proc, data_dir = daemon
+    sock = socket_path(data_dir)
+    assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
+    assert os.stat(sock).st_uid == os.getuid()
+    client = SocketClient(sock)
+    await client.start()
+    try:
+        assert client.info["pid"] == proc.pid
+        assert "recon.run" in client.info["commands"]
+        client.resume()  # an earlier test in this module may have paused the daemon
+        first = client.snapshot().version
+        deadline = time.monotonic() + 20
+        while client.snapshot().version == first and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert client.snapshot().version > first  # the daemon's steps stream in
+        client.pause()
+        await asyncio.sleep(0.5)
+        paused = client.snapshot()
+        assert paused.running is False
+        await asyncio.sleep(0.6)
+        assert client.snapshot().session == paused.session  # held while paused
+        before = client.snapshot().sessions_done
+        await client.advance(2)
+        assert client.snapshot().sessions_done == before + 2
+        result = await client.call("recon.run")
+        assert result["discrepancies"] == 0 and result["broker"] == result["local"]
+        with pytest.raises(RemoteCommandError, match="unknown engine command"):
+            await client.call("no.such")
+        client.resume()
+        await asyncio.sleep(0.2)
+    finally:
+        await client.stop()
+    assert proc.poll() is None  # detaching leaves the daemon running
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert "event=daemon_stop" in (data_dir / "daemon.out").read_text()
+    audit = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "qgtm.cli",
+            "--data-dir",
+            str(data_dir),
+            "audit",
+            "search",
+            "--event",
+            "OPERATOR_ACTION",
+            "-n",
+            "100",
+        ],
+        env={**os.environ, **SHORT},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "action=pause" in audit and "action=advance" in audit and "action=call" in audit
+    import getpass
+
+    assert getpass.getuser() in audit
+
+
+def test_a_held_lock_without_a_daemon_socket_is_a_one_line_error(tmp_path: Path, capsys):
+    from qgtm import cli
+    from qgtm.engine.live.lock import EngineLock
+
+    with EngineLock(tmp_path):
+        assert cli.main(["--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "already runs on" in err and "cannot be attached to" in err
