@@ -78,7 +78,8 @@ class VolManaged(RuleStrategy):
 
 class SafeHavenSwitch(RuleStrategy):
     """When the universe's average 21-day realised vol ranks at or above `percentile` of
-    its own trailing year (share of the last 252 days strictly below today's), hold gold (GLD, IAU) as the crisis hedge; flat otherwise."""
+    its own trailing year (share of the last 252 days strictly below today's), hold gold
+    (GLD, IAU) as the crisis hedge; flat otherwise."""
 
     name = "safe_haven_switch"
     family = "volatility regime"

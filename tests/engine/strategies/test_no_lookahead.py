@@ -12,7 +12,6 @@ from dataclasses import replace
 from datetime import date
 
 import numpy as np
-import polars as pl
 import pytest
 
 from qgtm.core.universe import load_universe
