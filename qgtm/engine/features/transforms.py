@@ -139,12 +139,45 @@ def average_correlation(returns: np.ndarray) -> float:
 
 
 def rolling_average_correlation(close: np.ndarray, window: int) -> np.ndarray:
-    """Average pairwise correlation of daily log returns over the last `window` rows: the
-    correlation regime (it spikes in sell-offs when everything moves together)."""
-    returns = log_returns(close)
+    """Average pairwise Pearson correlation of daily log returns over the last `window`
+    rows: the correlation regime (it spikes in sell-offs when everything moves together).
+
+    Vectorised with running sums: for each window, cov_ij = S_ij / w - m_i m_j.
+    """
+    returns = np.diff(np.log(close), axis=0)
     out = np.full(len(close), np.nan)
-    for end in range(window + 1, len(close) + 1):  # one corrcoef per row; used on short views
-        out[end - 1] = average_correlation(returns[end - window : end])
+    n_assets = returns.shape[1]
+    if len(returns) < window or n_assets < 2:
+        return out
+    first = np.cumsum(np.r_[np.zeros((1, n_assets)), returns], axis=0)
+    outer = returns[:, :, None] * returns[:, None, :]
+    second = np.cumsum(np.concatenate([np.zeros((1, n_assets, n_assets)), outer]), axis=0)
+    mean = (first[window:] - first[:-window]) / window
+    cov = (second[window:] - second[:-window]) / window - mean[:, :, None] * mean[:, None, :]
+    var = np.clip(np.diagonal(cov, axis1=1, axis2=2), 0.0, None)
+    scale = np.sqrt(var[:, :, None] * var[:, None, :])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corr = np.where(scale > 0, cov / scale, np.nan)
+    total = corr.sum(axis=(1, 2)) - np.trace(corr, axis1=1, axis2=2)
+    out[window:] = total / (n_assets * (n_assets - 1))
+    return out
+
+
+def rolling_weighted_correlation(close: np.ndarray, window: int) -> np.ndarray:
+    """Volatility-weighted average pairwise correlation over the last `window` rows:
+    rho = (var(sum_i r_i) - sum_i s_i^2) / ((sum_i s_i)^2 - sum_i s_i^2), the formula of
+    the CBOE implied-correlation index applied to realised variances. O(T N), so cheap
+    enough to run on every decision."""
+    returns = np.diff(np.log(close), axis=0)
+    out = np.full(len(close), np.nan)
+    if len(returns) < window or returns.shape[1] < 2:
+        return out
+    asset_var = rolling_std(returns, window)[window - 1 :] ** 2
+    basket_var = rolling_std(returns.sum(axis=1), window)[window - 1 :] ** 2
+    own = asset_var.sum(axis=1)
+    cross = np.sqrt(asset_var).sum(axis=1) ** 2 - own
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[window:] = np.where(cross > 0, (basket_var - own) / cross, np.nan)
     return out
 
 
