@@ -86,6 +86,7 @@ class EngineSnapshot:
     recent_orders: tuple[OrderRow, ...] = ()
     recent_audit: tuple[AuditRow, ...] = ()
     alerts: tuple[str, ...] = ()
+    regime: str | None = None
 
     @property
     def mode_label(self) -> str:

@@ -15,6 +15,7 @@ from qgtm.tui.screens.audit import AuditScreen
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.screens.monitor import MonitorScreen
 from qgtm.tui.screens.orders import OrdersScreen
+from qgtm.tui.screens.strategies import StrategiesScreen
 from qgtm.tui.themes import THEMES, theme_css_path
 
 REFRESH_HZ = 4.0
@@ -35,6 +36,7 @@ SCREEN_SLOTS = (
     ScreenSlot("monitor", "Monitor", MonitorScreen, "1,f1"),
     ScreenSlot("orders", "Orders", OrdersScreen, "2,f2"),
     ScreenSlot("audit", "Audit", AuditScreen, "3,f3"),
+    ScreenSlot("strategies", "Strategies", StrategiesScreen, "6,f6"),
 )
 
 

@@ -28,18 +28,20 @@ from qgtm.core import calendar
 from qgtm.core.config import Config
 from qgtm.core.enums import KillTier, OrderStatus
 from qgtm.core.snapshot import AuditRow, EngineSnapshot, PositionRow, QuoteRow
-from qgtm.core.types import Order, Signal
+from qgtm.core.types import Order
 from qgtm.core.universe import Universe, load_universe
 from qgtm.engine.audit import AuditLog
 from qgtm.engine.data.store import MarketStore, PricePanel
 from qgtm.engine.execution.brokers.paper import PaperBroker
 from qgtm.engine.execution.oms import orders_for_targets, strategy_set_key
-from qgtm.engine.portfolio.allocator import inverse_vol_weights
+from qgtm.engine.features.regime import RegimeDetector
+from qgtm.engine.portfolio.aggregator import Aggregation, aggregate, combine_strategy_sets
 from qgtm.engine.portfolio.book import Book
 from qgtm.engine.risk.killswitch import escalate, tier_for
 from qgtm.engine.risk.manager import check_targets
 from qgtm.engine.state import StateStore
 from qgtm.engine.strategies.base import BaseStrategy
+from qgtm.engine.strategies.commands import register_strategy_commands
 from qgtm.engine.strategies.registry import create
 
 log = logging.getLogger(__name__)
@@ -87,7 +89,10 @@ class TradingEngine:
         self._wake = asyncio.Event()
         self._snapshot: EngineSnapshot | None = None
         self._commands: dict[str, Callable[..., Any]] = {}
+        self.regime_detector = RegimeDetector()
+        self.last_aggregation: Aggregation | None = None
         self._restore()
+        register_strategy_commands(self)
 
     # ----- state -------------------------------------------------------------------
     def _first_index(self) -> int:
@@ -110,6 +115,7 @@ class TradingEngine:
         self.peak_equity = Decimal(self.state.get_meta("peak_equity") or initial)
         self.prev_equity = Decimal(self.state.get_meta("prev_equity") or initial)
         self.daily_pnl = Decimal(self.state.get_meta("daily_pnl") or 0)
+        self.regime: str | None = self.state.get_meta("regime") or None
         self.broker = PaperBroker(
             self.config.execution.slippage_bps,
             Decimal(self.config.execution.commission_per_share),
@@ -179,10 +185,15 @@ class TradingEngine:
                 },
             )
 
-    def _signals(self, history: PricePanel, day: date) -> list[Signal]:
-        signals = [s for strategy in self.strategies for s in strategy.generate(history, day)]
-        self.state.record_signals(signals)
-        return signals
+    def _aggregate(self, history: PricePanel, day: date) -> Aggregation:
+        """Regime for `day`, then the aggregator's per-strategy signal sets (recorded)."""
+        reading = self.regime_detector.label(history, day)
+        self.regime = reading.label if reading is not None else None
+        self.state.set_meta("regime", self.regime or "")
+        aggregation = aggregate(self.strategies, history, day, self.regime)
+        self.state.record_signals(aggregation.signals)
+        self.last_aggregation = aggregation
+        return aggregation
 
     def _rebalance(self, index: int, at: datetime) -> None:
         day = self.panel.dates[index]
@@ -191,9 +202,9 @@ class TradingEngine:
         equity = self.book.equity(marks)
         targets: dict[str, float] = {}
         if self.kill_tier < KillTier.FLATTEN:
-            signals = self._signals(history, day)
-            targets = inverse_vol_weights(
-                signals, _realised_vols(history), self.config.engine.gross_target
+            aggregation = self._aggregate(history, day)
+            targets = combine_strategy_sets(
+                aggregation.per_strategy, _realised_vols(history), self.config.engine.gross_target
             )
         approved, decisions = check_targets(
             targets, self.book.weights(marks), self.kill_tier, self.config.risk
@@ -442,6 +453,7 @@ class TradingEngine:
                 for r in self.audit.tail(100)
             ),
             alerts=tuple(self.alerts),
+            regime=self.regime,
         )
 
     def _watchlist(self, index: int) -> tuple[QuoteRow, ...]:

@@ -11,7 +11,7 @@ from qgtm.core.enums import SignalDirection
 from qgtm.core.types import Signal
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features.auxiliary import StrategyContext
-from qgtm.engine.strategies.base import CRISIS, TRENDING, BaseStrategy, Parameter
+from qgtm.engine.strategies.base import ALL_REGIMES, BaseStrategy, Parameter
 
 TRADING_DAYS = 252
 
@@ -40,7 +40,8 @@ class TimeSeriesMomentum(BaseStrategy):
     factor_exposures: ClassVar[dict[str, float]] = {"trend": 1.0}
     capacity_usd = 250_000_000.0
     features = ("horizon_return", "realised_vol")
-    regimes = (TRENDING, CRISIS)
+    # The engine's default, all-weather trend book: MOP 2012 hold it through every regime.
+    regimes = ALL_REGIMES
 
     @property
     def warmup(self) -> int:
