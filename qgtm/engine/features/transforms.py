@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy.ndimage import maximum_filter1d, minimum_filter1d
 from scipy.signal import lfilter
 
 TRADING_DAYS = 252
@@ -52,17 +53,24 @@ def rolling_std(values: np.ndarray, window: int, ddof: int = 1) -> np.ndarray:
 
 
 def rolling_max(values: np.ndarray, window: int) -> np.ndarray:
-    """Maximum over the last `window` rows."""
+    """Maximum over the last `window` rows (O(T) van Herk/Gil-Werman filter via scipy)."""
     if len(values) < window:
         return np.full(values.shape, np.nan)
-    return _pad_front(sliding_window_view(values, window, axis=0).max(axis=-1), window - 1)
+    # origin shifts the centred filter so row t covers rows t - window + 1 .. t.
+    out = maximum_filter1d(values, window, axis=0, origin=(window - 1) // 2, mode="nearest")
+    out = out.astype(float)
+    out[: window - 1] = np.nan
+    return out
 
 
 def rolling_min(values: np.ndarray, window: int) -> np.ndarray:
     """Minimum over the last `window` rows."""
     if len(values) < window:
         return np.full(values.shape, np.nan)
-    return _pad_front(sliding_window_view(values, window, axis=0).min(axis=-1), window - 1)
+    out = minimum_filter1d(values, window, axis=0, origin=(window - 1) // 2, mode="nearest")
+    out = out.astype(float)
+    out[: window - 1] = np.nan
+    return out
 
 
 def ema(values: np.ndarray, span: float | None = None, alpha: float | None = None) -> np.ndarray:

@@ -40,6 +40,17 @@ def feature_matrix(close: np.ndarray) -> np.ndarray:
     return np.where(known, scaled, np.nan)
 
 
+def latest_features(close: np.ndarray) -> np.ndarray:
+    """The last row of `feature_matrix(close)`, computed from the last 253 closes only."""
+    log_close = np.log(close[-253:])
+    columns = [log_close[-1] - log_close[-1 - h] for h in HORIZONS]
+    columns.append(np.diff(log_close[-22:], axis=0).std(axis=0, ddof=1) * np.sqrt(tf.TRADING_DAYS))
+    stacked = np.column_stack(columns)
+    std = stacked.std(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(std > 0, (stacked - stacked.mean(axis=0)) / std, 0.0)
+
+
 def ridge_fit(x: np.ndarray, y: np.ndarray, penalty: float) -> np.ndarray:
     """b = (X'X + lambda I)^-1 X'y with an unpenalised intercept first (Hoerl, Kennard 1970)."""
     design = np.column_stack([np.ones(len(x)), x])
@@ -77,7 +88,7 @@ class _PooledModel(RuleStrategy):
     parameters = (
         Parameter("train", 756, 252, 2520, "sessions of training samples"),
         Parameter("horizon", 21, 5, 63, "sessions of the forward return label"),
-        Parameter("refit_every", 21, 5, 126, "sessions between refits"),
+        Parameter("refit_every", 63, 5, 126, "sessions between refits (quarterly)"),
         Parameter("penalty", 10.0, 0.0, 1000.0, "L2 penalty lambda"),
         Parameter("target_vol", 0.15, 0.05, 0.60, "annual vol each position is scaled to"),
     )
@@ -125,7 +136,7 @@ class _PooledModel(RuleStrategy):
 
     def targets(self, view: PricePanel, as_of: date, context: StrategyContext):
         coefficients = self.coefficients(view)
-        latest = feature_matrix(view.close[-253:])[-1]
+        latest = latest_features(view.close)
         forecast = self.score(coefficients, np.nan_to_num(latest))
         size = vol_scale(view.close, 63, self.params["target_vol"], 1.0)
         spread = np.std(forecast) or 1.0
