@@ -103,6 +103,23 @@ FEATURES: dict[str, Feature] = {
             {"front": "USO", "deferred": "BNO", "window": 63},
             "relative performance of a front-month fund against a deferred one",
         ),
+        Feature(
+            "rolling_hedge_ratio",
+            1,
+            lambda p, a, b, window: tf.rolling_hedge_ratio(*np.log(_pair(p, a, b)), window),
+            {"a": "USO", "b": "BNO", "window": 60},
+            "rolling OLS hedge ratio of log a on log b",
+        ),
+        Feature(
+            "sma", 1, lambda p, window: tf.rolling_mean(p.close, window), {"window": 50}, "SMA"
+        ),
+        Feature("ema", 1, lambda p, span: tf.ema(p.close, span=span), {"span": 20}, "EMA"),
+        Feature(
+            "rolling_max", 1, lambda p, window: tf.rolling_max(p.close, window), {"window": 20}, ""
+        ),
+        Feature(
+            "rolling_min", 1, lambda p, window: tf.rolling_min(p.close, window), {"window": 20}, ""
+        ),
         Feature("rsi", 1, lambda p, period: tf.rsi(p.close, period), {"period": 14}, "Wilder RSI"),
         Feature(
             "atr",

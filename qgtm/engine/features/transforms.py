@@ -189,6 +189,22 @@ def rolling_weighted_correlation(close: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
+def rolling_hedge_ratio(log_a: np.ndarray, log_b: np.ndarray, window: int) -> np.ndarray:
+    """OLS slope of log_a on log_b over the last `window` rows:
+    beta = cov(a, b) / var(b) (the rolling hedge ratio of a pair)."""
+    if len(log_a) < window:
+        return np.full(log_a.shape, np.nan)
+    va = sliding_window_view(log_a, window)
+    vb = sliding_window_view(log_b, window)
+    db = vb - vb.mean(axis=-1, keepdims=True)
+    denom = (db * db).sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        beta = np.where(
+            denom > 0, (db * (va - va.mean(axis=-1, keepdims=True))).sum(-1) / denom, np.nan
+        )
+    return _pad_front(beta, window - 1)
+
+
 def term_structure_proxy(front: np.ndarray, deferred: np.ndarray, window: int) -> np.ndarray:
     """ln(F_t / D_t) - ln(F_{t-w} / D_{t-w}): relative performance of a front-month fund
     (USO, WTI front month) against one rolling further out or into another curve (BNO).

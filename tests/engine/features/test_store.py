@@ -89,3 +89,12 @@ def test_unknown_feature_and_parameter_are_refused(store):
         store.get("nope", panel)
     with pytest.raises(ValueError, match="unknown parameter"):
         store.get("drawdown", panel, window=3)
+
+
+def test_every_feature_a_strategy_declares_exists():
+    from qgtm.engine.features.auxiliary import demo_context
+    from qgtm.engine.strategies.registry import STRATEGIES
+
+    known = set(feature_store.FEATURES) | set(demo_context().series)
+    for cls in STRATEGIES.values():
+        assert set(cls.features) <= known, cls.name

@@ -55,3 +55,9 @@ def test_term_structure_proxy_is_the_change_in_the_log_ratio():
     front = np.array([50.0, 50.0, 45.0])
     deferred = np.array([40.0, 40.0, 40.0])
     assert tf.term_structure_proxy(front, deferred, 2)[-1] == pytest.approx(np.log(0.9))
+
+
+def test_rolling_hedge_ratio_recovers_an_exact_slope():
+    b = np.log(np.array([10.0, 11.0, 12.5, 12.0, 13.0]))
+    a = 0.3 + 1.7 * b
+    assert tf.rolling_hedge_ratio(a, b, 4)[-1] == pytest.approx(1.7)
