@@ -14,12 +14,10 @@ from qgtm.core.enums import SignalDirection
 from qgtm.core.types import Signal
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features.auxiliary import StrategyContext, demo_context
+from qgtm.engine.features.regime import CRISIS, MEAN_REVERTING, TRENDING
 
-TRENDING = "trending"
-MEAN_REVERTING = "mean_reverting"
-CRISIS = "crisis"
 ALL_REGIMES: tuple[str, ...] = (TRENDING, MEAN_REVERTING, CRISIS)
-"""Labels of the regime detector (qgtm.engine.features.regime)."""
+"""Every label of the regime detector (qgtm.engine.features.regime)."""
 
 
 @dataclass(frozen=True, slots=True)
