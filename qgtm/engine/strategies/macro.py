@@ -62,6 +62,8 @@ def _params(threshold: float, high: float) -> tuple[Parameter, ...]:
 
 
 class GoldRealRates(_MacroDriver):
+    """Long gold when 10y TIPS real yields fall, short when they rise."""
+
     name = "gold_real_rates"
     description = "long gold when 10y TIPS real yields fall, short when they rise"
     reference = "Erb, Harvey (2013), The golden dilemma, FAJ 69(4)"
@@ -73,6 +75,8 @@ class GoldRealRates(_MacroDriver):
 
 
 class GoldDollar(_MacroDriver):
+    """Long gold when the broad dollar weakens, short when it strengthens."""
+
     name = "gold_dollar"
     description = "long gold when the broad dollar weakens, short when it strengthens"
     reference = "Capie, Mills, Wood (2005), Gold as a hedge against the dollar, JIFMIM 15(4)"
@@ -85,6 +89,8 @@ class GoldDollar(_MacroDriver):
 
 
 class CommodityDollar(_MacroDriver):
+    """Long broad commodities when the dollar weakens, short when it strengthens."""
+
     name = "commodity_dollar"
     description = "long broad commodities when the dollar weakens, short when it strengthens"
     reference = (

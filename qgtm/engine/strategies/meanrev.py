@@ -94,6 +94,8 @@ class _Rsi(_MeanReversion):
 
 
 class Rsi2(_Rsi):
+    """Connors RSI(2): buy below 10, sell above 90."""
+
     name = "rsi2"
     description = "Connors RSI(2): buy below 10, sell above 90"
     reference = "Connors, Alvarez (2009), Short Term Trading Strategies That Work"
@@ -102,6 +104,8 @@ class Rsi2(_Rsi):
 
 
 class Rsi14(_Rsi):
+    """Wilder RSI(14): buy below 30, sell above 70."""
+
     name = "rsi14"
     description = "Wilder RSI(14): buy below 30, sell above 70"
     reference = "Wilder (1978), New Concepts in Technical Trading Systems"

@@ -148,6 +148,8 @@ class _PooledModel(RuleStrategy):
 
 
 class RidgeForecast(_PooledModel):
+    """Pooled ridge regression of the next month's return on trend and vol features."""
+
     name = "ml_ridge"
     description = "pooled ridge regression of the next month's return on trend and vol features"
     reference = (
@@ -162,6 +164,8 @@ class RidgeForecast(_PooledModel):
 
 
 class LogisticForecast(_PooledModel):
+    """Pooled L2 logistic regression of the next month's direction."""
+
     name = "ml_logit"
     description = "pooled L2 logistic regression of the next month's direction"
     reference = "Hastie, Tibshirani, Friedman (2009), Elements of Statistical Learning, sec. 4.4"

@@ -81,6 +81,8 @@ class _Pair(RuleStrategy):
 
 
 class PairGldIau(_Pair):
+    """GLD vs IAU: two gold trusts, fade spread dislocations."""
+
     name = "pair_gld_iau"
     description = "GLD vs IAU: two gold trusts, fade spread dislocations"
     reference = "Gatev, Goetzmann, Rouwenhorst (2006), Pairs trading, RFS 19(3)"
@@ -89,6 +91,8 @@ class PairGldIau(_Pair):
 
 
 class PairGldSlv(_Pair):
+    """Gold vs silver: fade the gold/silver ratio's deviations."""
+
     name = "pair_gld_slv"
     description = "gold vs silver: fade the gold/silver ratio's deviations"
     reference = (
@@ -100,6 +104,8 @@ class PairGldSlv(_Pair):
 
 
 class PairGldGdx(_Pair):
+    """Gold vs gold miners: fade deviations of miners from bullion."""
+
     name = "pair_gld_gdx"
     description = "gold vs gold miners: fade deviations of miners from bullion"
     reference = (
@@ -111,6 +117,8 @@ class PairGldGdx(_Pair):
 
 
 class PairUsoBno(_Pair):
+    """WTI vs Brent funds: fade dislocations of the WTI-Brent spread."""
+
     name = "pair_uso_bno"
     description = "WTI vs Brent funds: fade dislocations of the WTI-Brent spread"
     reference = "Gatev, Goetzmann, Rouwenhorst (2006); WTI-Brent spread trading practice"

@@ -48,6 +48,8 @@ class _Seasonal(RuleStrategy):
 
 
 class NatgasWinter(_Seasonal):
+    """Natural gas: long Aug-Oct into the heating season, short Mar-Apr shoulder."""
+
     name = "natgas_winter"
     description = "natural gas: long Aug-Oct into the heating season, short Mar-Apr shoulder"
     reference = (
@@ -61,6 +63,8 @@ class NatgasWinter(_Seasonal):
 
 
 class GrainsWeather(_Seasonal):
+    """Grains: long May-Jun weather premium, short Aug-Sep harvest pressure."""
+
     name = "grains_weather"
     description = "grains: long May-Jun weather premium, short Aug-Sep harvest pressure"
     reference = "Sørensen (2002), Modeling seasonality in agricultural commodity futures, JFM 22(5)"
@@ -71,6 +75,8 @@ class GrainsWeather(_Seasonal):
 
 
 class GasolineDriving(_Seasonal):
+    """Gasoline: long Feb-Apr ahead of the summer driving season."""
+
     name = "gasoline_driving"
     description = "gasoline: long Feb-Apr ahead of the summer driving season"
     reference = (
@@ -83,6 +89,8 @@ class GasolineDriving(_Seasonal):
 
 
 class GoldAutumn(_Seasonal):
+    """Gold: long September and November (the autumn effect)."""
+
     name = "gold_autumn"
     description = "gold: long September and November (the autumn effect)"
     reference = (

@@ -77,18 +77,24 @@ class _TsmomHorizon(_Sized):
 
 
 class Tsmom1M(_TsmomHorizon):
+    """1-month time-series momentum, volatility scaled."""
+
     name = "tsmom_1m"
     description = "1-month time-series momentum, volatility scaled"
     default_lookback = 21
 
 
 class Tsmom3M(_TsmomHorizon):
+    """3-month time-series momentum, volatility scaled."""
+
     name = "tsmom_3m"
     description = "3-month time-series momentum, volatility scaled"
     default_lookback = 63
 
 
 class Tsmom6M(_TsmomHorizon):
+    """6-month time-series momentum, volatility scaled."""
+
     name = "tsmom_6m"
     description = "6-month time-series momentum, volatility scaled"
     default_lookback = 126
@@ -209,12 +215,16 @@ class _XsMomentum(RuleStrategy):
 
 
 class XsMomentum12M(_XsMomentum):
+    """Cross-sectional 12-1 month momentum, top vs bottom third."""
+
     name = "xsmom_12_1"
     description = "cross-sectional 12-1 month momentum, top vs bottom third"
     reference = "Asness, Moskowitz, Pedersen (2013), Value and momentum everywhere, JF 68(3)"
 
 
 class XsMomentum6M(_XsMomentum):
+    """Cross-sectional 6-month momentum, top vs bottom third."""
+
     name = "xsmom_6m"
     description = "cross-sectional 6-month momentum, top vs bottom third"
     reference = "Miffre, Rallis (2007), Momentum strategies in commodity futures markets, JBF 31(6)"
@@ -428,12 +438,16 @@ class _Donchian(_Sized):
 
 
 class Donchian20(_Donchian):
+    """20-day Donchian channel breakout (Turtle system 1)."""
+
     name = "donchian_20"
     description = "20-day Donchian channel breakout (Turtle system 1)"
     reference = "Donchian (1960); Faith (2007), Way of the Turtle (system 1: 20-day breakout)"
 
 
 class Donchian55(_Donchian):
+    """55-day Donchian channel breakout (Turtle system 2)."""
+
     name = "donchian_55"
     description = "55-day Donchian channel breakout (Turtle system 2)"
     reference = "Faith (2007), Way of the Turtle (system 2: 55-day breakout)"
