@@ -351,10 +351,12 @@ def _status(data_dir: Path) -> int:
 def _strategies() -> int:
     from qgtm.engine.strategies.registry import STRATEGIES
 
-    for name, cls in sorted(STRATEGIES.items()):
+    print(f"{len(STRATEGIES)} strategies")
+    for name, cls in sorted(STRATEGIES.items(), key=lambda item: (item[1].family, item[0])):
         exposures = ", ".join(f"{k} {v:+.1f}" for k, v in cls.factor_exposures.items())
-        print(f"{name:<12} {cls.family:<24} {exposures:<16} cap ${cls.capacity_usd / 1e6:,.0f}M")
-        print(f"{'':<12} {cls.description} ({cls.reference})")
+        print(f"{name:<18} {cls.family:<24} {exposures:<30} cap ${cls.capacity_usd / 1e6:,.0f}M")
+        print(f"{'':<18} {cls.description} ({cls.reference})")
+        print(f"{'':<18} regimes: {', '.join(cls.regimes)}")
     return 0
 
 

@@ -27,3 +27,18 @@ def test_status_of_an_empty_data_dir_says_what_to_do(tmp_path, capsys):
 def test_strategies_lists_tsmom_with_family(capsys):
     assert main(["strategies"]) == 0
     assert "tsmom" in capsys.readouterr().out
+
+
+def test_strategies_lists_forty_plus_with_family_exposures_and_capacity(capsys):
+    from qgtm.engine.strategies.registry import STRATEGIES
+
+    assert main(["strategies"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{len(STRATEGIES)} strategies\n")
+    assert len(STRATEGIES) >= 40
+    for name, cls in STRATEGIES.items():
+        line = next(row for row in out.splitlines() if row.startswith(f"{name} "))
+        assert cls.family in line
+        assert f"cap ${cls.capacity_usd / 1e6:,.0f}M" in line
+        for factor in cls.factor_exposures:
+            assert factor in line

@@ -121,6 +121,7 @@ class EngineSnapshot:
     alerts: tuple[str, ...] = ()
     risk: RiskStatus | None = None
     recon: ReconView | None = None
+    regime: str | None = None
 
     @property
     def mode_label(self) -> str:

@@ -19,6 +19,7 @@ from qgtm.tui.screens.orders import OrdersScreen
 from qgtm.tui.screens.recon import ReconScreen
 from qgtm.tui.screens.research import ResearchScreen
 from qgtm.tui.screens.risk import RiskScreen
+from qgtm.tui.screens.strategies import StrategiesScreen
 from qgtm.tui.themes import THEMES, theme_css_path
 
 REFRESH_HZ = 4.0
@@ -43,6 +44,7 @@ SCREEN_SLOTS = (
     ScreenSlot("data", "Data", DataScreen, "8,f8"),
     ScreenSlot("risk", "Risk", RiskScreen, "4,f4"),
     ScreenSlot("recon", "Recon", ReconScreen, "7,f7"),
+    ScreenSlot("strategies", "Strategies", StrategiesScreen, "6,f6"),
 )
 
 

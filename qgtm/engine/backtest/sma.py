@@ -28,7 +28,7 @@ class SmaCrossover(BaseStrategy):
     SMA_n(t) = (1/n) * sum_{k=1..n} close_{t-k} over bars before the decision session.
     """
 
-    name = "sma_cross"
+    name = "sma_ref"
     family = "trend (reference)"
     description = "fast/slow simple moving-average crossover, long or flat"
     reference = "Brock, Lakonishok, LeBaron (1992), J. Finance 47(5)"

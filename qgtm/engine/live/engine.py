@@ -40,13 +40,16 @@ from qgtm.engine.execution.brokers.base import Broker
 from qgtm.engine.execution.brokers.paper import PaperBroker, SessionBar, filled_positions
 from qgtm.engine.execution.manager import Benchmarks, OrderManager
 from qgtm.engine.execution.oms import orders_for_targets, strategy_set_key
+from qgtm.engine.features.regime import RegimeDetector
 from qgtm.engine.outbox import Outbox, OutboxSender, outbox_status
+from qgtm.engine.portfolio.aggregator import Aggregation, aggregate
 from qgtm.engine.portfolio.allocator import AllocationSettings, allocate
 from qgtm.engine.portfolio.book import Book
 from qgtm.engine.risk.checks import RiskContext
 from qgtm.engine.risk.manager import RiskManager
 from qgtm.engine.state import StateStore
 from qgtm.engine.strategies.base import BaseStrategy
+from qgtm.engine.strategies.commands import register_strategy_commands
 from qgtm.engine.strategies.registry import create
 
 log = logging.getLogger(__name__)
@@ -96,7 +99,10 @@ class TradingEngine:
         self.outbox = Outbox(self.state.conn)
         self.register_command("publish.status", lambda: outbox_status(self.state.path).as_dict())
         self.recon_view: ReconView | None = None
+        self.regime_detector = RegimeDetector()
+        self.last_aggregation: Aggregation | None = None
         self._restore()
+        register_strategy_commands(self)
         register_backtest_commands(self)
         self.register_command("execution.blotter", lambda limit=200: self.oms.blotter(limit))
         self.register_command("execution.children", lambda parent_id: self.oms.children(parent_id))
@@ -141,6 +147,7 @@ class TradingEngine:
             self.risk.sync_limits(calendar.session_close(self.panel.dates[self.next_index - 1]))
         self.prev_equity = Decimal(self.state.get_meta("prev_equity") or initial)
         self.daily_pnl = Decimal(self.state.get_meta("daily_pnl") or 0)
+        self.regime: str | None = self.state.get_meta("regime") or None
         if getattr(self, "broker", None) is None or isinstance(self.broker, PaperBroker):
             self.broker = self._make_broker()
         self.oms = OrderManager(
@@ -269,12 +276,15 @@ class TradingEngine:
             self.broker.execute_session(bars, self.panel.dates[index])
         self.oms.process_updates(at, {s: Benchmarks.from_bar(b) for s, b in bars.items()})
 
-    def _signals(self, history: PricePanel, day: date) -> dict[str, list[Signal]]:
-        by_strategy = {
-            strategy.name: strategy.generate(history, day) for strategy in self.strategies
-        }
-        self.state.record_signals([s for signals in by_strategy.values() for s in signals])
-        return by_strategy
+    def _aggregate(self, history: PricePanel, day: date) -> Aggregation:
+        """Regime for `day`, then the aggregator's per-strategy signal sets (recorded)."""
+        reading = self.regime_detector.label(history, day)
+        self.regime = reading.label if reading is not None else None
+        self.state.set_meta("regime", self.regime or "")
+        aggregation = aggregate(self.strategies, history, day, self.regime)
+        self.state.record_signals(aggregation.signals)
+        self.last_aggregation = aggregation
+        return aggregation
 
     def _rebalance(self, index: int, at: datetime) -> None:
         day = self.panel.dates[index]
@@ -287,7 +297,10 @@ class TradingEngine:
         sleeves: dict[str, dict[str, float]] = {}
         signals: list[Signal] = []
         if self.kill_tier < KillTier.FLATTEN:
-            by_strategy = self._without_blocked(self._signals(history, day), day, at)
+            aggregation = self._aggregate(history, day)
+            by_strategy = self._without_blocked(
+                {k: list(v) for k, v in aggregation.per_strategy.items()}, day, at
+            )
             signals = [s for strategy_signals in by_strategy.values() for s in strategy_signals]
             allocation = allocate(
                 by_strategy,
@@ -674,6 +687,7 @@ class TradingEngine:
             alerts=tuple(self.alerts),
             risk=self.risk_status(),
             recon=self.recon_view,
+            regime=self.regime,
         )
 
     def _watchlist(self, index: int) -> tuple[QuoteRow, ...]:

@@ -2,10 +2,60 @@
 
 from __future__ import annotations
 
+from qgtm.engine.strategies import carry, cot, macro, meanrev, ml, overlays, pairs, seasonal, trend
 from qgtm.engine.strategies.base import BaseStrategy
 from qgtm.engine.strategies.tsmom import TimeSeriesMomentum
 
-STRATEGIES: dict[str, type[BaseStrategy]] = {cls.name: cls for cls in (TimeSeriesMomentum,)}
+_CLASSES: tuple[type[BaseStrategy], ...] = (
+    TimeSeriesMomentum,
+    trend.Tsmom1M,
+    trend.Tsmom3M,
+    trend.Tsmom6M,
+    trend.TsmomBlend,
+    trend.TsmomTStat,
+    trend.XsMomentum12M,
+    trend.XsMomentum6M,
+    trend.XsMomentumSector,
+    trend.SmaCross,
+    trend.EmaCross,
+    trend.Sma200Filter,
+    trend.Macd,
+    trend.Donchian20,
+    trend.Donchian55,
+    trend.KeltnerBreakout,
+    meanrev.BollingerReversion,
+    meanrev.Rsi2,
+    meanrev.Rsi14,
+    meanrev.ZScoreReversion,
+    meanrev.ShortTermReversal,
+    pairs.PairGldIau,
+    pairs.PairGldSlv,
+    pairs.PairGldGdx,
+    pairs.PairUsoBno,
+    pairs.CointegrationPairs,
+    carry.CarryUsoBno,
+    carry.CarrySectorRoll,
+    seasonal.NatgasWinter,
+    seasonal.GrainsWeather,
+    seasonal.GasolineDriving,
+    seasonal.GoldAutumn,
+    overlays.RiskParity,
+    overlays.VolManaged,
+    overlays.SafeHavenSwitch,
+    overlays.LowVolatility,
+    macro.GoldRealRates,
+    macro.GoldDollar,
+    macro.CommodityDollar,
+    cot.CotContrarian,
+    cot.CotTrend,
+    ml.RidgeForecast,
+    ml.LogisticForecast,
+    ml.MlEnsemble,
+)
+
+STRATEGIES: dict[str, type[BaseStrategy]] = {cls.name: cls for cls in _CLASSES}
+if len(STRATEGIES) != len(_CLASSES):  # two classes claiming one name is a bug
+    raise RuntimeError("duplicate strategy names in the registry")
 
 
 class UnknownStrategyError(KeyError):

@@ -10,7 +10,8 @@ import numpy as np
 from qgtm.core.enums import SignalDirection
 from qgtm.core.types import Signal
 from qgtm.engine.data.store import PricePanel
-from qgtm.engine.strategies.base import BaseStrategy, Parameter
+from qgtm.engine.features.auxiliary import StrategyContext
+from qgtm.engine.strategies.base import ALL_REGIMES, BaseStrategy, Parameter
 
 TRADING_DAYS = 252
 
@@ -38,14 +39,19 @@ class TimeSeriesMomentum(BaseStrategy):
     )
     factor_exposures: ClassVar[dict[str, float]] = {"trend": 1.0}
     capacity_usd = 250_000_000.0
+    features = ("horizon_return", "realised_vol")
+    # The engine's default, all-weather trend book: MOP 2012 hold it through every regime.
+    regimes = ALL_REGIMES
 
     @property
     def warmup(self) -> int:
         """One lookback plus a day for the first return."""
         return int(max(self.params["lookback"], self.params["vol_window"])) + 1
 
-    def generate(self, history: PricePanel, as_of: date) -> list[Signal]:
-        """One Signal per symbol once warm; empty before that."""
+    def generate(
+        self, history: PricePanel, as_of: date, *, context: StrategyContext | None = None
+    ) -> list[Signal]:
+        """One Signal per symbol once warm; empty before that (no auxiliary data used)."""
         if len(history) < self.warmup:
             return []
         lookback, skip = int(self.params["lookback"]), int(self.params["skip"])
@@ -74,7 +80,8 @@ class TimeSeriesMomentum(BaseStrategy):
                     strategy=self.name,
                     as_of=as_of,
                     rationale=(
-                        f"12-1 log return {momentum[i]:+.3f}, realised vol {sigma_annual[i]:.1%}"
+                        f"{lookback}-{skip} log return {momentum[i]:+.3f}, "
+                        f"realised vol {sigma_annual[i]:.1%}"
                     ),
                 )
             )

@@ -1,4 +1,5 @@
-"""The one-line banner at the top of every screen: mode, kill tier, clock, equity, P&L."""
+"""The one-line banner at the top of every screen: mode, kill tier, regime, clock, equity,
+P&L."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ class Banner(Horizontal):
         yield Label("QGTM", id="brand")
         yield Label("CONNECTING", id="mode")
         yield Label("", id="kill-tier")
+        yield Label("", id="regime")
         yield Label("", id="run-state")
         yield Label("", id="clock")
         yield Label("", id="equity")
@@ -39,7 +41,7 @@ class Banner(Horizontal):
             self.show(self._snapshot)
 
     def show(self, snapshot: EngineSnapshot) -> None:
-        """Render `snapshot`'s mode, tier, replay state, clock, equity and day P&L."""
+        """Render `snapshot`'s mode, tier, regime, replay state, clock, equity and day P&L."""
         self._snapshot = snapshot
         narrow = self.has_class("-narrow")
         mode = self.query_one("#mode", Label)
@@ -50,6 +52,11 @@ class Banner(Horizontal):
         tier.update(f" {snapshot.kill_tier.name} ")
         for each in KillTier:
             tier.set_class(each is snapshot.kill_tier, f"-tier-{each.name.lower()}")
+
+        regime = self.query_one("#regime", Label)
+        label = (snapshot.regime or "-").replace("_", "-").upper()
+        regime.update(label if narrow else f"REGIME {label}")
+        regime.set_class(snapshot.regime == "crisis", "-crisis")
 
         run_state = self.query_one("#run-state", Label)
         state = "RUNNING" if snapshot.running else "PAUSED"

@@ -44,7 +44,7 @@ def test_backtest_json_reports_stats_and_writes_parquet_artifacts(
     tmp_path: Path, bars_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = main(
-        ["backtest", "sma_cross", "--data", str(bars_file), "--json", "--data-dir", str(tmp_path)]
+        ["backtest", "sma_ref", "--data", str(bars_file), "--json", "--data-dir", str(tmp_path)]
     )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
@@ -52,7 +52,7 @@ def test_backtest_json_reports_stats_and_writes_parquet_artifacts(
     folder = Path(out["artifact"])
     summary = pl.read_parquet(folder / "summary.parquet")
     assert len(summary["data_hash"][0]) == 64
-    assert json.loads(summary["config_json"][0])["strategy"] == "sma_cross"
+    assert json.loads(summary["config_json"][0])["strategy"] == "sma_ref"
     equity = pl.read_parquet(folder / "equity.parquet")
     assert equity["equity"][-1] == pytest.approx(out["final_equity"])
 
@@ -60,7 +60,7 @@ def test_backtest_json_reports_stats_and_writes_parquet_artifacts(
 def test_sweep_with_walk_forward_reports_dsr_pbo_and_oos(
     tmp_path: Path, bars_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["backtest", "sma_cross", "--data", str(bars_file), "--json"]
+    argv = ["backtest", "sma_ref", "--data", str(bars_file), "--json"]
     argv += ["--sweep", "fast=3:9:2", "--walk-forward", "60:30", "--data-dir", str(tmp_path)]
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)

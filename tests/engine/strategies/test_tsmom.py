@@ -62,4 +62,5 @@ def test_parameters_outside_their_declared_range_are_refused():
 def test_registry_names_unknown_strategies_clearly():
     with pytest.raises(UnknownStrategyError) as err:
         create("nope")
-    assert "known: tsmom" in str(err.value)
+    assert "unknown strategy 'nope'; known: " in str(err.value)
+    assert ", tsmom," in str(err.value)

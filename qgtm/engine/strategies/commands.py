@@ -1,0 +1,88 @@
+"""Engine commands that show the strategy library to clients (terminal, attach socket).
+
+- `strategies.list`: every registered strategy with its declarations and its live status
+  in the engine (active today, filtered by today's regime, or not configured);
+- `strategies.signals` (strategy=, limit=): the newest signals one strategy recorded in
+  state.sqlite.
+Results are plain data (dicts, lists, strings, numbers).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from qgtm.engine.strategies.base import BaseStrategy
+from qgtm.engine.strategies.registry import STRATEGIES, UnknownStrategyError
+
+if TYPE_CHECKING:
+    from qgtm.engine.live.engine import TradingEngine
+
+NOT_CONFIGURED = "not configured"
+
+
+def describe(cls: type[BaseStrategy]) -> dict[str, Any]:
+    """A strategy's declarations as plain data (defaults of an instance for the warm-up)."""
+    instance = cls()
+    return {
+        "name": cls.name,
+        "family": cls.family,
+        "description": cls.description,
+        "reference": cls.reference,
+        "parameters": [
+            {
+                "name": p.name,
+                "default": p.default,
+                "low": p.low,
+                "high": p.high,
+                "description": p.description,
+            }
+            for p in cls.parameters
+        ],
+        "factor_exposures": dict(cls.factor_exposures),
+        "capacity_usd": cls.capacity_usd,
+        "features": list(cls.features),
+        "regimes": list(cls.regimes),
+        "warmup": instance.warmup,
+    }
+
+
+def live_status(engine: TradingEngine, name: str) -> str:
+    """'active', 'filtered: <reason>' or 'not configured' for the latest decision."""
+    configured = {s.name for s in engine.strategies}
+    if name not in configured:
+        return NOT_CONFIGURED
+    aggregation = engine.last_aggregation
+    if aggregation is not None:
+        for status in aggregation.statuses:
+            if status.strategy == name:
+                return "active" if status.status == "active" else f"filtered: {status.reason}"
+    strategy = next(s for s in engine.strategies if s.name == name)
+    if not strategy.trades_in(engine.regime):
+        return f"filtered: regime {engine.regime}"
+    return "active"
+
+
+def register_strategy_commands(engine: TradingEngine) -> None:
+    """Register `strategies.list` and `strategies.signals` on `engine`."""
+
+    def list_strategies() -> list[dict[str, Any]]:
+        rows = []
+        for name, cls in sorted(STRATEGIES.items()):
+            row = describe(cls)
+            row["status"] = live_status(engine, name)
+            rows.append(row)
+        return rows
+
+    def signals(strategy: str, limit: int = 20) -> list[dict[str, Any]]:
+        if strategy not in STRATEGIES:
+            raise UnknownStrategyError(strategy)
+        rows = engine.state.conn.execute(
+            "SELECT as_of, symbol, side, weight, confidence, rationale FROM signals "
+            "WHERE strategy = ? ORDER BY as_of DESC, symbol LIMIT ?",
+            (strategy, int(limit)),
+        ).fetchall()
+        keys = ("as_of", "symbol", "side", "weight", "confidence", "rationale")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    engine.register_command("strategies.list", list_strategies)
+    engine.register_command("strategies.signals", signals)
