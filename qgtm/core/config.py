@@ -54,6 +54,26 @@ class ExecutionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LearnConfig:
+    """Self-learning loop: decay thresholds, retrain gates, shadow duration."""
+
+    enabled: bool = True
+    window: int = 63  # sessions of strategy returns the decay monitor looks at
+    warning_sharpe: float = 0.0
+    decayed_sharpe: float = -0.75
+    warning_hit_rate: float = 0.47
+    decayed_hit_rate: float = 0.44
+    warning_exposure_drift: float = 1.0
+    decayed_exposure_drift: float = 1.5
+    training_window: int = 756  # sessions of history a retrain may use
+    min_oos_sharpe: float = 0.0  # walk-forward out-of-sample gate
+    max_pbo: float = 0.5  # probability of backtest overfitting gate
+    shadow_sessions: int = 126  # simulated sessions a candidate shadows production
+    promotion_p_value: float = 0.05
+    cooldown_sessions: int = 126  # no new retrain of a strategy within this after the last
+
+
+@dataclass(frozen=True, slots=True)
 class TuiConfig:
     """Terminal preferences."""
 
@@ -72,6 +92,7 @@ class Config:
     risk: RiskLimits = field(default_factory=RiskLimits)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     tui: TuiConfig = field(default_factory=TuiConfig)
+    learn: LearnConfig = field(default_factory=LearnConfig)
 
     @property
     def is_demo(self) -> bool:
@@ -79,7 +100,7 @@ class Config:
         return self.source is Source.DEMO
 
 
-_SECTIONS = ("demo", "engine", "risk", "execution", "tui")
+_SECTIONS = ("demo", "engine", "risk", "execution", "tui", "learn")
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
