@@ -7,14 +7,19 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 from qgtm import __version__
 from qgtm.core.config import Config, ConfigError, check_tradeable, load_config
 from qgtm.core.paths import default_config_file, default_data_dir
 from qgtm.core.universe import UniverseError
+from qgtm.engine.backtest.result import BacktestError
 from qgtm.engine.data.store import MarketDataError
+from qgtm.engine.data.user_bars import UserBarsError
+from qgtm.engine.execution.keys import MissingCredentialsError
 from qgtm.engine.live.lock import EngineLockedError
+from qgtm.publish.cli import PublishCliError
 
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
@@ -79,6 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
     tail = audit_sub.add_parser("tail", help="show the newest records")
     _common(tail)
     tail.add_argument("-n", type=int, default=20, help="how many records (default 20)")
+    risk = sub.add_parser(
+        "risk", help="kill switch: status, two-person reset, operators (engine not running)"
+    )
+    risk_sub = risk.add_subparsers(dest="risk_command", metavar="action", required=True)
+    _common(risk_sub.add_parser("status", help="kill tier, pending reset, operators, limits"))
+    for action, who, text in (
+        ("request-reset", "OPERATOR", "ask to return the kill tier to NORMAL (first operator)"),
+        ("approve-reset", "OPERATOR", "approve another operator's reset request"),
+        ("add-operator", "NAME", "register an operator (passphrase typed at a hidden prompt)"),
+    ):
+        action_parser = risk_sub.add_parser(action, help=text)
+        action_parser.add_argument("operator", metavar=who)
+        _common(action_parser)
     config = sub.add_parser("config", help="print the effective configuration")
     _common(config)
     models = sub.add_parser("models", help="model registry: versions, stages, shadow runs")
@@ -90,7 +108,127 @@ def build_parser() -> argparse.ArgumentParser:
     models_show = models_sub.add_parser("show", help="one version: params, metrics, shadow")
     _common(models_show)
     models_show.add_argument("model_id", help="e.g. tsmom@v2")
+    data_sub = _data_parsers(sub)
+    _add_research_commands(sub, data_sub)
+    from qgtm.publish.cli import add_parser as add_publish_parser
+
+    add_publish_parser(sub, _common)
     return parser
+
+
+def _add_research_commands(
+    sub: argparse._SubParsersAction, data_sub: argparse._SubParsersAction
+) -> None:
+    from qgtm.engine.backtest.commands import add_backtest_arguments
+
+    backtest = sub.add_parser(
+        "backtest", help="backtest a strategy (report, validation, Parquet artifacts)"
+    )
+    _common(backtest)
+    add_backtest_arguments(backtest)
+    data_import = data_sub.add_parser(
+        "import", help="validate a CSV/Parquet of daily bars and store it (source=user)"
+    )
+    _common(data_import)
+    data_import.add_argument("file", type=Path, help="CSV (Yahoo-style or Date,Price) or Parquet")
+    data_import.add_argument("--symbol", help="symbol when the file has no Symbol column")
+
+
+# ----- data providers and keys (issue 9) ---------------------------------------------
+KEY_NAMES = ("alpaca", "fred", "eia")
+
+
+def _iso_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _data_parsers(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    from qgtm.engine.data.providers.ingest import SOURCES
+
+    data = sub.add_parser("data", help="market and macro data: fetch from providers, import files")
+    _common(data)
+    data_sub = data.add_subparsers(dest="data_command", metavar="action", required=True)
+    fetch = data_sub.add_parser(
+        "fetch", help="fetch one source into market.duckdb (incremental), then run quality checks"
+    )
+    _common(fetch)
+    fetch.add_argument("source", choices=SOURCES, help="data source")
+    fetch.add_argument("--from", dest="since", type=_iso_day, help="first day (YYYY-MM-DD)")
+    fetch.add_argument("--to", dest="until", type=_iso_day, help="last day (YYYY-MM-DD)")
+    fetch.add_argument(
+        "--timeframe", default="1Day", choices=("1Day", "1Hour", "15Min"), help="alpaca bars"
+    )
+    keys = sub.add_parser("keys", help="API keys in the OS keyring (never in files)")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="action", required=True)
+    key_set = keys_sub.add_parser("set", help="prompt for a key and store it in the keyring")
+    key_set.add_argument("name", choices=KEY_NAMES, help="which key")
+    return data_sub
+
+
+def _data(args: argparse.Namespace, data_dir: Path) -> int:
+    import duckdb
+
+    from qgtm.engine.data.providers.base import ProviderError
+    from qgtm.engine.data.providers.ingest import ingest, make_provider
+    from qgtm.engine.data.store import MarketStore
+
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
+    if args.since and args.until and args.since > args.until:
+        raise CliError(f"--from {args.since} is after --to {args.until}")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        store = MarketStore(data_dir)
+    except duckdb.IOException as exc:
+        raise CliError(f"market.duckdb is busy (is an engine running?): {exc}") from None
+    try:
+        from qgtm.core.universe import load_universe
+
+        provider = make_provider(args.source, load_universe().symbols, args.timeframe)
+        print(f"fetching {args.source} ...", flush=True)
+        try:
+            report = ingest(store, provider, args.since, args.until)
+        finally:
+            provider.close()
+    except ProviderError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        store.close()
+    print(f"{args.source}: {report.rows} rows stored (from {report.since or 'start'})")
+    for failure in report.failures[:20]:
+        print(
+            f"  {failure.severity.value:<8} {failure.dataset}:{failure.subject} "
+            f"{failure.check} {failure.day} {failure.detail}"
+        )
+    if len(report.failures) > 20:
+        print(f"  ... {len(report.failures) - 20} more quality failures")
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    import getpass
+
+    if args.name == "alpaca":
+        return _alpaca_keys()
+
+    import keyring
+    from keyring.errors import KeyringError
+
+    from qgtm.engine.data.providers.base import KEYRING_SERVICE
+
+    secret = getpass.getpass(f"{args.name} API key (input hidden): ").strip()
+    if not secret:
+        raise CliError("no key entered; nothing stored")
+    try:
+        keyring.set_password(KEYRING_SERVICE, f"{args.name}_api_key", secret)
+    except KeyringError as exc:
+        raise CliError(
+            f"no usable OS keyring ({exc}); set QGTM_{args.name.upper()}_API_KEY instead"
+        ) from None
+    print(f"stored {args.name} key in the OS keyring (service {KEYRING_SERVICE!r})")
+    return 0
 
 
 def _load(args: argparse.Namespace) -> tuple[Config, Path]:
@@ -224,11 +362,48 @@ def _models(args: argparse.Namespace, data_dir: Path) -> int:
     finally:
         state.close()
     return 0
+def _risk(args: argparse.Namespace, config: Config, data_dir: Path) -> int:
+    """Thin: prompts for the passphrase; the work is in qgtm.engine.risk.admin."""
+    import getpass
+
+    from qgtm.engine.risk.admin import RiskAdminError, offline_risk, status_lines
+    from qgtm.engine.risk.operators import OperatorError
+
+    action = args.risk_command
+    passphrase = ""
+    if action != "status":
+        passphrase = getpass.getpass(f"passphrase for {args.operator}: ")
+    if action == "add-operator" and getpass.getpass("again: ") != passphrase:
+        raise CliError("the two passphrases differ; nothing was changed")
+    try:
+        with offline_risk(data_dir, config) as risk:
+            if action == "status":
+                print("\n".join(status_lines(risk)))
+                return 0
+            if action == "add-operator":
+                risk.add_operator(args.operator, passphrase)
+                print(f"operator {args.operator} added")
+                return 0
+            if action == "request-reset":
+                result = risk.request_reset(args.operator, passphrase)
+            else:
+                result = risk.approve_reset(args.operator, passphrase)
+    except (RiskAdminError, OperatorError) as exc:
+        raise CliError(str(exc)) from None
+    print(result.message)
+    return 0 if result.ok else 1
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "strategies":
         return _strategies()
+    if args.command == "keys":
+        return _keys(args)
+    if args.command == "publish":
+        from qgtm.publish.cli import run as run_publish
+
+        data_dir = (getattr(args, "data_dir", None) or default_data_dir()).expanduser()
+        return run_publish(args, data_dir)
     config, data_dir = _load(args)
     if args.command == "status":
         return _status(data_dir)
@@ -236,13 +411,40 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _audit(args, data_dir)
     if args.command == "models":
         return _models(args, data_dir)
+    if args.command == "risk":
+        return _risk(args, config, data_dir)
     if args.command == "config":
         print(config)
         return 0
+    if args.command == "backtest":
+        from qgtm.engine.backtest.commands import backtest_command
+
+        return backtest_command(args, config, data_dir)
+    if args.command == "data" and args.data_command == "import":
+        from qgtm.engine.backtest.commands import data_import_command
+
+        return data_import_command(args, data_dir)
+    if args.command == "data" and args.data_command == "fetch":
+        return _data(args, data_dir)
     config = _with_speed(config, args.speed)
     if args.daemon:
         return _run_daemon(config, data_dir, args.sessions)
     return _run_terminal(config, data_dir)
+
+
+def _alpaca_keys() -> int:
+    import getpass
+
+    from qgtm.engine.execution.keys import store_alpaca_credentials
+
+    key_id = getpass.getpass("Alpaca key id: ")
+    secret = getpass.getpass("Alpaca secret key: ")
+    try:
+        store_alpaca_credentials(key_id, secret)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    print("stored the Alpaca keys in the OS keyring (service qgtm)")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -250,7 +452,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
-    except (CliError, ConfigError, UniverseError, MarketDataError, EngineLockedError) as exc:
+    except (
+        CliError,
+        ConfigError,
+        UniverseError,
+        MarketDataError,
+        EngineLockedError,
+        MissingCredentialsError,
+    ) as exc:
+        print(f"qgtm: {exc}", file=sys.stderr)
+        return 2
+    except (BacktestError, UserBarsError) as exc:
+        print(f"qgtm: {exc}", file=sys.stderr)
+        return 2
+    except PublishCliError as exc:
         print(f"qgtm: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -51,6 +51,43 @@ class ExecutionConfig:
     slippage_bps: float = 5.0
     commission_per_share: str = "0.005"
     min_trade_value: str = "5000"
+    spread_bps: float = 2.0  # quoted spread; each paper fill pays half of it
+    participation_cap: float = 0.10  # algo children take at most this share of bucket volume
+    latency_ms: int = 50  # paper fills arrive this long after their bucket starts
+    vwap_adv_fraction: float = 0.01  # orders above 1% of ADV are worked as VWAP
+    twap_adv_fraction: float = 0.05  # above 5% of ADV: TWAP with the participation cap
+    adv_window: int = 20  # sessions in the average daily volume
+    broker: str = "paper"  # paper | alpaca (keys from keyring, never this file)
+    alpaca_url: str = ""  # override Alpaca's REST base URL (default: the paper endpoint)
+    alpaca_stream_url: str = ""  # override the trade_updates websocket URL
+
+
+ALLOCATION_METHODS = ("equal", "inverse_vol", "erc", "hrp")
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioConfig:
+    """The allocator: weighting method, adaptive leverage bounds, the no-trade band."""
+
+    method: str = "inverse_vol"  # equal | inverse_vol | erc | hrp
+    cov_window: int = 63  # sessions of returns behind the covariance estimate
+    max_leverage: float = 1.0  # multiplier on engine.gross_target at no drawdown
+    min_leverage: float = 0.25  # multiplier once the drawdown reaches dampen_full
+    dampen_start: float = 0.05  # drawdown where dampening begins
+    dampen_full: float = 0.20  # drawdown where min_leverage applies
+    no_trade_band: float = 0.005  # weight changes smaller than this are not traded
+
+    def __post_init__(self) -> None:
+        if self.method not in ALLOCATION_METHODS:
+            raise ValueError(
+                f"method must be one of {', '.join(ALLOCATION_METHODS)}, got {self.method!r}"
+            )
+        if not 0 <= self.min_leverage <= self.max_leverage:
+            raise ValueError("leverage bounds need 0 <= min_leverage <= max_leverage")
+        if not 0 <= self.dampen_start < self.dampen_full:
+            raise ValueError("drawdown dampening needs 0 <= dampen_start < dampen_full")
+        if self.no_trade_band < 0 or self.cov_window < 3:
+            raise ValueError("no_trade_band must be >= 0 and cov_window >= 3")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +119,18 @@ class TuiConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishConfig:
+    """Where the engine's outbox sends signals; empty url = record only, send nothing.
+
+    The shared HMAC secret comes from $QGTM_PUBLISH_SECRET or the keyring, never from here.
+    """
+
+    url: str = ""
+    batch_size: int = 100
+    max_backoff: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration of one book."""
 
@@ -92,6 +141,8 @@ class Config:
     risk: RiskLimits = field(default_factory=RiskLimits)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     tui: TuiConfig = field(default_factory=TuiConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
+    portfolio: PortfolioConfig = field(default_factory=PortfolioConfig)
     learn: LearnConfig = field(default_factory=LearnConfig)
 
     @property
@@ -100,7 +151,7 @@ class Config:
         return self.source is Source.DEMO
 
 
-_SECTIONS = ("demo", "engine", "risk", "execution", "tui", "learn")
+_SECTIONS = ("demo", "engine", "risk", "execution", "tui", "publish", "portfolio", "learn")
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from qgtm.core.enums import KillTier, Mode, Source
+from qgtm.core.risk_status import RiskStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,7 @@ class EngineSnapshot:
     recent_orders: tuple[OrderRow, ...] = ()
     recent_audit: tuple[AuditRow, ...] = ()
     alerts: tuple[str, ...] = ()
+    risk: RiskStatus | None = None
 
     @property
     def mode_label(self) -> str:

@@ -127,7 +127,9 @@ class PortfolioSnapshot:
 class RiskLimits:
     """Configured limits the risk manager enforces.
 
-    Fractions are of equity: 0.20 means 20%.
+    Fractions are of equity: 0.20 means 20%. vol_target is annual; cvar_limit is the
+    daily expected shortfall at cvar_alpha, as a fraction of equity; risk_lookback is
+    the number of past sessions the correlation, volatility and CVaR estimates use.
     """
 
     max_position_weight: float = 0.20
@@ -137,13 +139,42 @@ class RiskLimits:
     throttle_factor: float = 0.5
     warn_fraction: float = 0.50
     throttle_fraction: float = 0.75
+    max_sector_weight: float = 0.40
+    max_net_leverage: float = 1.0
+    correlation_threshold: float = 0.80
+    max_correlated_weight: float = 0.40
+    vol_target: float = 0.15
+    kelly_fraction: float = 0.5
+    kelly_min_obs: int = 120
+    kelly_min_leverage: float = 0.2
+    cvar_alpha: float = 0.975
+    cvar_limit: float = 0.03
+    risk_lookback: int = 252
 
     def __post_init__(self) -> None:
-        for name in ("max_position_weight", "max_gross_leverage", "daily_loss_limit"):
+        for name in (
+            "max_position_weight",
+            "max_gross_leverage",
+            "daily_loss_limit",
+            "max_sector_weight",
+            "max_net_leverage",
+            "max_correlated_weight",
+            "vol_target",
+            "kelly_fraction",
+            "cvar_limit",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"risk limit {name} must be positive")
         if not 0 < self.max_drawdown_pct < 1:
             raise ValueError("risk limit max_drawdown_pct must be in (0, 1)")
+        if not 0.5 < self.cvar_alpha < 1:
+            raise ValueError("risk limit cvar_alpha must be in (0.5, 1)")
+        if not -1 <= self.correlation_threshold <= 1:
+            raise ValueError("risk limit correlation_threshold must be in [-1, 1]")
+        if self.kelly_min_leverage < 0:
+            raise ValueError("risk limit kelly_min_leverage must be >= 0 (0 = strict Kelly)")
+        if self.risk_lookback < 20 or self.kelly_min_obs < 2:
+            raise ValueError("risk_lookback must be >= 20 and kelly_min_obs >= 2")
 
 
 @dataclass(frozen=True, slots=True)

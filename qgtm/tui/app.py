@@ -13,8 +13,11 @@ from qgtm.tui.client import EngineClient
 from qgtm.tui.commands import TerminalCommands
 from qgtm.tui.screens.audit import AuditScreen
 from qgtm.tui.screens.base import TerminalScreen
+from qgtm.tui.screens.data import DataScreen
 from qgtm.tui.screens.monitor import MonitorScreen
 from qgtm.tui.screens.orders import OrdersScreen
+from qgtm.tui.screens.research import ResearchScreen
+from qgtm.tui.screens.risk import RiskScreen
 from qgtm.tui.themes import THEMES, theme_css_path
 
 REFRESH_HZ = 4.0
@@ -35,6 +38,9 @@ SCREEN_SLOTS = (
     ScreenSlot("monitor", "Monitor", MonitorScreen, "1,f1"),
     ScreenSlot("orders", "Orders", OrdersScreen, "2,f2"),
     ScreenSlot("audit", "Audit", AuditScreen, "3,f3"),
+    ScreenSlot("research", "Research", ResearchScreen, "5,f5"),
+    ScreenSlot("data", "Data", DataScreen, "8,f8"),
+    ScreenSlot("risk", "Risk", RiskScreen, "4,f4"),
 )
 
 

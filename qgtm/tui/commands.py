@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from qgtm.tui.screens.risk import add_operator, approve_reset, request_reset
 
 if TYPE_CHECKING:
     from qgtm.tui.app import QGTMApp
@@ -20,6 +22,17 @@ class PaletteCommand:
     name: str
     run: Callable[[], object]
     help: str
+
+
+async def show_outbox_status(app: QGTMApp) -> None:
+    """Ask the engine for its publish outbox status and show it as a notification."""
+    status = await app.client.call("publish.status")
+    text = f"outbox: {status['pending']} pending, {status['sent']} sent"
+    if status["oldest_pending"]:
+        text += f", oldest pending since {status['oldest_pending']}"
+    if status["last_error"]:
+        text += f"\nlast error: {status['last_error']}"
+    app.notify(text, title="publish", severity="warning" if status["last_error"] else "information")
 
 
 class TerminalCommands(Provider):
@@ -53,6 +66,14 @@ class TerminalCommands(Provider):
                     f"Switch to the {slot.title} screen ({slot.keys.replace(',', ' or ')})",
                 )
             )
+        entries.append(
+            PaletteCommand(
+                "publish: Outbox status",
+                partial(show_outbox_status, app),
+                "Signals waiting for / sent to the publisher, and the last send error",
+            )
+        )
+        entries.extend(_risk_commands(app))
         entries.append(PaletteCommand("app: Quit", app.action_quit, "Stop the engine and exit (q)"))
         return entries
 
@@ -68,3 +89,28 @@ class TerminalCommands(Provider):
             score = matcher.match(command.name)
             if score > 0:
                 yield Hit(score, matcher.highlight(command.name), command.run, help=command.help)
+
+
+def _risk_commands(app: QGTMApp) -> list[PaletteCommand]:
+    """Two-person kill-switch reset: each asks for confirmation and the operator's passphrase."""
+
+    def flow(make: Callable[[QGTMApp], Any]) -> Callable[[], object]:
+        return lambda: app.run_worker(make(app), group="risk", exclusive=True)
+
+    return [
+        PaletteCommand(
+            "risk: Request kill-switch reset",
+            flow(request_reset),
+            "Ask to return the kill tier to NORMAL; a second operator must approve (r on Risk)",
+        ),
+        PaletteCommand(
+            "risk: Approve kill-switch reset",
+            flow(approve_reset),
+            "Approve another operator's reset request (a on Risk)",
+        ),
+        PaletteCommand(
+            "risk: Add operator",
+            flow(add_operator),
+            "Register an operator who can request or approve kill-switch resets",
+        ),
+    ]

@@ -88,3 +88,10 @@ def replay_speed(speed: float) -> str:
 def side(value: str) -> Text:
     """BUY in green, SELL in red, as on a broker blotter."""
     return Text(value, style=f"bold {GAIN if value.upper() == 'BUY' else LOSS}")
+
+
+def bps(value: float | None) -> Text:
+    """A cost in basis points, one decimal, red when it costs and green when it gains."""
+    if value is None:
+        return _right(DASH, MUTED)
+    return _right(f"{value:+.1f}", pnl_style(-value))

@@ -20,6 +20,26 @@ log = logging.getLogger(__name__)
 MARKET_DB = "market.duckdb"
 
 
+PROVIDER_TABLES = (
+    # Macro / alt series: one row per (period, vintage); knowledge_time = when it was public.
+    "CREATE TABLE IF NOT EXISTS series (dataset VARCHAR NOT NULL, series VARCHAR NOT NULL, "
+    "period DATE NOT NULL, value DOUBLE, knowledge_time TIMESTAMPTZ NOT NULL, "
+    "ingested_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (dataset, series, period, knowledge_time))",
+    # Provider bars (Alpaca), kept apart from the demo's `bars` table.
+    "CREATE TABLE IF NOT EXISTS provider_bars (symbol VARCHAR NOT NULL, "
+    "timeframe VARCHAR NOT NULL, ts TIMESTAMPTZ NOT NULL, open DOUBLE, high DOUBLE, "
+    "low DOUBLE, close DOUBLE, volume DOUBLE, knowledge_time TIMESTAMPTZ NOT NULL, "
+    "ingested_at TIMESTAMPTZ NOT NULL, "
+    "PRIMARY KEY (symbol, timeframe, ts))",
+    "CREATE TABLE IF NOT EXISTS quality_failures (dataset VARCHAR NOT NULL, "
+    "subject VARCHAR NOT NULL, check_name VARCHAR NOT NULL, severity VARCHAR NOT NULL, "
+    "day DATE NOT NULL, detail VARCHAR NOT NULL, found_at TIMESTAMPTZ NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ingest_log (dataset VARCHAR NOT NULL, "
+    "ingested_at TIMESTAMPTZ NOT NULL, row_count BIGINT NOT NULL, "
+    "status VARCHAR NOT NULL, detail VARCHAR NOT NULL)",
+)
+
+
 class MarketDataError(RuntimeError):
     """The market store is missing data the engine needs."""
 
@@ -63,6 +83,9 @@ class MarketStore:
         self._con.execute(
             "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)"
         )
+        self._con.execute("SET TimeZone = 'UTC'")
+        for ddl in PROVIDER_TABLES:
+            self._con.execute(ddl)
 
     def close(self) -> None:
         """Release the DuckDB file."""
@@ -98,6 +121,29 @@ class MarketStore:
         log.info("event=demo_generated sessions=%d seed=%d", market.regimes.height, demo.seed)
         return True
 
+    def upsert_user_bars(self, bars: pl.DataFrame) -> int:
+        """Store the user's accepted bars with source='user', replacing the same (symbol, date).
+
+        Returns the number of bars written.
+        """
+        con = self._con
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS bars (symbol VARCHAR, date DATE, open DOUBLE, "
+            "high DOUBLE, low DOUBLE, close DOUBLE, volume BIGINT, source VARCHAR)"
+        )
+        con.register("user_bars_in", bars)
+        con.execute("BEGIN TRANSACTION")
+        con.execute(
+            "DELETE FROM bars WHERE (symbol, date) IN (SELECT (symbol, date) FROM user_bars_in)"
+        )
+        con.execute(
+            "INSERT INTO bars (symbol, date, open, high, low, close, volume, source) "
+            "SELECT symbol, date, open, high, low, close, volume, 'user' FROM user_bars_in"
+        )
+        con.execute("COMMIT")
+        con.unregister("user_bars_in")
+        return bars.height
+
     def load_panel(self, symbols: tuple[str, ...]) -> PricePanel:
         """All stored bars for `symbols`, aligned by session; missing bars are an error."""
         result = self._con.sql(
@@ -120,3 +166,72 @@ class MarketStore:
             fields[name] = values
             dates = tuple(wide["date"].to_list())
         return PricePanel(dates=dates, symbols=symbols, **fields)
+
+    # ----- provider data (macro / alt series, provider bars) -------------------------
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection, for point-in-time joins and the quality suite."""
+        return self._con
+
+    def upsert_series(self, frame: pl.DataFrame) -> int:
+        """Insert or replace series rows (SERIES_SCHEMA); returns the number written."""
+        if frame.is_empty():
+            return 0
+        self._con.register("incoming_series", frame)
+        self._con.execute(
+            "INSERT OR REPLACE INTO series SELECT dataset, series, period, value, "
+            "knowledge_time, now() FROM incoming_series"
+        )
+        self._con.unregister("incoming_series")
+        return frame.height
+
+    def upsert_provider_bars(self, frame: pl.DataFrame) -> int:
+        """Insert or replace provider bars (BAR_SCHEMA); returns the number written."""
+        if frame.is_empty():
+            return 0
+        self._con.register("incoming_bars", frame)
+        self._con.execute(
+            "INSERT OR REPLACE INTO provider_bars SELECT symbol, timeframe, ts, open, high, "
+            "low, close, volume, knowledge_time, now() FROM incoming_bars"
+        )
+        self._con.unregister("incoming_bars")
+        return frame.height
+
+    def last_series_period(self, dataset: str) -> date | None:
+        """The newest period stored for `dataset`, None if it has none."""
+        row = self._con.execute(
+            "SELECT max(period) FROM series WHERE dataset = ?", [dataset]
+        ).fetchall()
+        return row[0][0] if row else None
+
+    def last_bar_day(self, timeframe: str) -> date | None:
+        """The UTC day of the newest provider bar at `timeframe`."""
+        row = self._con.execute(
+            "SELECT max(ts)::DATE FROM provider_bars WHERE timeframe = ?", [timeframe]
+        ).fetchall()
+        return row[0][0] if row else None
+
+    def series_frame(self, dataset: str) -> pl.DataFrame:
+        """All stored rows (every vintage) of `dataset`, by series, period, knowledge_time."""
+        result = self._con.sql(
+            "SELECT dataset, series, period, value, knowledge_time FROM series "
+            "WHERE dataset = ? ORDER BY series, period, knowledge_time",
+            params=[dataset],
+        )
+        return pl.from_arrow(result.to_arrow_table())
+
+    def provider_bars_frame(self, timeframe: str) -> pl.DataFrame:
+        """All stored provider bars at `timeframe`, by symbol and time."""
+        result = self._con.sql(
+            "SELECT symbol, timeframe, ts, open, high, low, close, volume, knowledge_time "
+            "FROM provider_bars "
+            "WHERE timeframe = ? ORDER BY symbol, ts",
+            params=[timeframe],
+        )
+        return pl.from_arrow(result.to_arrow_table())
+
+    def record_ingest(self, dataset: str, rows: int, status: str, detail: str = "") -> None:
+        """One line of ingest history (shown on the Data screen)."""
+        self._con.execute(
+            "INSERT INTO ingest_log VALUES (?, now(), ?, ?, ?)", [dataset, rows, status, detail]
+        )

@@ -26,6 +26,22 @@ def client_order_id(strategy_set: str, decision_date: date, symbol: str, slice_n
     return f"{strategy_set}-{decision_date:%Y%m%d}-{symbol}-{slice_no}"
 
 
+def target_quantity(weight: float, equity: Decimal, price: Decimal) -> int:
+    """Whole shares for a signed weight of equity at price, truncated toward zero."""
+    return int(Decimal(str(weight)) * equity / price)
+
+
+def skip_small_trade(target_qty: int, delta: int, price: Decimal, min_trade_value: Decimal) -> bool:
+    """No-trade band: skip a trade worth less than min_trade_value unless it closes out."""
+    return delta == 0 or (target_qty != 0 and abs(delta) * price < min_trade_value)
+
+
+def child_order_id(parent_id: str, slice_no: int) -> str:
+    """The id of child slice `slice_no` (1, 2, ...) of a parent order (which is slice 0)."""
+    stem, _, _ = parent_id.rpartition("-")
+    return f"{stem}-{slice_no}"
+
+
 def orders_for_targets(
     targets: Mapping[str, float],
     holdings: Mapping[str, int],
@@ -44,11 +60,9 @@ def orders_for_targets(
     orders = []
     for symbol in sorted(set(targets) | set(holdings)):
         price = prices[symbol]
-        target_qty = int(Decimal(str(targets.get(symbol, 0.0))) * equity / price)
+        target_qty = target_quantity(targets.get(symbol, 0.0), equity, price)
         delta = target_qty - holdings.get(symbol, 0)
-        if delta == 0:
-            continue
-        if target_qty != 0 and abs(delta) * price < min_trade_value:
+        if skip_small_trade(target_qty, delta, price, min_trade_value):
             continue
         orders.append(
             Order(

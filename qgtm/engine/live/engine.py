@@ -17,7 +17,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,19 +25,26 @@ from typing import Any
 import numpy as np
 
 from qgtm.core import calendar
-from qgtm.core.config import Config
-from qgtm.core.enums import KillTier, OrderStatus
+from qgtm.core.config import Config, live_trading_allowed
+from qgtm.core.enums import KillTier
+from qgtm.core.risk_status import ResetResult, RiskStatus
 from qgtm.core.snapshot import AuditRow, EngineSnapshot, PositionRow, QuoteRow
 from qgtm.core.types import Order, Signal
 from qgtm.core.universe import Universe, load_universe
 from qgtm.engine.audit import AuditLog
+from qgtm.engine.backtest.service import register_backtest_commands
+from qgtm.engine.data.quality import blocked_symbols
 from qgtm.engine.data.store import MarketStore, PricePanel
-from qgtm.engine.execution.brokers.paper import PaperBroker
+from qgtm.engine.execution.algos import Algo, select_algo
+from qgtm.engine.execution.brokers.base import Broker
+from qgtm.engine.execution.brokers.paper import PaperBroker, SessionBar
+from qgtm.engine.execution.manager import Benchmarks, OrderManager
 from qgtm.engine.execution.oms import orders_for_targets, strategy_set_key
-from qgtm.engine.portfolio.allocator import inverse_vol_weights
+from qgtm.engine.outbox import Outbox, OutboxSender, outbox_status
+from qgtm.engine.portfolio.allocator import AllocationSettings, allocate
 from qgtm.engine.portfolio.book import Book
-from qgtm.engine.risk.killswitch import escalate, tier_for
-from qgtm.engine.risk.manager import check_targets
+from qgtm.engine.risk.checks import RiskContext
+from qgtm.engine.risk.manager import RiskManager
 from qgtm.engine.state import StateStore
 from qgtm.engine.strategies.base import BaseStrategy
 from qgtm.engine.strategies.registry import create
@@ -45,7 +52,6 @@ from qgtm.engine.strategies.registry import create
 log = logging.getLogger(__name__)
 
 ACTOR = "engine"
-VOL_WINDOW = 63
 DEFAULT_WARMUP_SESSIONS = 260
 MAX_SPEED = 64.0
 MIN_SPEED = 1 / 60  # one session a minute
@@ -87,7 +93,23 @@ class TradingEngine:
         self._wake = asyncio.Event()
         self._snapshot: EngineSnapshot | None = None
         self._commands: dict[str, Callable[..., Any]] = {}
+        self.outbox = Outbox(self.state.conn)
+        self.register_command("publish.status", lambda: outbox_status(self.state.path).as_dict())
         self._restore()
+        register_backtest_commands(self)
+        self.register_command("execution.blotter", lambda limit=200: self.oms.blotter(limit))
+        self.register_command("execution.children", lambda parent_id: self.oms.children(parent_id))
+        self.register_command(
+            "execution.tca",
+            lambda limit=200: {
+                "orders": self.oms.tca_rows(limit),
+                "strategies": self.oms.tca_by_strategy(),
+            },
+        )
+        from qgtm.engine.data.providers.commands import register_data_commands
+
+        register_data_commands(self)
+        self._register_risk_commands()
 
     # ----- state -------------------------------------------------------------------
     def _first_index(self) -> int:
@@ -106,17 +128,87 @@ class TradingEngine:
         self.book: Book = self.state.load_book(initial)
         last = self.state.get_meta("last_index")
         self.next_index = self._first_index() if last is None else int(last) + 1
-        self.kill_tier = KillTier[self.state.get_meta("kill_tier") or "NORMAL"]
-        self.peak_equity = Decimal(self.state.get_meta("peak_equity") or initial)
+        self.risk = RiskManager(
+            self.state,
+            self.audit,
+            self.config.risk,
+            initial,
+            alert=self._owner_alert,
+            on_flatten=self._flatten_now,
+        )
+        with self.state.transaction():
+            self.risk.sync_limits(calendar.session_close(self.panel.dates[self.next_index - 1]))
         self.prev_equity = Decimal(self.state.get_meta("prev_equity") or initial)
         self.daily_pnl = Decimal(self.state.get_meta("daily_pnl") or 0)
-        self.broker = PaperBroker(
-            self.config.execution.slippage_bps,
-            Decimal(self.config.execution.commission_per_share),
+        if getattr(self, "broker", None) is None or isinstance(self.broker, PaperBroker):
+            self.broker = self._make_broker()
+        self.oms = OrderManager(
+            self.state, self.audit, self.broker, lambda fill: self.book.apply_fill(fill), ACTOR
         )
-        for order in self.state.open_orders():
-            self.broker.submit(order)
+        if isinstance(self.broker, PaperBroker):
+            for order in self.state.open_orders():
+                self.broker.adopt(order)
+        else:
+            self._recover_external_orders()
         self._snapshot = self._build_snapshot()
+
+    def _make_broker(self) -> Broker:
+        """The configured venue: the paper simulator, or Alpaca (paper endpoint unless live)."""
+        execution = self.config.execution
+        if execution.broker == "paper":
+            return self._paper_broker()
+        if execution.broker != "alpaca":
+            raise ValueError(f"execution.broker must be paper or alpaca, got {execution.broker!r}")
+        from qgtm.engine.execution.brokers.alpaca import AlpacaBroker
+        from qgtm.engine.execution.keys import alpaca_credentials
+
+        key_id, secret = alpaca_credentials()
+        return AlpacaBroker(
+            key_id,
+            secret,
+            paper=not live_trading_allowed(self.config),
+            url=execution.alpaca_url or None,
+            stream_url=execution.alpaca_stream_url or None,
+        )
+
+    def _recover_external_orders(self) -> None:
+        """After a restart: sync working orders with the venue, then send committed NEW ones.
+
+        An order committed NEW may have reached the venue before a crash; `dispatch`
+        looks each one up by client order id before sending, so none goes out twice.
+        """
+        last = self.next_index - 1
+        at = calendar.session_close(self.panel.dates[last]) if last >= 0 else datetime.now()
+        with self.state.transaction():
+            self.oms.recover(at)
+        self.oms.dispatch(at)
+
+    def _paper_broker(self) -> PaperBroker:
+        """The simulated venue, seeded with the book's cash and holdings."""
+        execution = self.config.execution
+        broker = PaperBroker(
+            execution.slippage_bps,
+            Decimal(execution.commission_per_share),
+            spread_bps=execution.spread_bps,
+            participation_cap=execution.participation_cap,
+            latency_ms=execution.latency_ms,
+            cash=self.book.cash,
+            positions=self.book.quantities(),
+            symbols=self.panel.symbols,
+        )
+        if self.next_index > 0:
+            broker.update_marks(self._marks(self.next_index - 1))
+        return broker
+
+    @property
+    def kill_tier(self) -> KillTier:
+        """The risk manager's current kill tier."""
+        return self.risk.tier
+
+    @property
+    def peak_equity(self) -> Decimal:
+        """The equity peak the drawdown is measured from (kept by the risk manager)."""
+        return self.risk.peak_equity
 
     @property
     def at_end(self) -> bool:
@@ -148,6 +240,8 @@ class TradingEngine:
                 self._restore()
                 raise
             self.next_index = index + 1
+            if self.broker.commit_before_send:  # committed first, then sent (never the reverse)
+                self.oms.dispatch(calendar.session_close(self.panel.dates[index]))
             self._snapshot = self._build_snapshot()
             return True
 
@@ -158,58 +252,59 @@ class TradingEngine:
         self._close(index, calendar.session_close(day))
 
     def _fill_at_open(self, index: int, at: datetime) -> None:
-        opens = {
-            s: _money(p) for s, p in zip(self.panel.symbols, self.panel.open[index], strict=True)
-        }
-        for fill in self.broker.fill_at_open(opens, at):
-            if not self.state.record_fill(fill):
-                continue  # a fill seen twice is booked once
-            self.book.apply_fill(fill)
-            self.audit.append(
-                "ORDER_FILLED",
-                ACTOR,
-                at,
-                {
-                    "client_order_id": fill.client_order_id,
-                    "symbol": fill.symbol,
-                    "side": fill.side.value,
-                    "quantity": fill.quantity,
-                    "price": str(fill.price),
-                    "commission": str(fill.commission),
-                },
+        """Work the orders decided on t-1 through session t; fills are booked once."""
+        p = self.panel
+        bars = {
+            s: SessionBar(
+                _money(p.open[index, i]),
+                _money(p.high[index, i]),
+                _money(p.low[index, i]),
+                _money(p.close[index, i]),
+                float(p.volume[index, i]),
             )
+            for i, s in enumerate(p.symbols)
+        }
+        if isinstance(self.broker, PaperBroker):
+            self.broker.execute_session(bars, self.panel.dates[index])
+        self.oms.process_updates(at, {s: Benchmarks.from_bar(b) for s, b in bars.items()})
 
-    def _signals(self, history: PricePanel, day: date) -> list[Signal]:
-        signals = [s for strategy in self.strategies for s in strategy.generate(history, day)]
-        self.state.record_signals(signals)
-        return signals
+    def _signals(self, history: PricePanel, day: date) -> dict[str, list[Signal]]:
+        by_strategy = {
+            strategy.name: strategy.generate(history, day) for strategy in self.strategies
+        }
+        self.state.record_signals([s for signals in by_strategy.values() for s in signals])
+        return by_strategy
 
     def _rebalance(self, index: int, at: datetime) -> None:
         day = self.panel.dates[index]
         history = self.panel.history_before(index)
         marks = self._marks(index - 1)  # last price known at the decision
         equity = self.book.equity(marks)
+        current = self.book.weights(marks)
+        returns = _daily_returns(history, self.config.risk.risk_lookback)
         targets: dict[str, float] = {}
+        sleeves: dict[str, dict[str, float]] = {}
+        signals: list[Signal] = []
         if self.kill_tier < KillTier.FLATTEN:
-            signals = self._signals(history, day)
-            targets = inverse_vol_weights(
-                signals, _realised_vols(history), self.config.engine.gross_target
+            by_strategy = self._without_blocked(self._signals(history, day), day, at)
+            signals = [s for strategy_signals in by_strategy.values() for s in strategy_signals]
+            allocation = allocate(
+                by_strategy,
+                returns[-self.config.portfolio.cov_window :],
+                self.panel.symbols,
+                current,
+                float((self.peak_equity - equity) / self.peak_equity) if equity > 0 else 1.0,
+                self._allocation_settings(),
             )
-        approved, decisions = check_targets(
-            targets, self.book.weights(marks), self.kill_tier, self.config.risk
-        )
-        for decision in decisions:
-            detail = (
-                f"{decision.symbol} {decision.requested:+.4f} -> {decision.approved:+.4f}: "
-                f"{decision.reason}"
-            )
-            self.state.record_risk_event(
-                at, "ORDER_CUT", self.kill_tier.name, detail, decision.symbol
-            )
-            self.audit.append("RISK_CUT", "risk", at, {"detail": detail})
+            targets, sleeves = allocation.targets, allocation.sleeves
+            self.risk.record_sleeves(index, sleeves)
+        context = self._risk_context(returns, sleeves, index)
+        result = self.risk.check(targets, current, context, at)
+        cuts = {d.symbol: d.reason for d in result.decisions}
+        self.outbox.enqueue_targets(result.approved, signals, cuts, at, self.strategy_set)
         set_key = FLATTEN_SET if self.kill_tier >= KillTier.FLATTEN else self.strategy_set
         orders = orders_for_targets(
-            approved,
+            result.approved,
             self.book.quantities(),
             marks,
             equity,
@@ -218,90 +313,113 @@ class TradingEngine:
             set_key,
             Decimal(self.config.execution.min_trade_value),
         )
+        adv = _average_volumes(history, self.config.execution.adv_window)
         for order in orders:
-            self._submit(replace(order, status=OrderStatus.SUBMITTED), at)
+            algo = select_algo(
+                order.quantity,
+                adv.get(order.symbol, 0.0),
+                self.config.execution.vwap_adv_fraction,
+                self.config.execution.twap_adv_fraction,
+            )
+            self._submit(order, at, algo, marks[order.symbol])
 
-    def _submit(self, order: Order, at: datetime) -> None:
-        if not self.state.insert_order(order):
-            return  # this decision already produced this order
-        self.broker.submit(order)
-        self.audit.append(
-            "ORDER_SUBMITTED",
-            ACTOR,
-            at,
-            {
-                "client_order_id": order.client_order_id,
-                "symbol": order.symbol,
-                "side": order.side.value,
-                "quantity": order.quantity,
-                "reason": order.reason,
-            },
+    def _without_blocked(
+        self, by_strategy: dict[str, list[Signal]], day: date, at: datetime
+    ) -> dict[str, list[Signal]]:
+        """Drop signals on symbols whose data failed a critical quality check (audited once)."""
+        blocked = blocked_symbols(self.market.connection, day)
+        if not blocked:
+            return by_strategy
+        signalled = {s.symbol for signals in by_strategy.values() for s in signals}
+        for symbol in sorted(signalled & set(blocked)):
+            reason = blocked[symbol]
+            self.audit.append(
+                "DATA_QUALITY_BLOCK", "data", at, {"symbol": symbol, "reason": reason}
+            )
+            log.warning("event=data_quality_block symbol=%s reason=%r", symbol, reason)
+        return {
+            name: [s for s in signals if s.symbol not in blocked]
+            for name, signals in by_strategy.items()
+        }
+
+    def _allocation_settings(self) -> AllocationSettings:
+        p = self.config.portfolio
+        return AllocationSettings(
+            method=p.method,
+            gross_target=self.config.engine.gross_target,
+            max_leverage=p.max_leverage,
+            min_leverage=p.min_leverage,
+            dampen_start=p.dampen_start,
+            dampen_full=p.dampen_full,
+            no_trade_band=p.no_trade_band,
         )
+
+    def _risk_context(
+        self,
+        returns: np.ndarray,
+        sleeves: dict[str, dict[str, float]] | None = None,
+        index: int | None = None,
+    ) -> RiskContext:
+        """Market facts for the checks; with sleeves, each strategy's paper return history
+        (closes strictly before session `index`) for its fractional-Kelly cap."""
+        strategy_returns: dict[str, list[float]] = {}
+        if sleeves and index is not None:
+            strategy_returns = self.risk.strategy_returns(
+                index, self.panel.close[:index], tuple(self.panel.symbols)
+            )
+        return RiskContext(
+            symbols=tuple(self.panel.symbols),
+            sectors={s: self.universe.sector_of(s) for s in self.panel.symbols},
+            returns=returns,
+            sleeves=sleeves or {},
+            strategy_returns=strategy_returns,
+        )
+
+    def _submit(self, order: Order, at: datetime, algo: Algo, decision_price: Decimal) -> None:
+        """Hand one order to the OMS (recorded once; sent once)."""
+        strategy = FLATTEN_SET if order.reason == "emergency flatten" else self._strategy_name
+        self.oms.place(order, strategy=strategy, algo=algo, decision_price=decision_price, at=at)
+
+    @property
+    def _strategy_name(self) -> str:
+        return ",".join(self.config.engine.strategies)
 
     def _close(self, index: int, at: datetime) -> None:
         day = self.panel.dates[index]
         marks = self._marks(index)
         equity = self.book.equity(marks)
         self.daily_pnl = equity - self.prev_equity
-        self.peak_equity = max(self.peak_equity, equity)
-        drawdown = float((self.peak_equity - equity) / self.peak_equity)
-        called_for = tier_for(
-            float(self.daily_pnl), float(self.prev_equity), drawdown, self.config.risk
-        )
-        new_tier = escalate(self.kill_tier, called_for)
-        if new_tier != self.kill_tier:
-            self._change_tier(new_tier, at, float(self.daily_pnl / self.prev_equity), drawdown)
-        flattened = self.kill_tier >= KillTier.FLATTEN and not self.book.holdings
-        if flattened and self.state.get_meta("flatten_complete") != "1":
-            self.audit.append("EMERGENCY_FLATTEN_COMPLETE", "risk", at, {"equity": str(equity)})
-            self.state.set_meta("flatten_complete", "1")
+        self.risk.update_pnl(self.daily_pnl, equity, at)
+        self.risk.flatten_complete(len(self.book.holdings), equity, at)
         gross = sum((abs(marks[s] * h.quantity) for s, h in self.book.holdings.items()), Decimal(0))
         self.state.record_equity(
             day, equity, self.book.cash, self.daily_pnl, gross, self.kill_tier.name
         )
         self.state.save_positions(self.book, marks)
+        if isinstance(self.broker, PaperBroker):
+            self.broker.update_marks(marks)
         for key, value in (
             ("last_index", index),
             ("last_session", day.isoformat()),
             ("cash", self.book.cash),
-            ("peak_equity", self.peak_equity),
             ("prev_equity", equity),
             ("daily_pnl", self.daily_pnl),
-            ("kill_tier", self.kill_tier.name),
         ):
             self.state.set_meta(key, value)
         self.prev_equity = equity
 
-    def _change_tier(
-        self, new_tier: KillTier, at: datetime, pnl_frac: float, drawdown: float
-    ) -> None:
-        old = self.kill_tier
-        self.kill_tier = new_tier
-        detail = f"{old.name} -> {new_tier.name}: day P&L {pnl_frac:+.2%}, drawdown {drawdown:.2%}"
-        self.state.record_risk_event(at, "TIER_CHANGE", new_tier.name, detail)
-        self.audit.append(
-            "TIER_CHANGE",
-            "risk",
-            at,
-            {
-                "from": old.name,
-                "to": new_tier.name,
-                "daily_pnl_pct": pnl_frac,
-                "drawdown": drawdown,
-            },
-        )
-        self.alerts.appendleft(f"{at:%Y-%m-%d} kill tier {detail}")
-        log.warning("event=tier_change from=%s to=%s detail=%r", old.name, new_tier.name, detail)
-        if new_tier >= KillTier.FLATTEN:
-            self._flatten_now(at)
+    def _owner_alert(self, message: str) -> None:
+        """An owner alert: the terminal's alerts pane and the publisher's owner channel."""
+        self.alerts.appendleft(message)
+        session = self.current_session
+        at = calendar.session_close(session) if session else datetime.now(UTC)
+        self.outbox.enqueue_alert("risk", message, at)
 
     def _flatten_now(self, at: datetime) -> None:
         """Cancel working orders and send closing orders for every holding (fill next open)."""
         for order in self.broker.open_orders():
-            self.state.set_order_status(order.client_order_id, OrderStatus.CANCELED)
-        self.broker = PaperBroker(
-            self.config.execution.slippage_bps, Decimal(self.config.execution.commission_per_share)
-        )
+            self.oms.cancel(order.client_order_id)
+        self.oms.process_updates(at)
         day = at.date()
         marks = {s: h.avg_price for s, h in self.book.holdings.items()}
         orders = orders_for_targets(
@@ -309,8 +427,49 @@ class TradingEngine:
         )
         for order in orders:
             self._submit(
-                replace(order, status=OrderStatus.SUBMITTED, reason="emergency flatten"), at
+                replace(order, reason="emergency flatten"), at, Algo.MARKET, marks[order.symbol]
             )
+
+    # ----- risk commands -----------------------------------------------------------
+    def _register_risk_commands(self) -> None:
+        self.register_command("risk.status", self.risk_status)
+        self.register_command("risk.request_reset", self._request_reset)
+        self.register_command("risk.approve_reset", self._approve_reset)
+        self.register_command("risk.add_operator", self._add_operator)
+
+    def risk_status(self) -> RiskStatus:
+        """The risk manager's view of the book at the last close."""
+        last = max(self.next_index - 1, 0)
+        marks = self._marks(last)
+        returns = _daily_returns(
+            self.panel.history_before(last + 1), self.config.risk.risk_lookback
+        )
+        curve = [e for _, e in self.state.equity_curve(64)]
+        realised = (
+            float(np.std(np.diff(curve) / np.array(curve[:-1]), ddof=1) * np.sqrt(252))
+            if len(curve) > 2
+            else 0.0
+        )
+        return self.risk.status(self.book.weights(marks), self._risk_context(returns), realised)
+
+    def _operator_command(self, action: Callable[[], ResetResult]) -> ResetResult:
+        with self.state.transaction():
+            result = action()
+        self._snapshot = self._build_snapshot()
+        return result
+
+    def _request_reset(self, operator: str, passphrase: str) -> ResetResult:
+        return self._operator_command(lambda: self.risk.request_reset(operator, passphrase))
+
+    def _approve_reset(self, approver: str, passphrase: str) -> ResetResult:
+        return self._operator_command(lambda: self.risk.approve_reset(approver, passphrase))
+
+    def _add_operator(self, operator: str, passphrase: str) -> ResetResult:
+        def add() -> ResetResult:
+            self.risk.add_operator(operator, passphrase)
+            return ResetResult(True, f"operator {operator} added", self.kill_tier)
+
+        return self._operator_command(add)
 
     # ----- commands ----------------------------------------------------------------
     def register_command(self, name: str, handler: Callable[..., Any]) -> None:
@@ -334,6 +493,37 @@ class TradingEngine:
     # ----- replay clock ------------------------------------------------------------
     async def run(self, max_sessions: int | None = None) -> int:
         """Step on the replay clock until stopped, out of data, or `max_sessions` done."""
+        done = 0
+        sender = self._start_sender()
+        try:
+            done = await self._run_sessions(max_sessions)
+        finally:
+            if sender is not None:
+                sender[0].stop()
+                await sender[1]
+        return done
+
+    def _start_sender(self) -> tuple[OutboxSender, asyncio.Task] | None:
+        """The outbox sender runs beside the replay clock when a publisher url is set."""
+        if not self.config.publish.url:
+            return None
+        from qgtm.core.config import ConfigError
+        from qgtm.core.publication import SecretMissingError, load_secret
+
+        try:
+            secret = load_secret()
+        except SecretMissingError as exc:
+            raise ConfigError(f"[publish] url is set but {exc}") from None
+        sender = OutboxSender(
+            self.state.path,
+            self.config.publish.url,
+            secret,
+            batch_size=self.config.publish.batch_size,
+            max_backoff=self.config.publish.max_backoff,
+        )
+        return sender, asyncio.create_task(sender.run(), name="outbox-sender")
+
+    async def _run_sessions(self, max_sessions: int | None) -> int:
         done = 0
         while not self._stop.is_set():
             if max_sessions is not None and done >= max_sessions:
@@ -389,8 +579,11 @@ class TradingEngine:
         self.set_speed(MAX_SPEED if self.speed <= 0 else self.speed / 2)
 
     def close(self) -> None:
-        """Release the stores."""
+        """Release the stores (and the broker's stream, if it has one)."""
         with self._step_lock:
+            closer = getattr(self.broker, "close", None)
+            if callable(closer):
+                closer()
             self.state.close()
             self.market.close()
 
@@ -442,6 +635,7 @@ class TradingEngine:
                 for r in self.audit.tail(100)
             ),
             alerts=tuple(self.alerts),
+            risk=self.risk_status(),
         )
 
     def _watchlist(self, index: int) -> tuple[QuoteRow, ...]:
@@ -475,13 +669,20 @@ class TradingEngine:
         return tuple(rows)
 
 
-def _realised_vols(history: PricePanel) -> dict[str, float]:
-    """Annualised stdev of the last VOL_WINDOW daily log returns, per symbol."""
-    window = history.close[-VOL_WINDOW - 1 :]
-    if len(window) < 3:
+def _average_volumes(history: PricePanel, window: int) -> dict[str, float]:
+    """Mean daily volume over the last `window` sessions before the decision, per symbol."""
+    recent = history.volume[-window:]
+    if len(recent) == 0:
         return {}
-    sigma = np.diff(np.log(window), axis=0).std(axis=0, ddof=1) * np.sqrt(252)
-    return {s: float(v) for s, v in zip(history.symbols, sigma, strict=True)}
+    return {s: float(v) for s, v in zip(history.symbols, recent.mean(axis=0), strict=True)}
+
+
+def _daily_returns(history: PricePanel, sessions: int) -> np.ndarray:
+    """Simple daily close-to-close returns of the last `sessions` sessions (T x N)."""
+    window = history.close[-sessions - 1 :]
+    if len(window) < 2:
+        return np.zeros((0, len(history.symbols)))
+    return window[1:] / window[:-1] - 1.0
 
 
 def _short(payload: dict) -> str:

@@ -1,10 +1,18 @@
-"""Turn strategy signals into target portfolio weights."""
+"""Turn per-strategy signal sets into target portfolio weights (pure functions)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
 
 from qgtm.core.types import Signal
+from qgtm.engine.portfolio.leverage import adaptive_leverage, apply_no_trade_band
+from qgtm.engine.portfolio.weighting import SCHEMES
+
+VOL_WINDOW = 63
+TRADING_DAYS = 252
 
 
 def inverse_vol_weights(
@@ -26,3 +34,123 @@ def inverse_vol_weights(
     inverse = {s: 1.0 / vols[s] for s in active}
     total = sum(inverse.values())
     return {s: (1.0 if active[s] > 0 else -1.0) * inverse[s] / total * gross_target for s in active}
+
+
+def realised_vols(closes: np.ndarray, symbols: Sequence[str]) -> dict[str, float]:
+    """Annualised stdev of the last VOL_WINDOW daily log returns, per symbol.
+
+    sigma_i = std(diff(log close_i), ddof=1) * sqrt(252) over the newest VOL_WINDOW
+    returns of `closes` (rows are sessions, all before the decision).
+    """
+    window = closes[-VOL_WINDOW - 1 :]
+    if len(window) < 3:
+        return {}
+    sigma = np.diff(np.log(window), axis=0).std(axis=0, ddof=1) * np.sqrt(TRADING_DAYS)
+    return {s: float(v) for s, v in zip(symbols, sigma, strict=True)}
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationSettings:
+    """How signals become weights (see [portfolio] in config)."""
+
+    method: str = "inverse_vol"
+    gross_target: float = 0.6
+    max_leverage: float = 1.0
+    min_leverage: float = 0.25
+    dampen_start: float = 0.05
+    dampen_full: float = 0.20
+    no_trade_band: float = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """The allocator's proposal: book targets, each strategy's sleeve, the leverage used."""
+
+    targets: dict[str, float]
+    sleeves: dict[str, dict[str, float]]
+    leverage: float
+
+
+def _directions(signals: Sequence[Signal]) -> dict[str, float]:
+    """Net direction per symbol: sum of sign * confidence over the strategy's signals."""
+    netted: dict[str, float] = {}
+    for signal in signals:
+        netted[signal.symbol] = netted.get(signal.symbol, 0.0) + (
+            signal.side.sign * max(signal.confidence, 1e-9)
+        )
+    return {s: v for s, v in netted.items() if v != 0}
+
+
+def sleeve_weights(
+    signals: Sequence[Signal],
+    returns: np.ndarray,
+    symbols: Sequence[str],
+    method: str,
+    budget: float,
+) -> dict[str, float]:
+    """One strategy's signed weights: scheme weights on its active names, times `budget`.
+
+    `returns` is a (T x N) matrix of daily returns known before the decision, columns in
+    `symbols` order; names without a usable history are left out.
+    """
+    try:
+        scheme = SCHEMES[method]
+    except KeyError:
+        known = ", ".join(sorted(SCHEMES))
+        raise ValueError(f"unknown allocation method {method!r} (known: {known})") from None
+    column = {s: i for i, s in enumerate(symbols)}
+    directions = _directions(signals)
+    names = sorted(s for s in directions if s in column)
+    if not names or returns.shape[0] < 3:
+        return {}
+    cols = [column[s] for s in names]
+    cov = np.atleast_2d(np.cov(returns[:, cols], rowvar=False))
+    usable = [i for i in range(len(names)) if cov[i, i] > 0 and np.isfinite(cov[i, i])]
+    if not usable:
+        return {}
+    names = [names[i] for i in usable]
+    cov = cov[np.ix_(usable, usable)]
+    weights = scheme(cov)
+    return {
+        s: float(np.sign(directions[s]) * w * budget) for s, w in zip(names, weights, strict=True)
+    }
+
+
+def allocate(
+    signals_by_strategy: Mapping[str, Sequence[Signal]],
+    returns: np.ndarray,
+    symbols: Sequence[str],
+    current: Mapping[str, float],
+    drawdown: float,
+    settings: AllocationSettings,
+) -> Allocation:
+    """Pure multi-strategy allocation.
+
+    Each strategy with signals gets an equal share of gross_target * L(drawdown) (adaptive
+    leverage, `adaptive_leverage`); inside its sleeve the names are weighted by
+    `settings.method` on the covariance of `returns`; sleeves are summed per symbol and the
+    no-trade band keeps current weights that moved less than `no_trade_band`.
+    """
+    leverage = adaptive_leverage(
+        drawdown,
+        settings.max_leverage,
+        settings.min_leverage,
+        settings.dampen_start,
+        settings.dampen_full,
+    )
+    active = {k: v for k, v in signals_by_strategy.items() if _directions(v)}
+    sleeves: dict[str, dict[str, float]] = {}
+    if active:
+        budget = settings.gross_target * leverage / len(active)
+        for strategy in sorted(active):
+            sleeves[strategy] = sleeve_weights(
+                active[strategy], returns, symbols, settings.method, budget
+            )
+    combined: dict[str, float] = {}
+    for sleeve in sleeves.values():
+        for symbol, weight in sleeve.items():
+            combined[symbol] = combined.get(symbol, 0.0) + weight
+    targets = apply_no_trade_band(combined, current, settings.no_trade_band)
+    return Allocation(
+        targets={s: w for s, w in targets.items() if w != 0.0}, sleeves=sleeves, leverage=leverage
+    )

@@ -1,16 +1,27 @@
-"""Orders: the full blotter of recent orders and their fills."""
+"""Orders & TCA: the live blotter (state, algo, fills, child orders) and trading costs.
+
+The blotter's rows come from the snapshot (so it never lags the engine); the execution
+details, child orders and TCA come from the engine commands `execution.blotter`,
+`execution.children` and `execution.tca`, fetched in a worker after each snapshot.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import DataTable
 
 from qgtm.core.snapshot import EngineSnapshot, OrderRow
-from qgtm.tui.formatting import day, price, quantity, side
+from qgtm.tui.formatting import DASH, bps, day, price, quantity, side
 from qgtm.tui.screens.base import TerminalScreen
-from qgtm.tui.widgets.live_table import Column, Row
+from qgtm.tui.widgets.live_table import Column, LiveTable, Row
 from qgtm.tui.widgets.table_panel import TablePanel
 
 NO_ORDERS = "No orders yet: the engine places its first orders after the strategy warm-up"
+NO_CHILDREN = "Highlight an order in the blotter to see its child orders and fills"
+NO_TCA = "No finished orders yet: costs appear once an order is filled or expires"
 
 ORDER_COLUMNS = (
     Column("decided", "Decided", 10),
@@ -28,13 +39,43 @@ BLOTTER_COLUMNS = (
     Column("side", "Side", 4),
     Column("qty", "Qty", 9, "right"),
     Column("status", "Status", 16),
+    Column("algo", "Algo", 6),
+    Column("filled_qty", "Filled", 9, "right"),
+    Column("unfilled", "Unfilled", 8, "right"),
+    Column("children", "Kids", 4, "right"),
     Column("fill", "Fill price", 10, "right"),
     Column("filled", "Filled on", 10),
 )
 
+CHILD_COLUMNS = (
+    Column("child", "Child order"),
+    Column("qty", "Qty", 8, "right"),
+    Column("price", "Price", 10, "right"),
+    Column("at", "Filled at", 19),
+)
 
-def blotter_row(order: OrderRow) -> Row:
-    """Blotter cells for one order, newest first as the snapshot lists them."""
+TCA_COLUMNS = (
+    Column("id", "Order id"),
+    Column("algo", "Algo", 6),
+    Column("filled", "Filled", 12, "right"),
+    Column("arrival", "Arrival bps", 11, "right"),
+    Column("vwap", "VWAP bps", 9, "right"),
+    Column("is", "IS bps", 8, "right"),
+)
+
+STRATEGY_COLUMNS = (
+    Column("strategy", "Strategy", 12),
+    Column("orders", "Orders", 7, "right"),
+    Column("arrival", "Arrival bps", 11, "right"),
+    Column("vwap", "VWAP bps", 9, "right"),
+    Column("is", "IS bps", 8, "right"),
+)
+
+
+def blotter_row(order: OrderRow, execution: dict[str, Any] | None = None) -> Row:
+    """Blotter cells for one order; `execution` adds algo, filled, unfilled and children."""
+    ex = execution or {}
+    unfilled = ex.get("unfilled")
     return order.client_order_id, (
         order.client_order_id,
         day(order.decision_date),
@@ -42,6 +83,10 @@ def blotter_row(order: OrderRow) -> Row:
         side(order.side),
         quantity(order.quantity),
         order.status,
+        ex.get("algo", DASH),
+        quantity(ex["filled_quantity"]) if "filled_quantity" in ex else DASH,
+        quantity(unfilled) if unfilled else DASH,
+        quantity(ex["children"]) if ex.get("children") else DASH,
         price(order.fill_price),
         day(order.filled_on),
     )
@@ -59,15 +104,105 @@ def order_row(order: OrderRow) -> Row:
     )
 
 
+def tca_row(result: dict[str, Any]) -> Row:
+    """Per-order costs: arrival, VWAP slippage, implementation shortfall (bps)."""
+    return result["client_order_id"], (
+        result["client_order_id"],
+        result["algo"],
+        f"{result['filled_quantity']:,}/{result['quantity']:,}",
+        bps(result["arrival_cost_bps"]),
+        bps(result["vwap_slippage_bps"]),
+        bps(result["implementation_shortfall_bps"]),
+    )
+
+
+def strategy_row(stats: dict[str, Any]) -> Row:
+    """Per-strategy notional-weighted mean costs."""
+    return stats["strategy"], (
+        stats["strategy"],
+        quantity(stats["orders"]),
+        bps(stats["arrival_cost_bps"]),
+        bps(stats["vwap_slippage_bps"]),
+        bps(stats["implementation_shortfall_bps"]),
+    )
+
+
+def child_row(child: dict[str, Any]) -> Row:
+    """One child slice's fill."""
+    return child["child_order_id"], (
+        child["child_order_id"],
+        quantity(child["quantity"]),
+        price(child["price"]),
+        str(child["filled_at"])[:19],
+    )
+
+
 class OrdersScreen(TerminalScreen):
-    """Every recent order, newest first."""
+    """Blotter on top; child orders, per-order and per-strategy TCA below."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._execution: dict[str, dict[str, Any]] = {}
+        self._selected: str | None = None
+        self._fetched_key: tuple | None = None
 
     def compose_body(self) -> ComposeResult:
-        """One full-height blotter."""
+        """Blotter, then a row of children, TCA by order and TCA by strategy."""
         yield TablePanel("ORDER BLOTTER", BLOTTER_COLUMNS, NO_ORDERS, id="blotter")
+        with Horizontal(id="orders-costs"):
+            yield TablePanel("CHILD ORDERS / FILLS", CHILD_COLUMNS, NO_CHILDREN, id="children")
+            yield TablePanel("TCA BY ORDER", TCA_COLUMNS, NO_TCA, id="tca-orders")
+            yield TablePanel("TCA BY STRATEGY", STRATEGY_COLUMNS, NO_TCA, id="tca-strategies")
 
     def show_body(self, snapshot: EngineSnapshot) -> None:
-        """Sync the blotter with the snapshot's recent orders."""
-        self.query_one("#blotter", TablePanel).sync(
-            [blotter_row(o) for o in snapshot.recent_orders]
+        """Sync the blotter now; fetch execution details and costs in a worker."""
+        self._sync_blotter(snapshot)
+        # Refetch when orders or the session change, not on every snapshot version: an
+        # engine command itself bumps the version, which would refetch forever.
+        key = (
+            snapshot.session,
+            tuple((o.client_order_id, o.status) for o in snapshot.recent_orders),
         )
+        if key != self._fetched_key:
+            self._fetched_key = key
+            self.run_worker(self.refresh_execution(), group="execution", exclusive=True)
+
+    def _sync_blotter(self, snapshot: EngineSnapshot) -> None:
+        self.query_one("#blotter", TablePanel).sync(
+            [blotter_row(o, self._execution.get(o.client_order_id)) for o in snapshot.recent_orders]
+        )
+
+    async def refresh_execution(self) -> None:
+        """Ask the engine for the blotter details, children and TCA, then render them."""
+        client = self._qgtm_app.client
+        blotter = await client.call("execution.blotter", limit=200)
+        costs = await client.call("execution.tca", limit=200)
+        self._execution = {row["client_order_id"]: row for row in blotter}
+        if self.shown_snapshot is not None:
+            self._sync_blotter(self.shown_snapshot)
+        self.query_one("#tca-orders", TablePanel).sync([tca_row(r) for r in costs["orders"]])
+        self.query_one("#tca-strategies", TablePanel).sync(
+            [strategy_row(s) for s in costs["strategies"]]
+        )
+        await self._show_children()
+
+    async def _show_children(self) -> None:
+        rows: list[Row] = []
+        if self._selected is not None:
+            children = await self._qgtm_app.client.call(
+                "execution.children", parent_id=self._selected
+            )
+            rows = [child_row(c) for c in children]
+        panel = self.query_one("#children", TablePanel)
+        if not panel.query(LiveTable):
+            return  # still composing: the next refresh shows them
+        panel.border_title = f"CHILD ORDERS / FILLS {self._selected or ''}".rstrip()
+        panel.sync(rows)
+
+    async def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """Show the children of the highlighted blotter order."""
+        blotter = self.query_one("#blotter", TablePanel).table
+        if event.data_table is not blotter or event.row_key.value is None:
+            return
+        self._selected = str(event.row_key.value)
+        await self._show_children()

@@ -1,0 +1,207 @@
+"""QGTM's runners against backtrader and vectorbt on the same bars and the same rule.
+
+1. Event-driven: one SMA(10/30) long-or-flat crossover on one demo ETF, sized to 95% of
+   equity, no costs, in QGTM's event-driven runner and in backtrader. Both decide on
+   bar t from bars before t and fill at the next open; trades are compared one by one.
+2. Sweep: every (fast, slow) pair of a grid in QGTM's vectorised runner and in vectorbt
+   (Portfolio.from_orders, target-percent sizing at the next open); the days in the
+   market are compared per pair.
+Speed ratios are printed (peer time / QGTM time: > 1 means QGTM is faster).
+
+Run: .venv/bin/pip install -e '.[bench]' && .venv/bin/python bench/bench_peers.py
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from qgtm.core.config import DemoConfig
+from qgtm.core.types import RiskLimits
+from qgtm.core.universe import load_universe
+from qgtm.engine.backtest.costs import CostModel
+from qgtm.engine.backtest.event_driven import run_event_driven
+from qgtm.engine.backtest.result import BacktestSettings
+from qgtm.engine.backtest.sma import SmaCrossover
+from qgtm.engine.backtest.vectorised import (
+    run_vectorised,
+    target_matrix,
+    vol_matrix,
+)
+from qgtm.engine.data.store import MarketStore, PricePanel
+
+SYMBOL = "GLD"
+FAST, SLOW = 10, 30
+WEIGHT = 0.95
+SETTINGS = BacktestSettings(
+    gross_target=WEIGHT,
+    risk=RiskLimits(max_position_weight=WEIGHT, max_gross_leverage=1.0),
+    min_trade_value=Decimal(0),
+    costs=CostModel(commission_per_share=Decimal(0), slippage_bps=0.0),
+    kill_switch=False,
+)
+FAST_GRID = list(range(5, 55, 5))
+SLOW_GRID = list(range(60, 260, 20))
+
+
+def demo_panel() -> PricePanel:
+    """One ETF of the seeded demo market, 2008-2025."""
+    universe = load_universe()
+    store = MarketStore(Path(tempfile.mkdtemp()))
+    store.ensure_demo(universe, DemoConfig(seed=7, start=date(2008, 1, 2), end=date(2025, 12, 31)))
+    panel = store.load_panel(universe.symbols)
+    store.close()
+    j = panel.symbols.index(SYMBOL)
+    pick = slice(j, j + 1)
+    return replace(
+        panel,
+        symbols=(SYMBOL,),
+        open=panel.open[:, pick],
+        high=panel.high[:, pick],
+        low=panel.low[:, pick],
+        close=panel.close[:, pick],
+        volume=panel.volume[:, pick],
+    )
+
+
+def run_backtrader(panel: PricePanel) -> tuple[list[tuple[date, int]], float]:
+    """The same rule in backtrader: decide in next() on bar t from bars up to t-1."""
+    import backtrader as bt
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "open": panel.open[:, 0],
+            "high": panel.high[:, 0],
+            "low": panel.low[:, 0],
+            "close": panel.close[:, 0],
+            "volume": panel.volume[:, 0].astype(float),
+        },
+        index=pd.to_datetime(list(panel.dates)),
+    )
+
+    class Cross(bt.Strategy):
+        def __init__(self) -> None:
+            self.fast = bt.indicators.SMA(self.data.close, period=FAST)
+            self.slow = bt.indicators.SMA(self.data.close, period=SLOW)
+            self.fills: list[tuple[date, int]] = []
+
+        def notify_order(self, order) -> None:
+            if order.status == order.Completed:
+                self.fills.append((bt.num2date(order.executed.dt).date(), int(order.executed.size)))
+
+        def next(self) -> None:
+            if len(self) <= SLOW + 1:  # QGTM decides from session warmup + 1 on
+                return
+            last_close = self.data.close[-1]
+            equity = self.broker.getcash() + self.position.size * last_close
+            long = self.fast[-1] > self.slow[-1]
+            target = int(Decimal(str(WEIGHT)) * Decimal(str(equity)) / Decimal(str(last_close)))
+            self.order_target_size(target=target if long else 0)
+
+    cerebro = bt.Cerebro(stdstats=False)
+    cerebro.adddata(bt.feeds.PandasData(dataname=frame))
+    cerebro.addstrategy(Cross)
+    cerebro.broker.setcash(1_000_000.0)
+    cerebro.broker.set_checksubmit(False)
+    started = time.perf_counter()
+    strategy = cerebro.run()[0]
+    return strategy.fills, time.perf_counter() - started
+
+
+def event_driven_comparison(panel: PricePanel) -> None:
+    started = time.perf_counter()
+    result = run_event_driven(panel, [SmaCrossover(fast=FAST, slow=SLOW)], SETTINGS)
+    qgtm_seconds = time.perf_counter() - started
+    ours = [(t.day, t.quantity) for t in result.trades]
+    theirs, bt_seconds = run_backtrader(panel)
+    same = sum(a == b for a, b in zip(ours, theirs, strict=False))
+    ours_days = {d for d, _ in ours}
+    theirs_days = {d for d, _ in theirs}
+    print(f"event-driven: {len(panel)} sessions, SMA {FAST}/{SLOW} on {SYMBOL}")
+    print(f"  trades: qgtm {len(ours)}, backtrader {len(theirs)}; identical (day, qty): {same}")
+    print(
+        f"  trade days in common: {len(ours_days & theirs_days)} of {len(ours_days | theirs_days)}"
+    )
+    ratio = bt_seconds / qgtm_seconds
+    print(f"  qgtm {qgtm_seconds:.3f}s  backtrader {bt_seconds:.3f}s  ratio {ratio:.2f}x")
+
+
+def sweep_comparison(panel: PricePanel) -> None:
+    import pandas as pd
+    import vectorbt as vbt
+
+    pairs = [(f, s) for f in FAST_GRID for s in SLOW_GRID if f < s]
+    warmup = max(SLOW_GRID)
+    started = time.perf_counter()
+    vols = vol_matrix(panel.close)
+    in_market_qgtm = {}
+    for fast, slow in pairs:
+        strategy = SmaCrossover(fast=fast, slow=slow)
+        signals = strategy.signal_matrix(panel)
+        signals[:warmup] = np.nan  # one common start for every pair
+        targets = target_matrix(signals, vols, SETTINGS.gross_target)
+        wrapped = SmaCrossover(fast=fast, slow=max(slow, warmup))
+        result = run_vectorised(panel, [wrapped], SETTINGS, targets=targets)
+        in_market_qgtm[(fast, slow)] = result.positions[:, 0] > 0
+    qgtm_seconds = time.perf_counter() - started
+    close = pd.Series(panel.close[:, 0], index=pd.to_datetime(list(panel.dates)))
+    opens = pd.Series(panel.open[:, 0], index=close.index)
+
+    def vbt_sweep() -> np.ndarray:
+        fast_ma = vbt.MA.run(close, window=[f for f, _ in pairs], short_name="fast")
+        slow_ma = vbt.MA.run(close, window=[s for _, s in pairs], short_name="slow")
+        long = fast_ma.ma.to_numpy() > slow_ma.ma.to_numpy()
+        # decided on t from bars < t (yesterday's averages), filled at t+1's open
+        decision = np.vstack([np.full((1, long.shape[1]), False), long[:-1]])
+        target = np.where(decision, WEIGHT, 0.0)
+        target[: warmup + 1] = np.nan
+        fill_target = np.vstack([np.full((1, target.shape[1]), np.nan), target[:-1]])
+        portfolio = vbt.Portfolio.from_orders(
+            close=pd.DataFrame(
+                np.repeat(close.to_numpy()[:, None], len(pairs), 1), index=close.index
+            ),
+            size=fill_target,
+            size_type="targetpercent",
+            price=np.repeat(opens.to_numpy()[:, None], len(pairs), 1),
+            init_cash=1_000_000.0,
+            freq="1D",
+        )
+        return portfolio.assets().to_numpy() > 0
+
+    jit_started = time.perf_counter()
+    vbt_sweep()  # first call compiles vectorbt's numba kernels
+    jit_seconds = time.perf_counter() - jit_started
+    started = time.perf_counter()
+    held = vbt_sweep()
+    vbt_seconds = time.perf_counter() - started
+    offset = len(panel) - next(iter(in_market_qgtm.values())).shape[0]
+    agree = [
+        float(np.mean(in_market_qgtm[pair] == held[offset:, k])) for k, pair in enumerate(pairs)
+    ]
+    print(f"sweep: {len(pairs)} (fast, slow) pairs over {len(panel)} sessions")
+    print(f"  days-in-market agreement: min {min(agree):.4f}, mean {np.mean(agree):.4f}")
+    print(
+        f"  qgtm {qgtm_seconds:.3f}s  vectorbt {vbt_seconds:.3f}s (after a {jit_seconds:.1f}s "
+        f"first call that compiles numba)  ratio {vbt_seconds / qgtm_seconds:.3f}x; "
+        f"counting the first call: {(vbt_seconds + jit_seconds) / qgtm_seconds:.2f}x"
+    )
+
+
+def main() -> None:
+    panel = demo_panel()
+    event_driven_comparison(panel)
+    sweep_comparison(panel)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,361 @@
+"""Backtest requests as the CLI and the Research screen make them: parse, run, validate,
+persist. The numeric work lives in the runners, stats and validation modules."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from qgtm.core.config import Config
+from qgtm.engine.backtest.costs import CostModel
+from qgtm.engine.backtest.event_driven import Progress, run_event_driven
+from qgtm.engine.backtest.result import BacktestError, BacktestResult, BacktestSettings
+from qgtm.engine.backtest.sma import SmaCrossover
+from qgtm.engine.backtest.stats import Report, report, sharpe_ratio
+from qgtm.engine.backtest.validation import (
+    deflated_sharpe_ratio,
+    min_track_record_length,
+    probabilistic_sharpe_ratio,
+    probability_of_backtest_overfitting,
+    sharpe_moments,
+    sharpe_variance,
+    walk_forward,
+)
+from qgtm.engine.backtest.vectorised import run_vectorised
+from qgtm.engine.data.store import PricePanel
+from qgtm.engine.strategies.base import BaseStrategy
+from qgtm.engine.strategies.registry import STRATEGIES, UnknownStrategyError, create
+
+RUNNERS = ("event", "vector")
+ARTIFACTS = "artifacts"
+
+
+def strategy_names() -> list[str]:
+    """Every registered strategy (plus the runners' reference crossover)."""
+    return sorted({*STRATEGIES, SmaCrossover.name})
+
+
+def make_strategy(name: str, params: Mapping[str, float] | None = None) -> BaseStrategy:
+    """The registered strategy `name` with overrides; BacktestError on any mistake."""
+    try:
+        if name == SmaCrossover.name and name not in STRATEGIES:
+            return SmaCrossover(**(params or {}))
+        return create(name, **(params or {}))
+    except UnknownStrategyError:
+        raise BacktestError(
+            f"unknown strategy {name!r}; known: {', '.join(strategy_names())}"
+        ) from None
+    except (ValueError, TypeError) as exc:
+        raise BacktestError(str(exc)) from None
+
+
+def parse_param(text: str) -> tuple[str, float]:
+    """'lookback=126' -> ('lookback', 126.0)."""
+    key, sep, value = text.partition("=")
+    try:
+        if not sep or not key.strip():
+            raise ValueError
+        return key.strip(), float(value)
+    except ValueError:
+        raise BacktestError(f"bad --param {text!r}: want NAME=NUMBER") from None
+
+
+def parse_sweep(text: str) -> tuple[str, list[float]]:
+    """'lookback=60:252:21' -> ('lookback', [60, 81, ..., 249]) (inclusive of b if hit)."""
+    key, sep, spec = text.partition("=")
+    try:
+        low, high, step = (float(x) for x in spec.split(":"))
+        if not sep or step <= 0 or high < low:
+            raise ValueError
+    except ValueError:
+        raise BacktestError(f"bad --sweep {text!r}: want NAME=LOW:HIGH:STEP, STEP > 0") from None
+    count = int(np.floor((high - low) / step + 1e-9)) + 1
+    if count > 500:
+        raise BacktestError(f"--sweep {text!r} has {count} values; at most 500")
+    return key.strip(), [round(low + i * step, 10) for i in range(count)]
+
+
+def parse_date(text: str | None, flag: str) -> date | None:
+    """ISO date or None; BacktestError naming the flag otherwise."""
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise BacktestError(f"bad {flag} {text!r}: want YYYY-MM-DD") from None
+
+
+def settings_from_config(config: Config, start: date | None, end: date | None) -> BacktestSettings:
+    """The live book's cash, gross target, limits and paper-broker costs."""
+    return BacktestSettings(
+        initial_cash=Decimal(config.engine.initial_cash),
+        gross_target=config.engine.gross_target,
+        risk=config.risk,
+        min_trade_value=Decimal(config.execution.min_trade_value),
+        costs=CostModel.from_execution(config.execution),
+        start=start,
+        end=end,
+    )
+
+
+def data_hash(panel: PricePanel) -> str:
+    """sha256 over symbols, dates and every OHLCV array: names the exact bars used."""
+    digest = hashlib.sha256()
+    digest.update(",".join(panel.symbols).encode())
+    digest.update(",".join(d.isoformat() for d in panel.dates).encode())
+    for values in (panel.open, panel.high, panel.low, panel.close, panel.volume):
+        digest.update(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(slots=True)
+class RunOutcome:
+    """One backtest with its report, validation and where it was saved."""
+
+    strategy: str
+    params: dict[str, float]
+    runner: str
+    result: BacktestResult
+    report: Report
+    validation: dict[str, Any] = field(default_factory=dict)
+    sweep: list[dict[str, Any]] = field(default_factory=list)
+    artifact: Path | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready: config, data hash, report, validation, sweep, artifact path."""
+        return {
+            "strategy": self.strategy,
+            "params": self.params,
+            "runner": self.runner,
+            "config": self.config,
+            "start": self.result.dates[0].isoformat(),
+            "end": self.result.dates[-1].isoformat(),
+            "final_equity": float(self.result.equity[-1]),
+            "trades": len(self.result.trades),
+            "report": self.report.as_dict(),
+            "validation": self.validation,
+            "sweep": self.sweep,
+            "artifact": str(self.artifact) if self.artifact else None,
+        }
+
+
+def _run(
+    runner: str,
+    panel: PricePanel,
+    strategy: BaseStrategy,
+    settings: BacktestSettings,
+    progress: Progress | None,
+) -> BacktestResult:
+    if runner not in RUNNERS:
+        raise BacktestError(f"unknown runner {runner!r}; use one of {', '.join(RUNNERS)}")
+    run = run_event_driven if runner == "event" else run_vectorised
+    return run(panel, [strategy], settings, progress)
+
+
+def _sharpe_validation(returns: np.ndarray, n_trials: int = 1, trials_var: float = 0.0) -> dict:
+    moments = sharpe_moments(returns)
+    out = {
+        "sharpe_daily": moments.sharpe,
+        "skew": moments.skew,
+        "kurtosis": moments.kurtosis,
+        "observations": moments.n,
+        "psr_vs_zero": probabilistic_sharpe_ratio(
+            moments.sharpe, moments.n, moments.skew, moments.kurtosis
+        )
+        if moments.n > 1
+        else 0.0,
+        "min_track_record_sessions": min_track_record_length(
+            moments.sharpe, moments.skew, moments.kurtosis
+        ),
+    }
+    if n_trials > 1 and moments.n > 1:
+        out["deflated_sharpe"] = deflated_sharpe_ratio(
+            moments.sharpe, moments.n, moments.skew, moments.kurtosis, n_trials, trials_var
+        )
+        out["trials"] = n_trials
+    return out
+
+
+def run_backtest(
+    panel: PricePanel,
+    strategy_name: str,
+    settings: BacktestSettings,
+    params: Mapping[str, float] | None = None,
+    runner: str = "event",
+    sweep: tuple[str, Sequence[float]] | None = None,
+    walk: tuple[int, int, bool] | None = None,
+    sector_of: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+) -> RunOutcome:
+    """One backtest, or a sweep (vectorised) whose best in-sample value is reported with
+    the deflated Sharpe over all trials, PBO by CSCV and, if asked, a walk-forward."""
+    params = dict(params or {})
+    strategy = make_strategy(strategy_name, params)
+    config = {
+        "strategy": strategy_name,
+        "params": params,
+        "runner": runner,
+        "settings": settings.as_dict(),
+        "data_hash": data_hash(panel),
+    }
+    if sweep is None:
+        result = _run(runner, panel, strategy, settings, progress)
+        outcome = RunOutcome(
+            strategy_name, strategy.params, runner, result, report(result, sector_of)
+        )
+        outcome.validation = _sharpe_validation(result.returns)
+        outcome.config = config
+        return outcome
+    key, values = sweep
+    results: list[BacktestResult] = []
+    strategies = [make_strategy(strategy_name, {**params, key: v}) for v in values]
+    warmup = max(s.warmup for s in strategies)
+    for n, candidate in enumerate(strategies):
+        # a common window so every trial's returns line up session by session
+        candidate_warm = _WarmupAs(candidate, warmup)
+        results.append(run_vectorised(panel, [candidate_warm], settings))
+        if progress is not None:
+            progress(n + 1, len(strategies))
+    matrix = np.column_stack([r.returns for r in results])
+    sharpes = [sharpe_ratio(matrix[:, k]) for k in range(matrix.shape[1])]
+    best = int(np.argmax(sharpes))
+    daily = [s / np.sqrt(252) for s in sharpes]
+    outcome = RunOutcome(
+        strategy_name,
+        strategies[best].params,
+        "vector",
+        results[best],
+        report(results[best], sector_of),
+    )
+    outcome.sweep = [{key: v, "sharpe": s} for v, s in zip(values, sharpes, strict=True)]
+    outcome.validation = _sharpe_validation(
+        results[best].returns, len(values), sharpe_variance(daily)
+    )
+    if len(values) >= 2 and matrix.shape[0] >= 16:
+        outcome.validation["pbo"] = probability_of_backtest_overfitting(matrix, 16).pbo
+    if walk is not None:
+        train, test, anchored = walk
+        try:
+            wf = walk_forward(matrix, train, test, anchored)
+        except ValueError as exc:
+            raise BacktestError(str(exc)) from None
+        outcome.validation["walk_forward"] = {
+            "train": train,
+            "test": test,
+            "anchored": anchored,
+            "chosen": [values[k] for k in wf.chosen],
+            "oos_sharpe": sharpe_ratio(wf.oos_returns),
+            **{f"oos_{k}": v for k, v in _sharpe_validation(wf.oos_returns).items()},
+        }
+    config["runner"] = "vector"
+    config["sweep"] = {key: list(values)}
+    if walk is not None:
+        config["walk_forward"] = list(walk)
+    outcome.config = config
+    return outcome
+
+
+class _WarmupAs(BaseStrategy):
+    """A strategy whose warm-up is stretched so all sweep trials start on one session."""
+
+    name = "warmup-wrapper"
+    family = description = reference = ""
+
+    def __init__(self, inner: BaseStrategy, warmup: int) -> None:
+        self.inner, self._warmup, self.params = inner, warmup, inner.params
+        self.name = inner.name  # type: ignore[misc]
+        if hasattr(inner, "signal_matrix"):
+            self.signal_matrix = inner.signal_matrix  # type: ignore[method-assign]
+
+    @property
+    def warmup(self) -> int:
+        """The common warm-up."""
+        return self._warmup
+
+    def generate(self, history: PricePanel, as_of: date) -> list:
+        """The wrapped strategy's signals."""
+        return self.inner.generate(history, as_of)
+
+
+def save_artifacts(outcome: RunOutcome, data_dir: Path) -> Path:
+    """Write equity, positions, trades and a summary as Parquet under
+    <data-dir>/artifacts/backtests/<run id>/; the id hashes config + data hash, so the
+    same run lands in the same place."""
+    blob = json.dumps(outcome.config, sort_keys=True, default=str)
+    run_id = f"{outcome.strategy}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+    folder = data_dir / ARTIFACTS / "backtests" / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    result = outcome.result
+    pl.DataFrame(
+        {
+            "date": result.dates,
+            "equity": result.equity,
+            "cash": result.cash,
+            "return": result.returns,
+            "kill_tier": result.kill_tiers,
+        }
+    ).write_parquet(folder / "equity.parquet")
+    pl.DataFrame(
+        {"date": result.dates, **{s: result.positions[:, j] for j, s in enumerate(result.symbols)}}
+    ).write_parquet(folder / "positions.parquet")
+    pl.DataFrame(
+        {
+            "date": [t.day for t in result.trades],
+            "symbol": [t.symbol for t in result.trades],
+            "quantity": [t.quantity for t in result.trades],
+            "price": [str(t.price) for t in result.trades],
+            "commission": [str(t.commission) for t in result.trades],
+        },
+        schema={
+            "date": pl.Date,
+            "symbol": pl.String,
+            "quantity": pl.Int64,
+            "price": pl.String,
+            "commission": pl.String,
+        },
+    ).write_parquet(folder / "trades.parquet")
+    outcome.artifact = folder
+    summary = outcome.summary()
+    pl.DataFrame(
+        {
+            "run_id": [run_id],
+            "strategy": [outcome.strategy],
+            "data_hash": [outcome.config["data_hash"]],
+            "config_json": [blob],
+            "summary_json": [json.dumps(summary, default=str)],
+        }
+    ).write_parquet(folder / "summary.parquet")
+    return folder
+
+
+def with_window(
+    settings: BacktestSettings, start: date | None, end: date | None
+) -> BacktestSettings:
+    """The same settings over another window."""
+    return replace(settings, start=start, end=end)
+
+
+__all__ = [
+    "BacktestError",
+    "RunOutcome",
+    "data_hash",
+    "make_strategy",
+    "parse_date",
+    "parse_param",
+    "parse_sweep",
+    "run_backtest",
+    "save_artifacts",
+    "settings_from_config",
+    "strategy_names",
+    "with_window",
+]

@@ -1,0 +1,284 @@
+"""`qgtm backtest` and `qgtm data import`: argument handling, progress and printing.
+
+cli.py only declares the arguments and calls `backtest_command` / `data_import_command`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from qgtm.core.config import Config
+from qgtm.core.universe import load_universe
+from qgtm.engine.backtest.api import (
+    RunOutcome,
+    parse_date,
+    parse_param,
+    parse_sweep,
+    run_backtest,
+    save_artifacts,
+    settings_from_config,
+    strategy_names,
+)
+from qgtm.engine.backtest.event_driven import Progress as ProgressFn
+from qgtm.engine.backtest.result import BacktestError
+from qgtm.engine.data.store import MarketStore, PricePanel
+from qgtm.engine.data.user_bars import load_user_bars, summary_lines, to_panel
+
+
+def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `qgtm backtest` options."""
+    parser.add_argument(
+        "strategy", nargs="?", help="registered strategy name (see `qgtm strategies`)"
+    )
+    parser.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="first session")
+    parser.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="last session")
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="K=V", help="parameter override"
+    )
+    parser.add_argument(
+        "--sweep", metavar="K=A:B:STEP", help="sweep one parameter (vectorised runner)"
+    )
+    parser.add_argument(
+        "--walk-forward",
+        metavar="TRAIN:TEST[:anchored]",
+        help="walk-forward over the sweep: train/test sessions, rolling unless ':anchored'",
+    )
+    parser.add_argument(
+        "--runner", choices=("event", "vector"), default="event", help="default: event"
+    )
+    parser.add_argument(
+        "--data", type=Path, metavar="FILE", help="your own daily bars (CSV/Parquet)"
+    )
+    parser.add_argument("--all", action="store_true", help="every strategy: a league table")
+    parser.add_argument("--json", action="store_true", help="print JSON for machines")
+
+
+def _parse_walk(text: str | None) -> tuple[int, int, bool] | None:
+    if text is None:
+        return None
+    parts = text.split(":")
+    try:
+        anchored = len(parts) == 3 and parts[2] == "anchored"
+        if len(parts) not in (2, 3) or (len(parts) == 3 and not anchored):
+            raise ValueError
+        return int(parts[0]), int(parts[1]), anchored
+    except ValueError:
+        raise BacktestError(f"bad --walk-forward {text!r}: want TRAIN:TEST[:anchored]") from None
+
+
+def load_panel(config: Config, data_dir: Path, data_file: Path | None) -> PricePanel:
+    """The demo market of this data directory, or the user's file."""
+    if data_file is not None:
+        bars = load_user_bars(data_file)
+        for line in summary_lines(bars, limit=5):
+            print(line, file=sys.stderr)
+        return to_panel(bars.bars)
+    universe = load_universe()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        store = MarketStore(data_dir)
+    except duckdb.IOException:
+        raise BacktestError(
+            f"{data_dir}/market.duckdb is held by a running engine; backtest from its "
+            "Research screen or pass another --data-dir"
+        ) from None
+    try:
+        store.ensure_demo(universe, config.demo)
+        return store.load_panel(universe.symbols)
+    finally:
+        store.close()
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[ProgressFn]:
+    console = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _fmt(value: Any, pct: bool = False) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "inf" if value > 0 else "nan"
+    if isinstance(value, float):
+        return f"{value:.2%}" if pct else f"{value:.3f}"
+    return str(value)
+
+
+def _print_report(outcome: RunOutcome) -> None:
+    console = Console()
+    rep = outcome.report
+    result = outcome.result
+    table = Table(
+        title=f"{outcome.strategy} {outcome.params} [{outcome.runner}] "
+        f"{result.dates[0]} .. {result.dates[-1]}"
+    )
+    table.add_column("statistic")
+    table.add_column("value", justify="right")
+    rows = [
+        ("final equity", f"{result.equity[-1]:,.2f}"),
+        ("trades", str(len(result.trades))),
+        ("total return", _fmt(rep.total_return, True)),
+        ("CAGR", _fmt(rep.cagr, True)),
+        ("volatility", _fmt(rep.volatility, True)),
+        ("Sharpe", _fmt(rep.sharpe)),
+        ("Sortino", _fmt(rep.sortino)),
+        ("Calmar", _fmt(rep.calmar)),
+        ("max drawdown", _fmt(rep.max_drawdown, True)),
+        ("max drawdown sessions", str(rep.max_drawdown_sessions)),
+        ("hit rate", _fmt(rep.hit_rate, True)),
+        ("turnover / year", _fmt(rep.turnover)),
+    ]
+    rows += [(f"exposure {k}", _fmt(v, True)) for k, v in rep.exposure_by_sector.items()]
+    for key, value in outcome.validation.items():
+        if isinstance(value, dict):
+            rows += [(f"walk-forward {k}", _fmt(v)) for k, v in value.items()]
+        else:
+            rows.append((key.replace("_", " "), _fmt(value)))
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+    months = Table(title="monthly returns")
+    months.add_column("year")
+    for m in range(1, 13):
+        months.add_column(f"{m:02d}", justify="right")
+    for year, values in sorted(rep.monthly_returns.items()):
+        months.add_row(
+            str(year), *(f"{values[m]:+.1%}" if m in values else "" for m in range(1, 13))
+        )
+    console.print(months)
+    if outcome.sweep:
+        sweep = Table(title="sweep")
+        for name in outcome.sweep[0]:
+            sweep.add_column(name, justify="right")
+        for row in outcome.sweep:
+            sweep.add_row(*(_fmt(v) for v in row.values()))
+        console.print(sweep)
+    print(f"artifacts: {outcome.artifact}")
+
+
+def _sectors(panel: PricePanel) -> dict[str, str]:
+    universe = load_universe()
+    return {s: universe.sector_of(s) if s in universe.symbols else "user" for s in panel.symbols}
+
+
+def _league(config: Config, data_dir: Path, panel: PricePanel, as_json: bool) -> int:
+    settings = settings_from_config(config, None, None)
+    sectors = _sectors(panel)
+    rows = []
+    names = strategy_names()
+    with _progress("league") as progress:
+        for n, name in enumerate(names):
+            try:
+                outcome = run_backtest(panel, name, settings, runner="vector", sector_of=sectors)
+                save_artifacts(outcome, data_dir)
+                rows.append(
+                    {
+                        "strategy": name,
+                        "cagr": outcome.report.cagr,
+                        "sharpe": outcome.report.sharpe,
+                        "max_drawdown": outcome.report.max_drawdown,
+                        "psr": outcome.validation.get("psr_vs_zero", 0.0),
+                        "trades": len(outcome.result.trades),
+                    }
+                )
+            except BacktestError as exc:
+                rows.append({"strategy": name, "error": str(exc)})
+            progress(n + 1, len(names))
+    rows.sort(key=lambda r: -r.get("sharpe", -math.inf))
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title=f"league: {len(names)} strategies, {panel.dates[0]} .. {panel.dates[-1]}")
+    for col in ("strategy", "CAGR", "Sharpe", "max DD", "PSR", "trades"):
+        table.add_column(col, justify="left" if col == "strategy" else "right")
+    for r in rows:
+        if "error" in r:
+            table.add_row(r["strategy"], r["error"], "", "", "", "")
+            continue
+        table.add_row(
+            r["strategy"],
+            _fmt(r["cagr"], True),
+            _fmt(r["sharpe"]),
+            _fmt(r["max_drawdown"], True),
+            _fmt(r["psr"]),
+            str(r["trades"]),
+        )
+    Console().print(table)
+    return 0
+
+
+def backtest_command(args: argparse.Namespace, config: Config, data_dir: Path) -> int:
+    """Run `qgtm backtest`; expected mistakes raise BacktestError / UserBarsError."""
+    start, end = parse_date(args.start, "--from"), parse_date(args.end, "--to")
+    if start and end and start > end:
+        raise BacktestError(f"--from {start} is after --to {end}")
+    params = dict(parse_param(p) for p in args.param)
+    sweep = parse_sweep(args.sweep) if args.sweep else None
+    walk = _parse_walk(args.walk_forward)
+    if walk is not None and sweep is None:
+        raise BacktestError("--walk-forward needs a --sweep to choose from")
+    if not args.all and not args.strategy:
+        raise BacktestError("name a strategy (see `qgtm strategies`) or pass --all")
+    if not args.all:
+        from qgtm.engine.backtest.api import make_strategy
+
+        make_strategy(args.strategy, params)  # fail fast on a bad name or parameter
+    panel = load_panel(config, data_dir, args.data)
+    if args.all:
+        return _league(config, data_dir, panel, args.json)
+    sectors = _sectors(panel)
+    settings = settings_from_config(config, start, end)
+    with _progress(f"backtest {args.strategy}") as progress:
+        outcome = run_backtest(
+            panel,
+            args.strategy,
+            settings,
+            params,
+            args.runner,
+            sweep,
+            walk,
+            sectors,
+            progress,
+        )
+    save_artifacts(outcome, data_dir)
+    if args.json:
+        print(json.dumps(outcome.summary(), indent=2, default=str))
+    else:
+        _print_report(outcome)
+    return 0
+
+
+def data_import_command(args: argparse.Namespace, data_dir: Path) -> int:
+    """Run `qgtm data import FILE [--symbol S]`."""
+    bars = load_user_bars(args.file, args.symbol)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        store = MarketStore(data_dir)
+    except duckdb.IOException:
+        raise BacktestError(f"{data_dir}/market.duckdb is held by a running engine") from None
+    try:
+        written = store.upsert_user_bars(bars.bars)
+    finally:
+        store.close()
+    for line in summary_lines(bars):
+        print(line)
+    print(f"stored {written} bars in {data_dir / 'market.duckdb'} (source=user)")
+    return 0

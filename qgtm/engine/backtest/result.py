@@ -1,0 +1,126 @@
+"""What a backtest produces, shared by both runners, and the settings that produced it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from qgtm.core.types import RiskLimits
+from qgtm.engine.backtest.costs import CostModel
+from qgtm.engine.data.store import PricePanel
+
+
+class BacktestError(ValueError):
+    """A backtest request the runner cannot honour (bad window, unknown name, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestSettings:
+    """Everything besides the strategy and the bars that decides a backtest's outcome."""
+
+    initial_cash: Decimal = Decimal("1000000")
+    gross_target: float = 0.6
+    risk: RiskLimits = field(default_factory=RiskLimits)
+    min_trade_value: Decimal = Decimal("5000")
+    costs: CostModel = field(default_factory=CostModel)
+    start: date | None = None
+    end: date | None = None
+    kill_switch: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for artifacts and --json."""
+        return {
+            "initial_cash": str(self.initial_cash),
+            "gross_target": self.gross_target,
+            "risk": {k: getattr(self.risk, k) for k in self.risk.__dataclass_fields__},
+            "min_trade_value": str(self.min_trade_value),
+            "costs": self.costs.as_dict(),
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat() if self.end else None,
+            "kill_switch": self.kill_switch,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One fill as the backtest booked it."""
+
+    day: date
+    symbol: str
+    quantity: int  # signed
+    price: Decimal
+    commission: Decimal
+
+
+@dataclass(slots=True)
+class BacktestResult:
+    """Per-session equity, cash and end-of-session holdings, plus every trade."""
+
+    dates: tuple[date, ...]
+    symbols: tuple[str, ...]
+    equity: np.ndarray
+    cash: np.ndarray
+    positions: np.ndarray  # int64, sessions x symbols, after the close
+    closes: np.ndarray  # marks used for each session
+    trades: list[Trade]
+    kill_tiers: list[str]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def returns(self) -> np.ndarray:
+        """Simple daily returns of equity; the first session against the initial cash."""
+        initial = float(self.meta.get("initial_cash", self.equity[0]))
+        prev = np.concatenate([[initial], self.equity[:-1]])
+        return self.equity / prev - 1.0
+
+    def weights(self) -> np.ndarray:
+        """Signed weights of equity at each close (sessions x symbols)."""
+        return self.positions * self.closes / self.equity[:, None]
+
+    def traded_value(self) -> np.ndarray:
+        """Absolute value traded per session."""
+        index = {d: i for i, d in enumerate(self.dates)}
+        out = np.zeros(len(self.dates))
+        for trade in self.trades:
+            out[index[trade.day]] += abs(trade.quantity) * float(trade.price)
+        return out
+
+
+def session_window(panel: PricePanel, settings: BacktestSettings, warmup: int) -> tuple[int, int]:
+    """First and one-past-last session index: after warm-up, inside [start, end]."""
+    first = max(warmup + 1, 1)
+    last = len(panel)
+    if settings.start is not None:
+        first = max(
+            first, next((i for i, d in enumerate(panel.dates) if d >= settings.start), last)
+        )
+    if settings.end is not None:
+        last = next((i for i, d in enumerate(panel.dates) if d > settings.end), last)
+    if first >= last:
+        span = f"{panel.dates[0]}..{panel.dates[-1]}" if len(panel) else "no bars"
+        raise BacktestError(
+            f"no sessions to trade: window after {warmup} warm-up sessions is empty (data {span})"
+        )
+    return first, last
+
+
+_MONEY_CACHE: dict[int, tuple[np.ndarray, list[list[Decimal]]]] = {}
+
+
+def money_matrix(values: np.ndarray) -> list[list[Decimal]]:
+    """Market data floats as exact 4-decimal prices, as the live engine marks them.
+
+    The last few conversions are remembered by array identity (sweeps reuse one panel).
+    """
+    cached = _MONEY_CACHE.get(id(values))
+    if cached is not None and cached[0] is values:
+        return cached[1]
+    converted = [[Decimal(str(round(float(v), 4))) for v in row] for row in values]
+    if len(_MONEY_CACHE) >= 8:
+        _MONEY_CACHE.pop(next(iter(_MONEY_CACHE)))
+    _MONEY_CACHE[id(values)] = (values, converted)
+    return converted

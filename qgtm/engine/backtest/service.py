@@ -1,0 +1,173 @@
+"""Backtests as engine commands, for the terminal's Research screen.
+
+`backtest.run` only queues the job and returns its id; the work runs on its own daemon
+thread, so the engine's step lock (held while a command handler runs) is released at
+once and the replay keeps going. The screen polls `backtest.status`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from qgtm.core.config import Config
+from qgtm.core.universe import Universe
+from qgtm.engine.backtest.api import (
+    parse_date,
+    run_backtest,
+    save_artifacts,
+    settings_from_config,
+    strategy_names,
+)
+from qgtm.engine.backtest.result import BacktestError
+from qgtm.engine.data.store import PricePanel
+
+log = logging.getLogger(__name__)
+
+CURVE_POINTS = 400
+
+
+class _Engine(Protocol):
+    config: Config
+    data_dir: Path
+    panel: PricePanel
+    universe: Universe
+
+    def register_command(self, name: str, handler: Any) -> None: ...
+
+
+@dataclass(slots=True)
+class BacktestJob:
+    """One background backtest and what it has produced so far."""
+
+    job_id: int
+    request: dict[str, Any]
+    state: str = "queued"  # queued | running | done | failed
+    done: int = 0
+    total: int = 0
+    error: str = ""
+    result: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for the client."""
+        return {
+            "job": self.job_id,
+            "request": self.request,
+            "state": self.state,
+            "done": self.done,
+            "total": self.total,
+            "error": self.error,
+            "result": self.result,
+        }
+
+
+def _thin(values: np.ndarray, points: int = CURVE_POINTS) -> list[int]:
+    if len(values) <= points:
+        return list(range(len(values)))
+    return sorted({round(i * (len(values) - 1) / (points - 1)) for i in range(points)})
+
+
+class BacktestService:
+    """Owns the background jobs of one engine."""
+
+    def __init__(self, engine: _Engine) -> None:
+        self.engine = engine
+        self.jobs: dict[int, BacktestJob] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def strategies(self) -> list[str]:
+        """Strategy names a backtest can run."""
+        return strategy_names()
+
+    def run(
+        self,
+        strategy: str,
+        start: str | None = None,
+        end: str | None = None,
+        params: dict[str, float] | None = None,
+        runner: str = "event",
+    ) -> dict[str, Any]:
+        """Validate and queue a backtest; returns its job record at once."""
+        from qgtm.engine.backtest.api import make_strategy
+
+        request = {"strategy": strategy, "start": start, "end": end, "params": params or {}}
+        request["runner"] = runner
+        make_strategy(strategy, params)
+        settings = settings_from_config(
+            self.engine.config, parse_date(start, "from"), parse_date(end, "to")
+        )
+        with self._lock:
+            job = BacktestJob(next(self._ids), request)
+            self.jobs[job.job_id] = job
+        thread = threading.Thread(
+            target=self._work, args=(job, settings), name=f"backtest-{job.job_id}", daemon=True
+        )
+        thread.start()
+        return job.as_dict()
+
+    def _work(self, job: BacktestJob, settings: Any) -> None:
+        job.state = "running"
+
+        def progress(done: int, total: int) -> None:
+            job.done, job.total = done, total
+
+        try:
+            req = job.request
+            sectors = {s: self.engine.universe.sector_of(s) for s in self.engine.panel.symbols}
+            outcome = run_backtest(
+                self.engine.panel,
+                req["strategy"],
+                settings,
+                req["params"],
+                req["runner"],
+                sector_of=sectors,
+                progress=progress,
+            )
+            save_artifacts(outcome, self.engine.data_dir)
+            result = outcome.result
+            peaks = np.maximum.accumulate(result.equity)
+            keep = _thin(result.equity)
+            job.result = {
+                **outcome.summary(),
+                "curve": [(result.dates[i].isoformat(), float(result.equity[i])) for i in keep],
+                "drawdown": [
+                    (result.dates[i].isoformat(), float(result.equity[i] / peaks[i] - 1.0))
+                    for i in keep
+                ],
+            }
+            job.state = "done"
+        except BacktestError as exc:
+            job.error, job.state = str(exc), "failed"
+        except Exception as exc:  # a background job must report, never vanish
+            log.exception("event=backtest_failed job=%d", job.job_id)
+            job.error, job.state = f"{exc.__class__.__name__}: {exc}", "failed"
+
+    def status(self, job: int) -> dict[str, Any]:
+        """The job's state, progress and, once done, its summary and curves."""
+        try:
+            return self.jobs[int(job)].as_dict()
+        except KeyError:
+            raise BacktestError(f"no backtest job {job}") from None
+
+    def list_jobs(self) -> list[dict[str, Any]]:
+        """Every job's state without its curves."""
+        return [
+            {k: v for k, v in job.as_dict().items() if k != "result"} for job in self.jobs.values()
+        ]
+
+
+def register_backtest_commands(engine: _Engine) -> BacktestService:
+    """Expose backtest.strategies / backtest.run / backtest.status / backtest.jobs."""
+    service = BacktestService(engine)
+    engine.register_command("backtest.strategies", service.strategies)
+    engine.register_command("backtest.run", service.run)
+    engine.register_command("backtest.status", service.status)
+    engine.register_command("backtest.jobs", service.list_jobs)
+    return service

@@ -1,0 +1,75 @@
+"""Moving-average crossover: the reference strategy for runner checks and benchmarks.
+
+Not in the strategy registry (the families live in qgtm.engine.strategies); it exists
+so the event-driven and vectorised runners, and the peers in bench/, can run one rule
+whose vectorised form is bit-identical to its point-in-time form.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+
+from qgtm.core.enums import SignalDirection
+from qgtm.core.types import Signal
+from qgtm.engine.data.store import PricePanel
+from qgtm.engine.strategies.base import BaseStrategy, Parameter
+
+
+def _prefix_sums(close: np.ndarray) -> np.ndarray:
+    """Cumulative sums with a leading zero row; prefixes are identical for any history."""
+    return np.vstack([np.zeros((1, close.shape[1])), np.cumsum(close, axis=0)])
+
+
+class SmaCrossover(BaseStrategy):
+    """Long while the fast simple moving average of closes is above the slow one, else flat.
+
+    SMA_n(t) = (1/n) * sum_{k=1..n} close_{t-k} over bars before the decision session.
+    """
+
+    name = "sma_cross"
+    family = "trend (reference)"
+    description = "fast/slow simple moving-average crossover, long or flat"
+    reference = "Brock, Lakonishok, LeBaron (1992), J. Finance 47(5)"
+    parameters = (
+        Parameter("fast", 10, 2, 200, "sessions in the fast average"),
+        Parameter("slow", 30, 3, 400, "sessions in the slow average"),
+    )
+
+    @property
+    def warmup(self) -> int:
+        """The slow window."""
+        return int(max(self.params["fast"], self.params["slow"]))
+
+    def generate(self, history: PricePanel, as_of: date) -> list[Signal]:
+        """LONG when SMA_fast > SMA_slow at the last bar before `as_of`, FLAT otherwise."""
+        if len(history) < self.warmup:
+            return []
+        sums = _prefix_sums(history.close)
+        fast, slow = int(self.params["fast"]), int(self.params["slow"])
+        fast_ma = (sums[-1] - sums[-1 - fast]) / fast
+        slow_ma = (sums[-1] - sums[-1 - slow]) / slow
+        return [
+            Signal(
+                symbol=symbol,
+                side=SignalDirection.LONG if fast_ma[j] > slow_ma[j] else SignalDirection.FLAT,
+                weight=1.0,
+                confidence=1.0,
+                strategy=self.name,
+                as_of=as_of,
+                rationale=f"SMA{fast} {fast_ma[j]:.2f} vs SMA{slow} {slow_ma[j]:.2f}",
+            )
+            for j, symbol in enumerate(history.symbols)
+        ]
+
+    def signal_matrix(self, panel: PricePanel) -> np.ndarray:
+        """Netted signal per session (row i from bars before i): 1 long, 0 flat, NaN warm-up."""
+        sums = _prefix_sums(panel.close)
+        fast, slow = int(self.params["fast"]), int(self.params["slow"])
+        out = np.full(panel.close.shape, np.nan)
+        rows = np.arange(self.warmup, len(panel))
+        fast_ma = (sums[rows] - sums[rows - fast]) / fast
+        slow_ma = (sums[rows] - sums[rows - slow]) / slow
+        out[rows] = np.where(fast_ma > slow_ma, 1.0, 0.0)
+        return out

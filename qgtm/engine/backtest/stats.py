@@ -1,0 +1,145 @@
+"""The standard performance report over a daily equity curve.
+
+Conventions: simple daily returns r_t = E_t / E_{t-1} - 1 (E_0 the initial cash),
+252 sessions a year, risk-free rate 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import date
+
+import numpy as np
+
+from qgtm.engine.backtest.result import BacktestResult
+
+TRADING_DAYS = 252
+
+
+@dataclass(frozen=True, slots=True)
+class Drawdown:
+    """Deepest peak-to-trough loss and the longest spell below a previous peak."""
+
+    max_drawdown: float  # fraction of the peak, positive
+    max_duration: int  # sessions
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Headline statistics of one backtest."""
+
+    sessions: int
+    total_return: float
+    cagr: float
+    volatility: float
+    sharpe: float
+    sortino: float
+    calmar: float
+    max_drawdown: float
+    max_drawdown_sessions: int
+    hit_rate: float
+    turnover: float
+    exposure_by_sector: dict[str, float]
+    monthly_returns: dict[int, dict[int, float]]
+
+    def as_dict(self) -> dict:
+        """Plain data (JSON-ready)."""
+        out = asdict(self)
+        out["monthly_returns"] = {
+            str(y): {str(m): r for m, r in months.items()}
+            for y, months in self.monthly_returns.items()
+        }
+        return out
+
+
+def cagr(initial: float, final: float, sessions: int) -> float:
+    """(E_T / E_0) ** (252 / T) - 1."""
+    if sessions <= 0 or initial <= 0 or final <= 0:
+        return float("nan") if final > 0 else -1.0
+    return (final / initial) ** (TRADING_DAYS / sessions) - 1.0
+
+
+def annual_volatility(returns: np.ndarray) -> float:
+    """std(r, ddof=1) * sqrt(252)."""
+    return float(np.std(returns, ddof=1) * math.sqrt(TRADING_DAYS)) if len(returns) > 1 else 0.0
+
+
+def sharpe_ratio(returns: np.ndarray) -> float:
+    """Annualised Sharpe: mean(r) / std(r, ddof=1) * sqrt(252) (Sharpe 1994, rf = 0)."""
+    sd = np.std(returns, ddof=1) if len(returns) > 1 else 0.0
+    return float(np.mean(returns) / sd * math.sqrt(TRADING_DAYS)) if sd > 0 else 0.0
+
+
+def sortino_ratio(returns: np.ndarray) -> float:
+    """mean(r) / sqrt(mean(min(r, 0)^2)) * sqrt(252) (Sortino & Price 1994, target 0)."""
+    downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2))) if len(returns) else 0.0
+    return float(np.mean(returns) / downside * math.sqrt(TRADING_DAYS)) if downside > 0 else 0.0
+
+
+def drawdown(equity: np.ndarray, initial: float) -> Drawdown:
+    """max_t (1 - E_t / max_{s<=t} E_s) with E_0 = initial as the first peak, and the
+    longest run of sessions with E_t below the running peak."""
+    curve = np.concatenate([[initial], equity])
+    peaks = np.maximum.accumulate(curve)
+    depth = 1.0 - curve / peaks
+    longest = run = 0
+    for below in depth > 0:
+        run = run + 1 if below else 0
+        longest = max(longest, run)
+    return Drawdown(float(depth.max()), longest)
+
+
+def hit_rate(returns: np.ndarray) -> float:
+    """Share of sessions with a gain among sessions that moved (r != 0)."""
+    moved = returns[returns != 0]
+    return float(np.mean(moved > 0)) if len(moved) else 0.0
+
+
+def annual_turnover(traded_value: np.ndarray, equity: np.ndarray) -> float:
+    """Value traded per year as a multiple of equity: mean(traded_t / E_t) * 252."""
+    return float(np.mean(traded_value / equity) * TRADING_DAYS) if len(equity) else 0.0
+
+
+def sector_exposure(
+    weights: np.ndarray, symbols: Sequence[str], sector_of: Mapping[str, str]
+) -> dict[str, float]:
+    """Average gross weight (sum of |w|) per sector across sessions."""
+    out: dict[str, float] = {}
+    for j, symbol in enumerate(symbols):
+        sector = sector_of.get(symbol, "other")
+        out[sector] = out.get(sector, 0.0) + float(np.mean(np.abs(weights[:, j])))
+    return dict(sorted(out.items()))
+
+
+def monthly_returns(dates: Sequence[date], returns: np.ndarray) -> dict[int, dict[int, float]]:
+    """Compounded return per calendar month: prod(1 + r_t) - 1 over the month's sessions."""
+    table: dict[int, dict[int, float]] = {}
+    for day, r in zip(dates, returns, strict=True):
+        months = table.setdefault(day.year, {})
+        months[day.month] = (1.0 + months.get(day.month, 0.0)) * (1.0 + float(r)) - 1.0
+    return table
+
+
+def report(result: BacktestResult, sector_of: Mapping[str, str] | None = None) -> Report:
+    """Every headline statistic of `result`."""
+    initial = float(result.meta.get("initial_cash", result.equity[0]))
+    returns = result.returns
+    dd = drawdown(result.equity, initial)
+    growth = cagr(initial, float(result.equity[-1]), len(returns))
+    return Report(
+        sessions=len(returns),
+        total_return=float(result.equity[-1] / initial - 1.0),
+        cagr=growth,
+        volatility=annual_volatility(returns),
+        sharpe=sharpe_ratio(returns),
+        sortino=sortino_ratio(returns),
+        calmar=growth / dd.max_drawdown if dd.max_drawdown > 0 else 0.0,
+        max_drawdown=dd.max_drawdown,
+        max_drawdown_sessions=dd.max_duration,
+        hit_rate=hit_rate(returns),
+        turnover=annual_turnover(result.traded_value(), result.equity),
+        exposure_by_sector=sector_exposure(result.weights(), result.symbols, sector_of or {}),
+        monthly_returns=monthly_returns(result.dates, returns),
+    )

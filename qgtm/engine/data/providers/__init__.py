@@ -1,0 +1,1 @@
+"""Market and macro data providers behind one interface (see base.Provider)."""

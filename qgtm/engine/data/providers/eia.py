@@ -1,0 +1,147 @@
+"""EIA API v2: weekly US crude oil stocks and working natural gas in storage.
+
+Request: GET /v2/<route>/data/?frequency=weekly&data[0]=value&facets[series][]=<id>
+&start=&end=&sort[0][column]=period&sort[0][direction]=asc&offset=&length=.
+Response: {"response": {"total": N, "data": [{"period": "YYYY-MM-DD", "value": ..., ...}]}}.
+knowledge_time: the report's release (release.eia_release: crude Wednesday 10:30 ET,
+gas Thursday 10:30 ET, holiday weeks one business day later).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date
+
+import polars as pl
+
+from qgtm.engine.data.providers.base import (
+    SERIES_SCHEMA,
+    HttpPolicy,
+    HttpSource,
+    SchemaError,
+    api_key,
+    base_url,
+    validate_frame,
+)
+from qgtm.engine.data.providers.release import eia_release
+
+log = logging.getLogger(__name__)
+
+EIA_URL = "https://api.eia.gov"
+DATASET = "eia"
+PAGE_LENGTH = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class EiaSeries:
+    """One weekly EIA series: API route, series id, our name, release weekday."""
+
+    route: str
+    series_id: str
+    name: str
+    release_weekday: int
+
+
+SERIES = (
+    EiaSeries("petroleum/stoc/wstk", "WCESTUS1", "crude_stocks_ex_spr_kbbl", 2),
+    EiaSeries("natural-gas/stor/wkly", "NW2_EPG0_SWO_R48_BCF", "natgas_storage_l48_bcf", 3),
+)
+
+
+class EiaProvider:
+    """EIA v2 client; key from keyring ("qgtm", "eia_api_key") or QGTM_EIA_API_KEY."""
+
+    name = "eia"
+    kind = "series"
+    overlap_days = 28
+    datasets = (DATASET,)
+
+    def __init__(self, series: tuple[EiaSeries, ...] = SERIES, policy: HttpPolicy | None = None):
+        self.series = series
+        self.url = base_url("eia", EIA_URL) + "/v2/"
+        self._key = api_key("eia", "EIA")
+        self._http = HttpSource("eia", policy or HttpPolicy(min_interval_s=0.5))
+
+    def close(self) -> None:
+        """Release connections."""
+        self._http.close()
+
+    def fetch(self, since: date | None, until: date | None) -> pl.DataFrame:
+        """All configured weekly series for periods since..until."""
+        frames = [self.fetch_series(s, since, until) for s in self.series]
+        return pl.concat(frames) if frames else pl.DataFrame(schema=SERIES_SCHEMA)
+
+    def fetch_series(self, spec: EiaSeries, since: date | None, until: date | None) -> pl.DataFrame:
+        """One series, paging with offset/length until `total` rows are read."""
+        rows = []
+        offset = 0
+        while True:
+            params: dict[str, object] = {
+                "api_key": self._key,
+                "frequency": "weekly",
+                "data[0]": "value",
+                "facets[series][]": spec.series_id,
+                "sort[0][column]": "period",
+                "sort[0][direction]": "asc",
+                "offset": offset,
+                "length": PAGE_LENGTH,
+            }
+            if since is not None:
+                params["start"] = since.isoformat()
+            if until is not None:
+                params["end"] = until.isoformat()
+            body = self._http.get_json(f"{self.url}{spec.route}/data/", params)
+            page, total = _page(body, spec)
+            rows.extend(_row(r, spec, offset + i) for i, r in enumerate(page))
+            offset += len(page)
+            if not page or offset >= total:
+                break
+        log.info("event=eia_fetched series=%s rows=%d", spec.series_id, len(rows))
+        frame = pl.DataFrame(
+            rows, schema=["period", "value", "knowledge_time"], orient="row"
+        ).with_columns(
+            pl.lit(DATASET).alias("dataset"),
+            pl.lit(spec.name).alias("series"),
+            pl.col("period").cast(pl.Date),
+            pl.col("value").cast(pl.Float64),
+            pl.col("knowledge_time").cast(pl.Datetime("us", "UTC")),
+        )
+        frame = frame.select(list(SERIES_SCHEMA))
+        validate_frame(frame, SERIES_SCHEMA, f"eia {spec.series_id}")
+        return frame
+
+
+def _page(body: object, spec: EiaSeries) -> tuple[list, int]:
+    if not isinstance(body, dict):
+        raise SchemaError(f"eia {spec.series_id}: response is not a JSON object")
+    if "error" in body:
+        raise SchemaError(f"eia {spec.series_id}: {body['error']}")
+    response = body.get("response")
+    if not isinstance(response, dict) or not isinstance(response.get("data"), list):
+        raise SchemaError(f"eia {spec.series_id}: missing field 'response.data'")
+    try:
+        total = int(response.get("total", len(response["data"])))
+    except (TypeError, ValueError):
+        raise SchemaError(f"eia {spec.series_id}: field 'response.total' is not a number") from None
+    return response["data"], total
+
+
+def _row(record: object, spec: EiaSeries, row: int) -> tuple:
+    if not isinstance(record, dict):
+        raise SchemaError(f"eia {spec.series_id}: data row {row} is not an object")
+    for field in ("period", "value"):
+        if field not in record:
+            raise SchemaError(f"eia {spec.series_id}: missing field {field!r} in row {row}")
+    try:
+        period = date.fromisoformat(record["period"])
+    except (TypeError, ValueError):
+        raise SchemaError(
+            f"eia {spec.series_id}: field 'period' is {record['period']!r} in row {row}"
+        ) from None
+    raw = record["value"]
+    try:
+        value = None if raw is None else float(raw)
+    except (TypeError, ValueError):
+        raise SchemaError(f"eia {spec.series_id}: field 'value' is {raw!r} in row {row}") from None
+    return period, value, eia_release(period, spec.release_weekday)

@@ -1,0 +1,199 @@
+"""Research: backtest a strategy over a window in the background, chart it, compare runs.
+
+Keys: pick the strategy (Tab to the selector, Enter, arrows, Enter), type the window's
+dates, then Enter in a date field or ctrl+r runs it. The engine runs the backtest on its
+own thread (`backtest.run`); this screen polls `backtest.status`, so the terminal stays
+responsive. The two newest finished runs are compared side by side.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Input, Select, Static
+from textual_plotext import PlotextPlot
+
+from qgtm.core.snapshot import EngineSnapshot
+from qgtm.tui.screens.base import TerminalScreen
+from qgtm.tui.themes import AMBER
+from qgtm.tui.widgets.live_table import Column, Row
+from qgtm.tui.widgets.table_panel import TablePanel
+
+POLL_SECONDS = 0.2
+STAT_COLUMNS = (
+    Column("stat", "Statistic", 22),
+    Column("a", "Latest run", 16, "right"),
+    Column("b", "Previous run", 16, "right"),
+)
+NO_RUNS = "No runs yet: pick a strategy and a window, then press Enter or ctrl+r"
+SECOND_COLOUR = (90, 170, 250)
+STATS: tuple[tuple[str, str, str], ...] = (
+    ("strategy", "Strategy", "text"),
+    ("window", "Window", "text"),
+    ("final_equity", "Final equity", "money"),
+    ("trades", "Trades", "int"),
+    ("cagr", "CAGR", "pct"),
+    ("volatility", "Volatility", "pct"),
+    ("sharpe", "Sharpe", "num"),
+    ("sortino", "Sortino", "num"),
+    ("calmar", "Calmar", "num"),
+    ("max_drawdown", "Max drawdown", "pct"),
+    ("max_drawdown_sessions", "Max DD sessions", "int"),
+    ("hit_rate", "Hit rate", "pct"),
+    ("turnover", "Turnover / yr", "num"),
+    ("psr_vs_zero", "PSR (SR>0)", "num"),
+)
+
+
+def _rgb(hex_colour: str) -> tuple[int, int, int]:
+    value = hex_colour.lstrip("#")
+    return int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16)
+
+
+def _flat(run: dict[str, Any]) -> dict[str, Any]:
+    out = {**run["report"], **run["validation"]}
+    out["strategy"] = run["strategy"]
+    out["window"] = f"{run['start']}..{run['end']}"
+    out["final_equity"] = run["final_equity"]
+    out["trades"] = run["trades"]
+    return out
+
+
+def _cell(value: Any, kind: str) -> Text | str:
+    if value is None:
+        return ""
+    if kind == "text":
+        return str(value)
+    if kind == "money":
+        return Text(f"{value:,.0f}", justify="right")
+    if kind == "int":
+        return Text(f"{int(value):,}", justify="right")
+    if kind == "pct":
+        return Text(f"{value:+.2%}", justify="right")
+    return Text(f"{value:.3f}", justify="right")
+
+
+def stat_rows(runs: list[dict[str, Any]]) -> list[Row]:
+    """One row per statistic, newest run first, then the one before."""
+    flats = [_flat(r) for r in runs[:2]]
+    rows = []
+    for key, label, kind in STATS:
+        cells = [_cell(f.get(key), kind) for f in flats] + [""] * (2 - len(flats))
+        rows.append((key, (label, *cells)))
+    return rows
+
+
+class ResearchScreen(TerminalScreen):
+    """Backtests from the keyboard, charts and a side-by-side stats table."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+r", "run_backtest", "Run backtest", priority=True),
+    ]
+    DEFAULT_CSS = """
+    ResearchScreen #research-form { height: 3; }
+    ResearchScreen #strategy { width: 32; }
+    ResearchScreen #start, ResearchScreen #end { width: 18; }
+    ResearchScreen #research-status { height: 1; padding: 0 1; }
+    ResearchScreen #research-charts { height: 1fr; min-height: 10; }
+    ResearchScreen #research-charts PlotextPlot { width: 1fr; }
+    ResearchScreen #research-stats { height: auto; max-height: 18; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: list[dict[str, Any]] = []
+        self.pending: int | None = None
+        self.status_text = "Pick a strategy and a window"
+
+    def compose_body(self) -> ComposeResult:
+        """Form, status line, equity + drawdown charts, stats table."""
+        with Vertical():
+            with Horizontal(id="research-form"):
+                yield Select[str]([], prompt="strategy", id="strategy")
+                yield Input(placeholder="from YYYY-MM-DD", id="start")
+                yield Input(placeholder="to YYYY-MM-DD", id="end")
+            yield Static(self.status_text, id="research-status")
+            with Horizontal(id="research-charts"):
+                yield PlotextPlot(id="equity-plot")
+                yield PlotextPlot(id="drawdown-plot")
+            yield TablePanel("RUNS", STAT_COLUMNS, NO_RUNS, id="research-stats")
+
+    async def on_mount(self) -> None:
+        """Fill the strategy list from the engine and start polling."""
+        super().on_mount()
+        names = await self._qgtm_app.client.call("backtest.strategies")
+        select = self.query_one("#strategy", Select)
+        select.set_options((name, name) for name in names)
+        self._draw()
+        self.set_interval(POLL_SECONDS, self._poll, name="research-poll")
+
+    def show_body(self, snapshot: EngineSnapshot) -> None:
+        """The research body does not follow the replay; only the banner does."""
+
+    def _set_status(self, text: str) -> None:
+        self.status_text = text
+        self.query_one("#research-status", Static).update(text)
+
+    async def on_input_submitted(self, _event: Input.Submitted) -> None:
+        """Enter in a date field runs the backtest."""
+        await self.action_run_backtest()
+
+    async def action_run_backtest(self) -> None:
+        """Queue a backtest of the selected strategy over the typed window."""
+        select = self.query_one("#strategy", Select)
+        if select.value is Select.BLANK or select.value is None:
+            self._set_status("Pick a strategy first")
+            return
+        start = self.query_one("#start", Input).value.strip() or None
+        end = self.query_one("#end", Input).value.strip() or None
+        try:
+            job = await self._qgtm_app.client.call(
+                "backtest.run", strategy=str(select.value), start=start, end=end
+            )
+        except Exception as exc:  # the engine's message is the user's answer
+            self._set_status(f"Cannot run: {exc}")
+            return
+        self.pending = job["job"]
+        self._set_status(f"Running {select.value} (job {self.pending}) ...")
+
+    async def _poll(self) -> None:
+        if self.pending is None:
+            return
+        job = await self._qgtm_app.client.call("backtest.status", job=self.pending)
+        if job["state"] in ("queued", "running"):
+            total = job["total"] or 1
+            self._set_status(
+                f"Running {job['request']['strategy']}: {job['done']}/{job['total']} sessions"
+                f" ({job['done'] / total:.0%})"
+            )
+            return
+        self.pending = None
+        if job["state"] == "failed":
+            self._set_status(f"Backtest failed: {job['error']}")
+            return
+        self.runs.insert(0, job["result"])
+        self._set_status(
+            f"Done: {job['result']['strategy']} Sharpe {job['result']['report']['sharpe']:.2f}"
+            f" -> {job['result']['artifact']}"
+        )
+        self.query_one("#research-stats", TablePanel).sync(stat_rows(self.runs))
+        self._draw()
+
+    def _draw(self) -> None:
+        for widget_id, key, title in (
+            ("#equity-plot", "curve", "Equity"),
+            ("#drawdown-plot", "drawdown", "Drawdown"),
+        ):
+            plot = self.query_one(widget_id, PlotextPlot)
+            plt = plot.plt
+            plt.clear_figure()
+            plt.frame(False)
+            plt.title(title if self.runs else f"{title}: no runs yet")
+            for run, colour in zip(self.runs[:2], (_rgb(AMBER), SECOND_COLOUR), strict=False):
+                values = [v for _, v in run[key]]
+                plt.plot(list(range(len(values))), values, color=colour, marker="braille")
+            plot.refresh()

@@ -1,0 +1,114 @@
+"""`qgtm backtest` and `qgtm data import` end to end on small files."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from qgtm.cli import main
+
+
+def _write_bars(path: Path, sessions: int = 320, seed: int = 5) -> Path:
+    """A random-walk Yahoo-style CSV of two symbols on weekdays."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    day = date(2020, 1, 1)
+    days = []
+    while len(days) < sessions:
+        if day.weekday() < 5:
+            days.append(day)
+        day += timedelta(days=1)
+    for symbol in ("AAA", "BBB"):
+        close = 50 * np.exp(np.cumsum(rng.normal(0.0003, 0.015, sessions)))
+        opens = close * np.exp(rng.normal(0, 0.003, sessions))
+        for d, o, c in zip(days, opens, close, strict=True):
+            rows.append((symbol, d.isoformat(), o, max(o, c) * 1.004, min(o, c) * 0.996, c, 1e6))
+    frame = pl.DataFrame(
+        rows, schema=["Symbol", "Date", "Open", "High", "Low", "Close", "Volume"], orient="row"
+    )
+    frame.write_csv(path)
+    return path
+
+
+@pytest.fixture
+def bars_file(tmp_path: Path) -> Path:
+    return _write_bars(tmp_path / "two.csv")
+
+
+def test_backtest_json_reports_stats_and_writes_parquet_artifacts(
+    tmp_path: Path, bars_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["backtest", "sma_cross", "--data", str(bars_file), "--json", "--data-dir", str(tmp_path)]
+    )
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["trades"] > 0 and out["report"]["sessions"] == 320 - 30 - 1
+    folder = Path(out["artifact"])
+    summary = pl.read_parquet(folder / "summary.parquet")
+    assert len(summary["data_hash"][0]) == 64
+    assert json.loads(summary["config_json"][0])["strategy"] == "sma_cross"
+    equity = pl.read_parquet(folder / "equity.parquet")
+    assert equity["equity"][-1] == pytest.approx(out["final_equity"])
+
+
+def test_sweep_with_walk_forward_reports_dsr_pbo_and_oos(
+    tmp_path: Path, bars_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["backtest", "sma_cross", "--data", str(bars_file), "--json"]
+    argv += ["--sweep", "fast=3:9:2", "--walk-forward", "60:30", "--data-dir", str(tmp_path)]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [row["fast"] for row in out["sweep"]] == [3.0, 5.0, 7.0, 9.0]
+    validation = out["validation"]
+    assert 0.0 <= validation["deflated_sharpe"] <= 1.0 and validation["trials"] == 4
+    assert 0.0 <= validation["pbo"] <= 1.0
+    assert len(validation["walk_forward"]["chosen"]) >= 3
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["backtest", "nosuch"], "unknown strategy 'nosuch'"),
+        (["backtest", "tsmom", "--param", "lookback=9999"], "outside its range"),
+        (["backtest", "tsmom", "--param", "nosuch=1"], "unknown parameter"),
+        (["backtest", "tsmom", "--from", "2020-02-30"], "bad --from"),
+        (["backtest", "tsmom", "--sweep", "lookback=5"], "bad --sweep"),
+        (["backtest", "tsmom", "--walk-forward", "10:5"], "needs a --sweep"),
+        (["backtest", "tsmom", "--data", "/nonexistent.csv"], "no such file"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*argv, "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_all_prints_a_league_of_every_registered_strategy(
+    tmp_path: Path, bars_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from qgtm.engine.backtest.api import strategy_names
+
+    argv = ["backtest", "--all", "--data", str(bars_file), "--json", "--data-dir", str(tmp_path)]
+    assert main(argv) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert sorted(r["strategy"] for r in rows) == strategy_names()
+
+
+def test_data_import_stores_accepted_bars_and_lists_rejections(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fixture = Path(__file__).parents[1] / "data" / "fixtures" / "gld_yahoo.csv"
+    argv = ["data", "import", str(fixture), "--symbol", "GLD", "--data-dir", str(tmp_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "accepted 4 bars of GLD" in out
+    assert "line 6 GLD: high 191.0 below low 193.0" in out
+    assert "stored 4 bars" in out

@@ -1,0 +1,102 @@
+"""Research screen from the keyboard: pick, run in the background, chart, compare."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from textual.pilot import Pilot
+from textual.widgets import Input, Select
+from textual_plotext import PlotextPlot
+
+from qgtm.tui.app import QGTMApp
+from qgtm.tui.screens.research import ResearchScreen
+from qgtm.tui.widgets.live_table import LiveTable
+from tests.tui.conftest import RecordingClient, make_engine
+
+SIZE = (140, 45)
+
+
+async def _choose(pilot: Pilot, name: str) -> None:
+    """Focus the strategy selector, open it, go to the top, arrow down to `name`, take it."""
+    screen = pilot.app.screen
+    select = screen.query_one("#strategy", Select)
+    select.focus()
+    await pilot.press("enter")
+    await pilot.pause()
+    options = [value for _, value in select._options if value is not Select.BLANK]
+    await pilot.press("home", *(["down"] * options.index(name)))
+    await pilot.press("enter")
+    await pilot.pause()
+    assert select.value == name
+
+
+async def _type_window(pilot: Pilot, start: str, end: str) -> None:
+    screen = pilot.app.screen
+    screen.query_one("#start", Input).focus()
+    await pilot.press(*start)
+    screen.query_one("#end", Input).focus()
+    await pilot.press(*end)
+
+
+async def _wait_runs(pilot: Pilot, screen: ResearchScreen, count: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while len(screen.runs) < count and time.monotonic() < deadline:
+        await pilot.pause(0.1)
+    assert len(screen.runs) == count, screen.status_text
+
+
+async def test_research_runs_two_backtests_in_background_and_compares_them(
+    tmp_path: Path,
+) -> None:
+    engine = make_engine(tmp_path, running=False)
+    app = QGTMApp(RecordingClient(engine))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("5")
+            screen = app.screen
+            assert isinstance(screen, ResearchScreen)
+            await pilot.pause(0.2)
+            await _choose(pilot, "sma_cross")
+            await _type_window(pilot, "2009-01-02", "2009-12-31")
+            await pilot.press("enter")  # Enter in a date field runs it
+            assert screen.pending is not None or screen.runs
+            # the UI keeps answering while the job runs: screens switch and come back
+            # (function keys: digits would go into the focused date field)
+            await pilot.press("f1")
+            assert not isinstance(app.screen, ResearchScreen)
+            await pilot.press("f5")
+            await _wait_runs(pilot, screen, 1)
+            first = screen.runs[0]
+            assert first["strategy"] == "sma_cross"
+            assert first["start"] >= "2009-01-02" and first["end"] <= "2009-12-31"
+            await _choose(pilot, "tsmom")
+            await pilot.press("ctrl+r")
+            await _wait_runs(pilot, screen, 2)
+            table = screen.query_one("#research-stats LiveTable", LiveTable)
+            assert "sharpe" in table.row_keys
+            strategy_row = table.get_row("strategy")
+            assert [str(c) for c in strategy_row[1:]] == ["tsmom", "sma_cross"]
+            plot = screen.query_one("#equity-plot", PlotextPlot)
+            assert plot.plt is not None
+            assert "Done: tsmom" in screen.status_text
+            assert Path(screen.runs[0]["artifact"]).exists()
+    finally:
+        engine.close()
+
+
+async def test_bad_window_shows_the_engines_one_line_reason(tmp_path: Path) -> None:
+    engine = make_engine(tmp_path, running=False)
+    app = QGTMApp(RecordingClient(engine))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("5")
+            screen = app.screen
+            await pilot.pause(0.2)
+            await _choose(pilot, "tsmom")
+            await _type_window(pilot, "2009-13-01", "")
+            await pilot.press("enter")
+            await pilot.pause(0.2)
+            assert "bad from '2009-13-01'" in screen.status_text
+    finally:
+        engine.close()
