@@ -362,6 +362,8 @@ def _models(args: argparse.Namespace, data_dir: Path) -> int:
     finally:
         state.close()
     return 0
+
+
 def _risk(args: argparse.Namespace, config: Config, data_dir: Path) -> int:
     """Thin: prompts for the passphrase; the work is in qgtm.engine.risk.admin."""
     import getpass

@@ -105,6 +105,9 @@ class LearnConfig:
     training_window: int = 756  # sessions of history a retrain may use
     min_oos_sharpe: float = 0.0  # walk-forward out-of-sample gate
     max_pbo: float = 0.5  # probability of backtest overfitting gate
+    walk_forward_train: int = 252  # sessions each walk-forward fold fits on
+    walk_forward_test: int = 63  # sessions each fold holds out
+    pbo_splits: int = 8  # CSCV blocks (C(8, 4) = 70 combinations)
     shadow_sessions: int = 126  # simulated sessions a candidate shadows production
     promotion_p_value: float = 0.05
     cooldown_sessions: int = 126  # no new retrain of a strategy within this after the last

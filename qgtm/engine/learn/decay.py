@@ -18,8 +18,7 @@ from enum import StrEnum
 import numpy as np
 
 from qgtm.core.config import LearnConfig
-
-TRADING_DAYS = 252
+from qgtm.engine.backtest.stats import sharpe_ratio
 
 
 class DecayStatus(StrEnum):
@@ -41,14 +40,6 @@ class DecayReport:
     exposure_drift: float
     observations: int
     reasons: tuple[str, ...]
-
-
-def annualised_sharpe(returns: np.ndarray) -> float:
-    """mean / sample stdev * sqrt(252); 0 when the stdev is 0 or fewer than 2 returns."""
-    if len(returns) < 2:
-        return 0.0
-    sigma = float(np.std(returns, ddof=1))
-    return 0.0 if sigma == 0 else float(np.mean(returns) / sigma * np.sqrt(TRADING_DAYS))
 
 
 def exposure_drift(
@@ -77,7 +68,7 @@ def assess(
     """Classify HEALTHY / WARNING / DECAYED from the last `config.window` returns."""
     window = returns[-config.window :]
     aligned = {k: v[-config.window :] for k, v in factors.items()}
-    sharpe = annualised_sharpe(window)
+    sharpe = sharpe_ratio(window) if len(window) > 1 else 0.0
     hit_rate = float(np.mean(window > 0)) if len(window) else 0.0
     drift = exposure_drift(window, declared, aligned)
     if len(window) < config.window:

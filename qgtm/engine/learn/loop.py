@@ -113,7 +113,8 @@ class LearningLoop:
                     strategy.name, dict(strategy.params), ModelStage.PRODUCTION, session
                 )
             out.append(create(strategy.name, **model.params))
-        self._resume_jobs()
+        if not self._jobs:
+            self._resume_jobs()
         return out
 
     def _executor_or_default(self) -> Executor:
@@ -132,6 +133,13 @@ class LearningLoop:
         self._jobs[strategy] = self._executor_or_default().submit(
             _run_retrain, strategy, params, self.panel, index, self.config, self.validator
         )
+
+    def resync(self) -> None:
+        """After a rolled-back session: forget in-memory jobs, resume what the store holds."""
+        for job in self._jobs.values():
+            job.cancel()
+        self._jobs.clear()
+        self._resume_jobs()
 
     def shutdown(self) -> None:
         """Stop the background worker (pending jobs resume after a restart)."""

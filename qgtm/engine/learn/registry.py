@@ -257,7 +257,10 @@ class ModelRegistry:
 
     def promote(self, candidate_id: str, run_id: int, session: str) -> ModelVersion:
         """Candidate -> PRODUCTION, old production -> ARCHIVED; only after a passed shadow run."""
-        run = self.shadow_run(run_id)
+        try:
+            run = self.shadow_run(run_id)
+        except KeyError:
+            raise PromotionRefusedError(f"no shadow run {run_id} for {candidate_id}") from None
         candidate = self.get(candidate_id)
         if run.candidate_id != candidate_id:
             raise PromotionRefusedError(f"shadow run {run_id} did not test {candidate_id}")

@@ -18,8 +18,9 @@ from typing import Protocol
 import numpy as np
 
 from qgtm.core.config import LearnConfig
+from qgtm.engine.backtest.stats import sharpe_ratio
+from qgtm.engine.backtest.validation import probability_of_backtest_overfitting, walk_forward
 from qgtm.engine.data.store import PricePanel
-from qgtm.engine.learn.decay import annualised_sharpe
 from qgtm.engine.strategies.base import BaseStrategy
 from qgtm.engine.strategies.registry import STRATEGIES
 
@@ -36,6 +37,29 @@ class Validator(Protocol):
     def pbo(self, returns: np.ndarray) -> float:
         """Probability of backtest overfitting of the column set (CSCV)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestValidator:
+    """The gates' statistics from the backtest validation module.
+
+    oos_sharpe: Sharpe of the stitched out-of-sample returns of a rolling walk-forward
+    (pick the best in-sample column on `train` sessions, hold it for the next `test`).
+    pbo: probability of backtest overfitting by CSCV over `splits` blocks.
+    """
+
+    train: int = 252
+    test: int = 63
+    splits: int = 8
+
+    def oos_sharpe(self, returns: np.ndarray) -> float:
+        """Walk-forward out-of-sample Sharpe of choosing the best column in-sample."""
+        stitched = walk_forward(returns, self.train, self.test).oos_returns
+        return sharpe_ratio(stitched) if len(stitched) > 1 else 0.0
+
+    def pbo(self, returns: np.ndarray) -> float:
+        """CSCV probability that the in-sample winner is below the median out of sample."""
+        return probability_of_backtest_overfitting(returns, self.splits).pbo
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +148,15 @@ def retrain(
         )
     sets = candidate_params(cls, current, f"{name}|{panel.dates[end]}", CANDIDATES)
     matrix = np.column_stack([signal_returns(cls(**params), panel, start, end) for params in sets])
-    sharpes = [annualised_sharpe(matrix[:, j]) for j in range(matrix.shape[1])]
+    sharpes = [sharpe_ratio(matrix[:, j]) for j in range(matrix.shape[1])]
     best = int(np.argmax(sharpes))
-    oos = validator.oos_sharpe(matrix)
-    pbo = validator.pbo(matrix)
+    try:
+        oos = validator.oos_sharpe(matrix)
+        pbo = validator.pbo(matrix)
+    except ValueError as exc:  # too little history for the validation splits
+        return RetrainResult(
+            name, False, f"cannot validate: {exc}", current, *window, data_hash=digest
+        )
     metrics = {
         "in_sample_sharpe": sharpes[best],
         "current_in_sample_sharpe": sharpes[0],

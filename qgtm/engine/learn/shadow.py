@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from qgtm.engine.learn.decay import annualised_sharpe
+from qgtm.engine.backtest.stats import sharpe_ratio
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +39,8 @@ def paired_p_value(candidate: np.ndarray, production: np.ndarray) -> float:
 
 def judge(candidate: np.ndarray, production: np.ndarray, alpha: float) -> ShadowVerdict:
     """Passed iff Sharpe(candidate) > Sharpe(production) and the paired p-value <= alpha."""
-    cand_sharpe = annualised_sharpe(np.asarray(candidate))
-    prod_sharpe = annualised_sharpe(np.asarray(production))
+    cand_sharpe = sharpe_ratio(np.asarray(candidate))
+    prod_sharpe = sharpe_ratio(np.asarray(production))
     p_value = paired_p_value(np.asarray(candidate), np.asarray(production))
     return ShadowVerdict(
         cand_sharpe, prod_sharpe, p_value, cand_sharpe > prod_sharpe and p_value <= alpha

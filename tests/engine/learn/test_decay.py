@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from qgtm.core.config import LearnConfig
-from qgtm.engine.learn.decay import DecayStatus, annualised_sharpe, assess, exposure_drift
+from qgtm.engine.backtest.stats import sharpe_ratio
+from qgtm.engine.learn.decay import DecayStatus, assess, exposure_drift
 
 CONFIG = LearnConfig(
     window=4,
@@ -18,7 +19,7 @@ CONFIG = LearnConfig(
 def test_sharpe_by_hand():
     # mean 0.01, sample stdev of [0.02, 0, 0.02, 0] = 0.011547; * sqrt(252)
     returns = np.array([0.02, 0.0, 0.02, 0.0])
-    assert annualised_sharpe(returns) == pytest.approx(0.01 / 0.0115470054 * 15.8745079, rel=1e-6)
+    assert sharpe_ratio(returns) == pytest.approx(0.01 / 0.0115470054 * 15.8745079, rel=1e-6)
 
 
 def test_exposure_drift_is_distance_between_declared_and_realised_correlation():
