@@ -129,6 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("-n", type=int, default=50, help="at most this many (default 50)")
     config = sub.add_parser("config", help="print the effective configuration")
     _common(config)
+    models = sub.add_parser("models", help="model registry: versions, stages, shadow runs")
+    _common(models)
+    models_sub = models.add_subparsers(dest="models_command", metavar="action", required=True)
+    models_list = models_sub.add_parser("list", help="every model version with its stage")
+    _common(models_list)
+    models_list.add_argument("--strategy", default=None, help="only this strategy")
+    models_show = models_sub.add_parser("show", help="one version: params, metrics, shadow")
+    _common(models_show)
+    models_show.add_argument("model_id", help="e.g. tsmom@v2")
     data_sub = _data_parsers(sub)
     _add_research_commands(sub, data_sub)
     from qgtm.publish.cli import add_parser as add_publish_parser
@@ -402,6 +411,35 @@ def _audit(args: argparse.Namespace, data_dir: Path) -> int:
     return 0
 
 
+def _models(args: argparse.Namespace, data_dir: Path) -> int:
+    from qgtm.engine.audit import AuditLog
+    from qgtm.engine.learn.registry import ModelRegistry
+    from qgtm.engine.state import StateStore
+
+    if not (data_dir / "state.sqlite").exists():
+        raise CliError(f"no model registry in {data_dir} yet: run the engine first")
+    state = StateStore(data_dir)
+    try:
+        registry = ModelRegistry(state.conn, AuditLog(state.conn), data_dir / "artifacts")
+        if args.models_command == "list":
+            for m in registry.list(args.strategy):
+                window = f"{m.train_start}..{m.train_end}" if m.train_start else "defaults"
+                print(f"{m.model_id:<22} {m.stage.value:<10} {m.created_session}  {window}")
+            return 0
+        try:
+            model = registry.get(args.model_id)
+        except KeyError as exc:
+            raise CliError(str(exc.args[0])) from None
+        print(f"{model.model_id}  stage {model.stage.value}  created {model.created_session}")
+        print(f"  params   {model.params}")
+        print(f"  metrics  {model.metrics}")
+        print(f"  data     {model.data_hash or '-'}  artifact {model.artifact_sha256[:16]}")
+        print(f"  artifact intact: {registry.verify_artifact(model)}")
+    finally:
+        state.close()
+    return 0
+
+
 def _risk(args: argparse.Namespace, config: Config, data_dir: Path) -> int:
     """Thin: prompts for the passphrase; the work is in qgtm.engine.risk.admin."""
     import getpass
@@ -449,6 +487,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _status(data_dir)
     if args.command == "audit":
         return _audit(args, data_dir)
+    if args.command == "models":
+        return _models(args, data_dir)
     if args.command == "risk":
         return _risk(args, config, data_dir)
     if args.command == "config":

@@ -91,6 +91,29 @@ class PortfolioConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LearnConfig:
+    """Self-learning loop: decay thresholds, retrain gates, shadow duration."""
+
+    enabled: bool = True
+    window: int = 63  # sessions of strategy returns the decay monitor looks at
+    warning_sharpe: float = 0.0
+    decayed_sharpe: float = -0.75
+    warning_hit_rate: float = 0.47
+    decayed_hit_rate: float = 0.44
+    warning_exposure_drift: float = 1.0
+    decayed_exposure_drift: float = 1.5
+    training_window: int = 756  # sessions of history a retrain may use
+    min_oos_sharpe: float = 0.0  # walk-forward out-of-sample gate
+    max_pbo: float = 0.5  # probability of backtest overfitting gate
+    walk_forward_train: int = 252  # sessions each walk-forward fold fits on
+    walk_forward_test: int = 63  # sessions each fold holds out
+    pbo_splits: int = 8  # CSCV blocks (C(8, 4) = 70 combinations)
+    shadow_sessions: int = 126  # simulated sessions a candidate shadows production
+    promotion_p_value: float = 0.05
+    cooldown_sessions: int = 126  # no new retrain of a strategy within this after the last
+
+
+@dataclass(frozen=True, slots=True)
 class TuiConfig:
     """Terminal preferences."""
 
@@ -143,6 +166,7 @@ class Config:
     publish: PublishConfig = field(default_factory=PublishConfig)
     portfolio: PortfolioConfig = field(default_factory=PortfolioConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
+    learn: LearnConfig = field(default_factory=LearnConfig)
 
     @property
     def is_demo(self) -> bool:
@@ -150,7 +174,17 @@ class Config:
         return self.source is Source.DEMO
 
 
-_SECTIONS = ("demo", "engine", "risk", "execution", "tui", "publish", "portfolio", "live")
+_SECTIONS = (
+    "demo",
+    "engine",
+    "risk",
+    "execution",
+    "tui",
+    "publish",
+    "portfolio",
+    "live",
+    "learn",
+)
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:

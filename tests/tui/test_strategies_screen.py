@@ -9,7 +9,7 @@ from datetime import date
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Label, Static
+from textual.widgets import Label, Sparkline, Static
 
 from qgtm.core.config import Config, EngineConfig
 from qgtm.engine.live.engine import TradingEngine
@@ -122,3 +122,19 @@ async def test_banner_shows_the_regime(engine: TradingEngine) -> None:
         text = str(app.screen.query_one("#banner #regime", Label).content)
         assert engine.regime is not None
         assert text == f"REGIME {engine.regime.replace('_', '-').upper()}"
+
+
+async def test_selected_strategy_shows_its_model_and_decay_history(
+    engine: TradingEngine,
+) -> None:
+    app = QGTMApp(InProcessClient(engine))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("6")
+        screen = app.screen
+        await wait_for(pilot, lambda: "tsmom" in screen.entries)
+        screen.selected = "tsmom"
+        await screen.refresh_selection()
+        text = str(screen.query_one("#strategy-learning", Static).content)
+        assert "model tsmom@v1" in text and "decay" in text
+        history = engine.call("learn.history", strategy="tsmom")
+        assert screen.query_one("#strategy-decay", Sparkline).data == [h["sharpe"] for h in history]

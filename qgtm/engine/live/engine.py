@@ -41,6 +41,10 @@ from qgtm.engine.execution.brokers.paper import PaperBroker, SessionBar, filled_
 from qgtm.engine.execution.manager import Benchmarks, OrderManager
 from qgtm.engine.execution.oms import orders_for_targets, strategy_set_key
 from qgtm.engine.features.regime import RegimeDetector
+from qgtm.engine.learn.commands import register_learn_commands
+from qgtm.engine.learn.loop import LearningLoop
+from qgtm.engine.learn.registry import ModelRegistry
+from qgtm.engine.learn.retrain import BacktestValidator
 from qgtm.engine.outbox import Outbox, OutboxSender, outbox_status
 from qgtm.engine.portfolio.aggregator import Aggregation, aggregate
 from qgtm.engine.portfolio.allocator import AllocationSettings, allocate
@@ -117,6 +121,21 @@ class TradingEngine:
 
         register_data_commands(self)
         self._register_risk_commands()
+        self.learn = LearningLoop(
+            self.state.conn,
+            self.audit,
+            ModelRegistry(self.state.conn, self.audit, data_dir / "artifacts"),
+            self.panel,
+            config.learn,
+            BacktestValidator(
+                config.learn.walk_forward_train,
+                config.learn.walk_forward_test,
+                config.learn.pbo_splits,
+            ),
+            alert=lambda message: self._owner_alert(message, source="learn"),
+        )
+        self._sync_learning()
+        register_learn_commands(self, self.learn)
 
     # ----- state -------------------------------------------------------------------
     def _first_index(self) -> int:
@@ -246,6 +265,8 @@ class TradingEngine:
             except Exception:
                 log.exception("event=step_failed session=%s", self.panel.dates[index])
                 self._restore()
+                self.learn.resync()
+                self._sync_learning()
                 raise
             self.next_index = index + 1
             if self.broker.commit_before_send:  # committed first, then sent (never the reverse)
@@ -421,13 +442,22 @@ class TradingEngine:
         ):
             self.state.set_meta(key, value)
         self.prev_equity = equity
+        self.strategies = self.learn.on_close(index, self.strategies)
 
-    def _owner_alert(self, message: str) -> None:
+    def _owner_alert(self, message: str, source: str = "risk") -> None:
         """An owner alert: the terminal's alerts pane and the publisher's owner channel."""
         self.alerts.appendleft(message)
         session = self.current_session
         at = calendar.session_close(session) if session else datetime.now(UTC)
-        self.outbox.enqueue_alert("risk", message, at)
+        self.outbox.enqueue_alert(source, message, at)
+
+    def _sync_learning(self) -> None:
+        """Trade each strategy at its PRODUCTION parameters (registering v1 on first run)."""
+        session = self.current_session.isoformat() if self.current_session else "start"
+        with self.state.transaction():
+            self.strategies = self.learn.bootstrap(
+                [create(n) for n in self.config.engine.strategies], session
+            )
 
     def _flatten_now(self, at: datetime) -> None:
         """Cancel working orders and send closing orders for every holding (fill next open)."""
@@ -598,6 +628,7 @@ class TradingEngine:
             closer = getattr(self.broker, "close", None)
             if callable(closer):
                 closer()
+            self.learn.shutdown()
             self.state.close()
             self.market.close()
 

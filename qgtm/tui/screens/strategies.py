@@ -11,7 +11,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Sparkline, Static
 
 from qgtm.core.snapshot import EngineSnapshot
 from qgtm.tui.screens.base import TerminalScreen
@@ -81,6 +81,19 @@ def details_text(entry: dict[str, Any]) -> str:
     )
 
 
+def learning_text(status: dict[str, Any] | None, history: list[dict[str, Any]]) -> str:
+    """Production model, decay status and what the self-learning loop is doing."""
+    if status is None:
+        return "not monitored yet: the decay monitor starts with the strategy's first signals"
+    doing = (status["shadow"] and f"shadow {status['shadow']}") or status["job"] or "idle"
+    first = history[0]["session"] if history else "-"
+    return (
+        f"model {status['production'] or '-'}   decay {status['status']}   loop {doing}\n"
+        f"rolling Sharpe {status['sharpe']:+.2f}   hit rate {status['hit_rate']:.0%}   "
+        f"exposure drift {status['drift']:.2f}   (history since {first})"
+    )
+
+
 class StrategiesScreen(TerminalScreen):
     """Library list on the left; details and last signals of the selection on the right."""
 
@@ -88,6 +101,7 @@ class StrategiesScreen(TerminalScreen):
         super().__init__()
         self.entries: dict[str, dict[str, Any]] = {}
         self.selected: str | None = None
+        self.learning: dict[str, Any] | None = None
         self._listed_version: int | None = None
 
     def compose_body(self) -> ComposeResult:
@@ -98,6 +112,10 @@ class StrategiesScreen(TerminalScreen):
                 details = Static("", id="strategy-details", classes="panel")
                 details.border_title = "DETAILS"
                 yield details
+                learning = Static("", id="strategy-learning", classes="panel", markup=False)
+                learning.border_title = "MODEL & DECAY (rolling Sharpe below)"
+                yield learning
+                yield Sparkline([], id="strategy-decay")
                 yield TablePanel("LAST SIGNALS", SIGNAL_COLUMNS, NO_SIGNALS, id="strategy-signals")
 
     def show_body(self, snapshot: EngineSnapshot) -> None:
@@ -124,6 +142,16 @@ class StrategiesScreen(TerminalScreen):
         self.query_one("#strategy-details", Static).update(details_text(entry))
         signals = await self._qgtm_app.client.call("strategies.signals", strategy=self.selected)
         self.query_one("#strategy-signals", TablePanel).sync([signal_row(s) for s in signals])
+        await self.refresh_learning()
+
+    async def refresh_learning(self) -> None:
+        """The selection's model version, decay status and rolling-Sharpe history."""
+        client = self._qgtm_app.client
+        statuses = {s["strategy"]: s for s in await client.call("learn.status")}
+        history = await client.call("learn.history", strategy=self.selected)
+        self.learning = statuses.get(self.selected)
+        self.query_one("#strategy-learning", Static).update(learning_text(self.learning, history))
+        self.query_one("#strategy-decay", Sparkline).data = [h["sharpe"] for h in history]
 
     async def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         """Moving the cursor in the library selects that strategy."""
