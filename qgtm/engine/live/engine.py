@@ -34,6 +34,7 @@ from qgtm.engine.audit import AuditLog
 from qgtm.engine.data.store import MarketStore, PricePanel
 from qgtm.engine.execution.brokers.paper import PaperBroker
 from qgtm.engine.execution.oms import orders_for_targets, strategy_set_key
+from qgtm.engine.live.queries import register_queries
 from qgtm.engine.portfolio.allocator import inverse_vol_weights
 from qgtm.engine.portfolio.book import Book
 from qgtm.engine.risk.killswitch import escalate, tier_for
@@ -88,6 +89,7 @@ class TradingEngine:
         self._snapshot: EngineSnapshot | None = None
         self._commands: dict[str, Callable[..., Any]] = {}
         self._restore()
+        register_queries(self)
 
     # ----- state -------------------------------------------------------------------
     def _first_index(self) -> int:
@@ -399,6 +401,10 @@ class TradingEngine:
         """The state after the latest step."""
         assert self._snapshot is not None
         return self._snapshot
+
+    def refresh_snapshot(self) -> None:
+        """Rebuild the snapshot after a command changed the book between steps."""
+        self._snapshot = self._build_snapshot()
 
     def _publish_controls(self) -> None:
         if self._snapshot is not None:

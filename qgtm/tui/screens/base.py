@@ -15,6 +15,8 @@ from textual.widgets import Footer
 
 from qgtm.core.snapshot import EngineSnapshot
 from qgtm.tui.widgets.banner import Banner
+from qgtm.tui.widgets.equity_chart import EquityChart
+from qgtm.tui.widgets.live_table import LiveTable
 
 if TYPE_CHECKING:
     from qgtm.tui.app import QGTMApp
@@ -69,3 +71,12 @@ class TerminalScreen(Screen):
 
     def show_body(self, snapshot: EngineSnapshot) -> None:
         """Render the screen's own content; screens override this."""
+
+    def restyle(self) -> None:
+        """Redraw everything after a theme change (table cells carry theme colours)."""
+        for table in self.query(LiveTable):
+            table.repaint()
+        for chart in self.query(EquityChart):
+            chart.redraw()
+        if self._shown is not None:
+            self.show(self._shown)
