@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -65,8 +66,12 @@ class TerminalScreen(Screen):
         """Render `snapshot`: the banner here, the body in `show_body`."""
         if not self.is_mounted:
             return
+        try:
+            banner = self.query_one(Banner)
+        except NoMatches:
+            return  # the screen is being torn down (app exiting)
         self._shown = snapshot
-        self.query_one(Banner).show(snapshot)
+        banner.show(snapshot)
         self.show_body(snapshot)
 
     def show_body(self, snapshot: EngineSnapshot) -> None:

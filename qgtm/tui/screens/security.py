@@ -13,6 +13,7 @@ from datetime import date
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
+from textual.events import Resize
 from textual.widgets import Static
 
 from qgtm.core.snapshot import EngineSnapshot
@@ -25,6 +26,7 @@ from qgtm.tui.widgets.live_table import Column, Row
 from qgtm.tui.widgets.price_chart import PriceVolumeChart
 from qgtm.tui.widgets.table_panel import TablePanel
 
+NARROW_WIDTH = 100
 LOOKBACK = 252
 HORIZONS = (("1D", 1), ("1W", 5), ("1M", 21), ("3M", 63), ("6M", 126), ("1Y", 252))
 VOL_WINDOWS = (21, 63)
@@ -81,6 +83,10 @@ class SecurityScreen(TerminalScreen):
             yield TablePanel("RETURNS · VOL", STATS_COLUMNS, "No bars yet", id="security-stats")
             yield TablePanel("SIGNALS", SIGNAL_COLUMNS, NO_SIGNALS, id="security-signals")
             yield TablePanel("ORDERS", ORDER_COLUMNS, NO_ORDERS, id="security-orders")
+
+    def on_resize(self, event: Resize) -> None:
+        """Below NARROW_WIDTH columns the panels stack in one scrolling column."""
+        self.query_one("#security-grid").set_class(event.size.width < NARROW_WIDTH, "-narrow")
 
     @property
     def symbol(self) -> str:
