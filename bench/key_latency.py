@@ -36,6 +36,7 @@ from qgtm.tui.app import QGTMApp
 from qgtm.tui.client import InProcessClient
 
 TARGET_MS = 100.0
+SCENARIOS = ("baseline", "replay", "replay+process", "replay+thread")
 
 
 def cpu_job(seconds: float) -> int:
@@ -108,12 +109,14 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def main() -> None:
+    """Run the scenarios and print p50/p99/max and the ratio to the baseline p50."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presses", type=int, default=200)
+    parser.add_argument("--only", nargs="*", default=list(SCENARIOS), choices=SCENARIOS)
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for scenario in ("baseline", "replay", "replay+process", "replay+thread"):
+        for scenario in ["baseline", *(s for s in args.only if s != "baseline")]:
             data_dir = Path(tmp) / scenario
             results[scenario] = asyncio.run(measure(data_dir, scenario, args.presses))
     base_p50 = statistics.median(results["baseline"])
