@@ -24,7 +24,7 @@ def test_bindings_take_their_default_keys_from_the_table() -> None:
 
 
 def test_unknown_binding_ids_are_named() -> None:
-    with pytest.raises(UnknownBindingError, match="app.nope"):
+    with pytest.raises(UnknownBindingError, match=r"app\.nope"):
         check_keymap({"app.nope": "x"}, {"app.pause"})
 
 
