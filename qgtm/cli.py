@@ -143,6 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
     from qgtm.publish.cli import add_parser as add_publish_parser
 
     add_publish_parser(sub, _common)
+    serve = sub.add_parser(
+        "serve", help="serve the terminal to a browser (textual-serve; loopback by default)"
+    )
+    _common(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    serve.add_argument(
+        "--public",
+        action="store_true",
+        help="allow a non-loopback --host; anyone reaching it gets full control of the engine",
+    )
     return parser
 
 
@@ -285,6 +296,8 @@ def _run_terminal(config: Config, data_dir: Path) -> int:
     from qgtm.engine.live.lock import EngineLock
     from qgtm.tui.app import QGTMApp
     from qgtm.tui.client import InProcessClient
+    from qgtm.tui.keymap import UnknownBindingError
+    from qgtm.tui.themes import UnknownThemeError
 
     data_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(filename=data_dir / "qgtm.log", level=logging.INFO, format=LOG_FORMAT)
@@ -300,7 +313,16 @@ def _run_terminal(config: Config, data_dir: Path) -> int:
 
         install_live_commands(engine, ReconciliationEngine(config.live))
         try:
-            QGTMApp(InProcessClient(engine), theme_name=config.tui.theme).run()
+            try:
+                app = QGTMApp(
+                    InProcessClient(engine),
+                    theme_name=config.tui.theme,
+                    keymap=config.tui.keymap,
+                    data_dir=data_dir,
+                )
+            except (UnknownThemeError, UnknownBindingError) as exc:
+                raise CliError(str(exc)) from None
+            app.run()
         finally:
             engine.close()
     finally:
@@ -472,9 +494,28 @@ def _risk(args: argparse.Namespace, config: Config, data_dir: Path) -> int:
     return 0 if result.ok else 1
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from qgtm.tui.serve import PublicBindRefusedError, check_host, serve
+
+    try:
+        check_host(args.host, args.public)
+    except PublicBindRefusedError as exc:
+        raise CliError(str(exc)) from None
+    serve(
+        args.host,
+        args.port,
+        args.public,
+        getattr(args, "data_dir", None),
+        getattr(args, "config", None),
+    )
+    return 0
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "strategies":
         return _strategies()
+    if args.command == "serve":
+        return _serve(args)
     if args.command == "keys":
         return _keys(args)
     if args.command == "publish":

@@ -119,6 +119,7 @@ class TuiConfig:
 
     theme: str = "qgtm-dark"
     refresh_hz: float = 4.0
+    keymap: Mapping[str, str] = field(default_factory=dict)  # binding id -> keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +208,10 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
             if value in (None, ""):
                 return None
             return value if isinstance(value, date) else date.fromisoformat(text)
+        if annotation == Mapping[str, str]:
+            if not isinstance(value, Mapping):
+                raise ValueError("expected a table of binding id = keys")
+            return {str(k): str(v) for k, v in value.items()}
         if annotation == tuple[str, ...]:
             items = value if isinstance(value, list | tuple) else text.split(",")
             return tuple(str(i).strip() for i in items if str(i).strip())

@@ -2,25 +2,47 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
 
+from qgtm.core.paths import default_data_dir
 from qgtm.core.snapshot import EngineSnapshot
 from qgtm.tui.client import EngineClient
-from qgtm.tui.commands import TerminalCommands
+from qgtm.tui.commands import MnemonicCommands, TerminalCommands
+from qgtm.tui.keymap import bind, check_keymap
+from qgtm.tui.mnemonics import Mnemonic, Target, mnemonic_table
 from qgtm.tui.screens.audit import AuditScreen
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.screens.data import DataScreen
+from qgtm.tui.screens.help import HelpScreen
 from qgtm.tui.screens.monitor import MonitorScreen
 from qgtm.tui.screens.orders import OrdersScreen
+from qgtm.tui.screens.portfolio import PortfolioScreen
 from qgtm.tui.screens.recon import ReconScreen
+from qgtm.tui.screens.regime import RegimeScreen
 from qgtm.tui.screens.research import ResearchScreen
 from qgtm.tui.screens.risk import RiskScreen
+from qgtm.tui.screens.security import SecurityScreen
+from qgtm.tui.screens.signals import SignalsScreen
 from qgtm.tui.screens.strategies import StrategiesScreen
-from qgtm.tui.themes import THEMES, theme_css_path
+from qgtm.tui.themes import (
+    DEFAULT_THEME,
+    TERMINAL_CSS,
+    THEMES,
+    UnknownThemeError,
+    activate_palette,
+    save_theme,
+    saved_theme,
+    theme_choice_file,
+)
+from qgtm.tui.widgets.command_line import CommandLine
+from qgtm.tui.widgets.confirm import ConfirmModal
+from qgtm.tui.widgets.table_panel import TablePanel
 
 REFRESH_HZ = 4.0
 """How often the app reads the engine's snapshot."""
@@ -28,52 +50,135 @@ REFRESH_HZ = 4.0
 
 @dataclass(frozen=True, slots=True)
 class ScreenSlot:
-    """A top-level screen: its mode name, title, class and the keys that show it."""
+    """A top-level screen: mode name, title, class, the keys and mnemonics that show it."""
 
     mode: str
     title: str
     screen: type[TerminalScreen]
     keys: str
+    mnemonics: tuple[str, ...] = ()
 
 
 SCREEN_SLOTS = (
-    ScreenSlot("monitor", "Monitor", MonitorScreen, "1,f1"),
-    ScreenSlot("orders", "Orders", OrdersScreen, "2,f2"),
-    ScreenSlot("audit", "Audit", AuditScreen, "3,f3"),
-    ScreenSlot("research", "Research", ResearchScreen, "5,f5"),
-    ScreenSlot("data", "Data", DataScreen, "8,f8"),
-    ScreenSlot("risk", "Risk", RiskScreen, "4,f4"),
-    ScreenSlot("recon", "Recon", ReconScreen, "7,f7"),
-    ScreenSlot("strategies", "Strategies", StrategiesScreen, "6,f6"),
+    ScreenSlot("monitor", "Monitor", MonitorScreen, "1,f1", ("MON",)),
+    ScreenSlot("orders", "Orders", OrdersScreen, "2,f2", ("ORD", "TCA")),
+    ScreenSlot("audit", "Audit", AuditScreen, "3,f3", ("AUD",)),
+    ScreenSlot("portfolio", "Portfolio", PortfolioScreen, "9,f9", ("PORT",)),
+    ScreenSlot("signals", "Signals", SignalsScreen, "0,f10", ("SIG",)),
+    ScreenSlot("regime", "Regime", RegimeScreen, "", ("REGIME",)),
+    ScreenSlot("security", "Security", SecurityScreen, "", ("SEC",)),
+    ScreenSlot("help", "Help", HelpScreen, "question_mark,f11", ("HELP",)),
+    ScreenSlot("risk", "Risk", RiskScreen, "4,f4", ("RISK",)),
+    ScreenSlot("research", "Research", ResearchScreen, "5,f5", ("BT",)),
+    ScreenSlot("strategies", "Strategies", StrategiesScreen, "6,f6", ("STRAT",)),
+    ScreenSlot("recon", "Recon", ReconScreen, "7,f7", ("RECON",)),
+    ScreenSlot("data", "Data", DataScreen, "8,f8", ("DATA",)),
 )
+
+# Honest empty states until each owner's screen lands. A real slot with the same mode or
+# mnemonic replaces its placeholder automatically; then delete the placeholder's line.
+PLACEHOLDER_SLOTS: tuple[ScreenSlot, ...] = ()
+"""Screens whose owner has not landed yet; every one has, so none are left."""
+
+
+def effective_slots(
+    slots: Iterable[ScreenSlot], placeholders: Iterable[ScreenSlot]
+) -> tuple[ScreenSlot, ...]:
+    """Real slots, then the placeholders no real slot has taken over (by mode or mnemonic).
+
+    A real slot declared without mnemonics inherits those of the placeholder it replaces.
+    """
+    real = list(slots)
+    placeholders = list(placeholders)
+    by_mode = {p.mode: p for p in placeholders}
+    real = [
+        replace(s, mnemonics=by_mode[s.mode].mnemonics)
+        if not s.mnemonics and s.mode in by_mode
+        else s
+        for s in real
+    ]
+    modes = {s.mode for s in real}
+    words = {w for s in real for w in s.mnemonics}
+    keys = {k for s in real for k in s.keys.split(",") if k}
+    kept = [
+        p
+        for p in placeholders
+        if p.mode not in modes
+        and not words & set(p.mnemonics)
+        and not keys & set(p.keys.split(","))
+    ]
+    return (*real, *kept)
+
+
+ALL_SLOTS = effective_slots(SCREEN_SLOTS, PLACEHOLDER_SLOTS)
+
+
+def _slot_bindings(slots: Iterable[ScreenSlot]) -> list[BindingType]:
+    return [
+        bind(
+            f"screen.{slot.mode}",
+            f"show_screen('{slot.mode}')",
+            slot.title,
+            keys=slot.keys,
+            show=slot.mode == "help",
+        )
+        for slot in slots
+        if slot.keys
+    ]
 
 
 class QGTMApp(App[None]):
     """Keyboard-driven terminal: reads snapshots from an EngineClient, sends it commands."""
 
     TITLE = "QGTM"
-    COMMANDS = App.COMMANDS | {TerminalCommands}
-    SCREEN_SLOTS: ClassVar[tuple[ScreenSlot, ...]] = SCREEN_SLOTS
-    MODES: ClassVar = {slot.mode: slot.screen for slot in SCREEN_SLOTS}
+    CSS_PATH = TERMINAL_CSS
+    COMMANDS = App.COMMANDS | {TerminalCommands, MnemonicCommands}
+    SCREEN_SLOTS: ClassVar[tuple[ScreenSlot, ...]] = ALL_SLOTS
+    MODES: ClassVar = {slot.mode: slot.screen for slot in ALL_SLOTS}
     BINDINGS: ClassVar[list[BindingType]] = [
-        *(Binding(slot.keys, f"show_screen('{slot.mode}')", slot.title) for slot in SCREEN_SLOTS),
-        Binding("p,space", "toggle_pause", "Pause"),
-        Binding("plus,equals_sign", "faster", "Faster", key_display="+"),
-        Binding("minus", "slower", "Slower", key_display="-"),
-        Binding("n", "step", "Step"),
-        Binding("q", "quit", "Quit"),
+        *_slot_bindings(ALL_SLOTS),
+        bind("app.command_line", "command_line", "Cmd", key_display=":"),
+        bind("app.pause", "toggle_pause", "Pause"),
+        bind("app.faster", "faster", "Faster", key_display="+", show=False),
+        bind("app.slower", "slower", "Slower", key_display="-", show=False),
+        bind("app.step", "step", "Step"),
+        bind("app.quit", "quit", "Quit"),
     ]
 
-    def __init__(self, client: EngineClient, theme_name: str = "qgtm-dark") -> None:
-        super().__init__(css_path=theme_css_path(theme_name))
+    def __init__(
+        self,
+        client: EngineClient,
+        theme_name: str = DEFAULT_THEME,
+        *,
+        keymap: Mapping[str, str] | None = None,
+        data_dir: Path | None = None,
+        theme_file: Path | None = None,
+    ) -> None:
+        super().__init__()
         self.client = client
         self.latest: EngineSnapshot | None = None
         """The newest snapshot read from the client; screens render it when shown."""
         self._client_running = False
+        self.exports_dir = (data_dir or default_data_dir()) / "exports"
+        """Where table exports go (the data directory's exports/)."""
+        self.theme_file = theme_file or theme_choice_file()
+        symbols = [q.symbol for q in client.snapshot().watchlist]
+        self.mnemonics: dict[str, Mnemonic] = mnemonic_table(
+            ((s.mode, s.title, s.mnemonics) for s in ALL_SLOTS), symbols
+        )
+        self.security_symbol = "GLD" if "GLD" in symbols else (symbols[0] if symbols else "")
+        """The symbol the Security page shows."""
+        self.command_history: list[str] = []
+        """Words entered on the command line, oldest first."""
+        if theme_name not in THEMES:
+            raise UnknownThemeError(
+                f"no theme {theme_name!r} (available: {', '.join(sorted(THEMES))})"
+            )
         for theme in THEMES.values():
             self.register_theme(theme)
-        if theme_name in self.available_themes:
-            self.theme = theme_name
+        self.theme = saved_theme(self.theme_file) or theme_name
+        activate_palette(self.theme)
+        self.set_keymap(check_keymap(keymap or {}, self.binding_ids()))
 
     async def on_mount(self) -> None:
         """Show the Monitor, start the engine, then poll its snapshot REFRESH_HZ times a second."""
@@ -85,6 +190,7 @@ class QGTMApp(App[None]):
 
     async def on_unmount(self) -> None:
         """Stop the engine however the app exits."""
+        activate_palette(DEFAULT_THEME)
         await self._stop_client()
 
     async def _stop_client(self) -> None:
@@ -96,15 +202,42 @@ class QGTMApp(App[None]):
         """Read the client's snapshot and push it to the active screen if it is news.
 
         News is a new engine step (`version`) or a change of replay state or kill
-        tier, which commands can make between steps.
+        tier, which commands can make between steps. New alerts also pop up as toasts.
         """
         snapshot = self.client.snapshot()
         previous = self.latest
         if previous is not None and _same_state(previous, snapshot):
             return
         self.latest = snapshot
+        if previous is not None:
+            for alert in _new_alerts(previous.alerts, snapshot.alerts):
+                self.notify(alert, title="Alert", severity="warning", markup=False)
         if isinstance(self.screen, TerminalScreen):
             self.screen.show(snapshot)
+
+    # Key bindings as data --------------------------------------------------------
+
+    def binding_ids(self) -> set[str]:
+        """Every binding id a keymap may remap."""
+        return {binding_id for binding_id, *_ in self.binding_table()}
+
+    def binding_table(self) -> list[tuple[str, str, str, str]]:
+        """(id, keys, description, where) of every binding, user overrides applied."""
+        sources: list[tuple[str, list[BindingType]]] = [
+            ("anywhere", self.BINDINGS),
+            ("tables", TablePanel.BINDINGS),
+            ("command line", CommandLine.BINDINGS),
+            ("confirm", ConfirmModal.BINDINGS),
+        ]
+        rows = []
+        for where, bindings in sources:
+            for binding in bindings:
+                if not isinstance(binding, Binding):
+                    continue
+                binding_id = binding.id or f"{where}.{binding.action}"
+                keys = self._keymap.get(binding_id, binding.key) if binding.id else binding.key
+                rows.append((binding_id, keys, binding.description or binding.action, where))
+        return rows
 
     # Actions: key bindings and palette commands both land here.
 
@@ -112,6 +245,64 @@ class QGTMApp(App[None]):
         """Switch to the screen registered under `mode`, showing the freshest snapshot."""
         await self.switch_mode(mode)
         self.poll_snapshot()
+
+    def action_command_line(self) -> None:
+        """Open the command line at the bottom of the screen."""
+        self.push_screen(CommandLine(self.mnemonics, self.command_history), self._go_callback)
+
+    async def _go_callback(self, target: Target | None) -> None:
+        if target is not None:
+            await self.go(target)
+
+    async def go(self, target: Target) -> None:
+        """Show where a mnemonic leads (the Security page of its symbol, or a screen)."""
+        if target.symbol is not None:
+            self.security_symbol = target.symbol
+        await self.switch_mode(target.mode)
+        self.poll_snapshot()
+        if isinstance(self.screen, TerminalScreen) and self.latest is not None:
+            self.screen.show(self.latest)
+
+    def action_set_theme(self, theme_name: str) -> None:
+        """Switch theme, remember the choice, and redraw with the new meaning colours."""
+        self.theme = theme_name
+        activate_palette(theme_name)
+        save_theme(self.theme_file, theme_name)
+        if isinstance(self.screen, TerminalScreen):
+            self.screen.restyle()
+        self.notify(f"theme {theme_name} (saved to {self.theme_file})", title="Theme")
+
+    async def action_flatten(self) -> None:
+        """Ask the engine what a flatten would do, show exactly that, act only on yes."""
+        plan = await self.client.call("engine.flatten_preview")
+        if plan.is_empty:
+            self.notify("Nothing to flatten: no positions and no working orders", title="Flatten")
+            return
+        details = [f"CANCEL working order {order_id}" for order_id in plan.cancels]
+        details += [
+            f"{o.side} {o.quantity:,} {o.symbol} at the next open (last {o.reference_price:,.2f})"
+            for o in plan.orders
+        ]
+        details.append("Orders are recorded and audited as 'operator'; they fill at the next open")
+        details.append("Strategies may re-enter at the next decision unless paused or halted")
+
+        async def decided(confirmed: bool | None) -> None:
+            if not confirmed:
+                self.notify("Flatten cancelled", title="Flatten")
+                return
+            try:
+                done = await self.client.call("engine.flatten", expected=list(plan.order_ids))
+            except RuntimeError as error:
+                self.notify(str(error), title="Flatten refused", severity="error")
+                return
+            self.notify(
+                f"Flatten sent: {len(done.orders)} closing orders, {len(done.cancels)} cancelled",
+                title="Flatten",
+            )
+            self.poll_snapshot()
+
+        title = f"Flatten all positions: {len(plan.orders)} closing orders"
+        self.push_screen(ConfirmModal(title, details, "Flatten"), decided)
 
     def action_toggle_pause(self) -> None:
         """Pause a running replay, resume a paused one."""
@@ -162,6 +353,12 @@ class QGTMApp(App[None]):
         """Stop the engine, then exit."""
         await self._stop_client()
         self.exit()
+
+
+def _new_alerts(before: tuple[str, ...], after: tuple[str, ...]) -> list[str]:
+    """Alerts in `after` (newest first) that were not in `before`, oldest first."""
+    seen = set(before)
+    return [a for a in reversed(after) if a not in seen]
 
 
 def _same_state(before: EngineSnapshot, after: EngineSnapshot) -> bool:

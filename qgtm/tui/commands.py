@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from qgtm.tui.screens.risk import add_operator, approve_reset, request_reset
+from qgtm.tui.themes import THEMES
 
 if TYPE_CHECKING:
     from qgtm.tui.app import QGTMApp
@@ -68,7 +69,26 @@ class TerminalCommands(Provider):
                 PaletteCommand(
                     f"screen: {slot.title}",
                     partial(app.action_show_screen, slot.mode),
-                    f"Switch to the {slot.title} screen ({slot.keys.replace(',', ' or ')})",
+                    f"Switch to the {slot.title} screen "
+                    f"({slot.keys.replace(',', ' or ') or ', '.join(slot.mnemonics)})",
+                )
+            )
+        entries.append(
+            PaletteCommand(
+                "engine: Flatten all positions",
+                app.action_flatten,
+                "Cancel working orders and close every position at the next open (asks first)",
+            )
+        )
+        entries.append(
+            PaletteCommand("app: Command line", app.action_command_line, "Type a mnemonic (:)")
+        )
+        for theme_name in sorted(THEMES):
+            entries.append(
+                PaletteCommand(
+                    f"theme: {theme_name}",
+                    partial(app.action_set_theme, theme_name),
+                    f"Switch to the {theme_name} theme (remembered)",
                 )
             )
         entries.append(
@@ -119,3 +139,29 @@ def _risk_commands(app: QGTMApp) -> list[PaletteCommand]:
             "Register an operator who can request or approve kill-switch resets",
         ),
     ]
+
+
+class MnemonicCommands(Provider):
+    """Every command-line mnemonic (PORT, SIG, GLD, ...) as a palette entry: fuzzy completion."""
+
+    @property
+    def _app(self) -> QGTMApp:
+        return self.app  # type: ignore[return-value]
+
+    def commands(self) -> list[PaletteCommand]:
+        """One entry per mnemonic, "GLD  Security page GLD"."""
+        app = self._app
+        return [
+            PaletteCommand(
+                f"{m.word}  {m.title}", partial(app.go, m.target), f"mnemonic {m.word} (: {m.word})"
+            )
+            for m in app.mnemonics.values()
+        ]
+
+    async def search(self, query: str) -> Hits:
+        """Mnemonics whose word or title fuzzily matches `query`."""
+        matcher = self.matcher(query)
+        for command in self.commands():
+            score = matcher.match(command.name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(command.name), command.run, help=command.help)

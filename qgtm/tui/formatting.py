@@ -10,7 +10,7 @@ from datetime import date, datetime
 
 from rich.text import Text
 
-from qgtm.tui.themes import GAIN, LOSS, MUTED
+from qgtm.tui.themes import palette
 
 DASH = "—"
 
@@ -20,18 +20,18 @@ def _right(text: str, style: str = "") -> Text:
 
 
 def pnl_style(value: float) -> str:
-    """Green for a gain, red for a loss, no colour for exactly zero."""
+    """The theme's gain colour for a gain, loss colour for a loss, no colour for exactly zero."""
     if value > 0:
-        return GAIN
+        return palette().gain
     if value < 0:
-        return LOSS
+        return palette().loss
     return ""
 
 
 def price(value: float | None) -> Text:
     """A price with two decimals, e.g. `1,234.50`; a muted dash when unknown."""
     if value is None:
-        return _right(DASH, MUTED)
+        return _right(DASH, palette().muted)
     return _right(f"{value:,.2f}")
 
 
@@ -63,7 +63,7 @@ def quantity(value: int) -> Text:
 def day(value: date | None) -> Text:
     """An ISO date; a muted dash when absent."""
     if value is None:
-        return Text(DASH, style=MUTED)
+        return Text(DASH, style=palette().muted)
     return Text(value.isoformat())
 
 
@@ -87,11 +87,12 @@ def replay_speed(speed: float) -> str:
 
 def side(value: str) -> Text:
     """BUY in green, SELL in red, as on a broker blotter."""
-    return Text(value, style=f"bold {GAIN if value.upper() == 'BUY' else LOSS}")
+    colours = palette()
+    return Text(value, style=f"bold {colours.gain if value.upper() == 'BUY' else colours.loss}")
 
 
 def bps(value: float | None) -> Text:
     """A cost in basis points, one decimal, red when it costs and green when it gains."""
     if value is None:
-        return _right(DASH, MUTED)
+        return _right(DASH, palette().muted)
     return _right(f"{value:+.1f}", pnl_style(-value))

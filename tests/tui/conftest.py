@@ -47,3 +47,11 @@ def client(tmp_path: Path) -> Iterator[RecordingClient]:
     engine = make_engine(tmp_path)
     yield RecordingClient(engine)
     engine.close()
+
+
+@pytest.fixture(autouse=True)
+def private_config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keep the remembered theme (user config dir) of every test inside its tmp dir."""
+    config_home = tmp_path / "xdg-config"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config_home))
+    return config_home

@@ -81,7 +81,7 @@ async def test_audit_screen_filters_by_event_actor_and_text_from_the_keyboard(tm
         await pilot.pause(0.3)
         assert screen.actor == "risk" and screen.matches == ()
         assert table.row_count == 0
-        await pilot.press("x")
+        await pilot.press("c")
         await pilot.pause(0.3)
         assert not screen.filtering and table.row_count == unfiltered
     client.engine.close()

@@ -45,6 +45,7 @@ from qgtm.engine.learn.commands import register_learn_commands
 from qgtm.engine.learn.loop import LearningLoop
 from qgtm.engine.learn.registry import ModelRegistry
 from qgtm.engine.learn.retrain import BacktestValidator
+from qgtm.engine.live.queries import register_queries
 from qgtm.engine.outbox import Outbox, OutboxSender, outbox_status
 from qgtm.engine.portfolio.aggregator import Aggregation, aggregate
 from qgtm.engine.portfolio.allocator import AllocationSettings, allocate
@@ -136,6 +137,7 @@ class TradingEngine:
         )
         self._sync_learning()
         register_learn_commands(self, self.learn)
+        register_queries(self)
 
     # ----- state -------------------------------------------------------------------
     def _first_index(self) -> int:
@@ -637,6 +639,10 @@ class TradingEngine:
         """The state after the latest step."""
         assert self._snapshot is not None
         return self._snapshot
+
+    def refresh_snapshot(self) -> None:
+        """Rebuild the snapshot after a command changed the book between steps."""
+        self._snapshot = self._build_snapshot()
 
     def _publish_controls(self) -> None:
         if self._snapshot is not None:

@@ -1,7 +1,7 @@
 """Audit: the append-only audit log, newest first, with keyboard filters.
 
 `/` focuses the text filter (Enter applies), `e` cycles the event type, `a` cycles the
-actor, `x` clears every filter. With a filter set the screen searches the whole log
+actor, `c` clears every filter. With a filter set the screen searches the whole log
 through the engine's `audit.search` command, not only the latest records.
 """
 
@@ -28,7 +28,7 @@ AUDIT_COLUMNS = (
     Column("detail", "Detail"),
 )
 NO_AUDIT = "No audit records yet: the engine writes one for every decision, order and fill"
-NO_MATCH = "No audit record matches the filters (x clears them)"
+NO_MATCH = "No audit record matches the filters (c clears them)"
 EVENT_TYPES = (
     None,
     "ORDER_SUBMITTED",
@@ -65,7 +65,7 @@ class AuditScreen(TerminalScreen):
         Binding("escape", "leave_filter", "Back", show=False),
         Binding("e", "cycle_event", "Event"),
         Binding("a", "cycle_actor", "Actor"),
-        Binding("x", "clear_filters", "Clear"),
+        Binding("c", "clear_filters", "Clear"),
     ]
 
     def __init__(self) -> None:
@@ -99,7 +99,7 @@ class AuditScreen(TerminalScreen):
     def _filter_line(self) -> str:
         return (
             f"event: {self.event or 'all'} (e) · actor: {self.actor or 'all'} (a) · "
-            f"text: {self.text or '-'} (/) · x clears"
+            f"text: {self.text or '-'} (/) · c clears"
         )
 
     def show_body(self, snapshot: EngineSnapshot) -> None:
@@ -160,4 +160,5 @@ class AuditScreen(TerminalScreen):
         self.event_index = self.actor_index = 0
         self.text = ""
         self.query_one("#audit-text", Input).value = ""
+        self.query_one("#audit", TablePanel).clear_filter()
         self._apply_filters()

@@ -10,11 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer
 
 from qgtm.core.snapshot import EngineSnapshot
 from qgtm.tui.widgets.banner import Banner
+from qgtm.tui.widgets.equity_chart import EquityChart
+from qgtm.tui.widgets.live_table import LiveTable
 
 if TYPE_CHECKING:
     from qgtm.tui.app import QGTMApp
@@ -63,9 +66,22 @@ class TerminalScreen(Screen):
         """Render `snapshot`: the banner here, the body in `show_body`."""
         if not self.is_mounted:
             return
-        self._shown = snapshot
-        self.query_one(Banner).show(snapshot)
-        self.show_body(snapshot)
+        try:
+            banner = self.query_one(Banner)
+            self._shown = snapshot
+            banner.show(snapshot)
+            self.show_body(snapshot)
+        except NoMatches:
+            return  # the screen is being torn down (app exiting) while a poll fires
 
     def show_body(self, snapshot: EngineSnapshot) -> None:
         """Render the screen's own content; screens override this."""
+
+    def restyle(self) -> None:
+        """Redraw everything after a theme change (table cells carry theme colours)."""
+        for table in self.query(LiveTable):
+            table.repaint()
+        for chart in self.query(EquityChart):
+            chart.redraw()
+        if self._shown is not None:
+            self.show(self._shown)

@@ -1,4 +1,4 @@
-"""Monitor: watchlist, positions, equity curve, recent orders and alerts on one page."""
+"""Monitor: watchlist, positions, equity curve, orders and fills, signals, alerts, status."""
 
 from __future__ import annotations
 
@@ -9,15 +9,19 @@ from textual.widgets import Static
 
 from qgtm.core.snapshot import EngineSnapshot, PositionRow, QuoteRow
 from qgtm.tui.formatting import (
+    DASH,
     money,
     percent,
     price,
     quantity,
+    replay_speed,
     signed_money,
     signed_percent,
 )
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.screens.orders import NO_ORDERS, ORDER_COLUMNS, order_row
+from qgtm.tui.screens.regime import regime_label
+from qgtm.tui.screens.signals import NO_SIGNALS, signal_row
 from qgtm.tui.widgets.equity_chart import EquityChart
 from qgtm.tui.widgets.live_table import Column, Row
 from qgtm.tui.widgets.table_panel import TablePanel
@@ -48,6 +52,13 @@ POSITION_COLUMNS = (
 NO_QUOTES = "No quotes yet: waiting for the first market session"
 NO_POSITIONS = "No positions: the portfolio is flat"
 NO_ALERTS = "No alerts"
+MONITOR_SIGNALS = 18
+MONITOR_SIGNAL_COLUMNS = (
+    Column("as_of", "As of", 10),
+    Column("symbol", "Symbol", 6),
+    Column("side", "Side", 5),
+    Column("weight", "Weight", 7, "right"),
+)
 
 
 def quote_row(quote: QuoteRow) -> Row:
@@ -74,22 +85,38 @@ def position_row(position: PositionRow) -> Row:
     )
 
 
+def status_line(snapshot: EngineSnapshot) -> str:
+    """Kill tier, regime and the engine task's health in one line."""
+    state = "running" if snapshot.running else "paused"
+    last = snapshot.session.isoformat() if snapshot.session else DASH
+    return (
+        f"TIER {snapshot.kill_tier.name}  REGIME {regime_label(snapshot)}  "
+        f"ENGINE {state} {replay_speed(snapshot.speed)}  sessions {snapshot.sessions_done:,}  "
+        f"last {last}  DD {snapshot.drawdown:.1%}  LEV {snapshot.gross_leverage:.2f}x"
+    )
+
+
 class MonitorScreen(TerminalScreen):
     """The trader's home page: market, book, equity and the latest activity."""
 
     def __init__(self) -> None:
         super().__init__()
         self._alerts_shown: tuple[str, ...] | None = None
+        self._signals_for: object = False
 
     def compose_body(self) -> ComposeResult:
-        """Five panels in a grid whose shape follows the terminal width (see the theme)."""
+        """Status line, then six panels in a grid whose shape follows the terminal width."""
+        yield Static("", id="monitor-status", markup=False)
         with Grid(id="monitor-grid"):
             yield TablePanel("WATCHLIST", WATCHLIST_COLUMNS, NO_QUOTES, id="watchlist")
             with Vertical(id="chart-panel", classes="panel") as chart_panel:
                 chart_panel.border_title = "EQUITY"
                 yield EquityChart(id="equity-chart")
             yield TablePanel("POSITIONS", POSITION_COLUMNS, NO_POSITIONS, id="positions")
-            yield TablePanel("RECENT ORDERS", ORDER_COLUMNS, NO_ORDERS, id="orders")
+            yield TablePanel("ORDERS · FILLS", ORDER_COLUMNS, NO_ORDERS, id="orders")
+            yield TablePanel(
+                "LATEST SIGNALS", MONITOR_SIGNAL_COLUMNS, NO_SIGNALS, id="signals-panel"
+            )
             with VerticalScroll(id="alerts-panel", classes="panel") as alerts_panel:
                 alerts_panel.border_title = "ALERTS"
                 yield Static(NO_ALERTS, id="alerts", classes="empty-state", markup=False)
@@ -108,6 +135,17 @@ class MonitorScreen(TerminalScreen):
         self.query_one("#orders", TablePanel).sync([order_row(o) for o in snapshot.recent_orders])
         self.query_one(EquityChart).show_curve(snapshot.equity_curve)
         self._show_alerts(snapshot.alerts)
+        self.query_one("#monitor-status", Static).update(status_line(snapshot))
+        if snapshot.session != self._signals_for:
+            self._signals_for = snapshot.session
+            self.run_worker(self._load_signals(), exclusive=True, group="monitor-signals")
+
+    async def _load_signals(self) -> None:
+        signals = await self._qgtm_app.client.call("signals.recent", limit=MONITOR_SIGNALS)
+        rows = [signal_row(s) for s in signals]
+        self.query_one("#signals-panel", TablePanel).sync(
+            [(key, (c[0], c[2], c[3], c[4])) for key, c in rows]
+        )
 
     def _show_alerts(self, alerts: tuple[str, ...]) -> None:
         if alerts == self._alerts_shown:

@@ -9,7 +9,7 @@ from textual.app import RenderResult
 from textual.geometry import Size
 from textual_plotext import PlotextPlot
 
-from qgtm.tui.themes import AMBER
+from qgtm.tui.themes import palette
 
 X_LABELS = 4
 Y_LABELS = 5
@@ -56,6 +56,11 @@ class EquityChart(PlotextPlot):
         self._draw(curve)
         self.refresh()
 
+    def redraw(self) -> None:
+        """Draw the curve again (after a theme change)."""
+        self._draw(self._curve)
+        self.refresh()
+
     def render(self) -> RenderResult:
         """Build the figure afresh after a resize: plotext keeps stale layout otherwise."""
         if self.size != self._drawn_size:
@@ -72,7 +77,7 @@ class EquityChart(PlotextPlot):
             return
         xs = list(range(len(curve)))
         equity = [value for _, value in curve]
-        plt.plot(xs, equity, color=_rgb(AMBER), marker="braille")
+        plt.plot(xs, equity, color=_rgb(palette().accent), marker="braille")
         low, high = min(equity), max(equity)
         y_ticks = [low + (high - low) * i / (Y_LABELS - 1) for i in range(Y_LABELS)]
         y_labels = [f"{value:,.0f}" for value in y_ticks]

@@ -14,7 +14,7 @@ from typing import Literal
 from rich.console import RenderableType
 from rich.text import Text
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
+from textual.widgets.data_table import ColumnKey, RowKey
 
 Cell = RenderableType
 Row = tuple[str, Sequence[Cell]]
@@ -45,6 +45,77 @@ class LiveTable(DataTable):
         self._column_specs = tuple(columns)
         self._keys: list[str] = []
         self._cells: dict[str, tuple[Cell, ...]] = {}
+        self._source: list[tuple[str, tuple[Cell, ...]]] = []
+        self.sort_index: int | None = None
+        """Column the rows are sorted by (None: the order they arrive in)."""
+        self.sort_descending = False
+        self.filter_text = ""
+        """Rows are shown only if some cell contains this text (case-insensitive)."""
+
+    @property
+    def column_specs(self) -> tuple[Column, ...]:
+        """The columns, in display order."""
+        return self._column_specs
+
+    def visible_rows(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The rows as shown (filtered and sorted), each cell as plain text."""
+        return [(key, tuple(_plain(c) for c in self._cells[key])) for key in self._keys]
+
+    def repaint(self) -> None:
+        """Forget what is drawn so the next `sync` redraws every cell."""
+        self.clear()
+        self._keys = []
+        self._cells = {}
+
+    def cycle_sort(self) -> None:
+        """Sort by the next column (ascending); after the last column, back to arrival order."""
+        count = len(self._column_specs)
+        if self.sort_index is None:
+            self.sort_index, self.sort_descending = 0, False
+        elif self.sort_index + 1 < count:
+            self.sort_index += 1
+        else:
+            self.sort_index = None
+        self._relabel()
+        self._redisplay()
+
+    def reverse_sort(self) -> None:
+        """Flip the sort direction (sorting by the first column if unsorted)."""
+        if self.sort_index is None:
+            self.sort_index = 0
+        else:
+            self.sort_descending = not self.sort_descending
+        self._relabel()
+        self._redisplay()
+
+    def set_filter(self, text: str) -> None:
+        """Show only rows with a cell containing `text`."""
+        self.filter_text = text
+        self._redisplay()
+
+    def _relabel(self) -> None:
+        for index, spec in enumerate(self._column_specs):
+            marker = ""
+            if index == self.sort_index:
+                marker = " ▼" if self.sort_descending else " ▲"
+            column = self.columns.get(ColumnKey(spec.key))
+            if column is not None:
+                column.label = Text(spec.label + marker, justify=spec.align)
+        self._require_update_dimensions = True
+        self.refresh()
+
+    def _view(self) -> list[tuple[str, tuple[Cell, ...]]]:
+        rows = self._source
+        if self.filter_text:
+            needle = self.filter_text.lower()
+            rows = [r for r in rows if any(needle in _plain(c).lower() for c in r[1])]
+        if self.sort_index is not None:
+            index = self.sort_index
+            rows = sorted(rows, key=lambda r: _sort_key(r[1][index]), reverse=self.sort_descending)
+        return list(rows)
+
+    def _redisplay(self) -> None:
+        self._show(self._view())
 
     def on_mount(self) -> None:
         """Add the columns; headers of right-aligned columns are right-aligned too."""
@@ -62,7 +133,10 @@ class LiveTable(DataTable):
 
         Strings are shown verbatim: engine text is never parsed as markup.
         """
-        verbatim = [(key, _verbatim(cells)) for key, cells in rows]
+        self._source = [(key, _verbatim(cells)) for key, cells in rows]
+        self._show(self._view())
+
+    def _show(self, verbatim: list[tuple[str, tuple[Cell, ...]]]) -> None:
         wanted = [key for key, _ in verbatim]
         wanted_set = set(wanted)
         kept = [key for key in self._keys if key in wanted_set]
@@ -117,3 +191,17 @@ class LiveTable(DataTable):
 
 def _verbatim(cells: Sequence[Cell]) -> tuple[Cell, ...]:
     return tuple(Text(cell) if isinstance(cell, str) else cell for cell in cells)
+
+
+def _plain(cell: Cell) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
+
+
+def _sort_key(cell: Cell) -> tuple[int, float, str]:
+    """Numbers (with separators, signs, %) sort numerically before text; text by letters."""
+    text = _plain(cell).strip()
+    number = text.replace(",", "").replace("%", "").replace("+", "")
+    try:
+        return 0, float(number), ""
+    except ValueError:
+        return 1, 0.0, text.lower()

@@ -1,18 +1,58 @@
-"""A titled box around a LiveTable that says honestly when there is nothing to show."""
+"""A titled box around a LiveTable: sort, type-to-filter, export, honest empty state.
+
+Keys (ids in qgtm.tui.keymap): `s` sorts by the next column, `S` flips the direction,
+`/` opens the filter line (Enter keeps the filter, Escape clears it), `x` / `X` export
+the rows as shown to CSV / Parquet under the data directory's `exports/`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import ClassVar
 
+import polars as pl
+from textual import on
 from textual.app import ComposeResult
+from textual.binding import BindingType
 from textual.containers import Vertical
-from textual.widgets import Static
+from textual.events import Key
+from textual.widgets import Input, Static
 
+from qgtm.tui.keymap import bind
 from qgtm.tui.widgets.live_table import Column, LiveTable, Row
 
 
+def export_table(table: LiveTable, directory: Path, stem: str, fmt: str) -> tuple[Path, int]:
+    """Write `table`'s visible rows (as plain text) to `directory/stem-<time>.<fmt>`."""
+    columns = [spec.label for spec in table.column_specs]
+    rows = [cells for _, cells in table.visible_rows()]
+    frame = pl.DataFrame(
+        {name: [row[i] for row in rows] for i, name in enumerate(columns)},
+        schema={name: pl.String for name in columns},
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{stem}-{datetime.now():%Y%m%d-%H%M%S-%f}.{fmt}"
+    if fmt == "csv":
+        frame.write_csv(path)
+    elif fmt == "parquet":
+        frame.write_parquet(path)
+    else:
+        raise ValueError(f"unknown export format {fmt!r} (csv or parquet)")
+    return path, len(rows)
+
+
 class TablePanel(Vertical):
-    """A bordered panel: title, table, and an empty-state line while the table has no rows."""
+    """A bordered panel: title, filter line, table, and an empty-state line."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        bind("table.sort", "sort", "Sort"),
+        bind("table.reverse", "reverse_sort", "Reverse", show=False),
+        bind("table.filter", "filter", "Filter", key_display="/"),
+        bind("table.export_csv", "export('csv')", "CSV"),
+        bind("table.export_parquet", "export('parquet')", "Parquet", show=False),
+    ]
 
     def __init__(
         self,
@@ -24,11 +64,14 @@ class TablePanel(Vertical):
     ) -> None:
         super().__init__(id=id, classes="panel -empty")
         self.border_title = title
+        self._title = title
         self._columns = columns
         self._empty_message = empty_message
 
     def compose(self) -> ComposeResult:
-        """The table, then the empty-state line below its header."""
+        """Filter line (hidden until `/`), the table, the empty-state line."""
+        # Disabled (so never focused by Tab) until `/` opens it.
+        yield Input(placeholder="filter rows…", classes="table-filter", disabled=True)
         yield LiveTable(self._columns)
         yield Static(self._empty_message, classes="empty-state")
 
@@ -41,3 +84,52 @@ class TablePanel(Vertical):
         """Show `rows`; the empty-state line appears while there are none."""
         self.table.sync(rows)
         self.set_class(not rows, "-empty")
+
+    def action_sort(self) -> None:
+        """Sort by the next column."""
+        self.table.cycle_sort()
+
+    def action_reverse_sort(self) -> None:
+        """Flip the sort direction."""
+        self.table.reverse_sort()
+
+    def action_filter(self) -> None:
+        """Open the filter line and put the cursor in it."""
+        self.add_class("-filtering")
+        filter_input = self.query_one(".table-filter", Input)
+        filter_input.disabled = False
+        filter_input.focus()
+
+    @on(Input.Changed, ".table-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.table.set_filter(event.value)
+
+    @on(Input.Submitted, ".table-filter")
+    def _filter_kept(self) -> None:
+        self.set_class(bool(self.table.filter_text), "-filtering")
+        self.table.focus()
+        self.query_one(".table-filter", Input).disabled = True
+
+    def on_key(self, event: Key) -> None:
+        """Escape in the filter line clears the filter and returns to the table."""
+        filter_input = self.query_one(".table-filter", Input)
+        if event.key != "escape" or not filter_input.has_focus:
+            return
+        event.stop()
+        self.clear_filter()
+
+    def clear_filter(self) -> None:
+        """Drop the type-to-filter text and show every row again."""
+        filter_input = self.query_one(".table-filter", Input)
+        filter_input.value = ""
+        self.table.set_filter("")
+        self.remove_class("-filtering")
+        self.table.focus()
+        filter_input.disabled = True
+
+    def action_export(self, fmt: str) -> None:
+        """Write the rows as shown to the exports folder and say where."""
+        directory = getattr(self.app, "exports_dir", Path.cwd() / "exports")
+        stem = (self.id or self._title).lower().replace(" ", "-")
+        path, count = export_table(self.table, directory, stem, fmt)
+        self.app.notify(f"exported {count} rows to {path}", title="Export")
