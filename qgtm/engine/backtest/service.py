@@ -22,6 +22,7 @@ import numpy as np
 from qgtm.core.config import Config
 from qgtm.core.universe import Universe
 from qgtm.engine.backtest.api import (
+    make_strategy,
     parse_date,
     run_backtest,
     save_artifacts,
@@ -99,8 +100,6 @@ class BacktestService:
         runner: str = "event",
     ) -> dict[str, Any]:
         """Validate and queue a backtest; returns its job record at once."""
-        from qgtm.engine.backtest.api import make_strategy
-
         request = {"strategy": strategy, "start": start, "end": end, "params": params or {}}
         request["runner"] = runner
         make_strategy(strategy, params)
