@@ -12,7 +12,8 @@ from textual_plotext import PlotextPlot
 from qgtm.tui.app import QGTMApp
 from qgtm.tui.screens.research import ResearchScreen
 from qgtm.tui.widgets.live_table import LiveTable
-from tests.tui.conftest import RecordingClient, make_engine
+from tests.engine.backtest.engines import research_engine
+from tests.tui.conftest import RecordingClient
 
 SIZE = (140, 45)
 
@@ -49,7 +50,7 @@ async def _wait_runs(pilot: Pilot, screen: ResearchScreen, count: int, timeout: 
 async def test_research_runs_two_backtests_in_background_and_compares_them(
     tmp_path: Path,
 ) -> None:
-    engine = make_engine(tmp_path, running=False)
+    engine = research_engine(tmp_path)
     app = QGTMApp(RecordingClient(engine))
     try:
         async with app.run_test(size=SIZE) as pilot:
@@ -86,7 +87,7 @@ async def test_research_runs_two_backtests_in_background_and_compares_them(
 
 
 async def test_bad_window_shows_the_engines_one_line_reason(tmp_path: Path) -> None:
-    engine = make_engine(tmp_path, running=False)
+    engine = research_engine(tmp_path)
     app = QGTMApp(RecordingClient(engine))
     try:
         async with app.run_test(size=SIZE) as pilot:

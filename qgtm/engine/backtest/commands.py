@@ -23,6 +23,7 @@ from qgtm.core.config import Config
 from qgtm.core.universe import load_universe
 from qgtm.engine.backtest.api import (
     RunOutcome,
+    make_strategy,
     parse_date,
     parse_param,
     parse_sweep,
@@ -238,8 +239,6 @@ def backtest_command(args: argparse.Namespace, config: Config, data_dir: Path) -
     if not args.all and not args.strategy:
         raise BacktestError("name a strategy (see `qgtm strategies`) or pass --all")
     if not args.all:
-        from qgtm.engine.backtest.api import make_strategy
-
         make_strategy(args.strategy, params)  # fail fast on a bad name or parameter
     panel = load_panel(config, data_dir, args.data)
     if args.all:

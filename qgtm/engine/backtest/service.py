@@ -1,5 +1,8 @@
 """Backtests as engine commands, for the terminal's Research screen.
 
+A backtest sees only sessions the engine has already processed: on the demo replay the
+stored bars run ahead of the simulated clock, and research must not peek at them.
+
 `backtest.run` only queues the job and returns its id; the work runs on its own daemon
 thread, so the engine's step lock (held while a command handler runs) is released at
 once and the replay keeps going. The screen polls `backtest.status`.
@@ -19,6 +22,7 @@ import numpy as np
 from qgtm.core.config import Config
 from qgtm.core.universe import Universe
 from qgtm.engine.backtest.api import (
+    make_strategy,
     parse_date,
     run_backtest,
     save_artifacts,
@@ -38,6 +42,7 @@ class _Engine(Protocol):
     data_dir: Path
     panel: PricePanel
     universe: Universe
+    next_index: int
 
     def register_command(self, name: str, handler: Any) -> None: ...
 
@@ -95,24 +100,30 @@ class BacktestService:
         runner: str = "event",
     ) -> dict[str, Any]:
         """Validate and queue a backtest; returns its job record at once."""
-        from qgtm.engine.backtest.api import make_strategy
-
         request = {"strategy": strategy, "start": start, "end": end, "params": params or {}}
         request["runner"] = runner
         make_strategy(strategy, params)
         settings = settings_from_config(
             self.engine.config, parse_date(start, "from"), parse_date(end, "to")
         )
+        # the handler runs under the engine's step lock: a consistent point-in-time cut
+        panel = self.engine.panel.history_before(self.engine.next_index)
+        if len(panel) == 0:
+            raise BacktestError("no processed sessions yet to backtest on")
+        request["data_until"] = panel.dates[-1].isoformat()
         with self._lock:
             job = BacktestJob(next(self._ids), request)
             self.jobs[job.job_id] = job
         thread = threading.Thread(
-            target=self._work, args=(job, settings), name=f"backtest-{job.job_id}", daemon=True
+            target=self._work,
+            args=(job, settings, panel),
+            name=f"backtest-{job.job_id}",
+            daemon=True,
         )
         thread.start()
         return job.as_dict()
 
-    def _work(self, job: BacktestJob, settings: Any) -> None:
+    def _work(self, job: BacktestJob, settings: Any, panel: PricePanel) -> None:
         job.state = "running"
 
         def progress(done: int, total: int) -> None:
@@ -120,9 +131,9 @@ class BacktestService:
 
         try:
             req = job.request
-            sectors = {s: self.engine.universe.sector_of(s) for s in self.engine.panel.symbols}
+            sectors = {s: self.engine.universe.sector_of(s) for s in panel.symbols}
             outcome = run_backtest(
-                self.engine.panel,
+                panel,
                 req["strategy"],
                 settings,
                 req["params"],

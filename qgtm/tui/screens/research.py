@@ -3,7 +3,8 @@
 Keys: pick the strategy (Tab to the selector, Enter, arrows, Enter), type the window's
 dates, then Enter in a date field or ctrl+r runs it. The engine runs the backtest on its
 own thread (`backtest.run`); this screen polls `backtest.status`, so the terminal stays
-responsive. The two newest finished runs are compared side by side.
+responsive. The two newest finished runs are compared side by side. Backtests use only
+sessions the engine has processed (never the demo replay's future bars).
 """
 
 from __future__ import annotations
@@ -158,7 +159,8 @@ class ResearchScreen(TerminalScreen):
             self._set_status(f"Cannot run: {exc}")
             return
         self.pending = job["job"]
-        self._set_status(f"Running {select.value} (job {self.pending}) ...")
+        until = job["request"]["data_until"]
+        self._set_status(f"Running {select.value} (job {self.pending}) on bars up to {until}")
 
     async def _poll(self) -> None:
         if self.pending is None:

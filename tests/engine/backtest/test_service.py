@@ -1,0 +1,53 @@
+"""Backtest engine commands: queue at once, work off the step lock, report progress."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from qgtm.engine.backtest.result import BacktestError
+from tests.engine.backtest.engines import research_engine
+
+
+def test_run_returns_at_once_and_the_engine_keeps_stepping_while_it_works(
+    tmp_path: Path,
+) -> None:
+    engine = research_engine(tmp_path)
+    try:
+        started = time.monotonic()
+        job = engine.call("backtest.run", strategy="tsmom")
+        assert time.monotonic() - started < 0.5
+        assert job["state"] in ("queued", "running")
+        # point in time: only sessions the replay has processed (it starts 2010-01-04)
+        assert job["request"]["data_until"] < "2010-01-04"
+        # the step lock is free: the replay advances while the backtest runs
+        assert engine.step()
+        assert engine.call("backtest.status", job=job["job"])["state"] in ("running", "done")
+        deadline = time.monotonic() + 60
+        status = engine.call("backtest.status", job=job["job"])
+        while status["state"] not in ("done", "failed") and time.monotonic() < deadline:
+            time.sleep(0.05)
+            status = engine.call("backtest.status", job=job["job"])
+        assert status["state"] == "done", status["error"]
+        assert status["done"] == status["total"] > 0
+        result = status["result"]
+        assert result["curve"] and len(result["curve"]) == len(result["drawdown"])
+        assert max(dd for _, dd in result["drawdown"]) <= 0.0
+        assert Path(result["artifact"]).exists()
+        assert result["end"] < "2010-01-04"
+        assert [j["job"] for j in engine.call("backtest.jobs")] == [job["job"]]
+    finally:
+        engine.close()
+
+
+def test_bad_requests_fail_in_the_call_with_a_clear_message(tmp_path: Path) -> None:
+    engine = research_engine(tmp_path)
+    try:
+        with pytest.raises(BacktestError, match="unknown strategy 'nope'"):
+            engine.call("backtest.run", strategy="nope")
+        with pytest.raises(BacktestError, match="no backtest job 99"):
+            engine.call("backtest.status", job=99)
+    finally:
+        engine.close()
