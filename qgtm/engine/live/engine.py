@@ -177,6 +177,7 @@ class TradingEngine:
             cash=self.book.cash,
             positions=self.book.quantities(),
             symbols=self.panel.symbols,
+            check_hours=True,
         )
         if self.next_index > 0:
             broker.update_marks(self._marks(self.next_index - 1))
