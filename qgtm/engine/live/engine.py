@@ -38,6 +38,8 @@ from qgtm.engine.data.store import MarketStore, PricePanel
 from qgtm.engine.execution.algos import Algo, select_algo
 from qgtm.engine.execution.brokers.base import Broker
 from qgtm.engine.execution.brokers.paper import PaperBroker, SessionBar, filled_positions
+from qgtm.engine.execution.brokers.base import Broker, BrokerError
+from qgtm.engine.execution.brokers.paper import PaperBroker, SessionBar
 from qgtm.engine.execution.manager import Benchmarks, OrderManager
 from qgtm.engine.execution.oms import orders_for_targets, strategy_set_key
 from qgtm.engine.features.regime import RegimeDetector
@@ -208,8 +210,12 @@ class TradingEngine:
         """
         last = self.next_index - 1
         at = calendar.session_close(self.panel.dates[last]) if last >= 0 else datetime.now()
-        with self.state.transaction():
-            self.oms.recover(at)
+        try:
+            with self.state.transaction():
+                self.oms.recover(at)
+        except BrokerError as exc:  # venue unreachable: retried at the next restart/step
+            self.alerts.appendleft(f"broker unreachable at start-up: {exc}")
+            log.warning("event=recover_deferred error=%r", str(exc))
         self.oms.dispatch(at)
 
     def _paper_broker(self) -> PaperBroker:
@@ -224,6 +230,7 @@ class TradingEngine:
             cash=self.book.cash,
             positions=filled_positions(self.state.conn),  # the venue's own view, for recon
             symbols=self.panel.symbols,
+            check_hours=True,
         )
         if self.next_index > 0:
             broker.update_marks(self._marks(self.next_index - 1))

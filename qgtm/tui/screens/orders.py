@@ -11,7 +11,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 from qgtm.core.snapshot import EngineSnapshot, OrderRow
 from qgtm.tui.formatting import DASH, bps, day, price, quantity, side
@@ -21,6 +21,7 @@ from qgtm.tui.widgets.table_panel import TablePanel
 
 NO_ORDERS = "No orders yet: the engine places its first orders after the strategy warm-up"
 NO_CHILDREN = "Highlight an order in the blotter to see its child orders and fills"
+ONE_PIECE = "No child orders: this order was sent whole (market) or has not worked yet"
 NO_TCA = "No finished orders yet: costs appear once an order is filled or expires"
 
 ORDER_COLUMNS = (
@@ -197,6 +198,8 @@ class OrdersScreen(TerminalScreen):
         if not panel.query(LiveTable):
             return  # still composing: the next refresh shows them
         panel.border_title = f"CHILD ORDERS / FILLS {self._selected or ''}".rstrip()
+        message = NO_CHILDREN if self._selected is None else ONE_PIECE
+        panel.query_one(".empty-state", Static).update(message)
         panel.sync(rows)
 
     async def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
