@@ -56,16 +56,6 @@ class LoopbackServer:
             def _send(
                 self, status: int, ctype: str, body: bytes, extra: dict | None = None
             ) -> None:
-        class _Req(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as the real APIs
-            disable_nagle_algorithm = True  # headers and body go out as separate writes
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                raw = self.rfile.read(length) if length else b""
-                body = json.loads(raw) if raw else {}
-                status, answer = outer("POST", self.path, body)
-                data = b"" if answer is None else json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))

@@ -36,10 +36,8 @@ from qgtm.engine.backtest.service import register_backtest_commands
 from qgtm.engine.data.quality import blocked_symbols
 from qgtm.engine.data.store import MarketStore, PricePanel
 from qgtm.engine.execution.algos import Algo, select_algo
-from qgtm.engine.execution.brokers.base import Broker
-from qgtm.engine.execution.brokers.paper import PaperBroker, SessionBar, filled_positions
 from qgtm.engine.execution.brokers.base import Broker, BrokerError
-from qgtm.engine.execution.brokers.paper import PaperBroker, SessionBar
+from qgtm.engine.execution.brokers.paper import PaperBroker, SessionBar, filled_positions
 from qgtm.engine.execution.manager import Benchmarks, OrderManager
 from qgtm.engine.execution.oms import orders_for_targets, strategy_set_key
 from qgtm.engine.features.regime import RegimeDetector
