@@ -12,6 +12,7 @@ from textual.binding import Binding, BindingType
 
 from qgtm.core.paths import default_data_dir
 from qgtm.core.snapshot import EngineSnapshot
+from qgtm.core.universe import load_universe
 from qgtm.tui.client import EngineClient
 from qgtm.tui.commands import MnemonicCommands, TerminalCommands
 from qgtm.tui.keymap import bind, check_keymap
@@ -162,7 +163,7 @@ class QGTMApp(App[None]):
         self.exports_dir = (data_dir or default_data_dir()) / "exports"
         """Where table exports go (the data directory's exports/)."""
         self.theme_file = theme_file or theme_choice_file()
-        symbols = [q.symbol for q in client.snapshot().watchlist]
+        symbols = list(load_universe().symbols)  # known before the client is started
         self.mnemonics: dict[str, Mnemonic] = mnemonic_table(
             ((s.mode, s.title, s.mnemonics) for s in ALL_SLOTS), symbols
         )

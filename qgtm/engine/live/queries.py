@@ -20,8 +20,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from qgtm.core import calendar
-from qgtm.core.enums import OrderStatus
 from qgtm.core.types import Order
+from qgtm.engine.execution.algos import Algo
 from qgtm.engine.execution.oms import orders_for_targets
 
 if TYPE_CHECKING:
@@ -182,37 +182,27 @@ def flatten(engine: TradingEngine, expected: list[str] | tuple[str, ...]) -> Fla
     at = calendar.session_close(plan.session) if plan.session else None
     assert at is not None
     _, orders = _closing_orders(engine)
-    working = engine.broker.open_orders()
+    marks = engine._marks(engine.next_index - 1)
     with engine.state.transaction():
-        engine.broker = type(engine.broker)(
-            engine.config.execution.slippage_bps,
-            Decimal(engine.config.execution.commission_per_share),
+        engine.audit.append(
+            "OPERATOR_FLATTEN",
+            OPERATOR,
+            at,
+            {"orders": list(plan.order_ids), "cancels": list(plan.cancels)},
         )
-        for order in working:
-            if order.client_order_id in plan.order_ids:
-                engine.broker.submit(order)  # an earlier flatten's order: keep it working
-                continue
-            engine.state.set_order_status(order.client_order_id, OrderStatus.CANCELED)
-            engine.audit.append(
-                "ORDER_CANCELED", OPERATOR, at, {"client_order_id": order.client_order_id}
+        for client_order_id in plan.cancels:
+            engine.oms.cancel(client_order_id)
+        engine.oms.process_updates(at)
+        for order in orders:  # through the OMS: recorded once, sent once, audited
+            engine.oms.place(
+                order,
+                strategy=OPERATOR_FLATTEN_SET,
+                algo=Algo.MARKET,
+                decision_price=marks[order.symbol],
+                at=at,
             )
-        for order in orders:
-            submitted = replace(order, status=OrderStatus.SUBMITTED)
-            if not engine.state.insert_order(submitted):
-                continue
-            engine.broker.submit(submitted)
-            engine.audit.append(
-                "ORDER_SUBMITTED",
-                OPERATOR,
-                at,
-                {
-                    "client_order_id": order.client_order_id,
-                    "symbol": order.symbol,
-                    "side": order.side.value,
-                    "quantity": order.quantity,
-                    "reason": order.reason,
-                },
-            )
+    if engine.broker.commit_before_send:  # committed first, then sent
+        engine.oms.dispatch(at)
     engine.alerts.appendleft(
         f"{plan.session} operator flatten: {len(plan.orders)} closing orders, "
         f"{len(plan.cancels)} cancelled"

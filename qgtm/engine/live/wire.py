@@ -47,14 +47,25 @@ def decode_snapshot(data: bytes | str | dict[str, Any]) -> EngineSnapshot:
     return _snapshot_decoder.decode(data)
 
 
-def pack_result(value: Any) -> dict[str, Any]:
-    """A command result with its qgtm dataclass type, if any."""
-    kind = None
+def _qgtm_kind(value: Any) -> str | None:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         cls = type(value)
         if cls.__module__.startswith("qgtm."):
-            kind = f"{cls.__module__}:{cls.__qualname__}"
-    return {"type": kind, "data": msgspec.to_builtins(value, builtin_types=())}
+            return f"{cls.__module__}:{cls.__qualname__}"
+    return None
+
+
+def pack_result(value: Any) -> dict[str, Any]:
+    """A command result with its qgtm dataclass type, if any (also for a list of them)."""
+    kind, many = _qgtm_kind(value), False
+    if kind is None and isinstance(value, list | tuple) and value:
+        kinds = {_qgtm_kind(item) for item in value}
+        if len(kinds) == 1 and None not in kinds:
+            kind, many = kinds.pop(), True
+    packed = {"type": kind, "data": msgspec.to_builtins(value, builtin_types=())}
+    if many:
+        packed["many"] = True
+    return packed
 
 
 def unpack_result(packed: dict[str, Any]) -> Any:
@@ -68,4 +79,6 @@ def unpack_result(packed: dict[str, Any]) -> Any:
     cls: Any = importlib.import_module(module)
     for part in name.split("."):
         cls = getattr(cls, part)
+    if packed.get("many"):
+        return [msgspec.convert(item, cls, strict=False) for item in data]
     return msgspec.convert(data, cls, strict=False)

@@ -214,3 +214,13 @@ def test_a_held_lock_without_a_daemon_socket_is_a_one_line_error(tmp_path: Path,
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
     assert "already runs on" in err and "cannot be attached to" in err
+
+
+def test_a_list_of_qgtm_dataclasses_round_trips_through_the_wire():
+    from datetime import date
+
+    from qgtm.engine.live.queries import SignalRecord
+    from qgtm.engine.live.wire import pack_result, unpack_result
+
+    rows = [SignalRecord("tsmom", date(2020, 1, 2), "GLD", "LONG", 0.5, 0.7, "up")]
+    assert unpack_result(pack_result(rows)) == rows
