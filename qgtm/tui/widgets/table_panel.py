@@ -17,6 +17,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.events import Key
 from textual.widgets import Input, Static
 
@@ -82,7 +83,11 @@ class TablePanel(Vertical):
 
     def sync(self, rows: Sequence[Row]) -> None:
         """Show `rows`; the empty-state line appears while there are none."""
-        self.table.sync(rows)
+        try:
+            table = self.table
+        except NoMatches:
+            return  # a worker's answer arrived while the screen was being torn down
+        table.sync(rows)
         self.set_class(not rows, "-empty")
 
     def action_sort(self) -> None:
