@@ -8,8 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
+import os
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -180,28 +183,53 @@ def _sectors(panel: PricePanel) -> dict[str, str]:
     return {s: universe.sector_of(s) if s in universe.symbols else "user" for s in panel.symbols}
 
 
+_WORKER: dict[str, Any] = {}
+"""The league worker's panel, settings and sectors, sent once per process."""
+
+
+def _league_init(panel: PricePanel, settings: Any, sectors: dict[str, str], data_dir: Path) -> None:
+    _WORKER.update(panel=panel, settings=settings, sectors=sectors, data_dir=data_dir)
+
+
+def _league_row(name: str) -> dict[str, Any]:
+    """One strategy's vectorised backtest over the league's panel (runs in a worker)."""
+    try:
+        outcome = run_backtest(
+            _WORKER["panel"],
+            name,
+            _WORKER["settings"],
+            runner="vector",
+            sector_of=_WORKER["sectors"],
+        )
+    except BacktestError as exc:
+        return {"strategy": name, "error": str(exc)}
+    save_artifacts(outcome, _WORKER["data_dir"])
+    return {
+        "strategy": name,
+        "cagr": outcome.report.cagr,
+        "sharpe": outcome.report.sharpe,
+        "max_drawdown": outcome.report.max_drawdown,
+        "psr": outcome.validation.get("psr_vs_zero", 0.0),
+        "trades": len(outcome.result.trades),
+    }
+
+
 def _league(config: Config, data_dir: Path, panel: PricePanel, as_json: bool) -> int:
+    """Every registered strategy, one per worker process (as many as there are cores)."""
     settings = settings_from_config(config, None, None)
-    sectors = _sectors(panel)
-    rows = []
+    init = (panel, settings, _sectors(panel), data_dir)
     names = strategy_names()
-    with _progress("league") as progress:
-        for n, name in enumerate(names):
-            try:
-                outcome = run_backtest(panel, name, settings, runner="vector", sector_of=sectors)
-                save_artifacts(outcome, data_dir)
-                rows.append(
-                    {
-                        "strategy": name,
-                        "cagr": outcome.report.cagr,
-                        "sharpe": outcome.report.sharpe,
-                        "max_drawdown": outcome.report.max_drawdown,
-                        "psr": outcome.validation.get("psr_vs_zero", 0.0),
-                        "trades": len(outcome.result.trades),
-                    }
-                )
-            except BacktestError as exc:
-                rows.append({"strategy": name, "error": str(exc)})
+    rows = []
+    workers = max(1, min(os.cpu_count() or 1, len(names)))
+    spawn = multiprocessing.get_context("spawn")  # the progress bar runs a thread: no fork
+    with (
+        _progress("league") as progress,
+        ProcessPoolExecutor(
+            workers, mp_context=spawn, initializer=_league_init, initargs=init
+        ) as pool,
+    ):
+        for n, row in enumerate(pool.map(_league_row, names)):
+            rows.append(row)
             progress(n + 1, len(names))
     rows.sort(key=lambda r: -r.get("sharpe", -math.inf))
     if as_json:

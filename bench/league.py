@@ -1,0 +1,48 @@
+"""Time `qgtm backtest --all` (every registered strategy over the whole demo market).
+
+Issue 4's target: under a minute on 2 cores. Runs the real CLI in a fresh data dir, so
+the demo market is generated first (about 0.1 s of the total).
+
+    .venv/bin/python bench/league.py
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+
+TARGET_SECONDS = 60.0
+
+
+def main() -> int:
+    """Run the league once and report wall time against the target."""
+    with tempfile.TemporaryDirectory() as data_dir:
+        started = time.perf_counter()
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "qgtm.cli",
+                "--data-dir",
+                data_dir,
+                "backtest",
+                "--all",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        wall = time.perf_counter() - started
+    rows = json.loads(out)
+    failed = [r["strategy"] for r in rows if "error" in r]
+    print(f"strategies {len(rows)}  failed {len(failed)}  wall {wall:.1f} s")
+    print(f"target < {TARGET_SECONDS:.0f} s: {'met' if wall < TARGET_SECONDS else 'NOT met'}")
+    return 0 if wall < TARGET_SECONDS and not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
