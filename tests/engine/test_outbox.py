@@ -159,3 +159,29 @@ def test_kill_tier_changes_are_queued_as_owner_alerts(tmp_path: Path, short_conf
     alerts = [json.loads(r[2]) for r in _rows(engine.state.path) if r[1] == "alert"]
     assert tier.name != "NORMAL" and alerts
     assert alerts[-1]["source"] == "risk" and tier.name in alerts[-1]["text"]
+
+
+def test_alerts_raised_between_sessions_reach_the_outbox_with_the_next_session(
+    tmp_path: Path, short_config: Config
+) -> None:
+    engine = TradingEngine(short_config, tmp_path)
+    engine.step()
+    engine.alert("RECON QTY_MISMATCH GLD: review", source="recon")
+    before = [r for r in _rows(engine.state.path) if r[1] == "alert"]
+    engine.step()
+    after = [json.loads(r[2]) for r in _rows(engine.state.path) if r[1] == "alert"]
+    engine.close()
+    assert before == []
+    assert [(a["source"], a["text"]) for a in after] == [
+        ("recon", "RECON QTY_MISMATCH GLD: review")
+    ]
+
+
+def test_an_emergency_flatten_alert_is_queued_at_once(tmp_path: Path, short_config: Config):
+    engine = TradingEngine(short_config, tmp_path)
+    for _ in range(3):
+        engine.step()
+    engine.emergency_flatten("heartbeat 90 s old", actor="watchdog")
+    sources = [json.loads(r[2])["source"] for r in _rows(engine.state.path) if r[1] == "alert"]
+    engine.close()
+    assert "watchdog" in sources and "risk" in sources

@@ -85,7 +85,7 @@ class TradingDaemon:
         self.health: dict[str, TaskHealth] = {}
         self.restarts: dict[str, int] = {}
         self.failures: dict[str, str] = {}
-        self.recon = ReconciliationEngine(self.live, alert=self._owner_alert)
+        self.recon = ReconciliationEngine(self.live)  # it raises its alerts on the engine
         self.heartbeat = Heartbeat(data_dir)
         self.last_beat: float | None = None
         self.audit_queue: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue()
@@ -195,7 +195,7 @@ class TradingDaemon:
             return
 
     def _owner_alert(self, message: str) -> None:
-        self.engine.alert(message)
+        self.engine.alert(message, source="daemon")
         log.error("event=owner_alert message=%r", message)
 
     # ----- clock and jobs ----------------------------------------------------------

@@ -96,6 +96,7 @@ class TradingEngine:
         self.speed = config.engine.speed
         self.running = True
         self.alerts: deque[str] = deque(maxlen=50)
+        self._unsent_alerts: list[tuple[str, str, datetime]] = []  # for the owner's outbox
         self._step_lock = threading.Lock()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -133,7 +134,7 @@ class TradingEngine:
                 config.learn.walk_forward_test,
                 config.learn.pbo_splits,
             ),
-            alert=lambda message: self._owner_alert(message, source="learn"),
+            alert=lambda message: self.alert(message, source="learn"),
         )
         self._sync_learning()
         register_learn_commands(self, self.learn)
@@ -161,7 +162,7 @@ class TradingEngine:
             self.audit,
             self.config.risk,
             initial,
-            alert=self._owner_alert,
+            alert=lambda message: self.alert(message, source="risk"),
             on_flatten=self._flatten_now,
         )
         with self.state.transaction():
@@ -286,6 +287,7 @@ class TradingEngine:
         self._fill_at_open(index, calendar.session_open(day))
         self._rebalance(index, calendar.decision_time(day))
         self._close(index, calendar.session_close(day))
+        self._flush_alerts()
 
     def _fill_at_open(self, index: int, at: datetime) -> None:
         """Work the orders decided on t-1 through session t; fills are booked once."""
@@ -451,12 +453,11 @@ class TradingEngine:
         self.prev_equity = equity
         self.strategies = self.learn.on_close(index, self.strategies)
 
-    def _owner_alert(self, message: str, source: str = "risk") -> None:
-        """An owner alert: the terminal's alerts pane and the publisher's owner channel."""
-        self.alerts.appendleft(message)
-        session = self.current_session
-        at = calendar.session_close(session) if session else datetime.now(UTC)
-        self.outbox.enqueue_alert(source, message, at)
+    def _flush_alerts(self) -> None:
+        """Queue alerts raised since the last write into the outbox (inside a transaction)."""
+        for source, message, at in self._unsent_alerts:
+            self.outbox.enqueue_alert(source, message, at)
+        self._unsent_alerts.clear()
 
     def _sync_learning(self) -> None:
         """Trade each strategy at its PRODUCTION parameters (registering v1 on first run)."""
@@ -506,6 +507,7 @@ class TradingEngine:
     def _operator_command(self, action: Callable[[], ResetResult]) -> ResetResult:
         with self.state.transaction():
             result = action()
+            self._flush_alerts()
         self._snapshot = self._build_snapshot()
         return result
 
@@ -658,9 +660,13 @@ class TradingEngine:
                 version=self._snapshot.version + 1,
             )
 
-    def alert(self, message: str) -> None:
-        """Raise an owner alert: newest first in the snapshot's alerts, published now."""
+    def alert(self, message: str, source: str = "engine") -> None:
+        """Raise an owner alert: the alerts pane now, the owner's chat channel (outbox) with
+        the next state write, which is the current one when raised inside a session."""
         self.alerts.appendleft(message)
+        session = self.current_session
+        at = calendar.session_close(session) if session else datetime.now(UTC)
+        self._unsent_alerts.append((source, message, at))
         if self._snapshot is not None:
             self._snapshot = replace(
                 self._snapshot, alerts=tuple(self.alerts), version=self._snapshot.version + 1
@@ -690,7 +696,8 @@ class TradingEngine:
                 self.risk.trip(KillTier.FLATTEN, at, f"{actor}: {reason}")
             else:
                 self._flatten_now(at)
-        self.alerts.appendleft(f"EMERGENCY FLATTEN ({actor}): {reason}")
+            self.alert(f"EMERGENCY FLATTEN ({actor}): {reason}", source=actor)
+            self._flush_alerts()
         self._snapshot = self._build_snapshot()
         return len(self.broker.open_orders())
 

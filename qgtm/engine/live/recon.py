@@ -264,7 +264,7 @@ class ReconciliationEngine:
             self._alert(engine, f"RECON {item.kind.value} {item.symbol}: {what}: {item.detail}")
 
     def _alert(self, engine: TradingEngine, message: str) -> None:
-        engine.alert(message)
+        engine.alert(message, source="recon")
         log.error("event=owner_alert source=recon message=%r", message)
         if self.alert is not None:
             self.alert(message)
