@@ -1,0 +1,254 @@
+"""VWAP/TWAP parents sliced on the wall clock against the fake Alpaca (real alpaca-py),
+with TCA benchmarks from Alpaca minute bars. A fake clock drives the schedule: no test
+waits for the market."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from qgtm.core import calendar
+from qgtm.core.enums import OrderStatus, Side
+from qgtm.core.types import Order
+from qgtm.engine.audit import AuditLog
+from qgtm.engine.execution.algos import INTRADAY_VOLUME_CURVE, Algo, plan_children, schedule
+from qgtm.engine.execution.brokers.alpaca import AlpacaBroker
+from qgtm.engine.execution.manager import AlgoClock, OrderManager
+from qgtm.engine.state import StateStore
+from tests.fakes.alpaca import KEY_ID, SECRET, FakeAlpaca
+from tests.fakes.alpaca_data import alpaca_data_fake, minute_bar
+
+DECIDED = calendar.session_close(date(2024, 3, 5))  # after the close: works on 3/6
+OPEN = calendar.session_open(date(2024, 3, 6))
+CLOSE = calendar.session_close(date(2024, 3, 6))
+PARENT = "abc12345-20240305-GLD-0"
+
+
+def _z(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# Three minute bars in the window: VWAP = (100 x 1000 + 102 x 3000) / 4000 = 101.5.
+MINUTE_BARS = {
+    "GLD": [
+        minute_bar(_z(OPEN), 100.0, 1_000),
+        minute_bar(_z(OPEN + timedelta(hours=3)), 102.0, 3_000),
+        minute_bar(_z(CLOSE + timedelta(minutes=5)), 150.0, 9_000),  # after the window
+    ]
+}
+
+
+class FakeClock:
+    """Wall clock stand-in: `sleep` moves time forward instead of waiting."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+        time.sleep(0.002)  # let the trade_updates stream deliver
+
+
+@dataclass
+class Desk:
+    fake: FakeAlpaca
+    broker: AlpacaBroker
+    state: StateStore
+    oms: OrderManager
+
+    def close(self) -> None:
+        self.broker.close()
+        self.state.close()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAlpaca]:
+    with FakeAlpaca({"GLD", "SLV"}, cash=Decimal("1000000")) as server:
+        yield server
+
+
+@pytest.fixture
+def data() -> Iterator:
+    server = alpaca_data_fake(minute_bars=MINUTE_BARS, page_size=50)
+    yield server
+    server.close()
+
+
+def _desk(tmp_path: Path, fake: FakeAlpaca, data_url: str | None, **oms_kw) -> Desk:
+    broker = AlpacaBroker(
+        KEY_ID,
+        SECRET,
+        url=fake.url,
+        stream_url=fake.stream_url,
+        backoff_seconds=0.01,
+        data_url=data_url,
+    )
+    fake.wait_for_listener()
+    state = StateStore(tmp_path)
+    oms = OrderManager(state, AuditLog(state.conn), broker, lambda fill: None, **oms_kw)
+    return Desk(fake, broker, state, oms)
+
+
+def _place(desk: Desk, qty: int, algo: Algo, adv: float | None = 10_000_000) -> None:
+    order = Order(PARENT, "GLD", Side.BUY, qty, DECIDED, date(2024, 3, 5))
+    with desk.state.transaction():
+        desk.oms.place(
+            order, strategy="tsmom", algo=algo, decision_price=Decimal("99"), at=DECIDED, adv=adv
+        )
+
+
+def _settle(desk: Desk, clock: FakeClock, timeout: float = 10.0) -> None:
+    """Let the stream catch up until the parent is finished (real time, bounded)."""
+    deadline = time.monotonic() + timeout
+    runner = AlgoClock(desk.oms, clock, clock.sleep)
+    while desk.oms._order_row(PARENT).status not in (OrderStatus.FILLED, OrderStatus.EXPIRED):
+        assert time.monotonic() < deadline, desk.oms._order_row(PARENT)
+        runner.tick()
+        time.sleep(0.02)
+
+
+def _events(state: StateStore) -> list[tuple[str, dict]]:
+    rows = state.conn.execute("SELECT event, payload FROM audit ORDER BY seq").fetchall()
+    return [(e, json.loads(p)) for e, p in rows]
+
+
+def test_a_vwap_parent_is_released_in_children_at_their_bucket_times(
+    tmp_path: Path, fake: FakeAlpaca, data
+):
+    desk = _desk(tmp_path, fake, data.url)
+    try:
+        fake.state.auto_fill["GLD"] = "101.00"
+        _place(desk, 1300, Algo.VWAP)
+        assert desk.oms.dispatch(DECIDED) == 1
+        assert fake.orders_received == 0  # nothing before the window opens
+        clock = FakeClock(DECIDED)
+        AlgoClock(desk.oms, clock, clock.sleep).run_until(CLOSE + timedelta(minutes=1))
+        _settle(desk, clock)
+
+        expected = schedule(Algo.VWAP, 1300)
+        stem = PARENT.removesuffix("-0")
+        assert fake.client_ids() == [f"{stem}-{i}" for i in range(1, 14)]
+        assert fake.posts() == 13
+        assert [o.qty for o in fake.state.orders.values()] == expected
+        slices = desk.oms.child_slices(PARENT)
+        releases = [datetime.fromisoformat(c["release_at"]) for c in slices]
+        assert releases == [OPEN + i * timedelta(minutes=30) for i in range(13)]
+        # Each child went out exactly at its scheduled time on the (fake) wall clock.
+        assert [datetime.fromisoformat(c["sent_at"]) for c in slices] == releases
+        assert {c["status"] for c in slices} == {"FILLED"}
+        parent = desk.oms._order_row(PARENT)
+        assert (parent.status, parent.filled_quantity) == (OrderStatus.FILLED, 1300)
+        assert len(desk.oms.fills_of(PARENT)) == 13
+        assert len(desk.oms.children(PARENT)) == 13
+
+        (row,) = desk.oms.tca_rows()
+        assert (row["arrival_source"], row["vwap_source"]) == ("minute_bar_open", "minute_bar_vwap")
+        assert row["arrival_price"] == 100.0
+        assert row["vwap_price"] == 101.5
+        assert row["arrival_cost_bps"] == pytest.approx(100.0)  # (101 - 100) / 100
+        assert row["vwap_slippage_bps"] == pytest.approx((101 - 101.5) / 101.5 * 1e4)
+        assert row["implementation_shortfall_bps"] == pytest.approx(2 / 99 * 1e4)
+        names = [e for e, p in _events(desk.state) if p.get("client_order_id") == PARENT]
+        assert names[0] == "ORDER_SUBMITTED" and names[-1] == "TCA_RESULT"
+        assert names.count("CHILD_SUBMITTED") == 13 and names.count("ORDER_FILLED") == 13
+    finally:
+        desk.close()
+
+
+def test_twap_is_capped_by_participation_and_the_unfilled_rest_is_cancelled_and_reported(
+    tmp_path: Path, fake: FakeAlpaca, data
+):
+    desk = _desk(tmp_path, fake, data.url, participation_cap=0.10)
+    try:
+        # ADV 10,000: each child is at most 10% of its bucket's forecast volume.
+        plan = plan_children(Algo.TWAP, 1300, DECIDED, adv=10_000, cap=0.10)
+        assert plan.capped_remainder > 0
+        for child in plan.children:
+            bucket = int((child.release_at - OPEN) / timedelta(minutes=30))
+            assert child.quantity <= 0.10 * 10_000 * INTRADAY_VOLUME_CURVE[bucket]
+        fake.state.auto_fill["GLD"] = "101.00"
+        fake.state.auto_fill_ratio = 0.5  # the market takes half of each child
+        _place(desk, 1300, Algo.TWAP, adv=10_000)
+        desk.oms.dispatch(DECIDED)
+        clock = FakeClock(DECIDED)
+        AlgoClock(desk.oms, clock, clock.sleep).run_until(CLOSE + timedelta(minutes=1))
+        _settle(desk, clock)
+
+        sent = sum(c.quantity for c in plan.children)
+        filled = sum(int(c.quantity * 0.5) for c in plan.children)
+        parent = desk.oms._order_row(PARENT)
+        assert (parent.status, parent.filled_quantity) == (OrderStatus.EXPIRED, filled)
+        assert [o.qty for o in fake.state.orders.values()] == [c.quantity for c in plan.children]
+        assert {o.status for o in fake.state.orders.values()} == {"canceled"}
+        assert {c["status"] for c in desk.oms.child_slices(PARENT)} == {"CANCELED"}
+        events = _events(desk.state)
+        closed = next(p for e, p in events if e == "ALGO_WINDOW_CLOSED")
+        assert closed["unfilled"] == 1300 - filled
+        assert len(closed["canceling"]) == len(plan.children)
+        expired = next(p for e, p in events if e == "ORDER_EXPIRED")
+        assert expired["unfilled"] == 1300 - filled
+        assert sent + plan.capped_remainder == 1300
+        (row,) = desk.oms.tca_rows()
+        assert row["filled_quantity"] == filled
+    finally:
+        desk.close()
+
+
+def test_without_market_data_tca_falls_back_to_the_decision_price_and_says_so(
+    tmp_path: Path, fake: FakeAlpaca
+):
+    desk = _desk(tmp_path, fake, None)
+    try:
+        assert desk.oms.market_data is None  # an overridden venue URL and no data URL
+        fake.state.auto_fill["GLD"] = "101.00"
+        _place(desk, 200, Algo.VWAP)
+        desk.oms.dispatch(DECIDED)
+        clock = FakeClock(DECIDED)
+        AlgoClock(desk.oms, clock, clock.sleep).run_until(CLOSE + timedelta(minutes=1))
+        _settle(desk, clock)
+        (row,) = desk.oms.tca_rows()
+        assert (row["arrival_source"], row["vwap_source"]) == ("decision", "decision")
+        assert row["arrival_price"] == row["vwap_price"] == 99.0
+    finally:
+        desk.close()
+
+
+def test_an_intraday_market_order_takes_its_arrival_from_the_latest_quote(
+    tmp_path: Path, fake: FakeAlpaca
+):
+    from tests.fakes.alpaca_data import quote, trade
+
+    at = OPEN + timedelta(hours=1)
+    server = alpaca_data_fake(
+        minute_bars=MINUTE_BARS,
+        quotes={"GLD": quote(_z(at), 100.50, 100.70)},
+        trades={"GLD": trade(_z(at), 100.65)},
+    )
+    desk = _desk(tmp_path, fake, server.url)
+    try:
+        order = Order(PARENT, "GLD", Side.BUY, 10, at, date(2024, 3, 6))
+        with desk.state.transaction():
+            desk.oms.place(
+                order, strategy="x", algo=Algo.MARKET, decision_price=Decimal("100"), at=at
+            )
+        desk.oms.dispatch(at)
+        fake.fill(PARENT, 10, "100.80")
+        desk.broker.wait_for_updates(2)
+        with desk.state.transaction():
+            desk.oms.process_updates(at + timedelta(minutes=1))
+        (row,) = desk.oms.tca_rows()
+        assert (row["arrival_source"], row["arrival_price"]) == ("quote_mid", 100.6)
+        assert row["arrival_cost_bps"] == pytest.approx((100.80 - 100.60) / 100.60 * 1e4)
+    finally:
+        desk.close()
+        server.close()
