@@ -102,12 +102,13 @@ def alpaca_data_fake(
     """
     data = bars or BARS
     flat = [(s, b) for s in sorted(data) for b in data[s]]
-    minutes = [(s, b) for s in sorted(minute_bars or {}) for b in (minute_bars or {})[s]]
 
     def stock_bars(query: dict[str, list[str]]) -> tuple[int, str, bytes]:
         symbols = query["symbols"][0].split(",")
         start, end = query.get("start", [""])[0], query.get("end", ["~"])[0]
         if query.get("timeframe", [""])[0] == "1Min" and minute_bars is not None:
+            # Read at request time, so a test may add bars after starting the server.
+            minutes = [(s, b) for s in sorted(minute_bars) for b in minute_bars[s]]
             lo = _when(start) if start else None
             hi = _when(end) if end != "~" else None
             rows = [
@@ -138,7 +139,14 @@ def alpaca_data_fake(
 
         return handler
 
-    last_bars = {s: b[-1] for s, b in (minute_bars or {}).items() if b}
+    class _LastBars(dict):
+        def __getitem__(self, symbol: str) -> dict:
+            return (minute_bars or {})[symbol][-1]
+
+        def __contains__(self, symbol: object) -> bool:
+            return bool((minute_bars or {}).get(symbol))  # type: ignore[call-overload]
+
+    last_bars = _LastBars()
     return LoopbackServer(
         routes={
             "/v2/stocks/bars": stock_bars,

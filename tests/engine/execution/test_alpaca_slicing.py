@@ -22,6 +22,7 @@ from qgtm.engine.execution.algos import INTRADAY_VOLUME_CURVE, Algo, plan_childr
 from qgtm.engine.execution.brokers.alpaca import AlpacaBroker
 from qgtm.engine.execution.manager import AlgoClock, OrderManager
 from qgtm.engine.state import StateStore
+from tests.engine.execution.alpaca_desk import FakeClock
 from tests.fakes.alpaca import KEY_ID, SECRET, FakeAlpaca
 from tests.fakes.alpaca_data import alpaca_data_fake, minute_bar
 
@@ -43,20 +44,6 @@ MINUTE_BARS = {
         minute_bar(_z(CLOSE + timedelta(minutes=5)), 150.0, 9_000),  # after the window
     ]
 }
-
-
-class FakeClock:
-    """Wall clock stand-in: `sleep` moves time forward instead of waiting."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-        time.sleep(0.002)  # let the trade_updates stream deliver
 
 
 @dataclass
