@@ -239,3 +239,64 @@ def test_an_intraday_market_order_takes_its_arrival_from_the_latest_quote(
     finally:
         desk.close()
         server.close()
+
+
+def test_sigkill_mid_child_submit_then_restart_resends_nothing_and_finishes_the_schedule(
+    tmp_path: Path, fake: FakeAlpaca
+):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[3]
+    child_script = Path(__file__).with_name("alpaca_slicing_child.py")
+    fake.state.auto_fill["GLD"] = "101.00"
+    fake.hold_order(5, 60)  # the venue takes child 5 but never answers: the process dies
+    proc = subprocess.Popen(
+        [sys.executable, str(child_script), str(tmp_path), fake.url, fake.stream_url],
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        fake.wait_for(lambda: fake.orders_received == 5, timeout=60)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert b"worked" not in proc.stdout.read()
+    stem = PARENT.removesuffix("-0")
+
+    desk = _desk(tmp_path, fake, None)
+    try:
+        status = dict(
+            desk.state.conn.execute("SELECT slice_no, status FROM child_slices").fetchall()
+        )
+        assert status[5] == "SENDING"  # committed before the POST that never answered
+        assert {status[i] for i in range(6, 14)} == {"PLANNED"}
+        restart = datetime.fromisoformat(desk.oms.child_slices(PARENT)[4]["release_at"])
+        clock = FakeClock(restart + timedelta(minutes=5))
+        with desk.state.transaction():
+            desk.oms.recover(clock())  # children 1-4: fills caught up from the venue
+        AlgoClock(desk.oms, clock, clock.sleep).run_until(CLOSE + timedelta(minutes=1))
+        _settle(desk, clock)
+
+        assert fake.client_ids() == [f"{stem}-{i}" for i in range(1, 14)]
+        assert fake.posts() == 13  # child 5 was looked up and adopted, not re-sent
+        parent = desk.oms._order_row(PARENT)
+        assert (parent.status, parent.filled_quantity) == (OrderStatus.FILLED, 1300)
+        booked = desk.state.conn.execute(
+            "SELECT sum(quantity) FROM fills WHERE client_order_id = ?", (PARENT,)
+        ).fetchone()[0]
+        assert booked == sum(o.filled_qty for o in fake.state.orders.values()) == 1300
+        adopted = [
+            p
+            for e, p in _events(desk.state)
+            if e == "CHILD_SUBMITTED" and p["child_order_id"] == f"{stem}-5"
+        ]
+        assert [p["adopted"] for p in adopted] == [True]
+        assert len(desk.oms.tca_rows()) == 1
+    finally:
+        desk.close()
