@@ -358,8 +358,48 @@ class OrderManager:
             self.apply(OrderUpdate(known.client_order_id, known.status), at)
 
     def cancel(self, client_order_id: str) -> None:
-        """Ask the venue to cancel; the order becomes CANCELED when the venue says so."""
-        self.broker.cancel(client_order_id)
+        """Ask the venue to cancel; the order becomes CANCELED when the venue says so.
+
+        For a sliced parent (or one of its children) this also stops the schedule: no
+        further child goes out, and the next `work` closes the parent's window as if it
+        had ended (open children cancelled, the parent expired with its unfilled rest).
+        Safe inside the caller's transaction.
+        """
+        child = self._child(client_order_id)
+        parent_id = child["parent_id"] if child is not None else client_order_id
+        if self._phase(parent_id) == "WAITING":  # not dispatched yet: nothing is out
+            parent = self._order_row(parent_id)
+            assert parent is not None
+            self.conn.execute(
+                "UPDATE algo_parents SET phase = 'DONE' WHERE parent_id = ?", (parent_id,)
+            )
+            self._move(
+                parent,
+                OrderUpdate(
+                    parent_id,
+                    OrderStatus.CANCELED,
+                    reason="canceled before its window",
+                    remaining_quantity=parent.quantity,
+                ),
+                parent.created_at,
+            )
+            self._tca_if_done(parent_id, parent.created_at, None)
+            return
+        if self._phase(parent_id) == "WORKING":
+            self.conn.execute(
+                "UPDATE algo_parents SET phase = 'STOPPING' WHERE parent_id = ?", (parent_id,)
+            )
+            log.info("event=algo_stopping client_order_id=%s", parent_id)
+        if child is not None or self._phase(client_order_id) is None:
+            self.broker.cancel(client_order_id)
+
+    def working_parents(self) -> list[str]:
+        """Sliced parents still planned or working (what an emergency flatten must stop)."""
+        rows = self.conn.execute(
+            "SELECT parent_id FROM algo_parents WHERE phase IN ('WAITING', 'WORKING') "
+            "ORDER BY parent_id"
+        ).fetchall()
+        return [r[0] for r in rows]
 
     # ----- what comes back -----------------------------------------------------------
     def process_updates(
@@ -597,11 +637,14 @@ class OrderManager:
         rows = self.conn.execute(
             "SELECT a.parent_id, a.phase, a.window_end FROM algo_parents a "
             "JOIN orders o ON o.client_order_id = a.parent_id "
-            "WHERE a.phase IN ('WORKING', 'CLOSING') ORDER BY a.window_start, a.parent_id"
+            "WHERE a.phase IN ('WORKING', 'CLOSING', 'STOPPING') "
+            "ORDER BY a.window_start, a.parent_id"
         ).fetchall()
         for parent_id, phase, window_end in rows:
             try:
-                if phase == "WORKING" and now >= datetime.fromisoformat(window_end):
+                if phase == "STOPPING" or (
+                    phase == "WORKING" and now >= datetime.fromisoformat(window_end)
+                ):
                     self._close_window(parent_id, now)
                 elif phase == "WORKING":
                     self._release_due(parent_id, now)
@@ -618,7 +661,7 @@ class OrderManager:
         now = aware(now)
         if self.conn.execute(
             "SELECT 1 FROM algo_parents a JOIN child_slices c ON c.parent_id = a.parent_id "
-            "WHERE a.phase = 'CLOSING' OR c.status = ? LIMIT 1",
+            "WHERE a.phase IN ('CLOSING', 'STOPPING') OR c.status = ? LIMIT 1",
             (SENDING,),
         ).fetchone():
             return now + CLOSING_POLL
@@ -855,10 +898,10 @@ class OrderManager:
             self.apply(
                 OrderUpdate(cid, status, fill=fill, cumulative_filled=known.filled_quantity), at
             )
-        if known.status in (OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED):
+        elif known.status is not OrderStatus.SUBMITTED:
+            # Nothing left to book (a fill the stream already brought, or none): the
+            # venue's state still moves the child (e.g. to FILLED or CANCELED).
             self.apply(OrderUpdate(cid, known.status), at)
-        elif known.status is OrderStatus.ACCEPTED:
-            self.apply(OrderUpdate(cid, OrderStatus.ACCEPTED), at)
 
     def _set_child(self, cid: str, status: str, broker_order_id: str | None = None) -> None:
         self.conn.execute(

@@ -300,3 +300,54 @@ def test_sigkill_mid_child_submit_then_restart_resends_nothing_and_finishes_the_
         assert len(desk.oms.tca_rows()) == 1
     finally:
         desk.close()
+
+
+def test_cancelling_a_sliced_parent_stops_its_schedule_and_reports_the_rest(
+    tmp_path: Path, fake: FakeAlpaca, data
+):
+    desk = _desk(tmp_path, fake, data.url)
+    try:
+        fake.state.auto_fill["GLD"] = "101.00"
+        _place(desk, 1300, Algo.VWAP)
+        desk.oms.dispatch(DECIDED)
+        clock = FakeClock(DECIDED)
+        runner = AlgoClock(desk.oms, clock, clock.sleep)
+        runner.run_until(OPEN + timedelta(minutes=95))  # children 1-4 are out
+        assert fake.orders_received == 4
+        deadline = time.monotonic() + 10
+        while desk.oms._order_row(PARENT).filled_quantity < sum(
+            o.qty for o in fake.state.orders.values()
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+            with desk.state.transaction():
+                desk.oms.process_updates(clock())
+        with desk.state.transaction():
+            desk.oms.cancel(PARENT)  # e.g. an operator's emergency flatten
+        assert desk.oms.working_parents() == []
+        runner.run_until(CLOSE + timedelta(minutes=1))
+        _settle(desk, clock)
+        assert fake.orders_received == 4  # nothing more went out
+        sent = sum(o.qty for o in fake.state.orders.values())
+        parent = desk.oms._order_row(PARENT)
+        assert (parent.status, parent.filled_quantity) == (OrderStatus.EXPIRED, sent)
+        statuses = [c["status"] for c in desk.oms.child_slices(PARENT)]
+        assert statuses == ["FILLED"] * 4 + ["UNSENT"] * 9
+        expired = next(p for e, p in _events(desk.state) if e == "ORDER_EXPIRED")
+        assert expired["unfilled"] == 1300 - sent
+    finally:
+        desk.close()
+
+
+def test_cancelling_a_sliced_parent_before_dispatch_sends_nothing(tmp_path: Path, fake: FakeAlpaca):
+    desk = _desk(tmp_path, fake, None)
+    try:
+        _place(desk, 500, Algo.TWAP)
+        with desk.state.transaction():
+            desk.oms.cancel(PARENT)
+        assert desk.oms.dispatch(DECIDED) == 0
+        assert desk.oms._order_row(PARENT).status is OrderStatus.CANCELED
+        assert fake.posts() == 0 and desk.oms.work(OPEN + timedelta(hours=1)) is None
+        assert len(desk.oms.tca_rows()) == 1
+    finally:
+        desk.close()
