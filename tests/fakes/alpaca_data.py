@@ -134,7 +134,8 @@ def alpaca_data_fake(
     def latest(key: str, table: dict | None):
         def handler(query: dict[str, list[str]]) -> tuple[int, str, bytes]:
             symbols = query["symbols"][0].split(",")
-            found = {s: (table or {})[s] for s in symbols if s in (table or {})}
+            source = {} if table is None else table
+            found = {s: source[s] for s in symbols if s in source}
             return 200, "application/json", json.dumps({key: found}).encode()
 
         return handler

@@ -21,6 +21,7 @@ from qgtm.engine.audit import AuditLog
 from qgtm.engine.execution.algos import INTRADAY_VOLUME_CURVE, Algo, plan_children, schedule
 from qgtm.engine.execution.brokers.alpaca import AlpacaBroker
 from qgtm.engine.execution.manager import AlgoClock, OrderManager
+from qgtm.engine.execution.market_data import PricePoint
 from qgtm.engine.state import StateStore
 from tests.engine.execution.alpaca_desk import FakeClock
 from tests.fakes.alpaca import KEY_ID, SECRET, FakeAlpaca
@@ -351,3 +352,38 @@ def test_cancelling_a_sliced_parent_before_dispatch_sends_nothing(tmp_path: Path
         assert len(desk.oms.tca_rows()) == 1
     finally:
         desk.close()
+
+
+def test_market_data_reads_back_off_through_5xx_and_429_and_give_up_quietly(data):
+    from qgtm.engine.execution.market_data import AlpacaMarketData
+
+    delays: list[float] = []
+    md = AlpacaMarketData(KEY_ID, SECRET, url=data.url, backoff_seconds=0.01, sleep=delays.append)
+    data.failures.extend([503, 502])
+    assert [b.volume for b in md.minute_bars("GLD", OPEN, CLOSE)] == [1_000, 3_000]
+    assert delays == [0.01, 0.02]
+    delays.clear()
+    data.failures.append(429)  # alpaca-py repeats a 429 itself (safe for any request)
+    assert len(md.minute_bars("GLD", OPEN, CLOSE)) == 2
+    assert delays == []
+    data.failures.extend([503] * 3)  # persistent: no data, and no exception
+    assert md.minute_bars("GLD", OPEN, CLOSE) == []
+    assert md.arrival("SLV") is None  # nothing quoted, traded or barred for SLV
+
+
+def test_arrival_falls_back_from_quote_to_trade_to_minute_bar():
+    from qgtm.engine.execution.market_data import AlpacaMarketData
+    from tests.fakes.alpaca_data import quote, trade
+
+    t = _z(OPEN)
+    server = alpaca_data_fake(
+        minute_bars={"GLD": MINUTE_BARS["GLD"][:1], "USO": MINUTE_BARS["GLD"][:1]},
+        quotes={"GLD": quote(t, 0.0, 0.0)},  # no market quoted: not a price
+        trades={"GLD": trade(t, 100.25)},
+    )
+    try:
+        md = AlpacaMarketData(KEY_ID, SECRET, url=server.url, backoff_seconds=0.01)
+        assert md.arrival("GLD") == PricePoint(Decimal("100.25"), "last_trade")
+        assert md.arrival("USO") == PricePoint(Decimal("100.0"), "minute_bar")
+    finally:
+        server.close()
