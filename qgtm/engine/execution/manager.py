@@ -781,9 +781,7 @@ class OrderManager:
             known = self.broker.get_order(child["child_order_id"])
             if known is None:
                 continue
-            if known.status not in (OrderStatus.CANCELED, OrderStatus.EXPIRED) and not (
-                is_terminal(known.status)
-            ):
+            if not is_terminal(known.status):  # the cancel is not through yet: ask again
                 self.broker.cancel(child["child_order_id"])
             with self.state.transaction():
                 self._catch_up_child(child["child_order_id"], known, now)

@@ -72,7 +72,9 @@ def data() -> Iterator:
     server.close()
 
 
-def _desk(tmp_path: Path, fake: FakeAlpaca, data_url: str | None, **oms_kw) -> Desk:
+def _desk(
+    tmp_path: Path, fake: FakeAlpaca, data_url: str | None, stream: bool = True, **oms_kw
+) -> Desk:
     broker = AlpacaBroker(
         KEY_ID,
         SECRET,
@@ -80,8 +82,10 @@ def _desk(tmp_path: Path, fake: FakeAlpaca, data_url: str | None, **oms_kw) -> D
         stream_url=fake.stream_url,
         backoff_seconds=0.01,
         data_url=data_url,
+        stream=stream,
     )
-    fake.wait_for_listener()
+    if stream:
+        fake.wait_for_listener()
     state = StateStore(tmp_path)
     oms = OrderManager(state, AuditLog(state.conn), broker, lambda fill: None, **oms_kw)
     return Desk(fake, broker, state, oms)
@@ -387,3 +391,31 @@ def test_arrival_falls_back_from_quote_to_trade_to_minute_bar():
         assert md.arrival("USO") == PricePoint(Decimal("100.0"), "minute_bar")
     finally:
         server.close()
+
+
+def test_with_the_stream_down_the_window_end_asks_the_venue_and_books_each_fill_once(
+    tmp_path: Path, fake: FakeAlpaca, data
+):
+    desk = _desk(tmp_path, fake, data.url, stream=False)
+    try:
+        fake.state.auto_fill["GLD"] = "101.00"
+        fake.state.auto_fill_ratio = 0.6  # children fill partly; the rest stays open
+        _place(desk, 1000, Algo.TWAP)
+        desk.oms.dispatch(DECIDED)
+        clock = FakeClock(DECIDED)
+        runner = AlgoClock(desk.oms, clock, clock.sleep)
+        runner.run_until(CLOSE + timedelta(minutes=1))
+        for _ in range(3):  # a few more polls after the window: each one is idempotent
+            runner.tick()
+        parent = desk.oms._order_row(PARENT)
+        filled = sum(o.filled_qty for o in fake.state.orders.values())
+        assert filled == sum(int(o.qty * 0.6) for o in fake.state.orders.values())
+        assert (parent.status, parent.filled_quantity) == (OrderStatus.EXPIRED, filled)
+        assert {o.status for o in fake.state.orders.values()} == {"canceled"}
+        booked = desk.state.conn.execute(
+            "SELECT count(*), sum(quantity) FROM fills WHERE client_order_id = ?", (PARENT,)
+        ).fetchone()
+        assert booked == (fake.orders_received, filled)  # one catch-up fill per child
+        assert desk.oms.next_wakeup(clock()) is None
+    finally:
+        desk.close()
