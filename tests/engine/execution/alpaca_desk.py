@@ -82,7 +82,7 @@ def work_the_window(engine: TradingEngine, fake: FakeAlpaca, timeout: float = 30
     start = min(s for s, _ in windows.values()) - timedelta(minutes=1)
     end = max(e for _, e in windows.values()) + timedelta(minutes=1)
     clock = FakeClock(start)
-    runner = AlgoClock(engine.oms, clock, clock.sleep, lock=engine._step_lock)
+    runner = AlgoClock(engine.oms, clock, clock.sleep, idle=3600, lock=engine._step_lock)
     runner.run_until(end)
     deadline = time.monotonic() + timeout
     terminal = {OrderStatus.FILLED, OrderStatus.EXPIRED, OrderStatus.CANCELED}

@@ -33,7 +33,7 @@ def main() -> None:
     oms.dispatch(DECIDED)
     print("ready", flush=True)
     clock = FakeClock(DECIDED)
-    AlgoClock(oms, clock, clock.sleep).run_until(CLOSE + timedelta(minutes=1))
+    AlgoClock(oms, clock, clock.sleep, idle=3600).run_until(CLOSE + timedelta(minutes=1))
     print("worked", flush=True)
 
 

@@ -102,7 +102,7 @@ def _place(desk: Desk, qty: int, algo: Algo, adv: float | None = 10_000_000) -> 
 def _settle(desk: Desk, clock: FakeClock, timeout: float = 10.0) -> None:
     """Let the stream catch up until the parent is finished (real time, bounded)."""
     deadline = time.monotonic() + timeout
-    runner = AlgoClock(desk.oms, clock, clock.sleep)
+    runner = AlgoClock(desk.oms, clock, clock.sleep, idle=3600)
     while desk.oms._order_row(PARENT).status not in (OrderStatus.FILLED, OrderStatus.EXPIRED):
         assert time.monotonic() < deadline, desk.oms._order_row(PARENT)
         runner.tick()
@@ -124,7 +124,7 @@ def test_a_vwap_parent_is_released_in_children_at_their_bucket_times(
         assert desk.oms.dispatch(DECIDED) == 1
         assert fake.orders_received == 0  # nothing before the window opens
         clock = FakeClock(DECIDED)
-        AlgoClock(desk.oms, clock, clock.sleep).run_until(CLOSE + timedelta(minutes=1))
+        AlgoClock(desk.oms, clock, clock.sleep, idle=3600).run_until(CLOSE + timedelta(minutes=1))
         _settle(desk, clock)
 
         expected = schedule(Algo.VWAP, 1300)
@@ -173,7 +173,7 @@ def test_twap_is_capped_by_participation_and_the_unfilled_rest_is_cancelled_and_
         _place(desk, 1300, Algo.TWAP, adv=10_000)
         desk.oms.dispatch(DECIDED)
         clock = FakeClock(DECIDED)
-        AlgoClock(desk.oms, clock, clock.sleep).run_until(CLOSE + timedelta(minutes=1))
+        AlgoClock(desk.oms, clock, clock.sleep, idle=3600).run_until(CLOSE + timedelta(minutes=1))
         _settle(desk, clock)
 
         sent = sum(c.quantity for c in plan.children)
@@ -206,7 +206,7 @@ def test_without_market_data_tca_falls_back_to_the_decision_price_and_says_so(
         _place(desk, 200, Algo.VWAP)
         desk.oms.dispatch(DECIDED)
         clock = FakeClock(DECIDED)
-        AlgoClock(desk.oms, clock, clock.sleep).run_until(CLOSE + timedelta(minutes=1))
+        AlgoClock(desk.oms, clock, clock.sleep, idle=3600).run_until(CLOSE + timedelta(minutes=1))
         _settle(desk, clock)
         (row,) = desk.oms.tca_rows()
         assert (row["arrival_source"], row["vwap_source"]) == ("decision", "decision")
@@ -285,7 +285,7 @@ def test_sigkill_mid_child_submit_then_restart_resends_nothing_and_finishes_the_
         clock = FakeClock(restart + timedelta(minutes=5))
         with desk.state.transaction():
             desk.oms.recover(clock())  # children 1-4: fills caught up from the venue
-        AlgoClock(desk.oms, clock, clock.sleep).run_until(CLOSE + timedelta(minutes=1))
+        AlgoClock(desk.oms, clock, clock.sleep, idle=3600).run_until(CLOSE + timedelta(minutes=1))
         _settle(desk, clock)
 
         assert fake.client_ids() == [f"{stem}-{i}" for i in range(1, 14)]
@@ -316,7 +316,7 @@ def test_cancelling_a_sliced_parent_stops_its_schedule_and_reports_the_rest(
         _place(desk, 1300, Algo.VWAP)
         desk.oms.dispatch(DECIDED)
         clock = FakeClock(DECIDED)
-        runner = AlgoClock(desk.oms, clock, clock.sleep)
+        runner = AlgoClock(desk.oms, clock, clock.sleep, idle=3600)
         runner.run_until(OPEN + timedelta(minutes=95))  # children 1-4 are out
         assert fake.orders_received == 4
         deadline = time.monotonic() + 10
@@ -403,7 +403,7 @@ def test_with_the_stream_down_the_window_end_asks_the_venue_and_books_each_fill_
         _place(desk, 1000, Algo.TWAP)
         desk.oms.dispatch(DECIDED)
         clock = FakeClock(DECIDED)
-        runner = AlgoClock(desk.oms, clock, clock.sleep)
+        runner = AlgoClock(desk.oms, clock, clock.sleep, idle=3600)
         runner.run_until(CLOSE + timedelta(minutes=1))
         for _ in range(3):  # a few more polls after the window: each one is idempotent
             runner.tick()
