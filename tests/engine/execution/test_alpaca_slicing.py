@@ -419,3 +419,29 @@ def test_with_the_stream_down_the_window_end_asks_the_venue_and_books_each_fill_
         assert desk.oms.next_wakeup(clock()) is None
     finally:
         desk.close()
+
+
+def test_without_an_adv_from_the_engine_the_cap_uses_alpacas_daily_bars(
+    tmp_path: Path, fake: FakeAlpaca
+):
+    from tests.fakes.alpaca_data import bar
+
+    days = calendar.sessions(date(2024, 2, 1), date(2024, 3, 4))
+    daily = {"GLD": [bar(f"{d:%Y-%m-%d}T05:00:00Z", 190.0, volume=10_000) for d in days]}
+    daily["GLD"][-1]["v"] = 1_000_000  # 3/4, the last session before the decision
+    server = alpaca_data_fake(daily, page_size=50, minute_bars=MINUTE_BARS)
+    desk = _desk(tmp_path, fake, server.url)
+    try:
+        _place(desk, 1300, Algo.TWAP, adv=None)
+        desk.oms.dispatch(DECIDED)
+        submitted = next(p for e, p in _events(desk.state) if e == "ORDER_SUBMITTED")
+        # The last 20 daily bars before the decision: 19 x 10,000 + 1,000,000.
+        assert submitted["adv"] == pytest.approx((19 * 10_000 + 1_000_000) / 20)
+        plan = plan_children(Algo.TWAP, 1300, DECIDED, adv=submitted["adv"], cap=0.10)
+        assert [c["quantity"] for c in desk.oms.child_slices(PARENT)] == [
+            c.quantity for c in plan.children
+        ]
+        assert submitted["capped_remainder"] == plan.capped_remainder
+    finally:
+        desk.close()
+        server.close()
