@@ -24,7 +24,10 @@ Stream (JSON frames, sent binary like Alpaca's):
 
 Test hooks: `fill()` executes (part of) an order and streams the event, `fail_next()`
 injects 429/5xx answers, `hold_next_order()` accepts an order but delays the answer
-(the window in which a client can die), `replay_last_event()` re-sends a stream event.
+(the window in which a client can die), `answer_next_order_with()` places an order but
+answers with an error status (a gateway timeout after the venue took it),
+`replay_last_event()` re-sends a stream event, and `auto_fill` (symbol -> price) makes
+a liquid market: each new order is filled on arrival (`auto_fill_ratio` of it).
 """
 
 from __future__ import annotations
@@ -117,6 +120,10 @@ class FakeAlpacaState:
     requests: list[tuple[str, str]] = field(default_factory=list)
     failures: list[tuple[str, str, int]] = field(default_factory=list)
     hold_seconds: float = 0.0
+    answer_status: int = 0
+    hold_order_number: tuple[int, float] = (0, 0.0)
+    auto_fill: dict[str, str] = field(default_factory=dict)
+    auto_fill_ratio: float = 1.0
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -168,6 +175,21 @@ class FakeAlpaca:
         """Accept the next order, then wait `seconds` before answering."""
         with self.state.lock:
             self.state.hold_seconds = seconds
+
+    def hold_order(self, number: int, seconds: float) -> None:
+        """Accept the `number`-th order received (1-based), then wait before answering."""
+        with self.state.lock:
+            self.state.hold_order_number = (number, seconds)
+
+    def answer_next_order_with(self, status: int) -> None:
+        """Place the next order, but answer the POST with `status` (e.g. 504)."""
+        with self.state.lock:
+            self.state.answer_status = status
+
+    def client_ids(self) -> list[str]:
+        """Client order ids of every order received, in arrival order."""
+        with self.state.lock:
+            return [o.client_order_id for o in self.state.orders.values()]
 
     def order_by_client_id(self, cid: str) -> FakeOrder | None:
         """The venue's order for a client id."""
@@ -337,7 +359,17 @@ class FakeAlpaca:
         )
         self.state.orders[order.id] = order
         hold, self.state.hold_seconds = self.state.hold_seconds, 0.0
+        if self.state.hold_order_number[0] == len(self.state.orders):
+            hold = self.state.hold_order_number[1]
         self._broadcast({"event": "new", "order": order.to_json(), "timestamp": _now()})
+        price = self.state.auto_fill.get(symbol)
+        if price is not None and order.type == "market":
+            qty = int(order.qty * self.state.auto_fill_ratio)
+            if qty > 0:
+                self.fill(cid, qty, price)
+        status, self.state.answer_status = self.state.answer_status, 0
+        if status:
+            return status, {"code": status * 100000, "message": "gateway timeout"}, hold
         return 200, order.to_json(), hold
 
     def _cancel(self, order: FakeOrder | None) -> tuple[int, Any, float]:

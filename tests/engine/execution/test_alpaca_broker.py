@@ -163,3 +163,48 @@ def test_an_outage_during_dispatch_keeps_the_order_new_and_a_later_dispatch_send
     assert fake.posts() == 2
     assert oms.blotter()[0]["status"] == "ACCEPTED"
     state.close()
+
+
+def test_a_504_after_the_order_landed_is_looked_up_never_reposted(fake: FakeAlpaca):
+    # alpaca-py's default policy would re-POST after a 504; ours hands it only 429s.
+    delays: list[float] = []
+    broker = _broker(fake, stream=False, sleep=delays.append)
+    fake.answer_next_order_with(504)  # the venue placed it; the gateway timed out
+    update = broker.submit(_order())
+    assert update.status is OrderStatus.ACCEPTED
+    assert update.broker_order_id == fake.order_by_client_id("abc-20240305-GLD-0").id
+    assert fake.posts() == 1 and fake.orders_received == 1
+    assert delays == []  # resolved by the look-up, no backoff needed
+
+
+def test_5xx_on_submit_backs_off_exponentially_between_look_ups(fake: FakeAlpaca):
+    delays: list[float] = []
+    broker = _broker(fake, stream=False, sleep=delays.append)
+    fake.fail_next("POST", "/v2/orders", 503, times=3)
+    update = broker.submit(_order())
+    assert update.status is OrderStatus.ACCEPTED
+    assert delays == [0.01, 0.02, 0.04]
+    assert fake.posts() == 4 and fake.orders_received == 1
+    lookups = [p for m, p in fake.state.requests if p == "/v2/orders:by_client_order_id"]
+    assert len(lookups) == 3  # one look-up before each resend
+
+
+def test_429_is_retried_once_by_alpaca_py_then_with_our_backoff(fake: FakeAlpaca):
+    delays: list[float] = []
+    broker = _broker(fake, stream=False, sleep=delays.append)
+    fake.fail_next("POST", "/v2/orders", 429, times=3)
+    update = broker.submit(_order())
+    assert update.status is OrderStatus.ACCEPTED
+    # POST 429 (alpaca-py repeats it) 429 -> our backoff -> 429 (alpaca-py repeats) -> ok
+    assert fake.posts() == 4 and fake.orders_received == 1
+    assert delays == [0.01]
+    # 429 means refused unprocessed: no look-up was needed before resending.
+    assert not [p for m, p in fake.state.requests if p == "/v2/orders:by_client_order_id"]
+
+
+def test_reads_back_off_exponentially_through_5xx(fake: FakeAlpaca):
+    delays: list[float] = []
+    broker = _broker(fake, stream=False, sleep=delays.append)
+    fake.fail_next("GET", "/v2/account", 502, times=2)
+    assert broker.account().cash == Decimal("100000")
+    assert delays == [0.01, 0.02]

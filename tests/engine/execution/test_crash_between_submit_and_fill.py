@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from qgtm.core.config import Config
 from qgtm.core.universe import load_universe
 from qgtm.engine.live.engine import TradingEngine
+from tests.engine.execution.alpaca_desk import work_the_window
 from tests.fakes.alpaca import KEY_ID, SECRET, FakeAlpaca
 
 CHILD = Path(__file__).with_name("alpaca_engine_child.py")
@@ -25,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 @pytest.fixture
 def fake() -> Iterator[FakeAlpaca]:
-    with FakeAlpaca(set(load_universe().symbols)) as server:
+    with FakeAlpaca(set(load_universe().symbols), cash=Decimal("10000000")) as server:
         yield server
 
 
@@ -76,19 +78,21 @@ def test_sigkill_after_submit_then_restart_sends_nothing_twice_and_books_fills_o
     engine = TradingEngine(config, tmp_path)  # restart: recover + dispatch
     try:
         fake.wait_for_listener()
-        # Exactly one order per decision at the venue; the in-flight one was not resent.
-        assert fake.orders_received == len(committed)
-        assert fake.posts() == len(committed)
-        assert sorted(o.client_order_id for o in fake.state.orders.values()) == sorted(
-            cid for cid, _ in committed
-        )
+        algo = dict(engine.state.conn.execute("SELECT client_order_id, algo FROM execution_orders"))
+        market = sorted(cid for cid, _ in committed if algo[cid] == "MARKET")
+        # Exactly one order per market decision at the venue; the in-flight one was not
+        # resent. VWAP/TWAP parents wait for their window (next session) as children.
+        assert fake.orders_received == len(market)
+        assert fake.posts() == len(market)
+        assert sorted(fake.client_ids()) == market
         index = engine.next_index
         opens = dict(zip(engine.panel.symbols, engine.panel.open[index], strict=True))
         for order in list(fake.state.orders.values()):
             fake.fill(order.client_order_id, order.qty, f"{opens[order.symbol]:.4f}")
         fake.replay_last_event()  # the venue repeats a fill
-        expected = 2 * len(committed) - 1 + 1  # new/accepted after restart + fills + replay
+        expected = 2 * len(market) - 1 + 1  # new/accepted after restart + fills + replay
         fake.wait_for(lambda: engine.broker._updates.qsize() >= expected)
+        work_the_window(engine, fake)  # the algo clock releases the sliced children
         engine.step()
     finally:
         engine.close()
@@ -103,5 +107,7 @@ def test_sigkill_after_submit_then_restart_sends_nothing_twice_and_books_fills_o
         cid: ordered[cid] for cid in first_day
     }
     assert first in per_order
+    ids = fake.client_ids()
+    assert len(ids) == len(set(ids))  # no child or parent reached the venue twice
     held = {s: q for s, q in engine.book.quantities().items() if q}
     assert held == {s: q for s, (q, _) in fake.state.positions.items() if q}

@@ -64,3 +64,20 @@ def test_an_unfilled_order_has_only_opportunity_cost():
     # The price fell 5% while we failed to sell: the paper portfolio sold at 20, we still
     # hold, so we are 100 * 1.00 behind it: 100 / (100 * 20) = 500 bps of cost.
     assert bps == pytest.approx(500.0)
+
+
+def test_window_vwap_from_minute_bars_is_volume_weighted_on_each_bars_vwap():
+    from datetime import UTC, datetime
+
+    from qgtm.engine.execution.market_data import MinuteBar, window_vwap
+
+    t = datetime(2024, 3, 6, 14, 30, tzinfo=UTC)
+    d = Decimal
+    bars = [
+        MinuteBar(t, d(100), d(101), d(99), d(100), 1_000, d("100.20")),
+        # no reported vw: the typical price (102 + 100 + 101) / 3 = 101
+        MinuteBar(t, d(101), d(102), d(100), d(101), 3_000, None),
+    ]
+    # (100.20 x 1000 + 101 x 3000) / 4000 = 100.8
+    assert window_vwap(bars) == Decimal("100.8000")
+    assert window_vwap([]) is None

@@ -5,18 +5,26 @@ Paper endpoint by default; `url` / `stream_url` override the base URLs (a proxy,
 the loopback fake in tests). Keys are passed in by the caller (see `keys.py`: keyring or
 env), never read from the config file and never logged.
 
-Retries: idempotent reads retry on 429, 5xx and connection errors with exponential
-backoff. Placing an order is not idempotent, so it is never re-sent blindly: a 429 means
-Alpaca refused it unprocessed (safe to resend after backing off); after a 5xx or a lost
-connection the order may exist, so we look it up by client_order_id first and only
-resend if Alpaca has never seen it. A 422 "client_order_id must be unique" likewise
-means it is already there.
+Retries (see `retry_policy.py`): alpaca-py itself may repeat only a 429, set through
+RESTClient's public constructor arguments. Idempotent reads retry on 429, 5xx and
+connection errors with exponential backoff. Placing an order is not idempotent, so it is
+never re-sent blindly: a 429 means Alpaca refused it unprocessed (safe to resend after
+backing off); after a 5xx (a 504 gateway timeout included) or a lost connection the
+order may exist, so we look it up by client_order_id first and only resend if Alpaca
+has never seen it. A 422 "client_order_id must be unique" likewise means it is there.
+
+VWAP/TWAP parents are not sent as one order: `works_algos` is False, so the OMS slices
+them into child market orders on its clock. `market_data` (Alpaca's data API through
+alpaca-py's StockHistoricalDataClient) gives the OMS its TCA benchmarks; it is on for
+the default endpoints, and for an overridden `url` only with an explicit `data_url`
+(or QGTM_ALPACA_DATA_BASE_URL), so a proxy or test venue never reaches the real one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import threading
 import time
@@ -26,7 +34,6 @@ from typing import Any, TypeVar
 
 import requests
 from alpaca.common.exceptions import APIError
-from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, QueryOrderStatus, TimeInForce
 from alpaca.trading.models import Order as AlpacaOrder
 from alpaca.trading.models import TradeUpdate
@@ -41,6 +48,8 @@ from qgtm.engine.execution.brokers.base import (
     BrokerOrder,
     OrderUpdate,
 )
+from qgtm.engine.execution.brokers.retry_policy import is_transient, trading_client
+from qgtm.engine.execution.market_data import AlpacaMarketData, MarketData
 
 log = logging.getLogger(__name__)
 
@@ -80,21 +89,12 @@ def _value(enum_or_str: Any) -> str:
     return str(getattr(enum_or_str, "value", enum_or_str))
 
 
-def _is_transient(exc: Exception) -> bool:
-    """429, 5xx and transport failures: worth another try after a pause."""
-    if isinstance(exc, requests.RequestException):
-        return True
-    if isinstance(exc, APIError):
-        status = exc.status_code
-        return status is None or status == 429 or status >= 500
-    return False
-
-
 class AlpacaBroker:
     """The Broker protocol over Alpaca (see module docstring for the retry rules)."""
 
     name = "alpaca"
     commit_before_send = True
+    works_algos = False  # the OMS slices VWAP/TWAP parents on the wall clock
 
     def __init__(
         self,
@@ -108,10 +108,18 @@ class AlpacaBroker:
         backoff_seconds: float = 0.5,
         stream: bool = True,
         sleep: Callable[[float], None] = time.sleep,
+        data_url: str | None = None,
+        market_data: MarketData | None = None,
     ) -> None:
-        self.client = TradingClient(key_id, secret_key, paper=paper, url_override=url or None)
-        # alpaca-py would itself re-POST an order after a 429/504; we own retries instead.
-        self.client._retry = 0
+        self.client = trading_client(
+            key_id, secret_key, paper=paper, url=url, wait_seconds=backoff_seconds
+        )
+        data_url = data_url or os.environ.get("QGTM_ALPACA_DATA_BASE_URL") or None
+        if market_data is None and (data_url or not url):
+            market_data = AlpacaMarketData(
+                key_id, secret_key, url=data_url, backoff_seconds=backoff_seconds, sleep=sleep
+            )
+        self.market_data = market_data
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
         self._sleep = sleep
@@ -160,7 +168,7 @@ class AlpacaBroker:
                 status = exc.status_code if isinstance(exc, APIError) else None
                 if status == 429:
                     log.warning("event=alpaca_rate_limited client_order_id=%s", cid)
-                elif _is_transient(exc):
+                elif is_transient(exc):
                     # Ambiguous: the order may have reached Alpaca. Look before resending.
                     log.warning("event=alpaca_submit_ambiguous client_order_id=%s", cid)
                     known = self.get_order(cid)
@@ -261,7 +269,7 @@ class AlpacaBroker:
             try:
                 return call()
             except (APIError, requests.RequestException) as exc:
-                if not _is_transient(exc) or attempt == self.max_attempts - 1:
+                if not is_transient(exc) or attempt == self.max_attempts - 1:
                     raise
                 log.warning(
                     "event=alpaca_retry attempt=%d error=%s", attempt + 1, type(exc).__name__

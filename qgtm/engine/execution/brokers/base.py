@@ -73,11 +73,14 @@ class Broker(Protocol):
 
     `commit_before_send` is True for venues outside this process: the OMS then commits
     an order row before calling `submit`, and after a crash looks the order up with
-    `get_order` before sending it again.
+    `get_order` before sending it again. `works_algos` is True for a venue that works a
+    VWAP/TWAP parent itself (the paper simulator); when False the OMS slices the parent
+    into child market orders and releases them on its clock (`OrderManager.work`).
     """
 
     name: str
     commit_before_send: bool
+    works_algos: bool
 
     def submit(self, order: Order) -> OrderUpdate:
         """Send an order; an id the venue already has is not sent twice."""

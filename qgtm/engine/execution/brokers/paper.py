@@ -20,16 +20,15 @@ from qgtm.core import calendar
 from qgtm.core.enums import OrderStatus
 from qgtm.core.types import Fill, Order
 from qgtm.engine.execution.algos import (
+    BUCKET,
     INTRADAY_VOLUME_CURVE,
     Algo,
-    participation_capped,
-    schedule,
+    child_quantities,
 )
 from qgtm.engine.execution.brokers.base import Account, BrokerOrder, OrderUpdate
 from qgtm.engine.execution.oms import child_order_id
 
 PRICE_QUANTUM = Decimal("0.0001")
-BUCKET = timedelta(minutes=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +81,7 @@ class PaperBroker:
 
     name = "paper"
     commit_before_send = False
+    works_algos = True  # VWAP/TWAP parents are worked here, on the replay clock
 
     def __init__(
         self,
@@ -218,9 +218,10 @@ class PaperBroker:
 
     def _work_algo(self, order: Order, bar: SessionBar, start: datetime) -> list[OrderUpdate]:
         algo = Algo(order.order_type.upper())
-        targets = schedule(algo, order.quantity)
         volumes = [w * bar.volume for w in INTRADAY_VOLUME_CURVE]
-        executed, remainder = participation_capped(targets, volumes, self.participation_cap)
+        executed, remainder = child_quantities(
+            algo, order.quantity, volumes, self.participation_cap
+        )
         updates = []
         done = 0
         for i, (qty, price) in enumerate(zip(executed, bucket_prices(bar), strict=True)):
