@@ -4,7 +4,7 @@ Request: GET /v2/<route>/data/?frequency=weekly&data[0]=value&facets[series][]=<
 &start=&end=&sort[0][column]=period&sort[0][direction]=asc&offset=&length=.
 Response: {"response": {"total": N, "data": [{"period": "YYYY-MM-DD", "value": ..., ...}]}}.
 knowledge_time: the report's release (release.eia_release: crude Wednesday 10:30 ET,
-gas Thursday 10:30 ET, holiday weeks one business day later).
+gas Thursday 10:30 ET; holiday weeks per the federal calendar rules documented there).
 """
 
 from __future__ import annotations
