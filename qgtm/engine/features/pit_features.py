@@ -31,12 +31,13 @@ import io
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import numpy as np
+import polars as pl
 
 from qgtm.engine.data.pit import decision_times, pit_join
 from qgtm.engine.data.store import MARKET_DB
@@ -207,36 +208,36 @@ def _sessions_digest(sessions: Sequence[date]) -> str:
 
 
 def first_release_series(
-    con: duckdb.DuckDBPyConnection, dataset: str, series: str, sessions: Sequence[date]
+    con: duckdb.DuckDBPyConnection,
+    dataset: str,
+    series: str,
+    sessions: Sequence[date],
+    decisions: pl.DataFrame | None = None,
 ) -> AuxSeries:
     """The series as decisions on `sessions` saw it (pit_join), one entry per period.
 
     Entry i: the period, the day before the first session whose 15:30 decision saw it
     (its knowledge date for `StrategyContext.known_before`), and its value then.
     Periods never seen as the newest by any decision (two releases between sessions)
-    are skipped; null values (FRED's "." marker) are dropped.
+    are skipped; null values (FRED's "." marker) are dropped. `decisions` may pass
+    `decision_times(sessions)` computed once for many series.
     """
     if not sessions:
         empty = np.array([], dtype="datetime64[D]")
         return AuxSeries(series, empty, empty, np.array([], dtype=float))
-    joined = pit_join(con, decision_times(sessions), dataset, series)
-    joined = joined.filter(joined["value"].is_not_null())
-    observed: list[date] = []
-    known: list[date] = []
-    values: list[float] = []
-    last: date | None = None
-    for day, period, value in joined.select("day", "period", "value").iter_rows():
-        if period == last:
-            continue
-        last = period
-        observed.append(period)
-        known.append(day - timedelta(days=1))
-        values.append(float(value))
+    if decisions is None:
+        decisions = decision_times(sessions)
+    joined = pit_join(con, decisions, dataset, series)
+    heads = (
+        joined.filter(pl.col("value").is_not_null())
+        .filter(pl.col("period") != pl.col("period").shift(1).fill_null(date.min))
+        .select("day", "period", "value")
+    )
     return AuxSeries(
         series,
-        np.array(observed, dtype="datetime64[D]"),
-        np.array(known, dtype="datetime64[D]"),
-        np.array(values, dtype=float),
+        heads["period"].to_numpy().astype("datetime64[D]"),
+        (heads["day"].to_numpy().astype("datetime64[D]") - np.timedelta64(1, "D")),
+        heads["value"].to_numpy().astype(float),
     )
 
 
@@ -244,10 +245,12 @@ def compute_aux(
     store: FeatureStore,
     name: str,
     sessions: Sequence[date],
+    decisions: Callable[[], pl.DataFrame] | None = None,
     **params: Any,
 ) -> tuple[AuxSeries, bool] | None:
     """The feature `name` over `sessions` and whether it came from the cache; None when
-    the store holds no value of its provider series."""
+    the store holds no value of its provider series. `decisions`, when given, returns
+    `decision_times(sessions)` (computed once for many features, only on a cache miss)."""
     spec = AUX_FEATURES[name]
     unknown = set(params) - set(spec.defaults)
     if unknown:
@@ -262,7 +265,8 @@ def compute_aux(
     payload = store.cached(f"aux:{name}", spec.version, key_params, data_hash)
     if payload is not None:
         return _decode(name, payload), True
-    base = first_release_series(con, spec.dataset, spec.series, sessions)
+    frame = decisions() if decisions is not None else None
+    base = first_release_series(con, spec.dataset, spec.series, sessions, frame)
     values = np.asarray(spec.transform(base.values, **merged), dtype=float)
     aux = AuxSeries(name, base.observed, base.known, values)
     store.put(f"aux:{name}", spec.version, key_params, data_hash, _encode(aux))
@@ -286,10 +290,17 @@ def store_context(store: FeatureStore, sessions: Sequence[date]) -> StrategyCont
     series: dict[str, AuxSeries] = {}
     sources: dict[str, str] = {}
     held = stored_series(store.connection)
+    memo: list[pl.DataFrame] = []
+
+    def decisions() -> pl.DataFrame:
+        if not memo:
+            memo.append(decision_times(sessions))
+        return memo[0]
+
     for name, spec in AUX_FEATURES.items():
         if (spec.dataset, spec.series) not in held:
             continue
-        result = compute_aux(store, name, sessions)
+        result = compute_aux(store, name, sessions, decisions)
         if result is not None:
             series[name], sources[name] = result[0], spec.label
     if not series:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
 from qgtm.cli import main
@@ -327,12 +328,22 @@ def test_the_feature_is_cached_by_data_hash_and_the_engine_cache_follows_ingests
     np.testing.assert_array_equal(first[0].values, second[0].values)
     cache = ContextCache(features, lambda: SESSIONS)
     assert cache.get().source_of("DFII10") == "FRED"
-    assert cache.get() is cache.get()  # unchanged store: the same context
-    rows = store.series_frame("fred").head(1)
-    store.upsert_series(rows.with_columns(rows["value"] + 1.0).with_columns(
-        rows["knowledge_time"] + timedelta(days=60)
-    ))  # fmt: skip
+    held = cache.get()
+    assert cache.get() is held  # unchanged store: the same context
+    newer = (
+        store.series_frame("fred")
+        .head(1)
+        .with_columns(
+            pl.lit(date(2021, 6, 1)).alias("period"),
+            pl.lit(1.23).alias("value"),
+            pl.lit(datetime(2021, 6, 2, 4, 0, tzinfo=UTC)).alias("knowledge_time"),
+        )
+    )
+    store.upsert_series(newer)  # a new observation, public 2021-06-02 00:00 ET
     assert not compute_aux(features, "DFII10", SESSIONS)[1]  # new data hash: recomputed
+    assert cache.get() is not held  # a new ingest rebuilds the engine's context
+    assert cache.get().known_before("DFII10", date(2021, 6, 2))[-1] == 1.23
+    assert held.known_before("DFII10", date(2021, 6, 2))[-1] != 1.23
     names = [k[0] for k in features.cached_keys()]
     assert names.count("aux:DFII10") == 1  # the stale entry was replaced
     store.close()
