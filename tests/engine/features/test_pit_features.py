@@ -221,15 +221,17 @@ def _business_days(start: date, n: int) -> list[date]:
     return days
 
 
-def real_yield_vintages(perturb_from: date | None = None) -> list[tuple[str, str, str, str]]:
-    """DFII10 observations, each first published the next business day (realtime_start),
-    plus a revision of 2021-03-01 published 2021-04-05. Vintages published on or after
-    `perturb_from` get unrelated values."""
-    observed = _business_days(date(2021, 3, 1), 40)
+def real_yield_vintages(
+    perturb_from: date | None = None, n: int = 40, level: float = -0.60
+) -> list[tuple[str, str, str, str]]:
+    """DFII10 observations (n business days from 2021-03-01), each first published the
+    next business day (realtime_start), plus a revision of 2021-03-01 published
+    2021-04-05. Vintages published on or after `perturb_from` get unrelated values."""
+    observed = _business_days(date(2021, 3, 1), n)
     rows = []
     for k, day in enumerate(observed):
         first = observed[k + 1] if k + 1 < len(observed) else day + timedelta(days=3)
-        value = -0.60 + 0.01 * k + (0.05 if k % 3 == 0 else 0.0)
+        value = level + 0.01 * k + (0.05 if k % 3 == 0 else 0.0)
         if perturb_from is not None and first >= perturb_from:
             value = 9.0 - k
         end = "9999-12-31" if k else "2021-04-04"
@@ -239,13 +241,19 @@ def real_yield_vintages(perturb_from: date | None = None) -> list[tuple[str, str
     return sorted(rows)
 
 
-def _fred_store(tmp: Path, monkeypatch: pytest.MonkeyPatch, vintages: list) -> MarketStore:
-    server = fred_fake({"DFII10": vintages}, page_size=100)
+def _fred_store(
+    tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    vintages: list | dict,
+    store: MarketStore | None = None,
+) -> MarketStore:
+    data = vintages if isinstance(vintages, dict) else {"DFII10": vintages}
+    server = fred_fake(data, page_size=100)
     monkeypatch.setenv("QGTM_FRED_BASE_URL", server.url)
     tmp.mkdir(parents=True, exist_ok=True)
-    store = MarketStore(tmp)
+    store = store or MarketStore(tmp)
     try:
-        ingest(store, FredProvider(("DFII10",), FAST), today=date(2021, 5, 1))
+        ingest(store, FredProvider(tuple(data), FAST), today=date(2021, 9, 1))
     finally:
         server.close()
     return store
@@ -392,3 +400,65 @@ def test_the_engine_serves_store_features_and_labels_them_in_strategies_list(
         assert engine.step()  # a decision runs with the store-backed context
     finally:
         engine.close()
+
+
+AUX_STRATEGIES = {
+    "gold_real_rates": {"window": 5, "threshold": 0.0, "vol_window": 20},
+    "gold_dollar": {"window": 5, "threshold": 0.0, "vol_window": 20},
+    "commodity_dollar": {"window": 5, "threshold": 0.0, "vol_window": 20},
+    "cot_contrarian": {"window": 26, "entry": 0.5, "vol_window": 20},
+    "cot_trend": {"weeks": 1, "vol_window": 20},
+}
+
+
+def test_every_macro_and_cot_strategy_is_listed_here():
+    from qgtm.engine.features.pit_features import AUX_FEATURES
+    from qgtm.engine.strategies.registry import STRATEGIES
+
+    uses_aux = {n for n, cls in STRATEGIES.items() if set(cls.features) & set(AUX_FEATURES)}
+    assert uses_aux == set(AUX_STRATEGIES)
+
+
+def _full_store(tmp: Path, monkeypatch: pytest.MonkeyPatch, after: date | None) -> MarketStore:
+    """FRED DFII10 + DTWEXBGS (120 days from 2021-03-01) and CFTC gold, from the fakes;
+    everything published after `after` 15:30 ET replaced by unrelated values."""
+    store = _cot_store(tmp, monkeypatch, gold_nets(perturb_after=after))
+    # a FRED vintage with realtime_start d is known at 00:00 ET on d+1: after `after` 15:30
+    # means realtime_start >= after
+    vintages = {
+        "DFII10": real_yield_vintages(after, n=120),
+        "DTWEXBGS": real_yield_vintages(after, n=120, level=110.0),
+    }
+    return _fred_store(tmp, monkeypatch, vintages, store)
+
+
+@pytest.mark.parametrize("name", sorted(AUX_STRATEGIES))
+def test_store_fed_signals_up_to_t_ignore_everything_published_after_t(
+    tmp_path, monkeypatch, keys, name
+):
+    from qgtm.engine.strategies.registry import create
+
+    t = date(2021, 7, 9)
+    real = _full_store(tmp_path / "real", monkeypatch, None)
+    noisy = _full_store(tmp_path / "noisy", monkeypatch, t)
+    world = _world(("GLD", "IAU", "DBC", "GSG"))
+    days = [d for d in SESSIONS if date(2021, 6, 10) <= d <= t]
+    results = []
+    for store in (real, noisy):
+        context = store_context(FeatureStore(store.connection), SESSIONS)
+        strategy = create(name, **AUX_STRATEGIES[name])
+        strategy.generate(
+            world.history_before(SESSIONS.index(date(2021, 8, 20))),
+            date(2021, 8, 20),
+            context=context,
+        )
+        results.append(
+            {
+                d: strategy.generate(world.history_before(SESSIONS.index(d)), d, context=context)
+                for d in days
+            }
+        )
+        assert set(context.sources.values()) == {"FRED", "CFTC"}
+        store.close()
+    assert results[0][t], f"{name} has no signal at t: the check would be vacuous"
+    assert results[0] == results[1]
