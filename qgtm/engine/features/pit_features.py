@@ -214,25 +214,47 @@ def first_release_series(
     sessions: Sequence[date],
     decisions: pl.DataFrame | None = None,
 ) -> AuxSeries:
-    """The series as decisions on `sessions` saw it (pit_join), one entry per period.
+    """The series as decisions on `sessions` saw it, one entry per period.
 
-    Entry i: the period, the day before the first session whose 15:30 decision saw it
-    (its knowledge date for `StrategyContext.known_before`), and its value then.
-    Periods never seen as the newest by any decision (two releases between sessions)
-    are skipped; null values (FRED's "." marker) are dropped. `decisions` may pass
-    `decision_times(sessions)` computed once for many series.
+    `pit_join` gives the newest period each 15:30 decision saw. Where that head moves
+    on, every period after the previous head up to the new one enters at that decision
+    (so the history already public at the first session, or two releases between
+    sessions over a holiday, are not lost), each in its vintage known at that decision
+    (as `pit.as_of` would show it). Entry i: the period, the day before the session that
+    first saw it (its knowledge date for `StrategyContext.known_before`), and its value
+    then; a later revision never rewrites it. Null values (FRED's "." marker) are
+    dropped. `decisions` may pass `decision_times(sessions)` computed once.
     """
     if not sessions:
         empty = np.array([], dtype="datetime64[D]")
         return AuxSeries(series, empty, empty, np.array([], dtype=float))
     if decisions is None:
         decisions = decision_times(sessions)
-    joined = pit_join(con, decisions, dataset, series)
-    heads = (
-        joined.filter(pl.col("value").is_not_null())
-        .filter(pl.col("period") != pl.col("period").shift(1).fill_null(date.min))
-        .select("day", "period", "value")
+    joined = pit_join(con, decisions, dataset, series).filter(pl.col("period").is_not_null())
+    moves = joined.with_columns(pl.col("period").shift(1).alias("previous")).filter(
+        pl.col("previous").is_null() | (pl.col("period") != pl.col("previous"))
     )
+    # each stored row belongs to the move whose (previous, period] holds its period: the
+    # move with the smallest head period >= it (ASOF join; head periods only increase)
+    con.register("pit_moves", moves.select("day", "decision_time", "period"))
+    try:
+        seen = con.sql(
+            """
+            WITH rows AS (
+                SELECT period, value, knowledge_time FROM series
+                WHERE dataset = $dataset AND series = $series
+            )
+            SELECT m.day, r.period, arg_max(r.value, r.knowledge_time) AS value
+            FROM rows r ASOF JOIN pit_moves m ON r.period <= m.period
+            WHERE r.knowledge_time <= m.decision_time
+            GROUP BY m.day, r.period
+            ORDER BY r.period
+            """,
+            params={"dataset": dataset, "series": series},
+        )
+        heads = pl.from_arrow(seen.to_arrow_table()).filter(pl.col("value").is_not_null())
+    finally:
+        con.unregister("pit_moves")
     return AuxSeries(
         series,
         heads["period"].to_numpy().astype("datetime64[D]"),

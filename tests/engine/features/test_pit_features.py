@@ -462,3 +462,24 @@ def test_store_fed_signals_up_to_t_ignore_everything_published_after_t(
         store.close()
     assert results[0][t], f"{name} has no signal at t: the check would be vacuous"
     assert results[0] == results[1]
+
+
+def test_history_public_before_the_first_session_enters_as_it_stood_then(
+    tmp_path, monkeypatch, keys
+):
+    store = _fred_store(tmp_path, monkeypatch, real_yield_vintages())
+    later = tuple(d for d in SESSIONS if d >= date(2021, 4, 1))
+    aux = compute_aux(FeatureStore(store.connection), "DFII10", later)[0]
+    first = {r[0]: float(r[1]) for r in sorted(real_yield_vintages(), key=lambda r: r[2])[::-1]}
+    # 2021-04-01 15:30 sees observations up to 03-30 (published 03-31, known 04-01 00:00)
+    backfilled = aux.observed <= np.datetime64("2021-03-30")
+    assert str(aux.observed[0]) == "2021-03-01" and backfilled.sum() == 22
+    assert (aux.known[backfilled] == np.datetime64("2021-03-31")).all()
+    assert aux.values[0] == first["2021-03-01"]  # the 04-05 revision was not public yet
+    # 03-31 is public 04-02 00:00 and 04-01 on 04-03 00:00; Good Friday 04-02 closes
+    # XNYS, so the 04-05 decision is the first to see both: neither is skipped
+    n = int(backfilled.sum())
+    assert [str(d) for d in aux.observed[n : n + 2]] == ["2021-03-31", "2021-04-01"]
+    assert [str(d) for d in aux.known[n : n + 2]] == ["2021-04-04", "2021-04-04"]
+    assert len(set(aux.observed.tolist())) == len(aux.observed)  # one entry per period
+    store.close()
