@@ -128,7 +128,8 @@ def _features() -> dict[str, AuxFeature]:
 
 AUX_FEATURES: dict[str, AuxFeature] = _features()
 """Every point-in-time strategy input the provider data can serve, by context name."""
-assert set(COT_MARKET) == set(COT_SYMBOLS)
+if set(COT_MARKET) != set(COT_SYMBOLS):  # a COT strategy symbol without a market is a bug
+    raise RuntimeError("COT_MARKET and auxiliary.COT_SYMBOLS disagree")
 
 
 def stored_series(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:

@@ -483,3 +483,15 @@ def test_history_public_before_the_first_session_enters_as_it_stood_then(
     assert [str(d) for d in aux.known[n : n + 2]] == ["2021-04-04", "2021-04-04"]
     assert len(set(aux.observed.tolist())) == len(aux.observed)  # one entry per period
     store.close()
+
+
+def test_a_store_another_connection_holds_is_reported_busy_not_an_error(tmp_path):
+    from qgtm.engine.features.pit_features import store_input_sources
+
+    assert store_input_sources(tmp_path)["DFII10"] == "demo fallback"  # no store yet
+    store = MarketStore(tmp_path)  # held read-write, as a running engine holds it
+    try:
+        assert store_input_sources(tmp_path)["DFII10"] == "unknown (store busy)"
+    finally:
+        store.close()
+    assert store_input_sources(tmp_path)["DFII10"] == "demo fallback"
