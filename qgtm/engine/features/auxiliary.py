@@ -49,6 +49,11 @@ def cot_zscore_name(symbol: str) -> str:
     return f"COT_MM_Z:{symbol}"
 
 
+def cot_noncommercial_zscore_name(symbol: str) -> str:
+    """Name of the legacy non-commercial net position z-score series behind `symbol`."""
+    return f"COT_NC_Z:{symbol}"
+
+
 def cot_noncommercial_name(symbol: str) -> str:
     """Name of the legacy-report non-commercial net position series behind `symbol`."""
     return f"COT_NC_NET:{symbol}"

@@ -52,6 +52,7 @@ from qgtm.engine.features.auxiliary import (
     AuxSeries,
     StrategyContext,
     cot_noncommercial_name,
+    cot_noncommercial_zscore_name,
     cot_series_name,
     cot_zscore_name,
     demo_context,
@@ -108,7 +109,7 @@ def _features() -> dict[str, AuxFeature]:
     ]
     cot = []
     for symbol, market in COT_MARKET.items():
-        mm = f"{market}.managed_money_net"
+        mm, nc = f"{market}.managed_money_net", f"{market}.noncommercial_net"
         cot += [
             AuxFeature(
                 cot_series_name(symbol), 1, "cot_disagg", mm, "CFTC",
@@ -119,8 +120,12 @@ def _features() -> dict[str, AuxFeature]:
                 {"window": 156}, f"{market} managed-money net z over `window` reports",
             ),
             AuxFeature(
-                cot_noncommercial_name(symbol), 1, "cot_legacy", f"{market}.noncommercial_net",
+                cot_noncommercial_name(symbol), 1, "cot_legacy", nc,
                 "CFTC", description=f"{market} non-commercial net, contracts",
+            ),
+            AuxFeature(
+                cot_noncommercial_zscore_name(symbol), 1, "cot_legacy", nc, "CFTC", _trailing_z,
+                {"window": 156}, f"{market} non-commercial net z over `window` reports",
             ),
         ]  # fmt: skip
     return {f.name: f for f in (*fred, *cot)}

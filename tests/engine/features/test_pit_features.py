@@ -24,7 +24,12 @@ from qgtm.engine.data.providers.cftc import CftcProvider
 from qgtm.engine.data.providers.fred import FredProvider
 from qgtm.engine.data.providers.ingest import ingest
 from qgtm.engine.data.store import MarketStore, PricePanel
-from qgtm.engine.features.auxiliary import cot_series_name, cot_zscore_name, demo_context
+from qgtm.engine.features.auxiliary import (
+    cot_noncommercial_name,
+    cot_series_name,
+    cot_zscore_name,
+    demo_context,
+)
 from qgtm.engine.features.pit_features import (
     ContextCache,
     compute_aux,
@@ -124,6 +129,13 @@ def test_cot_reaches_the_strategy_on_the_friday_release_not_the_tuesday(tmp_path
     assert context.known_before(gld, date(2021, 6, 8))[-1] == nets[date(2021, 6, 1)]
     assert context.known_before(gld, date(2021, 6, 10))[-1] == nets[date(2021, 6, 1)]
     assert context.known_before(gld, date(2021, 6, 11))[-1] == nets[date(2021, 6, 8)]
+    # the legacy report (non-commercial net) from the same fake: Tuesday 12-21 is out on
+    # Monday 12-27 (Christmas observed Friday 12-24); 12-28 only on Monday 2022-01-03
+    legacy = cot_noncommercial_name("GLD")
+    assert context.source_of(legacy) == "CFTC"
+    assert len(context.known_before(legacy, date(2021, 12, 23))) == 0
+    assert context.known_before(legacy, date(2021, 12, 27)).tolist() == [215281 - 61515]
+    assert context.known_before(legacy, date(2021, 12, 31)).tolist() == [215281 - 61515]
     # Independence Day 2021 is observed Monday 07-05: the Friday 07-02 release is regular
     assert context.known_before(gld, date(2021, 7, 2))[-1] == nets[date(2021, 6, 29)]
     # cot_trend: +1 week change flips each week; hand-worked on the release Friday
