@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.fakes.chat_loopback import LoopbackServer
+from tests.fakes.loopback import LoopbackServer
 
 
 @dataclass
@@ -40,7 +40,7 @@ class FakeDiscord:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._ids = itertools.count(10**17)
-        self.server = LoopbackServer(self.handle)
+        self.server = LoopbackServer(handle=self.handle)
         self.url = self.server.url + "/api"
 
     def handle(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:

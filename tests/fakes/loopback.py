@@ -1,14 +1,30 @@
-"""A loopback HTTP server for fakes: routes by path, records requests, injects failures."""
+"""The one loopback HTTP server every HTTP fake builds on (data providers and chat APIs).
+
+Two ways to answer, which may be combined:
+
+* `routes`: GET path -> handler(query) -> (status, content type, body bytes), for the
+  data-provider fakes (FRED, EIA, CFTC, LBMA, Alpaca data);
+* `handle`: handle(method, path with query, JSON body) -> (status, JSON answer or None),
+  for the JSON chat-API fakes (Discord webhooks, Telegram Bot API); it answers every
+  POST, and GETs no route matches.
+
+Every request is recorded (`requests`); `failures` lists statuses to answer with before
+serving normally (e.g. [429, 503], with Retry-After: 0). HTTP/1.1 keep-alive, as the
+real APIs. The server runs from construction until `close()` (or the end of a `with`).
+"""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 Handler = Callable[[dict[str, list[str]]], tuple[int, str, bytes]]
+JsonHandler = Callable[[str, str, dict[str, Any]], tuple[int, dict[str, Any] | None]]
 
 
 @dataclass
@@ -18,13 +34,16 @@ class Recorded:
     path: str
     query: dict[str, list[str]]
     headers: dict[str, str]
+    method: str = "GET"
+    body: dict[str, Any] | None = None
 
 
 @dataclass
 class LoopbackServer:
-    """Serves `routes` (path -> handler(query) -> (status, content type, body)) on 127.0.0.1."""
+    """Serves `routes` and/or `handle` on 127.0.0.1 (see the module docstring)."""
 
     routes: dict[str, Handler] = field(default_factory=dict)
+    handle: JsonHandler | None = None
     requests: list[Recorded] = field(default_factory=list)
     failures: list[int] = field(default_factory=list)
     """Statuses to answer with before serving normally (e.g. [429, 503])."""
@@ -33,31 +52,44 @@ class LoopbackServer:
         server = self
 
         class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the real APIs
+            disable_nagle_algorithm = True  # headers and body go out as separate writes
+
             def do_GET(self) -> None:
+                self._serve("GET", None)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                raw = self.rfile.read(length) if length else b""
+                self._serve("POST", json.loads(raw) if raw else {})
+
+            def _serve(self, method: str, body: dict[str, Any] | None) -> None:
                 parts = urlsplit(self.path)
                 query = parse_qs(parts.query)
-                server.requests.append(Recorded(parts.path, query, dict(self.headers)))
+                server.requests.append(
+                    Recorded(parts.path, query, dict(self.headers), method, body)
+                )
                 if server.failures:
                     status = server.failures.pop(0)
-                    self._send(
-                        status,
-                        "application/json",
-                        b'{"message": "try later"}',
-                        {"Retry-After": "0"},
-                    )
+                    answer = b'{"message": "try later"}'
+                    self._send(status, "application/json", answer, {"Retry-After": "0"})
                     return
-                handler = server.routes.get(parts.path)
-                if handler is None:
+                route = server.routes.get(parts.path) if method == "GET" else None
+                if route is not None:
+                    self._send(*route(query))
+                elif server.handle is not None:
+                    status, reply = server.handle(method, self.path, body or {})
+                    data = b"" if reply is None else json.dumps(reply).encode()
+                    self._send(status, None if reply is None else "application/json", data)
+                else:
                     self._send(404, "text/plain", b"not found")
-                    return
-                status, ctype, body = handler(query)
-                self._send(status, ctype, body)
 
             def _send(
-                self, status: int, ctype: str, body: bytes, extra: dict | None = None
+                self, status: int, ctype: str | None, body: bytes, extra: dict | None = None
             ) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", ctype)
+                if ctype is not None:
+                    self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 for k, v in (extra or {}).items():
                     self.send_header(k, v)
@@ -68,16 +100,27 @@ class LoopbackServer:
                 pass
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
         self._thread.start()
 
     @property
+    def port(self) -> int:
+        """The port the server listens on."""
+        return int(self._httpd.server_address[1])
+
+    @property
     def url(self) -> str:
         """Base URL, e.g. http://127.0.0.1:PORT."""
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self.port}"
 
     def close(self) -> None:
         """Stop serving."""
         self._httpd.shutdown()
         self._httpd.server_close()
+
+    def __enter__(self) -> LoopbackServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

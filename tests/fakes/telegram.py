@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.chat_loopback import LoopbackServer
+from tests.fakes.loopback import LoopbackServer
 
 
 @dataclass
@@ -28,7 +28,7 @@ class FakeTelegram:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self.server = LoopbackServer(self.handle)
+        self.server = LoopbackServer(handle=self.handle)
         self.url = self.server.url
 
     def handle(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:

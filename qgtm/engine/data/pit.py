@@ -10,18 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime
+from functools import cache
 
 import duckdb
 import polars as pl
 
 from qgtm.core import calendar
 
+_decision_time = cache(calendar.decision_time)  # a session's decision time never changes
+
 
 def decision_times(days: Iterable[date]) -> pl.DataFrame:
     """One row per session: its 15:30 New York decision time (calendar.decision_time), UTC."""
     days = list(days)
     return pl.DataFrame(
-        {"day": days, "decision_time": [calendar.decision_time(d) for d in days]},
+        {"day": days, "decision_time": [_decision_time(d) for d in days]},
         schema={"day": pl.Date, "decision_time": pl.Datetime("us", "UTC")},
     )
 

@@ -6,10 +6,11 @@ releases Tuesday's positions on Friday). `StrategyContext.known_before(name, day
 only the observations known strictly before the decision session `day`, so a strategy can
 never see a value that was not yet published.
 
-Real providers (FRED, CFTC) fill a context from the market store; until they exist, or
-when a series is missing, `demo_context()` supplies a seeded, deterministic fallback whose
-values for any date never depend on later dates (a fixed weekday grid from 1990 with a
-fixed number of draws per day).
+Real providers (FRED, CFTC) fill a context from the market store
+(qgtm.engine.features.pit_features); when the store lacks a series, `demo_context()`
+supplies a seeded, deterministic fallback whose values for any date never depend on later
+dates (a fixed weekday grid from 1990 with a fixed number of draws per day).
+`StrategyContext.source_of(name)` says which one a strategy got.
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ REAL_YIELD = "DFII10"
 """FRED: 10-year TIPS real yield, percent, daily."""
 DOLLAR_INDEX = "DTWEXBGS"
 """FRED: broad trade-weighted US dollar index, daily."""
+BREAKEVEN = "T10YIE"
+"""FRED: 10-year breakeven inflation, percent, daily (no demo fallback)."""
+NOMINAL_YIELD = "DGS10"
+"""FRED: 10-year Treasury constant-maturity yield, percent, daily (no demo fallback)."""
+DEMO_LABEL = "demo fallback"
+"""What `StrategyContext.source_of` says for a series served by the demo fallback."""
 COT_SYMBOLS = ("GLD", "SLV", "USO", "UNG", "CORN", "WEAT", "SOYB", "CPER")
 """ETFs whose underlying future has a CFTC disaggregated managed-money series."""
 
@@ -35,6 +42,21 @@ COT_SYMBOLS = ("GLD", "SLV", "USO", "UNG", "CORN", "WEAT", "SOYB", "CPER")
 def cot_series_name(symbol: str) -> str:
     """Name of the managed-money net position series (contracts) behind `symbol`."""
     return f"COT_MM_NET:{symbol}"
+
+
+def cot_zscore_name(symbol: str) -> str:
+    """Name of the managed-money net position z-score series behind `symbol`."""
+    return f"COT_MM_Z:{symbol}"
+
+
+def cot_noncommercial_zscore_name(symbol: str) -> str:
+    """Name of the legacy non-commercial net position z-score series behind `symbol`."""
+    return f"COT_NC_Z:{symbol}"
+
+
+def cot_noncommercial_name(symbol: str) -> str:
+    """Name of the legacy-report non-commercial net position series behind `symbol`."""
+    return f"COT_NC_NET:{symbol}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +82,17 @@ class StrategyContext:
     series: Mapping[str, AuxSeries] = field(default_factory=dict)
     source: str = "demo"
     demo_fallback: bool = True
+    sources: Mapping[str, str] = field(default_factory=dict)
+    """Provider label of each real series ("FRED", "CFTC"); see `source_of`."""
+
+    def source_of(self, name: str) -> str:
+        """Where `name` comes from: its provider label, `source` for a series this
+        context carries without a label, or "demo fallback"."""
+        if name in self.series:
+            return self.sources.get(name, DEMO_LABEL if self.source == "demo" else self.source)
+        if self.demo_fallback and name in demo_context().series:
+            return DEMO_LABEL
+        return "missing"
 
     def known_before(self, name: str, day: date) -> np.ndarray:
         """Values of `name` whose knowledge date is before `day`, oldest first.

@@ -4,6 +4,9 @@ A result is keyed by (name, version, params, data hash). Asking again with the s
 reads the cached array; a new transform version, other parameters or different bars
 (the data hash covers dates, symbols and every OHLCV array) recompute it and replace the
 stale entry for that (name, params).
+
+Point-in-time macro and COT features over the provider series (FRED, CFTC) are cached in
+the same table by qgtm.engine.features.pit_features (names prefixed "aux:").
 """
 
 from __future__ import annotations
@@ -199,27 +202,39 @@ class FeatureStore:
         merged = {**feature.defaults, **params}
         key_params = json.dumps(merged, sort_keys=True)
         digest = data_hash(panel)
-        row = self._con.execute(
-            "SELECT payload FROM feature_cache WHERE name = ? AND version = ? AND params = ? "
-            "AND data_hash = ?",
-            [name, feature.version, key_params, digest],
-        ).fetchone()
-        if row is not None:
-            return FeatureResult(name, np.load(io.BytesIO(row[0])), cache_hit=True)
+        payload = self.cached(name, feature.version, key_params, digest)
+        if payload is not None:
+            return FeatureResult(name, np.load(io.BytesIO(payload)), cache_hit=True)
         values = np.asarray(feature.compute(panel, **merged), dtype=np.float64)
         buffer = io.BytesIO()
         np.save(buffer, values)
+        self.put(name, feature.version, key_params, digest, buffer.getvalue())
+        return FeatureResult(name, values, cache_hit=False)
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The store's DuckDB connection (market.duckdb: bars, provider series, cache)."""
+        return self._con
+
+    def cached(self, name: str, version: int, params: str, digest: str) -> bytes | None:
+        """The cached payload under the full key, or None."""
+        row = self._con.execute(
+            "SELECT payload FROM feature_cache WHERE name = ? AND version = ? AND params = ? "
+            "AND data_hash = ?",
+            [name, version, params, digest],
+        ).fetchall()
+        return bytes(row[0][0]) if row else None
+
+    def put(self, name: str, version: int, params: str, digest: str, payload: bytes) -> None:
+        """Cache `payload`, replacing any stale entry of the same (name, params)."""
         self._con.execute("BEGIN TRANSACTION")
-        self._con.execute(
-            "DELETE FROM feature_cache WHERE name = ? AND params = ?", [name, key_params]
-        )
+        self._con.execute("DELETE FROM feature_cache WHERE name = ? AND params = ?", [name, params])
         self._con.execute(
             "INSERT INTO feature_cache (name, version, params, data_hash, payload) "
             "VALUES (?, ?, ?, ?, ?)",
-            [name, feature.version, key_params, digest, buffer.getvalue()],
+            [name, version, params, digest, payload],
         )
         self._con.execute("COMMIT")
-        return FeatureResult(name, values, cache_hit=False)
 
     def cached_keys(self) -> list[tuple[str, int, str, str]]:
         """(name, version, params, data_hash) of every cached entry."""

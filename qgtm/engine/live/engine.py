@@ -40,7 +40,9 @@ from qgtm.engine.execution.brokers.base import Broker, BrokerError
 from qgtm.engine.execution.brokers.paper import PaperBroker, SessionBar, filled_positions
 from qgtm.engine.execution.manager import Benchmarks, OrderManager
 from qgtm.engine.execution.oms import orders_for_targets, strategy_set_key
+from qgtm.engine.features.pit_features import ContextCache
 from qgtm.engine.features.regime import RegimeDetector
+from qgtm.engine.features.store import FeatureStore
 from qgtm.engine.learn.commands import register_learn_commands
 from qgtm.engine.learn.loop import LearningLoop
 from qgtm.engine.learn.registry import ModelRegistry
@@ -107,6 +109,8 @@ class TradingEngine:
         self.recon_view: ReconView | None = None
         self.regime_detector = RegimeDetector()
         self.last_aggregation: Aggregation | None = None
+        # macro/COT inputs: real point-in-time features when the store holds provider data
+        self.strategy_inputs = ContextCache(FeatureStore(self.market.connection), self._sessions)
         self._restore()
         register_strategy_commands(self)
         register_backtest_commands(self)
@@ -306,12 +310,18 @@ class TradingEngine:
             self.broker.execute_session(bars, self.panel.dates[index])
         self.oms.process_updates(at, {s: Benchmarks.from_bar(b) for s, b in bars.items()})
 
+    def _sessions(self) -> tuple[date, ...]:
+        """The decision sessions of the loaded panel (for point-in-time features)."""
+        return self.panel.dates
+
     def _aggregate(self, history: PricePanel, day: date) -> Aggregation:
         """Regime for `day`, then the aggregator's per-strategy signal sets (recorded)."""
         reading = self.regime_detector.label(history, day)
         self.regime = reading.label if reading is not None else None
         self.state.set_meta("regime", self.regime or "")
-        aggregation = aggregate(self.strategies, history, day, self.regime)
+        aggregation = aggregate(
+            self.strategies, history, day, self.regime, self.strategy_inputs.get()
+        )
         self.state.record_signals(aggregation.signals)
         self.last_aggregation = aggregation
         return aggregation

@@ -170,6 +170,30 @@ class RuleStrategy(BaseStrategy):
         return out
 
 
+class VolSized(RuleStrategy):
+    """A RuleStrategy whose positions are volatility scaled.
+
+    `size(close)` = min(target_vol / sigma_annual, max_weight) per symbol (`vol_scale`;
+    max_weight defaults to 1 for strategies without that parameter), from the strategy's
+    `vol_window` and `target_vol` parameters. The default warm-up is the vol window plus
+    one session (one return more than the window).
+    """
+
+    @property
+    def warmup(self) -> int:
+        """The vol window plus one."""
+        return int(self.params["vol_window"]) + 1
+
+    def size(self, close: np.ndarray) -> np.ndarray:
+        """Vol-scaled size per symbol from the view's closes."""
+        return vol_scale(
+            close,
+            int(self.params["vol_window"]),
+            self.params["target_vol"],
+            self.params.get("max_weight", 1.0),
+        )
+
+
 def vol_scale(close: np.ndarray, window: int, target_vol: float, cap: float) -> np.ndarray:
     """Position size per unit of direction: min(target_vol / sigma_annual, cap).
 

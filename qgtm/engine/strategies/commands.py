@@ -1,7 +1,9 @@
 """Engine commands that show the strategy library to clients (terminal, attach socket).
 
-- `strategies.list`: every registered strategy with its declarations and its live status
-  in the engine (active today, filtered by today's regime, or not configured);
+- `strategies.list`: every registered strategy with its declarations, its live status
+  in the engine (active today, filtered by today's regime, or not configured) and where
+  each macro/COT input comes from (`inputs`: {"DFII10": "FRED"} or "demo fallback";
+  `data`: the one-line summary, "macro: FRED" or "macro: demo fallback");
 - `strategies.signals` (strategy=, limit=): the newest signals one strategy recorded in
   state.sqlite.
 Results are plain data (dicts, lists, strings, numbers).
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from qgtm.engine.features.auxiliary import StrategyContext
+from qgtm.engine.features.pit_features import AUX_FEATURES, summarise_inputs
 from qgtm.engine.strategies.base import BaseStrategy
 from qgtm.engine.strategies.registry import STRATEGIES, UnknownStrategyError
 
@@ -46,6 +50,11 @@ def describe(cls: type[BaseStrategy]) -> dict[str, Any]:
     }
 
 
+def input_sources(cls: type[BaseStrategy], context: StrategyContext) -> dict[str, str]:
+    """Each macro/COT input of `cls` -> "FRED", "CFTC" or "demo fallback" in `context`."""
+    return {f: context.source_of(f) for f in cls.features if f in AUX_FEATURES}
+
+
 def live_status(engine: TradingEngine, name: str) -> str:
     """'active', 'filtered: <reason>' or 'not configured' for the latest decision."""
     configured = {s.name for s in engine.strategies}
@@ -67,9 +76,12 @@ def register_strategy_commands(engine: TradingEngine) -> None:
 
     def list_strategies() -> list[dict[str, Any]]:
         rows = []
+        context = engine.strategy_inputs.get()
         for name, cls in sorted(STRATEGIES.items()):
             row = describe(cls)
             row["status"] = live_status(engine, name)
+            row["inputs"] = input_sources(cls, context)
+            row["data"] = summarise_inputs(row["inputs"])  # "macro: FRED" / "... demo fallback"
             rows.append(row)
         return rows
 

@@ -11,28 +11,23 @@ import numpy as np
 
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features.auxiliary import COT_SYMBOLS, StrategyContext, cot_series_name
-from qgtm.engine.strategies.base import Parameter, RuleStrategy, vol_scale
+from qgtm.engine.strategies.base import Parameter, VolSized
 
 COT_SOURCE: dict[str, str] = {**{s: s for s in COT_SYMBOLS}, "IAU": "GLD", "BNO": "USO"}
 """ETF -> the ETF whose COT series describes its future (IAU holds gold like GLD)."""
 
 
-class _Cot(RuleStrategy):
+class _Cot(VolSized):
     family = "COT positioning"
     traded = tuple(COT_SOURCE)
     features = tuple(cot_series_name(s) for s in COT_SYMBOLS)
-
-    @property
-    def warmup(self) -> int:
-        """The vol window plus one."""
-        return int(self.params["vol_window"]) + 1
 
     def positioning(self, values: np.ndarray) -> float:
         """Direction (+1, -1, 0) from the known COT history, NaN when too short."""
         raise NotImplementedError
 
     def targets(self, view: PricePanel, as_of: date, context: StrategyContext):
-        size = vol_scale(view.close, int(self.params["vol_window"]), self.params["target_vol"], 1.0)
+        size = self.size(view.close)
         position = np.full(len(view.symbols), np.nan)
         notes = [""] * len(view.symbols)
         for i, symbol in enumerate(view.symbols):

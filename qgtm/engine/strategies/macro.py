@@ -11,10 +11,10 @@ import numpy as np
 
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features.auxiliary import DOLLAR_INDEX, REAL_YIELD, StrategyContext
-from qgtm.engine.strategies.base import Parameter, RuleStrategy, vol_scale
+from qgtm.engine.strategies.base import Parameter, VolSized
 
 
-class _MacroDriver(RuleStrategy):
+class _MacroDriver(VolSized):
     """Position = -sign(change of the driver over `window` observations) x vol-scaled
     size on `traded`, flat when |change| <= threshold or the series is too short."""
 
@@ -25,11 +25,6 @@ class _MacroDriver(RuleStrategy):
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         cls.features = (cls.series,)
-
-    @property
-    def warmup(self) -> int:
-        """Vol window plus one session."""
-        return int(self.params["vol_window"]) + 1
 
     def driver_change(self, context: StrategyContext, as_of: date) -> float:
         """Change of the driver over the window, from values known before `as_of`."""
@@ -43,7 +38,7 @@ class _MacroDriver(RuleStrategy):
 
     def targets(self, view: PricePanel, as_of: date, context: StrategyContext):
         change = self.driver_change(context, as_of)
-        size = vol_scale(view.close, int(self.params["vol_window"]), self.params["target_vol"], 1.0)
+        size = self.size(view.close)
         n = len(view.symbols)
         if not np.isfinite(change):
             return np.full(n, np.nan), np.zeros(n), "driver not yet known"

@@ -11,7 +11,7 @@ import numpy as np
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features import transforms as tf
 from qgtm.engine.features.auxiliary import StrategyContext
-from qgtm.engine.strategies.base import MEAN_REVERTING, Parameter, RuleStrategy, vol_scale
+from qgtm.engine.strategies.base import MEAN_REVERTING, Parameter, RuleStrategy, VolSized
 from qgtm.engine.strategies.trend import tercile_positions
 
 _SIZING = (
@@ -21,20 +21,11 @@ _SIZING = (
 )
 
 
-class _MeanReversion(RuleStrategy):
+class _MeanReversion(VolSized):
     family = "mean reversion"
     factor_exposures: ClassVar[dict[str, float]] = {"reversal": 1.0}
     capacity_usd = 75_000_000.0
     regimes = (MEAN_REVERTING,)
-
-    def size(self, close: np.ndarray) -> np.ndarray:
-        """min(target_vol / sigma, max_weight)."""
-        return vol_scale(
-            close,
-            int(self.params["vol_window"]),
-            self.params["target_vol"],
-            self.params["max_weight"],
-        )
 
 
 class BollingerReversion(_MeanReversion):

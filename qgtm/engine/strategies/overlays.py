@@ -10,7 +10,7 @@ import numpy as np
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features import transforms as tf
 from qgtm.engine.features.auxiliary import StrategyContext
-from qgtm.engine.strategies.base import CRISIS, Parameter, RuleStrategy
+from qgtm.engine.strategies.base import CRISIS, Parameter, RuleStrategy, VolSized
 from qgtm.engine.strategies.trend import tercile_positions
 
 _WINDOW = Parameter("vol_window", 63, 20, 252, "sessions for realised volatility")
@@ -21,7 +21,7 @@ def annual_vol(close: np.ndarray, window: int) -> np.ndarray:
     return np.diff(np.log(close[-window - 1 :]), axis=0).std(axis=0, ddof=1) * np.sqrt(252)
 
 
-class RiskParity(RuleStrategy):
+class RiskParity(VolSized):
     """Long every fund with w_i = target_vol / (N sigma_i): equal risk budgets, ignoring
     correlation (naive risk parity)."""
 
@@ -34,11 +34,6 @@ class RiskParity(RuleStrategy):
     capacity_usd = 1_000_000_000.0
     features = ("realised_vol",)
 
-    @property
-    def warmup(self) -> int:
-        """The vol window plus one."""
-        return int(self.params["vol_window"]) + 1
-
     def targets(self, view: PricePanel, as_of: date, context: StrategyContext):
         sigma = annual_vol(view.close, int(self.params["vol_window"]))
         with np.errstate(divide="ignore"):
@@ -46,7 +41,7 @@ class RiskParity(RuleStrategy):
         return weight, np.ones(len(sigma)), "inverse-vol budget"
 
 
-class VolManaged(RuleStrategy):
+class VolManaged(VolSized):
     """Long every fund scaled by target_var / sigma^2 of the last month, capped
     (volatility-managed portfolios: cut exposure when variance is high)."""
 
@@ -62,11 +57,6 @@ class VolManaged(RuleStrategy):
     factor_exposures: ClassVar[dict[str, float]] = {"market": 1.0, "volatility": -1.0}
     capacity_usd = 800_000_000.0
     features = ("realised_vol",)
-
-    @property
-    def warmup(self) -> int:
-        """The vol window plus one."""
-        return int(self.params["vol_window"]) + 1
 
     def targets(self, view: PricePanel, as_of: date, context: StrategyContext):
         sigma = annual_vol(view.close, int(self.params["vol_window"]))
@@ -108,7 +98,7 @@ class SafeHavenSwitch(RuleStrategy):
         return position, np.full(len(view.symbols), rank), f"vol percentile {rank:.0%}"
 
 
-class LowVolatility(RuleStrategy):
+class LowVolatility(VolSized):
     """Rank by 63-day realised vol; long the calmest third, short the wildest third, each
     leg scaled so both carry similar risk (w ~ 1/sigma, normalised per leg)."""
 
@@ -120,11 +110,6 @@ class LowVolatility(RuleStrategy):
     factor_exposures: ClassVar[dict[str, float]] = {"low_vol": 1.0, "market": 0.0}
     capacity_usd = 100_000_000.0
     features = ("realised_vol",)
-
-    @property
-    def warmup(self) -> int:
-        """The vol window plus one."""
-        return int(self.params["vol_window"]) + 1
 
     def targets(self, view: PricePanel, as_of: date, context: StrategyContext):
         sigma = annual_vol(view.close, int(self.params["vol_window"]))

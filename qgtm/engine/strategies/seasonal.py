@@ -10,10 +10,10 @@ import numpy as np
 
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features.auxiliary import StrategyContext
-from qgtm.engine.strategies.base import Parameter, RuleStrategy, vol_scale
+from qgtm.engine.strategies.base import Parameter, VolSized
 
 
-class _Seasonal(RuleStrategy):
+class _Seasonal(VolSized):
     """Long `traded` in `long_months`, short in `short_months`, flat otherwise."""
 
     family = "seasonality"
@@ -26,11 +26,6 @@ class _Seasonal(RuleStrategy):
         Parameter("target_vol", 0.15, 0.05, 0.60, "annual vol each position is scaled to"),
     )
 
-    @property
-    def warmup(self) -> int:
-        """The vol window plus one."""
-        return int(self.params["vol_window"]) + 1
-
     def targets(self, view: PricePanel, as_of: date, context: StrategyContext):
         side = (
             1.0
@@ -39,7 +34,7 @@ class _Seasonal(RuleStrategy):
             if as_of.month in self.short_months
             else 0.0
         )
-        size = vol_scale(view.close, int(self.params["vol_window"]), self.params["target_vol"], 1.0)
+        size = self.size(view.close)
         return (
             np.full(len(view.symbols), side) * size,
             np.full(len(view.symbols), abs(side)),

@@ -18,7 +18,7 @@ from qgtm.engine.strategies.base import (
     TRENDING,
     Parameter,
     RuleStrategy,
-    vol_scale,
+    VolSized,
 )
 
 _VOL = Parameter("vol_window", 63, 20, 252, "sessions for realised volatility")
@@ -27,21 +27,8 @@ _CAP = Parameter("max_weight", 1.0, 0.1, 5.0, "cap on the vol-scaled weight")
 _SIZING = (_VOL, _TARGET, _CAP)
 
 
-class _Sized(RuleStrategy):
-    """Shared vol scaling: |position| = min(target_vol / sigma, max_weight)."""
-
-    def size(self, close: np.ndarray) -> np.ndarray:
-        """Vol-scaled size per symbol from the view's closes."""
-        return vol_scale(
-            close,
-            int(self.params["vol_window"]),
-            self.params["target_vol"],
-            self.params["max_weight"],
-        )
-
-
 # ----- time-series momentum -----------------------------------------------------------
-class _TsmomHorizon(_Sized):
+class _TsmomHorizon(VolSized):
     """Long when the log return over `lookback` sessions (ending `skip` sessions ago) is
     positive, short when negative, vol scaled. Confidence: |r| / (sigma_d sqrt(L - skip))."""
 
@@ -100,7 +87,7 @@ class Tsmom6M(_TsmomHorizon):
     default_lookback = 126
 
 
-class TsmomBlend(_Sized):
+class TsmomBlend(VolSized):
     """Average of the signs of the 1-, 3- and 12-month returns, times the vol-scaled size:
     +1 when all three agree up, -1/3 when one of three is up (Hurst, Ooi, Pedersen 2017
     combine 1-, 3- and 12-month trends equally)."""
@@ -125,7 +112,7 @@ class TsmomBlend(_Sized):
         return votes * self.size(view.close), np.abs(votes), "1/3/12m trend vote"
 
 
-class TsmomTStat(_Sized):
+class TsmomTStat(VolSized):
     """t-statistic of the mean daily log return over `lookback` sessions,
     t = mean / (stdev / sqrt(n)); long above +threshold, short below -threshold, flat
     between (Baltas & Kosowski 2013, 'TREND' signal)."""
@@ -265,7 +252,7 @@ class XsMomentumSector(_XsMomentum):
 
 
 # ----- moving averages --------------------------------------------------------------------
-class SmaCross(_Sized):
+class SmaCross(VolSized):
     """Long when SMA(fast) > SMA(slow), short when below (the 'golden/death cross')."""
 
     name = "sma_cross"
@@ -294,7 +281,7 @@ class SmaCross(_Sized):
         return np.sign(gap) * self.size(view.close), np.clip(np.abs(gap) * 10, 0, 1), "SMA gap"
 
 
-class EmaCross(_Sized):
+class EmaCross(VolSized):
     """Long when EMA(fast) > EMA(slow), short below; EMAs over the last 4 x slow sessions."""
 
     name = "ema_cross"
@@ -325,7 +312,7 @@ class EmaCross(_Sized):
         return np.sign(gap) * self.size(view.close), np.clip(np.abs(gap) * 10, 0, 1), "EMA gap"
 
 
-class Sma200Filter(_Sized):
+class Sma200Filter(VolSized):
     """Long-only: hold when the close is above its 200-day SMA, flat below."""
 
     name = "sma200_filter"
@@ -351,7 +338,7 @@ class Sma200Filter(_Sized):
         return np.where(above, 1.0, 0.0) * self.size(view.close), above.astype(float), "vs SMA"
 
 
-class Macd(_Sized):
+class Macd(VolSized):
     """MACD histogram = (EMA12 - EMA26) - EMA9 of that; long when positive, short when
     negative (Appel, Technical Analysis: Power Tools for Active Investors, 2005)."""
 
@@ -398,7 +385,7 @@ def latest_breakout(upper_hit: np.ndarray, lower_hit: np.ndarray) -> np.ndarray:
     return np.sign(last_up - last_down).astype(float)
 
 
-class _Donchian(_Sized):
+class _Donchian(VolSized):
     """Long after the close breaks above the prior `channel`-session high, short after it
     breaks below the prior low; the most recent break within `memory` sessions decides."""
 
@@ -454,7 +441,7 @@ class Donchian55(_Donchian):
     default_channel = 55
 
 
-class KeltnerBreakout(_Sized):
+class KeltnerBreakout(VolSized):
     """Long after a close above EMA(n) + k ATR(m), short after a close below EMA - k ATR;
     the most recent such break within `memory` sessions decides."""
 

@@ -17,9 +17,9 @@ import os
 import random
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Protocol
 
 import httpx
@@ -227,6 +227,65 @@ def validate_frame(frame: pl.DataFrame, schema: Mapping[str, pl.DataType], sourc
         nulls = frame.with_row_index("row").filter(pl.col(column).is_null())
         if nulls.height:
             raise SchemaError(f"{source}: field {column!r} is empty in row {nulls['row'][0]}")
+
+
+def read_pages(fetch_page: Callable[[int], tuple[list, int]]) -> list:
+    """Every row of an offset-paged API: `fetch_page(offset)` returns (rows, total); pages
+    are requested from offset 0 until `total` rows are read or a page comes back empty."""
+    rows: list = []
+    while True:
+        page, total = fetch_page(len(rows))
+        rows.extend(page)
+        if not page or len(rows) >= total:
+            return rows
+
+
+def series_frame(
+    rows: list[tuple[date, float | None, datetime]], dataset: str, series: str, source: str
+) -> pl.DataFrame:
+    """(period, value, knowledge_time) rows of one series as a validated SERIES_SCHEMA frame."""
+    frame = pl.DataFrame(
+        rows, schema=["period", "value", "knowledge_time"], orient="row"
+    ).with_columns(
+        pl.lit(dataset).alias("dataset"),
+        pl.lit(series).alias("series"),
+        pl.col("period").cast(pl.Date),
+        pl.col("value").cast(pl.Float64),
+        pl.col("knowledge_time").cast(pl.Datetime("us", "UTC")),
+    )
+    frame = frame.select(list(SERIES_SCHEMA))
+    validate_frame(frame, SERIES_SCHEMA, source)
+    return frame
+
+
+class KeyedSeriesProvider:
+    """Shared body of the API-keyed series sources (FRED, EIA): the key, one rate-limited
+    HttpSource, `close`, and `fetch` as the concatenation of `fetch_series` over the
+    configured `series`. Subclasses set name/overlap_days/datasets and `fetch_series`."""
+
+    name: str
+    kind = "series"
+    overlap_days: int
+    datasets: tuple[str, ...]
+
+    def __init__(self, label: str, url: str, series: tuple[Any, ...], policy: HttpPolicy) -> None:
+        self.series = series
+        self.url = url
+        self._key = api_key(self.name, label)
+        self._http = HttpSource(self.name, policy)
+
+    def close(self) -> None:
+        """Release connections."""
+        self._http.close()
+
+    def fetch(self, since: date | None, until: date | None) -> pl.DataFrame:
+        """Every configured series for periods since..until, one frame."""
+        frames = [self.fetch_series(s, since, until) for s in self.series]
+        return pl.concat(frames) if frames else pl.DataFrame(schema=SERIES_SCHEMA)
+
+    def fetch_series(self, spec: Any, since: date | None, until: date | None) -> pl.DataFrame:
+        """One configured series (SERIES_SCHEMA)."""
+        raise NotImplementedError
 
 
 class Provider(Protocol):

@@ -4,7 +4,7 @@ Request: GET /v2/<route>/data/?frequency=weekly&data[0]=value&facets[series][]=<
 &start=&end=&sort[0][column]=period&sort[0][direction]=asc&offset=&length=.
 Response: {"response": {"total": N, "data": [{"period": "YYYY-MM-DD", "value": ..., ...}]}}.
 knowledge_time: the report's release (release.eia_release: crude Wednesday 10:30 ET,
-gas Thursday 10:30 ET, holiday weeks one business day later).
+gas Thursday 10:30 ET; holiday weeks per the federal calendar rules documented there).
 """
 
 from __future__ import annotations
@@ -16,13 +16,12 @@ from datetime import date
 import polars as pl
 
 from qgtm.engine.data.providers.base import (
-    SERIES_SCHEMA,
     HttpPolicy,
-    HttpSource,
+    KeyedSeriesProvider,
     SchemaError,
-    api_key,
     base_url,
-    validate_frame,
+    read_pages,
+    series_frame,
 )
 from qgtm.engine.data.providers.release import eia_release
 
@@ -49,34 +48,21 @@ SERIES = (
 )
 
 
-class EiaProvider:
+class EiaProvider(KeyedSeriesProvider):
     """EIA v2 client; key from keyring ("qgtm", "eia_api_key") or QGTM_EIA_API_KEY."""
 
     name = "eia"
-    kind = "series"
     overlap_days = 28
     datasets = (DATASET,)
 
     def __init__(self, series: tuple[EiaSeries, ...] = SERIES, policy: HttpPolicy | None = None):
-        self.series = series
-        self.url = base_url("eia", EIA_URL) + "/v2/"
-        self._key = api_key("eia", "EIA")
-        self._http = HttpSource("eia", policy or HttpPolicy(min_interval_s=0.5))
-
-    def close(self) -> None:
-        """Release connections."""
-        self._http.close()
-
-    def fetch(self, since: date | None, until: date | None) -> pl.DataFrame:
-        """All configured weekly series for periods since..until."""
-        frames = [self.fetch_series(s, since, until) for s in self.series]
-        return pl.concat(frames) if frames else pl.DataFrame(schema=SERIES_SCHEMA)
+        url = base_url("eia", EIA_URL) + "/v2/"
+        super().__init__("EIA", url, series, policy or HttpPolicy(min_interval_s=0.5))
 
     def fetch_series(self, spec: EiaSeries, since: date | None, until: date | None) -> pl.DataFrame:
         """One series, paging with offset/length until `total` rows are read."""
-        rows = []
-        offset = 0
-        while True:
+
+        def fetch_page(offset: int) -> tuple[list, int]:
             params: dict[str, object] = {
                 "api_key": self._key,
                 "frequency": "weekly",
@@ -93,23 +79,11 @@ class EiaProvider:
                 params["end"] = until.isoformat()
             body = self._http.get_json(f"{self.url}{spec.route}/data/", params)
             page, total = _page(body, spec)
-            rows.extend(_row(r, spec, offset + i) for i, r in enumerate(page))
-            offset += len(page)
-            if not page or offset >= total:
-                break
+            return [_row(r, spec, offset + i) for i, r in enumerate(page)], total
+
+        rows = read_pages(fetch_page)
         log.info("event=eia_fetched series=%s rows=%d", spec.series_id, len(rows))
-        frame = pl.DataFrame(
-            rows, schema=["period", "value", "knowledge_time"], orient="row"
-        ).with_columns(
-            pl.lit(DATASET).alias("dataset"),
-            pl.lit(spec.name).alias("series"),
-            pl.col("period").cast(pl.Date),
-            pl.col("value").cast(pl.Float64),
-            pl.col("knowledge_time").cast(pl.Datetime("us", "UTC")),
-        )
-        frame = frame.select(list(SERIES_SCHEMA))
-        validate_frame(frame, SERIES_SCHEMA, f"eia {spec.series_id}")
-        return frame
+        return series_frame(rows, DATASET, spec.name, f"eia {spec.series_id}")
 
 
 def _page(body: object, spec: EiaSeries) -> tuple[list, int]:

@@ -14,13 +14,12 @@ from datetime import date, datetime
 import polars as pl
 
 from qgtm.engine.data.providers.base import (
-    SERIES_SCHEMA,
     HttpPolicy,
-    HttpSource,
+    KeyedSeriesProvider,
     SchemaError,
-    api_key,
     base_url,
-    validate_frame,
+    read_pages,
+    series_frame,
 )
 from qgtm.engine.data.providers.release import fred_knowledge
 
@@ -40,34 +39,21 @@ PAGE_LIMIT = 100_000
 MISSING = "."  # FRED's marker for "no value for this date"
 
 
-class FredProvider:
+class FredProvider(KeyedSeriesProvider):
     """FRED JSON API client; key from keyring ("qgtm", "fred_api_key") or QGTM_FRED_API_KEY."""
 
     name = "fred"
-    kind = "series"
     overlap_days = 120
     datasets = (DATASET,)
 
     def __init__(self, series: tuple[str, ...] = tuple(SERIES), policy: HttpPolicy | None = None):
-        self.series = series
-        self.url = base_url("fred", FRED_URL) + "/fred/series/observations"
-        self._key = api_key("fred", "FRED")
-        self._http = HttpSource("fred", policy or HttpPolicy(min_interval_s=0.55))
-
-    def close(self) -> None:
-        """Release connections."""
-        self._http.close()
-
-    def fetch(self, since: date | None, until: date | None) -> pl.DataFrame:
-        """Every vintage of every configured series for observation dates since..until."""
-        frames = [self.fetch_series(s, since, until) for s in self.series]
-        return pl.concat(frames) if frames else pl.DataFrame(schema=SERIES_SCHEMA)
+        url = base_url("fred", FRED_URL) + "/fred/series/observations"
+        super().__init__("FRED", url, series, policy or HttpPolicy(min_interval_s=0.55))
 
     def fetch_series(self, series_id: str, since: date | None, until: date | None) -> pl.DataFrame:
         """All vintages of one series, paging with offset/limit."""
-        rows: list[tuple[date, float | None, datetime]] = []
-        offset = 0
-        while True:
+
+        def fetch_page(offset: int) -> tuple[list, int]:
             params = {
                 "series_id": series_id,
                 "api_key": self._key,
@@ -84,24 +70,12 @@ class FredProvider:
                 params["observation_end"] = until.isoformat()
             body = self._http.get_json(self.url, params)
             page = _observations(body, series_id)
-            rows.extend(_parse_row(o, series_id, offset + i) for i, o in enumerate(page))
-            count = body.get("count", len(rows))
-            offset += len(page)
-            if not page or offset >= int(count):
-                break
+            rows = [_parse_row(o, series_id, offset + i) for i, o in enumerate(page)]
+            return rows, int(body.get("count", offset + len(page)))
+
+        rows = read_pages(fetch_page)
         log.info("event=fred_fetched series=%s rows=%d", series_id, len(rows))
-        frame = pl.DataFrame(
-            rows, schema=["period", "value", "knowledge_time"], orient="row"
-        ).with_columns(
-            pl.lit(DATASET).alias("dataset"),
-            pl.lit(series_id).alias("series"),
-            pl.col("period").cast(pl.Date),
-            pl.col("value").cast(pl.Float64),
-            pl.col("knowledge_time").cast(pl.Datetime("us", "UTC")),
-        )
-        frame = frame.select(list(SERIES_SCHEMA))
-        validate_frame(frame, SERIES_SCHEMA, f"fred {series_id}")
-        return frame
+        return series_frame(rows, DATASET, series_id, f"fred {series_id}")
 
 
 def _observations(body: object, series_id: str) -> list[dict]:

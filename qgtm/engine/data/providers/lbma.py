@@ -14,12 +14,11 @@ from datetime import date
 import polars as pl
 
 from qgtm.engine.data.providers.base import (
-    SERIES_SCHEMA,
     HttpPolicy,
     HttpSource,
     SchemaError,
     base_url,
-    validate_frame,
+    series_frame,
 )
 from qgtm.engine.data.providers.release import lbma_knowledge
 
@@ -51,23 +50,12 @@ class LbmaProvider:
         frames = []
         for series, file_name in FILES.items():
             body = self._http.get_json(self.url + file_name)
-            rows = _rows(body, series)
-            frame = pl.DataFrame(
-                rows, schema=["period", "value", "knowledge_time"], orient="row"
-            ).with_columns(
-                pl.lit(DATASET).alias("dataset"),
-                pl.lit(series).alias("series"),
-                pl.col("period").cast(pl.Date),
-                pl.col("value").cast(pl.Float64),
-                pl.col("knowledge_time").cast(pl.Datetime("us", "UTC")),
-            )
-            frames.append(frame.select(list(SERIES_SCHEMA)))
+            frames.append(series_frame(_rows(body, series), DATASET, series, "lbma"))
         frame = pl.concat(frames)
         if since is not None:
             frame = frame.filter(pl.col("period") >= since)
         if until is not None:
             frame = frame.filter(pl.col("period") <= until)
-        validate_frame(frame, SERIES_SCHEMA, "lbma")
         log.info("event=lbma_fetched rows=%d", len(frame))
         return frame
 

@@ -39,8 +39,8 @@ def test_cot_release_moves_to_next_business_day_when_friday_is_a_holiday():
 def test_eia_releases_wednesday_crude_thursday_gas_and_shift_after_holidays():
     assert eia_release(date(2024, 11, 15), 2) == datetime(2024, 11, 20, 15, 30, tzinfo=UTC)
     assert eia_release(date(2024, 11, 15), 3) == datetime(2024, 11, 21, 15, 30, tzinfo=UTC)
-    # Thanksgiving Thursday 2024-11-28: gas storage moves to Friday, 12:00 ET
-    assert eia_release(date(2024, 11, 22), 3) == datetime(2024, 11, 29, 17, 0, tzinfo=UTC)
+    # Thanksgiving Thursday 2024-11-28: gas storage comes out the Wednesday before, 12:00 ET
+    assert eia_release(date(2024, 11, 22), 3) == datetime(2024, 11, 27, 17, 0, tzinfo=UTC)
 
 
 def test_cot_columns_are_found_by_name_and_nets_computed():
