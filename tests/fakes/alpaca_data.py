@@ -36,11 +36,13 @@ BARS = {
 
 
 def alpaca_data_fake(bars: dict | None = None, page_size: int = 2) -> LoopbackServer:
-    """Serves `bars` in pages of `page_size` with next_page_token; checks key headers."""
+    """Serves `bars` in pages of `page_size` with next_page_token; checks key headers.
+
+    `bars` is read on every request, so a test can append a new day's bars to it."""
     data = bars or BARS
-    flat = [(s, b) for s in sorted(data) for b in data[s]]
 
     def stock_bars(query: dict[str, list[str]]) -> tuple[int, str, bytes]:
+        flat = [(s, b) for s in sorted(data) for b in data[s]]
         symbols = query["symbols"][0].split(",")
         start, end = query.get("start", [""])[0], query.get("end", ["~"])[0]
         rows = [(s, b) for s, b in flat if s in symbols and start[:10] <= b["t"][:10] < end[:10]]

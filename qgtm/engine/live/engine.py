@@ -524,12 +524,19 @@ class TradingEngine:
 
     def _load_live_market(self) -> PricePanel:
         """Start-up: fetch the missing Alpaca daily bars, then load what is known by now."""
+        failure = ""
         try:
             self._ingest_bars(self.clock.now())
         except Exception as exc:  # the stored bars still serve; the owner hears about it
+            failure = str(exc)
             self._startup_alerts.append(f"start-up bar refresh failed: {exc}")
-            log.warning("event=startup_refresh_failed error=%r", str(exc))
-        return self.market.load_provider_panel(self.universe.symbols, self.clock.now())
+            log.warning("event=startup_refresh_failed error=%r", failure)
+        try:
+            return self.market.load_provider_panel(self.universe.symbols, self.clock.now())
+        except MarketDataError as exc:
+            if failure:
+                raise MarketDataError(f"{exc} (start-up refresh: {failure})") from None
+            raise
 
     def _ingest_bars(self, now: datetime) -> list[str]:
         from qgtm.engine.data.providers.ingest import refresh
