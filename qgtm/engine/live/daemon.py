@@ -280,6 +280,12 @@ class TradingDaemon:
             self.clock.stop()
 
     async def _job_recon(self, at: datetime) -> None:
+        if isinstance(self.engine.broker, PaperBroker):
+            self._recon_now(at)  # in memory: cheaper than a thread hop every minute
+        else:
+            await asyncio.to_thread(self._recon_now, at)  # REST calls: off the loop
+
+    def _recon_now(self, at: datetime) -> None:
         engine = self.engine
         lock = engine._step_lock
         if not lock.acquire(blocking=False):
