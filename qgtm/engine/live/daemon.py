@@ -288,7 +288,9 @@ class TradingDaemon:
     def _recon_now(self, at: datetime) -> None:
         engine = self.engine
         lock = engine._step_lock
-        if not lock.acquire(blocking=False):
+        # Replay: a step in progress means the next minute's recon will do. Wall clock
+        # (in a thread): wait for the short OMS/refresh holders instead of skipping.
+        if not lock.acquire(timeout=30.0) if engine.wall_clock else not lock.acquire(False):
             log.debug("event=recon_skipped reason=engine_busy at=%s", at)
             return
         try:

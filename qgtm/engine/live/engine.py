@@ -576,6 +576,8 @@ class TradingEngine:
                 raise
             self.next_index = index + 1
             done += 1
+            if self.broker.commit_before_send:  # a kill-switch flatten placed orders
+                self.oms.dispatch(at)
         if done:
             self._snapshot = self._build_snapshot()
         return done
@@ -921,6 +923,8 @@ class TradingEngine:
                 self._flatten_now(at)
             self.alert(f"EMERGENCY FLATTEN ({actor}): {reason}", source=actor)
             self._flush_alerts()
+        if self.broker.commit_before_send:  # committed first, then sent (no step will)
+            self.oms.dispatch(at)
         self._snapshot = self._build_snapshot()
         return len(self.broker.open_orders())
 

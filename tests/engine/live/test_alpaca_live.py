@@ -180,6 +180,14 @@ async def test_a_trading_day_on_alpaca_paper_end_to_end(tmp_path: Path, world):
     assert engine.audit.verify() is None
     events = [r.event for r in engine.audit.search(limit=5000)]
     assert "RECON_COMPLETE" in events and "ORDER_FILLED" in events
+    # the dead-man's switch on the wall clock: closing orders reach the venue at once
+    before = fake.orders_received
+    assert await asyncio.to_thread(daemon._on_stall, 120.0)
+    closing = [o for o in fake.state.orders.values() if o.status in ("new", "accepted")]
+    assert fake.orders_received == before + len(held) == before + len(closing)
+    assert {o.symbol: (1 if o.side == "buy" else -1) * o.qty for o in closing} == {
+        s: -q for s, q in held.items()
+    }
     engine.close()
 
 
