@@ -134,6 +134,9 @@ class PublishConfig:
     max_backoff: float = 60.0
 
 
+REFRESH_SOURCES = ("alpaca", "fred", "cftc", "eia", "lbma")
+
+
 @dataclass(frozen=True, slots=True)
 class LiveConfig:
     """Daemon operations: reconciliation, heartbeat/watchdog, supervision, metrics."""
@@ -154,6 +157,14 @@ class LiveConfig:
     metrics: bool = False
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9108
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.refresh_sources if s not in REFRESH_SOURCES]
+        if unknown:
+            raise ValueError(
+                f"refresh_sources: unknown {', '.join(unknown)} "
+                f"(choose from {', '.join(REFRESH_SOURCES)})"
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -266,3 +267,50 @@ def test_a_config_built_in_code_without_the_alpaca_broker_is_refused():
     assert config.execution.broker == "paper"
     with pytest.raises(ConfigError, match=r"execution\.broker"):
         check_tradeable(config, environ={})
+
+
+async def test_one_decision_per_session_and_none_on_stale_bars(tmp_path: Path, world):
+    served, _data, fake = world
+    clock = FakeClock(ny(MONDAY, 15, 30))
+    config = alpaca_config(fake.url, fake.stream_url)
+    engine = TradingEngine(config, tmp_path, clock=clock)
+    daemon = TradingDaemon(config, tmp_path, engine, control_socket=False)
+    try:
+        placed = engine.decide_live(ny(MONDAY, 15, 30))
+        assert placed > 0 and fake.orders_received == placed
+        assert engine.decide_live(ny(MONDAY, 15, 35)) == -1  # already decided today
+        assert fake.orders_received == placed
+        _fill_all_at_close(fake, MONDAY)
+        await _until(lambda: engine.process_broker_updates() == 0 and _booked_once(tmp_path))
+        # Tuesday without Monday's bar: refused and alerted, nothing sent
+        clock.advance_to(ny(TUESDAY, 15, 30))
+        assert engine.decide_live(ny(TUESDAY, 15, 30)) == -1
+        assert any("2026-03-02 is missing" in a for a in engine.snapshot().alerts)
+        assert fake.orders_received == placed
+        # the daemon's rebalance job fetches the missing bar first, then decides
+        release(served, MONDAY)
+        await daemon._job_rebalance(ny(TUESDAY, 15, 30))
+        assert engine.panel.dates[-1] == MONDAY
+        assert engine.state.get_meta("decided_session") == TUESDAY.isoformat()
+        assert [d for d, _ in engine.state.equity_curve(3)][-1] == MONDAY  # close booked
+        # after the close nothing is decided
+        clock.advance_to(ny(date(2026, 3, 4), 16, 5))
+        assert engine.decide_live(ny(date(2026, 3, 4), 16, 5)) == -1
+    finally:
+        engine.close()
+
+
+def test_the_terminal_alone_does_not_trade_on_the_wall_clock(tmp_path: Path, monkeypatch, capsys):
+    from qgtm import cli
+
+    monkeypatch.setenv("QGTM_SOURCE", "alpaca")
+    assert cli.main(["--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "qgtm --daemon" in err
+
+
+def test_refresh_sources_are_checked_when_the_config_loads():
+    config = load_config(None, environ={"QGTM_LIVE__REFRESH_SOURCES": "alpaca,fred,cftc"})
+    assert config.live.refresh_sources == ("alpaca", "fred", "cftc")
+    with pytest.raises(ConfigError, match="unknown bloomberg"):
+        load_config(None, environ={"QGTM_LIVE__REFRESH_SOURCES": "alpaca,bloomberg"})

@@ -210,3 +210,19 @@ async def test_operator_actions_over_the_socket_record_the_peer_and_never_a_pass
     assert "correct horse" not in dump
     assert engine.audit.verify() is None
     engine.close()
+
+
+def test_the_data_refresh_command_defaults_to_every_keyed_source(
+    short_config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad_bars
+):
+    engine = TradingEngine(short_config, tmp_path)
+    asked: list[tuple[str, ...]] = []
+    real = engine.refresh_data_locked
+    monkeypatch.setattr(engine, "refresh_data_locked", lambda s: asked.append(tuple(s)) or [])
+    engine.call("data.refresh")
+    assert asked == [("fred", "cftc", "eia", "lbma")]  # the Data screen's "refresh all"
+    monkeypatch.setattr(engine, "refresh_data_locked", real)
+    lines = engine.call("data.refresh", sources=["alpaca"])  # under the step lock, no deadlock
+    assert lines == ["alpaca: 3 rows, 1 critical quality failures"]
+    assert engine.snapshot().data_refresh.state == "OK"
+    engine.close()

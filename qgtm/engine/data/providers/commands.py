@@ -34,6 +34,11 @@ def register_data_commands(engine: TradingEngine) -> None:
 
     def refresh(sources: Sequence[str] | None = None) -> list[str]:
         # Runs under the step lock (engine.call); reloads the market when it trades on it.
+        # Asked by hand without sources: every keyed source (what the Data screen means).
+        if sources is None:
+            sources = engine.config.live.refresh_sources or (
+                ("alpaca", *DEFAULT_REFRESH) if engine.wall_clock else DEFAULT_REFRESH
+            )
         return engine.refresh_data_locked(sources)
 
     engine.register_command("data.status", status)
