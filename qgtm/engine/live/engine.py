@@ -6,6 +6,11 @@ Per session t (all times New York):
   close  mark to market, daily P&L, kill-tier update, equity row.
 Everything a session changes is committed in one SQLite transaction; in-memory state is
 rebuilt from the store at start-up and after any failed step.
+
+With a real source (source=alpaca) there is no replay: the market is Alpaca's daily bars
+known by the clock's now, the daemon's wall clock calls `decide_live` at 15:30, the broker
+streams fills (booked by `process_broker_updates`), and a session's close is booked when
+its bar arrives (`refresh_data`); see the "wall clock" section below.
 """
 
 from __future__ import annotations
@@ -87,7 +92,7 @@ def _money(value: float) -> Decimal:
 
 
 class TradingEngine:
-    """The book's engine over the demo market's replay clock."""
+    """The book's engine: the demo market's replay clock, or the wall clock (source=alpaca)."""
 
     def __init__(
         self,
@@ -163,6 +168,7 @@ class TradingEngine:
             self.alert(message, source="data")
         if self.wall_clock:
             self._close_pending()  # sessions whose bars arrived while the engine was down
+            self._check_account()
 
     # ----- state -------------------------------------------------------------------
     def _first_index(self) -> int:
@@ -582,6 +588,24 @@ class TradingEngine:
             self._snapshot = self._build_snapshot()
         return done
 
+    def _check_account(self) -> None:
+        """A new live book starts from engine.initial_cash: warn when the account differs."""
+        fresh = self.state.get_meta("last_index") is None
+        if not fresh or self.state.get_meta("decided_session") is not None:
+            return
+        initial = Decimal(self.config.engine.initial_cash)
+        try:
+            equity = self.broker.account().equity
+        except Exception as exc:  # the venue is unreachable: say so, trade on later
+            self.alert(f"cannot read the broker account at start-up: {exc}", source="engine")
+            return
+        if initial > 0 and abs(equity - initial) / initial > Decimal("0.01"):
+            self.alert(
+                f"the broker account's equity {equity:,.2f} differs from engine.initial_cash "
+                f"{initial:,.2f}: set initial_cash to the account's equity before trading",
+                source="engine",
+            )
+
     def decide_live(self, at: datetime) -> int:
         """The rebalance job on the wall clock: decide session `at.date()` once.
 
@@ -632,9 +656,13 @@ class TradingEngine:
 
     def process_broker_updates(self, at: datetime | None = None) -> int:
         """Book what the venue streamed since the last call (the OMS-events task)."""
+        if at is None:  # replay with an external broker: the simulated time
+            session = self.current_session
+            wall = self.wall_clock or session is None
+            at = self.clock.now() if wall else calendar.session_close(session)
         with self._step_lock:
             with self.state.transaction():
-                count = self.oms.process_updates(at or self.clock.now())
+                count = self.oms.process_updates(at)
                 self._flush_alerts()
             if count:
                 self._snapshot = self._build_snapshot()

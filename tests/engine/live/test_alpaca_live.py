@@ -314,3 +314,20 @@ def test_refresh_sources_are_checked_when_the_config_loads():
     assert config.live.refresh_sources == ("alpaca", "fred", "cftc")
     with pytest.raises(ConfigError, match="unknown bloomberg"):
         load_config(None, environ={"QGTM_LIVE__REFRESH_SOURCES": "alpaca,bloomberg"})
+
+
+def test_a_new_live_book_warns_when_the_account_is_not_initial_cash(tmp_path: Path, world):
+    _served, _data, fake = world
+    config = alpaca_config(fake.url, fake.stream_url)
+    config = replace(config, engine=replace(config.engine, initial_cash="250000"))
+    engine = TradingEngine(config, tmp_path, clock=FakeClock(ny(MONDAY, 9)))
+    try:
+        alerts = engine.snapshot().alerts
+        assert any("differs from engine.initial_cash 250,000.00" in a for a in alerts)
+    finally:
+        engine.close()
+    matching = TradingEngine(alpaca_config(fake.url, fake.stream_url), tmp_path / "b")
+    try:
+        assert not any("initial_cash" in a for a in matching.snapshot().alerts)
+    finally:
+        matching.close()
