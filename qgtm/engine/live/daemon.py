@@ -4,11 +4,11 @@ Tasks: clock (the replay clock firing the scheduled jobs in demo mode; the wall 
 with source=alpaca, see `scheduler.WallClock`), heartbeat, audit writer, control socket
 (attach), OMS events (an external broker's trade updates booked as they arrive), outbox
 (the publication sender, when a publisher url is set), metrics (optional) and any extra
-hooks. A task that raises is
-reported (log, owner alert, audit TASK_FAILED) and restarted with exponential backoff;
-more than `live.task_max_restarts` failures within `live.task_window_s` escalate
-(TASK_ESCALATED, daemon stops). A separate watchdog thread flattens through the broker
-when the heartbeat goes stale, even if this loop is blocked.
+hooks. A task that raises is reported (log, owner alert, audit TASK_FAILED) and restarted
+with exponential backoff; more than `live.task_max_restarts` failures within
+`live.task_window_s` escalate (TASK_ESCALATED, daemon stops). A separate watchdog
+thread flattens through the broker when the heartbeat goes stale, even if this loop is
+blocked.
 """
 
 from __future__ import annotations
@@ -290,7 +290,8 @@ class TradingDaemon:
         lock = engine._step_lock
         # Replay: a step in progress means the next minute's recon will do. Wall clock
         # (in a thread): wait for the short OMS/refresh holders instead of skipping.
-        if not lock.acquire(timeout=30.0) if engine.wall_clock else not lock.acquire(False):
+        acquired = lock.acquire(timeout=30.0) if engine.wall_clock else lock.acquire(False)
+        if not acquired:
             log.debug("event=recon_skipped reason=engine_busy at=%s", at)
             return
         try:

@@ -331,3 +331,45 @@ def test_a_new_live_book_warns_when_the_account_is_not_initial_cash(tmp_path: Pa
         assert not any("initial_cash" in a for a in matching.snapshot().alerts)
     finally:
         matching.close()
+
+
+def test_the_live_panel_uses_only_bars_known_by_now_and_bridges_a_missing_bar(tmp_path: Path):
+    from datetime import UTC, datetime
+
+    import polars as pl
+
+    from qgtm.engine.data.providers.alpaca import bar_knowledge_time
+    from qgtm.engine.data.providers.base import BAR_SCHEMA
+    from qgtm.engine.data.store import MarketStore
+
+    def rows(symbol: str, days: list[int], closes: list[float]) -> list[tuple]:
+        out = []
+        for day, close in zip(days, closes, strict=True):
+            ts = datetime(2024, 1, day, 5, 0, tzinfo=UTC)  # midnight New York (EST)
+            out.append(
+                (
+                    symbol,
+                    "1Day",
+                    ts,
+                    close,
+                    close,
+                    close,
+                    close,
+                    1e6,
+                    bar_knowledge_time(ts, "1Day"),
+                )
+            )
+        return out
+
+    # USO starts a day later; GLD has no bar on the 4th; both have a bar on the 5th
+    data = rows("GLD", [2, 3, 5], [100.0, 101.0, 103.0]) + rows("USO", [3, 4, 5], [70.0, 71, 72])
+    store = MarketStore(tmp_path)
+    store.upsert_provider_bars(pl.DataFrame(data, schema=BAR_SCHEMA, orient="row"))
+    panel = store.load_provider_panel(("GLD", "USO"), ny(date(2024, 1, 5), 15, 30))
+    # the 5th's bars are not known at 15:30 on the 5th; the panel starts when both trade
+    assert panel.dates == (date(2024, 1, 3), date(2024, 1, 4))
+    assert panel.close[:, 0].tolist() == [101.0, 101.0]  # GLD's missing 4th: flat
+    assert panel.volume[1, 0] == 0.0 and panel.open[1, 0] == 101.0
+    after_close = store.load_provider_panel(("GLD", "USO"), ny(date(2024, 1, 5), 16, 0))
+    assert after_close.dates[-1] == date(2024, 1, 5) and after_close.close[-1, 1] == 72.0
+    store.close()
