@@ -41,7 +41,7 @@ from qgtm.core.snapshot import (
     QuoteRow,
     ReconView,
 )
-from qgtm.core.types import Order, Signal
+from qgtm.core.types import Fill, Order, Signal
 from qgtm.core.universe import Universe, load_universe
 from qgtm.engine.audit import AuditLog
 from qgtm.engine.backtest.service import register_backtest_commands
@@ -167,8 +167,12 @@ class TradingEngine:
         for message in self._startup_alerts:
             self.alert(message, source="data")
         if self.wall_clock:
-            self._close_pending()  # sessions whose bars arrived while the engine was down
             self._check_account()
+            if self.state.get_meta("last_index") is None:  # a new book: history ends here
+                with self.state.transaction():
+                    self.state.set_meta("last_index", self.next_index - 1)
+                    self.state.set_meta("last_session", self.panel.dates[-1].isoformat())
+            self._close_pending()  # sessions whose bars arrived while the engine was down
 
     # ----- state -------------------------------------------------------------------
     def _first_index(self) -> int:
@@ -204,15 +208,21 @@ class TradingEngine:
         self.regime: str | None = self.state.get_meta("regime") or None
         if getattr(self, "broker", None) is None or isinstance(self.broker, PaperBroker):
             self.broker = self._make_broker()
-        self.oms = OrderManager(
-            self.state, self.audit, self.broker, lambda fill: self.book.apply_fill(fill), ACTOR
-        )
+        self.oms = OrderManager(self.state, self.audit, self.broker, self._on_fill, ACTOR)
         if isinstance(self.broker, PaperBroker):
             for order in self.state.open_orders():
                 self.broker.adopt(order)
         else:
             self._recover_external_orders()
         self._snapshot = self._build_snapshot()
+
+    def _on_fill(self, fill: Fill) -> None:
+        """Book a fill; on the wall clock also persist the book in the fill's transaction
+        (fills arrive between closes there, and a crash must not lose a holding)."""
+        self.book.apply_fill(fill)
+        if self.wall_clock:
+            self.state.save_positions(self.book, self._marks(max(self.next_index - 1, 0)))
+            self.state.set_meta("cash", self.book.cash)
 
     def _make_broker(self) -> Broker:
         """The configured venue: the paper simulator, or Alpaca (paper endpoint unless live)."""

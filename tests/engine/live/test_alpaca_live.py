@@ -373,3 +373,26 @@ def test_the_live_panel_uses_only_bars_known_by_now_and_bridges_a_missing_bar(tm
     after_close = store.load_provider_panel(("GLD", "USO"), ny(date(2024, 1, 5), 16, 0))
     assert after_close.dates[-1] == date(2024, 1, 5) and after_close.close[-1, 1] == 72.0
     store.close()
+
+
+async def test_a_restart_after_the_close_books_the_missed_close(tmp_path: Path, world):
+    served, _data, fake = world
+    config = alpaca_config(fake.url, fake.stream_url)
+    first = TradingEngine(config, tmp_path, clock=FakeClock(ny(MONDAY, 15, 30)))
+    try:
+        placed = first.decide_live(ny(MONDAY, 15, 30))
+        _fill_all_at_close(fake, MONDAY)
+        await _until(
+            lambda: first.process_broker_updates() >= 0 and len(_booked_once(tmp_path)) == placed
+        )
+    finally:
+        first.close()  # down before the 18:00 refresh
+    release(served, MONDAY)
+    again = TradingEngine(config, tmp_path, clock=FakeClock(ny(MONDAY, 19)))
+    try:
+        assert again.panel.dates[-1] == MONDAY
+        assert [d for d, _ in again.state.equity_curve(3)] == [MONDAY]  # booked at start-up
+        held = {s: q for s, q in again.book.quantities().items() if q}
+        assert held == {s: q for s, (q, _) in fake.state.positions.items() if q}
+    finally:
+        again.close()
