@@ -226,3 +226,21 @@ def test_the_data_refresh_command_defaults_to_every_keyed_source(
     assert lines == ["alpaca: 3 rows, 1 critical quality failures"]
     assert engine.snapshot().data_refresh.state == "OK"
     engine.close()
+
+
+def test_the_refresh_view_travels_over_the_attach_wire(short_config: Config, tmp_path: Path):
+    from qgtm.core.snapshot import DataRefreshView
+
+    engine = TradingEngine(short_config, tmp_path)
+    view = DataRefreshView(
+        "FAILED",
+        "2026-03-02T18:00:00-05:00",
+        "2026-03-02T18:00:04-05:00",
+        ("alpaca", "fred"),
+        ("alpaca: 90 rows, 0 critical quality failures", "fred: FAILED no key"),
+    )
+    engine._publish_refresh(view)
+    snap = engine.snapshot()
+    assert wire.decode_snapshot(wire.encode_snapshot(snap)) == snap
+    assert wire.decode_snapshot(wire.encode_snapshot(snap)).data_refresh == view
+    engine.close()
