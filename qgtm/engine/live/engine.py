@@ -619,9 +619,9 @@ class TradingEngine:
     def decide_live(self, at: datetime) -> int:
         """The rebalance job on the wall clock: decide session `at.date()` once.
 
-        Books pending closes first; refuses (alert, returns -1) a day that is not a
-        session, is already decided, is past its close, or whose previous session's bar
-        is missing. Returns the number of orders placed.
+        Books pending closes first; refuses (alert, returns -1) while paused, and a day
+        that is not a session, is already decided, is past its close, or whose previous
+        session's bar is missing. Returns the number of orders placed.
         """
         day = at.astimezone(calendar.NEW_YORK).date()
         with self._step_lock:
@@ -655,6 +655,8 @@ class TradingEngine:
             return placed
 
     def _decision_refusal(self, day: date, at: datetime) -> str:
+        if not self.running:
+            return "paused by the operator"
         if not calendar.is_session(day):
             return "not an XNYS session"
         if at >= calendar.session_close(day):

@@ -276,6 +276,10 @@ async def test_one_decision_per_session_and_none_on_stale_bars(tmp_path: Path, w
     engine = TradingEngine(config, tmp_path, clock=clock)
     daemon = TradingDaemon(config, tmp_path, engine, control_socket=False)
     try:
+        engine.pause()  # the operator's pause holds the wall clock's decisions
+        assert engine.decide_live(ny(MONDAY, 15, 30)) == -1 and fake.orders_received == 0
+        assert any("paused by the operator" in a for a in engine.snapshot().alerts)
+        engine.resume()
         placed = engine.decide_live(ny(MONDAY, 15, 30))
         assert placed > 0 and fake.orders_received == placed
         assert engine.decide_live(ny(MONDAY, 15, 35)) == -1  # already decided today
