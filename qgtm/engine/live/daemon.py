@@ -299,9 +299,12 @@ class TradingDaemon:
                 # Book what the venue streamed first; while orders are still working the
                 # broker's positions run ahead of the stream, so comparing then would
                 # "adjust" the book by a fill that is about to be booked.
+                today = at.astimezone(calendar.NEW_YORK).date()
                 with engine.state.transaction():
                     engine.oms.process_updates(at)
-                working = len(engine.state.open_orders())
+                    if any(o.decision_date < today for o in engine.state.open_orders()):
+                        engine.oms.recover(at)  # the stream missed an end of day: ask
+                working = sum(o.decision_date >= today for o in engine.state.open_orders())
                 if working:
                     log.debug("event=recon_deferred working_orders=%d at=%s", working, at)
                     return

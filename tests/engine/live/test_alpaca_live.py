@@ -400,3 +400,27 @@ async def test_a_restart_after_the_close_books_the_missed_close(tmp_path: Path, 
         assert held == {s: q for s, (q, _) in fake.state.positions.items() if q}
     finally:
         again.close()
+
+
+async def test_recon_asks_the_venue_about_yesterdays_orders_the_stream_never_closed(
+    tmp_path: Path, world
+):
+    _served, _data, fake = world
+    clock = FakeClock(ny(MONDAY, 15, 30))
+    config = alpaca_config(fake.url, fake.stream_url)
+    engine = TradingEngine(config, tmp_path, clock=clock)
+    daemon = TradingDaemon(config, tmp_path, engine, control_socket=False)
+    try:
+        placed = engine.decide_live(ny(MONDAY, 15, 30))
+        await daemon._job_recon(ny(MONDAY, 15, 45))
+        assert daemon.recon.runs == 0  # today's orders are working: recon waits
+        with fake.state.lock:  # the venue expires them at the close; the stream says nothing
+            for order in fake.state.orders.values():
+                order.status = "expired"
+        clock.advance_to(ny(TUESDAY, 9, 30))
+        await daemon._job_recon(ny(TUESDAY, 9, 30))
+        statuses = {s for (s,) in state_rows(tmp_path, "SELECT status FROM orders")}
+        assert statuses == {"EXPIRED"} and placed > 0
+        assert daemon.recon.runs == 1 and engine.snapshot().recon.discrepancies == ()
+    finally:
+        engine.close()
