@@ -53,6 +53,16 @@ def _iso_date(text: str) -> str:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
+ALPACA_HELP = (
+    "Alpaca paper trading: store the paper account's keys with `qgtm keys set alpaca` (OS "
+    "keyring; or set APCA_API_KEY_ID and APCA_API_SECRET_KEY), then run `QGTM_SOURCE=alpaca "
+    'qgtm --daemon` (or source = "alpaca" in config.toml). The daemon fetches Alpaca daily '
+    "bars, rebalances at 15:30 New York on Alpaca's paper endpoint and books fills from the "
+    "trade-updates stream; `qgtm` in another shell attaches to it. mode=live also needs "
+    "LIVE_TRADING_ENABLED=true in the environment."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line, so `qgtm --help` lists everything that exists."""
     parser = argparse.ArgumentParser(
@@ -62,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
             "the terminal on the engine (paper trading on the built-in DEMO market by default); "
             "if a daemon already runs on the data dir, the terminal attaches to it instead."
         ),
+        epilog=ALPACA_HELP,
     )
     parser.add_argument("--version", action="version", version=f"qgtm {__version__}")
     _common(parser)
@@ -70,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=(
             "run the engine headless, logging to stdout: supervised tasks, recon every 60 s, "
-            "watchdog, attach socket, Prometheus metrics if [live] metrics = true"
+            "watchdog, attach socket, Prometheus metrics if [live] metrics = true; with "
+            "source=alpaca it trades on the wall clock (rebalance 15:30 New York on XNYS "
+            "sessions, broker fills streamed in, data refresh on [live] data_refresh_cron)"
         ),
     )
     parser.add_argument(
@@ -306,6 +319,12 @@ def _run_terminal(config: Config, data_dir: Path) -> int:
         lock.acquire()
     except EngineLockedError:
         return _attach(config, data_dir)
+    if not config.is_demo:
+        lock.release()
+        raise CliError(
+            f"source={config.source.value} trades on the wall clock in the daemon: start "
+            "`qgtm --daemon`, then run `qgtm` again to attach to it"
+        )
     try:
         engine = TradingEngine(config, data_dir)
         from qgtm.engine.live.daemon import install_live_commands

@@ -134,6 +134,9 @@ class PublishConfig:
     max_backoff: float = 60.0
 
 
+REFRESH_SOURCES = ("alpaca", "fred", "cftc", "eia", "lbma")
+
+
 @dataclass(frozen=True, slots=True)
 class LiveConfig:
     """Daemon operations: reconciliation, heartbeat/watchdog, supervision, metrics."""
@@ -148,9 +151,20 @@ class LiveConfig:
     task_window_s: float = 300.0
     task_backoff_s: float = 1.0
     data_refresh_cron: str = "0 18 * * mon-fri"  # crontab (New York time)
+    # Sources the data-refresh job fetches (alpaca, fred, cftc, eia, lbma); empty = the
+    # engine's own market source only: alpaca bars with source=alpaca, nothing in demo.
+    refresh_sources: tuple[str, ...] = ()
     metrics: bool = False
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9108
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.refresh_sources if s not in REFRESH_SOURCES]
+        if unknown:
+            raise ValueError(
+                f"refresh_sources: unknown {', '.join(unknown)} "
+                f"(choose from {', '.join(REFRESH_SOURCES)})"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +277,13 @@ def config_from_mapping(raw: Mapping[str, Any]) -> Config:
             if not isinstance(raw[section], Mapping):
                 raise ConfigError(f"[{section}] must be a table")
             kwargs[section] = _build(hints[section], raw[section], section)
-    return Config(**kwargs)
+    config = Config(**kwargs)
+    if config.source is Source.ALPACA and "broker" not in raw.get("execution", {}):
+        # source=alpaca trades through the Alpaca broker unless the file says otherwise.
+        config = dataclasses.replace(
+            config, execution=dataclasses.replace(config.execution, broker="alpaca")
+        )
+    return config
 
 
 def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> Config:
@@ -294,14 +314,18 @@ def live_trading_allowed(config: Config, environ: Mapping[str, str] | None = Non
 
 
 def check_tradeable(config: Config, environ: Mapping[str, str] | None = None) -> None:
-    """Refuse a config that asks for live trading without every gate open."""
+    """Refuse a config that asks for live trading without every gate open.
+
+    source=alpaca with mode=paper trades Alpaca's paper endpoint (keys from the keyring or
+    APCA_* env, never this file); mode=live needs LIVE_TRADING_ENABLED=true as well.
+    """
     if config.mode is Mode.LIVE and not live_trading_allowed(config, environ):
         raise ConfigError(
             "mode=live needs LIVE_TRADING_ENABLED=true in the environment and source=alpaca "
             "with a configured account; refusing to start (use mode=paper)"
         )
-    if config.source is Source.ALPACA:
+    if config.source is Source.ALPACA and config.execution.broker != "alpaca":
         raise ConfigError(
-            "source=alpaca is not available yet in this build; use source=demo "
-            "(the Alpaca adapter arrives with the execution work)"
+            "source=alpaca trades through the Alpaca broker: set execution.broker = "
+            '"alpaca" (or leave it unset), not ' + repr(config.execution.broker)
         )

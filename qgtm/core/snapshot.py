@@ -95,6 +95,17 @@ class ReconView:
 
 
 @dataclass(frozen=True, slots=True)
+class DataRefreshView:
+    """The daemon's data refresh: running or idle, when, which sources, one line each."""
+
+    state: str  # RUNNING | OK | FAILED
+    started: str
+    finished: str = ""
+    sources: tuple[str, ...] = ()
+    lines: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class EngineSnapshot:
     """The engine's state after its latest step; `version` increases with every step."""
 
@@ -122,6 +133,7 @@ class EngineSnapshot:
     risk: RiskStatus | None = None
     recon: ReconView | None = None
     regime: str | None = None
+    data_refresh: DataRefreshView | None = None
 
     @property
     def mode_label(self) -> str:

@@ -98,12 +98,13 @@ def alpaca_data_fake(
     """Serves `bars` in pages of `page_size` with next_page_token; checks key headers.
 
     `minute_bars`, `quotes` and `trades` (symbol -> bars / latest record) add the
-    intraday endpoints the OMS uses for TCA.
+    intraday endpoints the OMS uses for TCA. Everything is read on every request, so a
+    test can append a new day's bars after starting the server.
     """
     data = bars or BARS
-    flat = [(s, b) for s in sorted(data) for b in data[s]]
 
     def stock_bars(query: dict[str, list[str]]) -> tuple[int, str, bytes]:
+        flat = [(s, b) for s in sorted(data) for b in data[s]]
         symbols = query["symbols"][0].split(",")
         start, end = query.get("start", [""])[0], query.get("end", ["~"])[0]
         if query.get("timeframe", [""])[0] == "1Min" and minute_bars is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -165,6 +165,52 @@ class MarketStore:
                 raise MarketDataError(f"gaps in {name} bars in {self.path}")
             fields[name] = values
             dates = tuple(wide["date"].to_list())
+        return PricePanel(dates=dates, symbols=symbols, **fields)
+
+    def load_provider_panel(
+        self, symbols: tuple[str, ...], known_by: datetime, timeframe: str = "1Day"
+    ) -> PricePanel:
+        """Provider (Alpaca) daily bars known by `known_by`, aligned by New York session day.
+
+        Only bars whose knowledge_time (the session close) is at or before `known_by` are
+        used, so a bar still forming is never traded on. The panel starts at the first day
+        every symbol has a bar; a later missing bar repeats the previous close with zero
+        volume (logged), so one absent IEX print does not stop the book.
+        """
+        result = self._con.sql(
+            "SELECT symbol, timezone('America/New_York', ts)::DATE AS date, open, high, low, "
+            "close, volume FROM provider_bars WHERE timeframe = ? AND knowledge_time <= ? "
+            "AND symbol IN (SELECT unnest(?)) ORDER BY date, symbol",
+            params=[timeframe, known_by, list(symbols)],
+        )
+        frame = pl.from_arrow(result.to_arrow_table())
+        if frame.is_empty():
+            raise MarketDataError(
+                f"no {timeframe} provider bars stored in {self.path}: fetch them with "
+                "`qgtm data fetch alpaca`"
+            )
+        missing = sorted(set(symbols) - set(frame["symbol"].unique().to_list()))
+        if missing:
+            raise MarketDataError(f"no provider bars for {', '.join(missing)} in {self.path}")
+        firsts = frame.group_by("symbol").agg(pl.col("date").min())["date"]
+        frame = frame.filter(pl.col("date") >= firsts.max())
+        fields: dict[str, np.ndarray] = {}
+        wide_close = frame.pivot(on="symbol", index="date", values="close").sort("date")
+        gaps = int(wide_close.select(symbols).null_count().sum_horizontal()[0])
+        if gaps:
+            log.warning("event=provider_bar_gaps count=%d filled=previous_close", gaps)
+        close = wide_close.select(symbols).fill_null(strategy="forward")
+        dates = tuple(wide_close["date"].to_list())
+        for name in ("open", "high", "low", "close", "volume"):
+            wide = frame.pivot(on="symbol", index="date", values=name).sort("date")
+            values = wide.select(symbols)
+            if name == "volume":
+                values = values.fill_null(0.0)
+            else:
+                values = pl.DataFrame(
+                    [values[s].fill_null(close[s]) for s in symbols]
+                )  # a missing bar is flat at the previous close
+            fields[name] = values.to_numpy().astype(float)
         return PricePanel(dates=dates, symbols=symbols, **fields)
 
     # ----- provider data (macro / alt series, provider bars) -------------------------

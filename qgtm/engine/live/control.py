@@ -6,7 +6,8 @@ Requests `{"id": n, "op": ...}` get `{"id": n, "ok": true, "result": ...}` or
 `{"id": n, "ok": false, "error": "..."}`. Ops: hello, snapshot, subscribe (then the
 server pushes `{"push": "snapshot", "data": ...}` on every new snapshot), pause,
 resume, faster, slower, advance(sessions), call(name, kwargs) for any registered engine
-command. Every state-changing op is audited as OPERATOR_ACTION with the peer's user name.
+command. Every state-changing op is audited as OPERATOR_ACTION before it runs: actor =
+the peer's user name from SO_PEERCRED, payload = the op, its arguments, peer uid and pid.
 """
 
 from __future__ import annotations
@@ -39,11 +40,33 @@ def socket_path(data_dir: Path) -> Path:
     return data_dir / SOCKET_NAME
 
 
+def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end of a Unix socket (Linux SO_PEERCRED,
+    filled in by the kernel at connect time, so a client cannot forge it)."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", creds)
+    return pid, uid, gid
+
+
 def peer_uid(sock: socket.socket) -> int:
     """The uid of the process at the other end of a Unix socket (Linux SO_PEERCRED)."""
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return uid
+    return peer_credentials(sock)[1]
+
+
+_SECRET_WORDS = ("passphrase", "password", "secret", "token", "api_key")
+
+
+def redact(value: Any) -> Any:
+    """`value` with every field named like a secret replaced by "***" (for the audit log:
+    an operator's reset passphrase travels in the request but must never be recorded)."""
+    if isinstance(value, dict):
+        return {
+            k: "***" if any(w in str(k).lower() for w in _SECRET_WORDS) else redact(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    return value
 
 
 def _user(uid: int) -> str:
@@ -89,7 +112,7 @@ class ControlServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sock = writer.get_extra_info("socket")
-        uid = peer_uid(sock)
+        pid, uid, _gid = peer_credentials(sock)
         if uid != os.getuid():
             log.warning("event=control_refused peer_uid=%d", uid)
             writer.write(wire.encode({"ok": False, "error": "not the daemon's owner"}))
@@ -98,6 +121,7 @@ class ControlServer:
             writer.close()
             return
         actor = _user(uid)
+        peer = {"peer_uid": uid, "peer_pid": pid}
         self.clients += 1
         lock = asyncio.Lock()
         pusher: asyncio.Task[None] | None = None
@@ -110,7 +134,7 @@ class ControlServer:
                     continue
                 if request.get("op") == "subscribe" and pusher is None:
                     pusher = asyncio.create_task(self._push(writer, lock))
-                reply = await self._reply(request, actor)
+                reply = await self._reply(request, actor, peer)
                 await self._send(writer, lock, reply)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
@@ -139,12 +163,15 @@ class ControlServer:
                 sent = key
             await asyncio.sleep(PUSH_INTERVAL_S)
 
-    async def _reply(self, request: dict[str, Any], actor: str) -> dict[str, Any]:
+    async def _reply(
+        self, request: dict[str, Any], actor: str, peer: dict[str, int] | None = None
+    ) -> dict[str, Any]:
         rid = request.get("id")
         op = request.get("op")
         try:
             if op not in _READ_ONLY:
-                detail = {k: v for k, v in request.items() if k not in ("id", "op")}
+                detail = redact({k: v for k, v in request.items() if k not in ("id", "op")})
+                detail.update(peer or {})
                 await asyncio.to_thread(self.daemon.audit_operator_action, actor, str(op), detail)
             result = await self._run(op, request)
         except UnknownCommandError as exc:

@@ -1,12 +1,14 @@
 """Headless engine: `qgtm --daemon` supervises the engine's asyncio tasks.
 
-Tasks: clock (the replay clock firing the scheduled jobs in demo mode, APScheduler on
-the wall clock otherwise), heartbeat, audit writer, control socket (attach), metrics
-(optional) and any extra hooks (e.g. a publication outbox). A task that raises is
-reported (log, owner alert, audit TASK_FAILED) and restarted with exponential backoff;
-more than `live.task_max_restarts` failures within `live.task_window_s` escalate
-(TASK_ESCALATED, daemon stops). A separate watchdog thread flattens through the broker
-when the heartbeat goes stale, even if this loop is blocked.
+Tasks: clock (the replay clock firing the scheduled jobs in demo mode; the wall clock
+with source=alpaca, see `scheduler.WallClock`), heartbeat, audit writer, control socket
+(attach), OMS events (an external broker's trade updates booked as they arrive), outbox
+(the publication sender, when a publisher url is set), metrics (optional) and any extra
+hooks. A task that raises is reported (log, owner alert, audit TASK_FAILED) and restarted
+with exponential backoff; more than `live.task_max_restarts` failures within
+`live.task_window_s` escalate (TASK_ESCALATED, daemon stops). A separate watchdog
+thread flattens through the broker when the heartbeat goes stale, even if this loop is
+blocked.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ from typing import Any
 from qgtm.core import calendar
 from qgtm.core.config import Config
 from qgtm.core.snapshot import AuditPage, AuditRow
+from qgtm.engine.execution.brokers.base import BrokerError
+from qgtm.engine.execution.brokers.paper import PaperBroker
 from qgtm.engine.live.engine import TradingEngine
 from qgtm.engine.live.lock import EngineLock
 from qgtm.engine.live.recon import ReconciliationEngine
-from qgtm.engine.live.scheduler import Job, ReplayClock, WallClockScheduler, build_triggers
+from qgtm.engine.live.scheduler import Job, ReplayClock, WallClock, build_triggers
 from qgtm.engine.live.watchdog import Heartbeat, Watchdog
 
 log = logging.getLogger(__name__)
@@ -75,6 +79,7 @@ class TradingDaemon:
         extra_tasks: tuple[TaskSpec, ...] = (),
         control_socket: bool = True,
         watchdog: bool | None = None,
+        oms_poll_s: float = 0.5,
     ) -> None:
         self.config = config
         self.live = config.live
@@ -89,7 +94,9 @@ class TradingDaemon:
         self.heartbeat = Heartbeat(data_dir)
         self.last_beat: float | None = None
         self.audit_queue: asyncio.Queue[tuple[str, str, dict[str, Any]]] = asyncio.Queue()
-        self.clock: ReplayClock | None = None
+        self.clock: ReplayClock | WallClock | None = None
+        self.oms_poll_s = oms_poll_s
+        self.oms_events = 0  # venue updates booked by the OMS-events task
         self.control: Any = None
         self.metrics: Any = None
         self.metrics_address: tuple[str, int] | None = None
@@ -106,6 +113,11 @@ class TradingDaemon:
             TaskSpec("heartbeat", self._run_heartbeat),
             TaskSpec("audit", self._run_audit_writer),
         ]
+        if not isinstance(engine.broker, PaperBroker):
+            self.specs.append(TaskSpec("oms_events", self._run_oms_events))
+        sender = engine.make_sender()
+        if sender is not None:
+            self.specs.append(TaskSpec("outbox", lambda: self._run_outbox(sender)))
         if control_socket:
             self.specs.append(TaskSpec("control", self._run_control))
         if self.live.metrics:
@@ -210,11 +222,13 @@ class TradingDaemon:
 
     async def _run_clock(self) -> None:
         engine = self.engine
+        if engine.wall_clock:
+            wall = WallClock(self.jobs(engine.clock.now()), engine.clock)
+            self.clock = wall
+            await wall.run()
+            return
         if engine.at_end:
             log.info("event=replay_finished session=%s", engine.current_session)
-            return
-        if not self.config.is_demo:  # pragma: no cover - live sources arrive later
-            await WallClockScheduler(self.jobs(datetime.now(calendar.NEW_YORK))).run()
             return
         start = calendar.session_open(engine.panel.dates[engine.next_index])
         end = calendar.session_close(engine.panel.dates[-1])
@@ -236,6 +250,9 @@ class TradingDaemon:
 
     async def _job_rebalance(self, at: datetime) -> None:
         engine = self.engine
+        if engine.wall_clock:
+            await self._rebalance_wall_clock(at)
+            return
         if engine.at_end or engine.panel.dates[engine.next_index] > at.date():
             return
         while not engine.at_end and engine.panel.dates[engine.next_index] <= at.date():
@@ -248,19 +265,80 @@ class TradingDaemon:
         if (engine.at_end or done) and self.clock is not None:
             self.clock.stop()
 
+    async def _rebalance_wall_clock(self, at: datetime) -> None:
+        """15:30 on the wall clock: make sure yesterday's bar is in, then decide once."""
+        engine = self.engine
+        if engine._decision_refusal(at.astimezone(calendar.NEW_YORK).date(), at).startswith(
+            "bars stop"
+        ):
+            await asyncio.to_thread(engine.refresh_data)  # the 18:00 refresh missed a bar
+        placed = await asyncio.to_thread(engine.decide_live, at)
+        if placed >= 0:
+            self.sessions_done += 1
+        done = self.max_sessions is not None and self.sessions_done >= self.max_sessions
+        if done and self.clock is not None:
+            self.clock.stop()
+
     async def _job_recon(self, at: datetime) -> None:
-        lock = self.engine._step_lock
-        if not lock.acquire(blocking=False):
+        if isinstance(self.engine.broker, PaperBroker):
+            self._recon_now(at)  # in memory: cheaper than a thread hop every minute
+        else:
+            await asyncio.to_thread(self._recon_now, at)  # REST calls: off the loop
+
+    def _recon_now(self, at: datetime) -> None:
+        engine = self.engine
+        lock = engine._step_lock
+        # Replay: a step in progress means the next minute's recon will do. Wall clock
+        # (in a thread): wait for the short OMS/refresh holders instead of skipping.
+        acquired = lock.acquire(timeout=30.0) if engine.wall_clock else lock.acquire(False)
+        if not acquired:
             log.debug("event=recon_skipped reason=engine_busy at=%s", at)
             return
         try:
-            self.recon.run(self.engine, at)
+            if engine.wall_clock:
+                # Book what the venue streamed first; while orders are still working the
+                # broker's positions run ahead of the stream, so comparing then would
+                # "adjust" the book by a fill that is about to be booked.
+                today = at.astimezone(calendar.NEW_YORK).date()
+                with engine.state.transaction():
+                    engine.oms.process_updates(at)
+                    if any(o.decision_date < today for o in engine.state.open_orders()):
+                        engine.oms.recover(at)  # the stream missed an end of day: ask
+                working = sum(o.decision_date >= today for o in engine.state.open_orders())
+                if working:
+                    log.debug("event=recon_deferred working_orders=%d at=%s", working, at)
+                    return
+            self.recon.run(engine, at)
         finally:
             lock.release()
 
     async def _job_data_refresh(self, at: datetime) -> None:
-        # The demo market is generated once; live sources plug their refresh in here.
-        log.debug("event=data_refresh at=%s source=%s", at, self.config.source.value)
+        """Cron: incremental refresh of the configured sources, off the loop, under the
+        step lock (`engine.refresh_data`); the demo market alone needs none."""
+        sources = self.engine.refresh_sources()
+        if not sources:
+            log.debug("event=data_refresh_skipped at=%s source=demo", at)
+            return
+        lines = await asyncio.to_thread(self.engine.refresh_data, sources)
+        log.info("event=data_refresh at=%s sources=%s result=%r", at, ",".join(sources), lines)
+
+    # ----- OMS events, outbox ------------------------------------------------------
+    async def _run_oms_events(self) -> None:
+        """Book the broker's trade updates as they arrive (fills, cancels, rejects)."""
+        engine = self.engine
+        broker = engine.broker
+        wait = getattr(broker, "wait_for_updates", None)
+        while True:
+            if callable(wait):
+                await asyncio.to_thread(wait, 1, self.oms_poll_s)
+            else:
+                await asyncio.sleep(self.oms_poll_s)
+            _check_stream(broker)
+            self.oms_events += await asyncio.to_thread(engine.process_broker_updates)
+
+    async def _run_outbox(self, sender: Any) -> None:
+        """The publication outbox sender, supervised like every other task."""
+        await sender.run()
 
     # ----- heartbeat, watchdog -----------------------------------------------------
     async def _run_heartbeat(self) -> None:
@@ -301,10 +379,16 @@ class TradingDaemon:
     async def _audit_now(self, event: str, payload: dict[str, Any], actor: str = ACTOR) -> None:
         await asyncio.to_thread(self._append_audit, event, actor, payload)
 
+    def _now(self) -> datetime:
+        engine = self.engine
+        if engine.wall_clock:
+            return engine.clock.now()
+        return engine.snapshot().sim_time or datetime.now(calendar.NEW_YORK)
+
     def _append_audit(self, event: str, actor: str, payload: dict[str, Any]) -> None:
         engine = self.engine
         with engine._step_lock, engine.state.transaction():
-            at = engine.snapshot().sim_time or datetime.now(calendar.NEW_YORK)
+            at = self._now()
             engine.audit.append(event, actor, at, payload)
 
     def audit_operator_action(self, actor: str, action: str, detail: dict[str, Any]) -> None:
@@ -322,7 +406,7 @@ class TradingDaemon:
         previous = json.loads(state.get_meta("config_json") or "{}")
         changed = sorted(_diff(previous, current))
         with self.engine._step_lock, state.transaction():
-            at = self.engine.snapshot().sim_time or datetime.now(calendar.NEW_YORK)
+            at = self._now()
             self.engine.audit.append(
                 "CONFIG_CHANGED",
                 _whoami(),
@@ -390,6 +474,13 @@ def install_live_commands(engine: TradingEngine, recon: ReconciliationEngine) ->
     for name, handler in (("recon.run", run), ("audit.search", search)):
         if name not in engine._commands:
             engine.register_command(name, handler)
+
+
+def _check_stream(broker: Any) -> None:
+    """An external broker's trade-updates stream thread must be alive (else: task fails)."""
+    thread = getattr(broker, "_thread", None)  # AlpacaBroker's stream thread
+    if thread is not None and not thread.is_alive():
+        raise BrokerError(f"{getattr(broker, 'name', 'broker')}: trade-updates stream stopped")
 
 
 def _diff(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:

@@ -6,6 +6,11 @@ Per session t (all times New York):
   close  mark to market, daily P&L, kill-tier update, equity row.
 Everything a session changes is committed in one SQLite transaction; in-memory state is
 rebuilt from the store at start-up and after any failed step.
+
+With a real source (source=alpaca) there is no replay: the market is Alpaca's daily bars
+known by the clock's now, the daemon's wall clock calls `decide_live` at 15:30, the broker
+streams fills (booked by `process_broker_updates`), and a session's close is booked when
+its bar arrives (`refresh_data`); see the "wall clock" section below.
 """
 
 from __future__ import annotations
@@ -15,9 +20,9 @@ import contextlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,13 +33,20 @@ from qgtm.core import calendar
 from qgtm.core.config import Config, live_trading_allowed
 from qgtm.core.enums import KillTier
 from qgtm.core.risk_status import ResetResult, RiskStatus
-from qgtm.core.snapshot import AuditRow, EngineSnapshot, PositionRow, QuoteRow, ReconView
-from qgtm.core.types import Order, Signal
+from qgtm.core.snapshot import (
+    AuditRow,
+    DataRefreshView,
+    EngineSnapshot,
+    PositionRow,
+    QuoteRow,
+    ReconView,
+)
+from qgtm.core.types import Fill, Order, Signal
 from qgtm.core.universe import Universe, load_universe
 from qgtm.engine.audit import AuditLog
 from qgtm.engine.backtest.service import register_backtest_commands
 from qgtm.engine.data.quality import blocked_symbols
-from qgtm.engine.data.store import MarketStore, PricePanel
+from qgtm.engine.data.store import MarketDataError, MarketStore, PricePanel
 from qgtm.engine.execution.algos import Algo, select_algo
 from qgtm.engine.execution.brokers.base import Broker, BrokerError
 from qgtm.engine.execution.brokers.paper import PaperBroker, SessionBar, filled_positions
@@ -47,6 +59,7 @@ from qgtm.engine.learn.commands import register_learn_commands
 from qgtm.engine.learn.loop import LearningLoop
 from qgtm.engine.learn.registry import ModelRegistry
 from qgtm.engine.learn.retrain import BacktestValidator
+from qgtm.engine.live.clock import Clock, SystemClock
 from qgtm.engine.live.queries import register_queries
 from qgtm.engine.outbox import Outbox, OutboxSender, outbox_status
 from qgtm.engine.portfolio.aggregator import Aggregation, aggregate
@@ -81,16 +94,28 @@ def _money(value: float) -> Decimal:
 
 
 class TradingEngine:
-    """The book's engine over the demo market's replay clock."""
+    """The book's engine: the demo market's replay clock, or the wall clock (source=alpaca)."""
 
-    def __init__(self, config: Config, data_dir: Path, universe: Universe | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        data_dir: Path,
+        universe: Universe | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.config = config
         self.data_dir = data_dir
         self.universe = universe or load_universe()
+        self.clock: Clock = clock or SystemClock()  # wall-clock mode (source=alpaca) only
+        self.data_refresh: DataRefreshView | None = None
+        self._startup_alerts: list[str] = []
         data_dir.mkdir(parents=True, exist_ok=True)
         self.market = MarketStore(data_dir)
-        self.market.ensure_demo(self.universe, config.demo)
-        self.panel: PricePanel = self.market.load_panel(self.universe.symbols)
+        if config.is_demo:
+            self.market.ensure_demo(self.universe, config.demo)
+            self.panel: PricePanel = self.market.load_panel(self.universe.symbols)
+        else:
+            self.panel = self._load_live_market()
         self.state = StateStore(data_dir)
         self.audit = AuditLog(self.state.conn)
         self.strategies: list[BaseStrategy] = [create(n) for n in config.engine.strategies]
@@ -143,9 +168,20 @@ class TradingEngine:
         self._sync_learning()
         register_learn_commands(self, self.learn)
         register_queries(self)
+        for message in self._startup_alerts:
+            self.alert(message, source="data")
+        if self.wall_clock:
+            self._check_account()
+            if self.state.get_meta("last_index") is None:  # a new book: history ends here
+                with self.state.transaction():
+                    self.state.set_meta("last_index", self.next_index - 1)
+                    self.state.set_meta("last_session", self.panel.dates[-1].isoformat())
+            self._close_pending()  # sessions whose bars arrived while the engine was down
 
     # ----- state -------------------------------------------------------------------
     def _first_index(self) -> int:
+        if self.wall_clock:  # a new live book starts now: stored bars are history
+            return len(self.panel)
         start = self.config.engine.start
         if start is None:
             warmup = max((s.warmup for s in self.strategies), default=0)
@@ -176,9 +212,7 @@ class TradingEngine:
         self.regime: str | None = self.state.get_meta("regime") or None
         if getattr(self, "broker", None) is None or isinstance(self.broker, PaperBroker):
             self.broker = self._make_broker()
-        self.oms = OrderManager(
-            self.state, self.audit, self.broker, lambda fill: self.book.apply_fill(fill), ACTOR
-        )
+        self.oms = OrderManager(self.state, self.audit, self.broker, self._on_fill, ACTOR)
         if isinstance(self.broker, PaperBroker):
             for order in self.state.open_orders():
                 self.broker.adopt(order)
@@ -186,10 +220,20 @@ class TradingEngine:
             self._recover_external_orders()
         self._snapshot = self._build_snapshot()
 
+    def _on_fill(self, fill: Fill) -> None:
+        """Book a fill; on the wall clock also persist the book in the fill's transaction
+        (fills arrive between closes there, and a crash must not lose a holding)."""
+        self.book.apply_fill(fill)
+        if self.wall_clock:
+            self.state.save_positions(self.book, self._marks(max(self.next_index - 1, 0)))
+            self.state.set_meta("cash", self.book.cash)
+
     def _make_broker(self) -> Broker:
         """The configured venue: the paper simulator, or Alpaca (paper endpoint unless live)."""
         execution = self.config.execution
         if execution.broker == "paper":
+            if self.wall_clock:
+                raise ValueError("source=alpaca needs execution.broker = alpaca")
             return self._paper_broker()
         if execution.broker != "alpaca":
             raise ValueError(f"execution.broker must be paper or alpaca, got {execution.broker!r}")
@@ -327,7 +371,7 @@ class TradingEngine:
         return aggregation
 
     def _rebalance(self, index: int, at: datetime) -> None:
-        day = self.panel.dates[index]
+        day = at.astimezone(calendar.NEW_YORK).date()  # == panel.dates[index] when replaying
         history = self.panel.history_before(index)
         marks = self._marks(index - 1)  # last price known at the decision
         equity = self.book.equity(marks)
@@ -492,6 +536,221 @@ class TradingEngine:
                 replace(order, reason="emergency flatten"), at, Algo.MARKET, marks[order.symbol]
             )
 
+    # ----- wall clock (source=alpaca) ---------------------------------------------
+    # On the wall clock the session being decided has no bar yet: at 15:30 on day t the
+    # engine decides from the bars of t-1 and before (all its panel holds, by knowledge
+    # time), the broker fills the orders during the session and the OMS-events task books
+    # the fills as they stream in; t's close is booked when t's bar arrives (the data
+    # refresh after the close, or the next start-up / decision).
+
+    @property
+    def wall_clock(self) -> bool:
+        """True when the engine trades on real time (a non-demo source) instead of replay."""
+        return not self.config.is_demo
+
+    def _load_live_market(self) -> PricePanel:
+        """Start-up: fetch the missing Alpaca daily bars, then load what is known by now."""
+        failure = ""
+        try:
+            self._ingest_bars(self.clock.now())
+        except Exception as exc:  # the stored bars still serve; the owner hears about it
+            failure = str(exc)
+            self._startup_alerts.append(f"start-up bar refresh failed: {exc}")
+            log.warning("event=startup_refresh_failed error=%r", failure)
+        try:
+            return self.market.load_provider_panel(self.universe.symbols, self.clock.now())
+        except MarketDataError as exc:
+            if failure:
+                raise MarketDataError(f"{exc} (start-up refresh: {failure})") from None
+            raise
+
+    def _ingest_bars(self, now: datetime) -> list[str]:
+        from qgtm.engine.data.providers.ingest import refresh
+
+        lines: list[str] = []
+        refresh(self.market, ("alpaca",), self.universe.symbols, lines.append, now.date())
+        failed = [line for line in lines if "FAILED" in line]
+        if failed:
+            raise RuntimeError("; ".join(failed))
+        return lines
+
+    def _reload_panel(self) -> None:
+        """Load the bars known now (after a refresh); indices of stored days do not move."""
+        panel = self.market.load_provider_panel(self.universe.symbols, self.clock.now())
+        if panel.dates[: len(self.panel)] != self.panel.dates:
+            raise MarketDataError(
+                "stored provider bars changed their session days; refusing to re-index the book"
+            )
+        self.panel = panel
+        self.learn.panel = panel
+
+    def _close_pending(self) -> int:
+        """Book the close of every session whose bar arrived since the last close (caller
+        holds the step lock, or is the constructor). Returns how many were booked."""
+        done = 0
+        while self.next_index < len(self.panel):
+            index = self.next_index
+            at = calendar.session_close(self.panel.dates[index])
+            try:
+                with self.state.transaction():
+                    self.oms.process_updates(at)
+                    self._close(index, at)
+                    self._flush_alerts()
+            except Exception:
+                log.exception("event=close_failed session=%s", self.panel.dates[index])
+                self._restore()
+                raise
+            self.next_index = index + 1
+            done += 1
+            if self.broker.commit_before_send:  # a kill-switch flatten placed orders
+                self.oms.dispatch(at)
+        if done:
+            self._snapshot = self._build_snapshot()
+        return done
+
+    def _check_account(self) -> None:
+        """A new live book starts from engine.initial_cash: warn when the account differs."""
+        fresh = self.state.get_meta("last_index") is None
+        if not fresh or self.state.get_meta("decided_session") is not None:
+            return
+        initial = Decimal(self.config.engine.initial_cash)
+        try:
+            equity = self.broker.account().equity
+        except Exception as exc:  # the venue is unreachable: say so, trade on later
+            self.alert(f"cannot read the broker account at start-up: {exc}", source="engine")
+            return
+        if initial > 0 and abs(equity - initial) / initial > Decimal("0.01"):
+            self.alert(
+                f"the broker account's equity {equity:,.2f} differs from engine.initial_cash "
+                f"{initial:,.2f}: set initial_cash to the account's equity before trading",
+                source="engine",
+            )
+
+    def decide_live(self, at: datetime) -> int:
+        """The rebalance job on the wall clock: decide session `at.date()` once.
+
+        Books pending closes first; refuses (alert, returns -1) while paused, and a day
+        that is not a session, is already decided, is past its close, or whose previous
+        session's bar is missing. Returns the number of orders placed.
+        """
+        day = at.astimezone(calendar.NEW_YORK).date()
+        with self._step_lock:
+            self._close_pending()
+            if self.state.get_meta("decided_session") == day.isoformat():
+                log.info("event=decision_skipped reason=already_decided session=%s", day)
+                return -1
+            refusal = self._decision_refusal(day, at)
+            if refusal:
+                self.alert(f"no decision on {day}: {refusal}", source="engine")
+                with self.state.transaction():
+                    self._flush_alerts()
+                log.warning("event=decision_refused session=%s reason=%r", day, refusal)
+                return -1
+            index = len(self.panel)
+            before = self.state.conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+            try:
+                with self.state.transaction():
+                    self.oms.process_updates(at)
+                    self._rebalance(index, at)
+                    self.state.set_meta("decided_session", day.isoformat())
+                    self._flush_alerts()
+            except Exception:
+                log.exception("event=decision_failed session=%s", day)
+                self._restore()
+                raise
+            placed = self.state.conn.execute("SELECT count(*) FROM orders").fetchone()[0] - before
+            self.oms.dispatch(at)  # committed first, then sent
+            self._snapshot = self._build_snapshot()
+            log.info("event=decided session=%s orders=%d", day, placed)
+            return placed
+
+    def _decision_refusal(self, day: date, at: datetime) -> str:
+        if not self.running:
+            return "paused by the operator"
+        if not calendar.is_session(day):
+            return "not an XNYS session"
+        if at >= calendar.session_close(day):
+            return "the session has closed"
+        previous = calendar.sessions(day - timedelta(days=14), day - timedelta(days=1))
+        if previous and self.panel.dates[-1] < previous[-1]:
+            return f"bars stop at {self.panel.dates[-1]}, {previous[-1]} is missing"
+        return ""
+
+    def process_broker_updates(self, at: datetime | None = None) -> int:
+        """Book what the venue streamed since the last call (the OMS-events task)."""
+        if at is None:  # replay with an external broker: the simulated time
+            session = self.current_session
+            wall = self.wall_clock or session is None
+            at = self.clock.now() if wall else calendar.session_close(session)
+        with self._step_lock:
+            with self.state.transaction():
+                count = self.oms.process_updates(at)
+                self._flush_alerts()
+            if count:
+                self._snapshot = self._build_snapshot()
+        return count
+
+    def refresh_data(self, sources: Sequence[str] | None = None) -> list[str]:
+        """The daemon's data job: `refresh_data_locked` under the step lock."""
+        with self._step_lock:
+            return self.refresh_data_locked(sources)
+
+    def refresh_data_locked(self, sources: Sequence[str] | None = None) -> list[str]:
+        """Incremental refresh of `sources` (default: the configured ones), the quality
+        suite after each ingest, then (trading on Alpaca bars) reload the market and book
+        the closes that arrived. Progress shows in the snapshot (`data_refresh`)."""
+        from qgtm.engine.data.providers.commands import scheduled_refresh
+
+        chosen = tuple(sources) if sources is not None else self.refresh_sources()
+        started = self.clock.now().isoformat(timespec="seconds")
+        self._publish_refresh(DataRefreshView("RUNNING", started, sources=chosen))
+        lines: list[str] = []
+
+        def progress(line: str) -> None:
+            lines.append(line)
+            self._publish_refresh(
+                DataRefreshView("RUNNING", started, sources=chosen, lines=tuple(lines))
+            )
+
+        state = "OK"
+        try:
+            scheduled_refresh(self, chosen, self.clock.now().date(), progress)
+            if self.wall_clock and "alpaca" in chosen:
+                self._reload_panel()
+                self._close_pending()
+        except Exception as exc:
+            state = "FAILED"
+            lines.append(f"refresh: FAILED {exc}")
+            self.alert(f"data refresh failed: {exc}", source="data")
+            log.exception("event=data_refresh_failed")
+        if any("FAILED" in line for line in lines):
+            state = "FAILED"
+        with self.state.transaction():
+            self._flush_alerts()
+        self.data_refresh = DataRefreshView(
+            state,
+            started,
+            self.clock.now().isoformat(timespec="seconds"),
+            chosen,
+            tuple(lines),
+        )
+        self._snapshot = self._build_snapshot()
+        return lines
+
+    def refresh_sources(self) -> tuple[str, ...]:
+        """`live.refresh_sources`, else the market's own: Alpaca bars when trading on them."""
+        configured = self.config.live.refresh_sources
+        if configured:
+            return configured
+        return ("alpaca",) if self.wall_clock else ()
+
+    def _publish_refresh(self, view: DataRefreshView) -> None:
+        self.data_refresh = view
+        if self._snapshot is not None:
+            self._snapshot = replace(
+                self._snapshot, data_refresh=view, version=self._snapshot.version + 1
+            )
+
     # ----- risk commands -----------------------------------------------------------
     def _register_risk_commands(self) -> None:
         self.register_command("risk.status", self.risk_status)
@@ -568,6 +827,13 @@ class TradingEngine:
 
     def _start_sender(self) -> tuple[OutboxSender, asyncio.Task] | None:
         """The outbox sender runs beside the replay clock when a publisher url is set."""
+        sender = self.make_sender()
+        if sender is None:
+            return None
+        return sender, asyncio.create_task(sender.run(), name="outbox-sender")
+
+    def make_sender(self) -> OutboxSender | None:
+        """The outbox sender when a publisher url is set (the daemon supervises its run)."""
         if not self.config.publish.url:
             return None
         from qgtm.core.config import ConfigError
@@ -577,14 +843,13 @@ class TradingEngine:
             secret = load_secret()
         except SecretMissingError as exc:
             raise ConfigError(f"[publish] url is set but {exc}") from None
-        sender = OutboxSender(
+        return OutboxSender(
             self.state.path,
             self.config.publish.url,
             secret,
             batch_size=self.config.publish.batch_size,
             max_backoff=self.config.publish.max_backoff,
         )
-        return sender, asyncio.create_task(sender.run(), name="outbox-sender")
 
     async def _run_sessions(self, max_sessions: int | None) -> int:
         done = 0
@@ -708,6 +973,8 @@ class TradingEngine:
                 self._flatten_now(at)
             self.alert(f"EMERGENCY FLATTEN ({actor}): {reason}", source=actor)
             self._flush_alerts()
+        if self.broker.commit_before_send:  # committed first, then sent (no step will)
+            self.oms.dispatch(at)
         self._snapshot = self._build_snapshot()
         return len(self.broker.open_orders())
 
@@ -724,7 +991,13 @@ class TradingEngine:
             mode=self.config.mode,
             source=self.config.source,
             session=session,
-            sim_time=calendar.session_close(session) if session else None,
+            sim_time=(
+                self.clock.now()
+                if self.wall_clock
+                else calendar.session_close(session)
+                if session
+                else None
+            ),
             running=self.running,
             speed=self.speed,
             kill_tier=self.kill_tier,
@@ -747,6 +1020,7 @@ class TradingEngine:
             risk=self.risk_status(),
             recon=self.recon_view,
             regime=self.regime,
+            data_refresh=self.data_refresh,
         )
 
     def _watchlist(self, index: int) -> tuple[QuoteRow, ...]:

@@ -6,7 +6,7 @@ One set of job definitions (name + APScheduler trigger + coroutine):
   recon         every `live.recon_interval_s` seconds          IntervalTrigger
   data_refresh  on `live.data_refresh_cron` (New York time)    CronTrigger
 
-`WallClockScheduler` hands them to APScheduler's AsyncIOScheduler (live mode).
+`WallClock` fires them on a `Clock` (live mode: the system clock; tests: a fake one).
 `ReplayClock` drives the same triggers on simulated time (demo mode): it asks each
 trigger for its next fire time, advances the simulated clock to the earliest one and
 runs that job. In a daily replay nothing changes between a session's close and the next
@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -32,6 +31,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from qgtm.core import calendar
 from qgtm.core.calendar import NEW_YORK
 from qgtm.core.config import LiveConfig
+from qgtm.engine.live.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -93,41 +93,75 @@ def build_triggers(live: LiveConfig, start: datetime) -> dict[str, BaseTrigger]:
     }
 
 
-class WallClockScheduler:
-    """Live mode: APScheduler's AsyncIOScheduler fires the jobs on real time."""
+class WallClock:
+    """Live mode: fires the jobs on a `Clock` (the system clock, or a fake one in tests).
 
-    def __init__(self, jobs: list[Job]) -> None:
+    The same APScheduler triggers as the replay clock decide when each job is due; this
+    loop sleeps until the earliest, runs it, and asks the trigger for its next time after
+    *now*, so runs missed while the daemon was down or busy coalesce into one (APScheduler's
+    `coalesce=True`). A job more than `misfire_grace_s` late is skipped, except the
+    rebalance, which the engine itself refuses to run twice or after the close. Jobs run
+    one at a time, in time order.
+    """
+
+    def __init__(self, jobs: list[Job], clock: Clock, misfire_grace_s: float = 300.0) -> None:
         self.jobs = jobs
-        self.scheduler = AsyncIOScheduler(timezone=NEW_YORK)
-        for job in jobs:
-            self.scheduler.add_job(
-                self._runner(job),
-                trigger=job.trigger,
-                id=job.name,
-                name=job.name,
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=30,
-            )
+        self.clock = clock
+        self.misfire_grace_s = misfire_grace_s
+        self.fired: dict[str, int] = {j.name: 0 for j in jobs}
+        self.missed: dict[str, int] = {j.name: 0 for j in jobs}
+        self._stopped = False
+        now = clock.now()
+        self._next: dict[str, datetime | None] = {j.name: _next_time(j, None, now) for j in jobs}
 
-    @staticmethod
-    def _runner(job: Job) -> Callable[[], Awaitable[None]]:
-        async def run() -> None:
-            await job.func(datetime.now(NEW_YORK))
-
-        return run
+    def stop(self) -> None:
+        """Finish after the job in progress."""
+        self._stopped = True
 
     def next_fire_times(self) -> dict[str, datetime | None]:
-        """When each job fires next (after `start`)."""
-        return {j.id: j.next_run_time for j in self.scheduler.get_jobs()}
+        """When each job fires next."""
+        return dict(self._next)
 
     async def run(self) -> None:
-        """Start APScheduler and keep the task alive until cancelled."""
-        self.scheduler.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            self.scheduler.shutdown(wait=False)
+        """Fire jobs on the clock until stopped (or no job has a next fire time)."""
+        while not self._stopped:
+            pending = [(at, i) for i, j in enumerate(self.jobs) if (at := self._next[j.name])]
+            if not pending:
+                return
+            at, i = min(pending)
+            job = self.jobs[i]
+            await self.clock.sleep_until(at)
+            if self._stopped:
+                return
+            late = (self.clock.now() - at).total_seconds()
+            if late > self.misfire_grace_s and job.name != "rebalance":
+                self.missed[job.name] += 1
+                log.warning("event=job_misfired job=%s at=%s late_s=%.0f", job.name, at, late)
+            else:
+                await job.func(at)
+                self.fired[job.name] += 1
+            self._next[job.name] = _coalesced(job, at, self.clock.now())
+
+
+def _coalesced(job: Job, previous: datetime, now: datetime) -> datetime | None:
+    """The job's next fire time after `previous`; fire times already past `now` collapse
+    into the latest of them (one catch-up run, like APScheduler's coalesce)."""
+    at = _next_time(job, previous, now)
+    due = None
+    for _ in range(100_000):
+        if at is None or at > now:
+            break
+        due, at = at, _next_time(job, at, now)
+    else:  # pragma: no cover - a tiny interval over a very long outage
+        return _next_time(job, None, now)
+    return due or at
+
+
+def _next_time(job: Job, previous: datetime | None, now: datetime) -> datetime | None:
+    at = job.trigger.get_next_fire_time(previous, now)
+    if at is None or not job.market_hours:
+        return at
+    return _within_session(at)
 
 
 class ReplayClock:
@@ -161,10 +195,7 @@ class ReplayClock:
         self._stopped = True
 
     def _next_time(self, job: Job, previous: datetime | None, now: datetime) -> datetime | None:
-        at = job.trigger.get_next_fire_time(previous, now)
-        if at is None or not job.market_hours:
-            return at
-        return _within_session(at)
+        return _next_time(job, previous, now)
 
     def peek(self) -> tuple[Job, datetime] | None:
         """The next job to fire and when, without firing it."""

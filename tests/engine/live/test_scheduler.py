@@ -1,4 +1,4 @@
-"""One job definition, two clocks: APScheduler on the wall clock, the replay clock in demo."""
+"""One job definition, two clocks: the wall clock (fake in tests) and the replay clock in demo."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ import asyncio
 import itertools
 from datetime import date, datetime, timedelta
 
-from apscheduler.triggers.interval import IntervalTrigger
-
 from qgtm.core.calendar import NEW_YORK
 from qgtm.core.config import LiveConfig
+from qgtm.engine.live.clock import FakeClock
 from qgtm.engine.live.scheduler import (
     Job,
     ReplayClock,
-    WallClockScheduler,
+    WallClock,
     XnysDecisionTrigger,
     build_triggers,
 )
@@ -78,33 +77,87 @@ async def test_replay_clock_fires_the_same_jobs_in_simulated_time_order():
     assert clock.fired == {"rebalance": 3, "recon": 990, "data_refresh": 4}
 
 
-async def test_wall_clock_scheduler_runs_the_same_definitions_on_apscheduler():
-    now = datetime.now(NEW_YORK)
-    triggers = build_triggers(LiveConfig(recon_interval_s=0.05), now)
-    seen: list[datetime] = []
-    done = asyncio.Event()
+async def test_wall_clock_fires_the_same_definitions_on_a_fake_clock_without_sleeping():
+    # Tuesday 2024-11-26 10:00 New York; the clock may run until Friday night.
+    clock = FakeClock(_ny(2024, 11, 26, 10), limit=_ny(2024, 11, 29, 23))
+    fired: list[tuple[str, datetime]] = []
 
-    async def recon(at: datetime) -> None:
-        seen.append(at)
-        if len(seen) >= 3:
-            done.set()
+    def job(name: str):
+        async def run(at: datetime) -> None:
+            assert clock.now() == at  # each job runs at its own moment
+            fired.append((name, at))
 
-    async def noop(at: datetime) -> None:
-        return None
+        return run
 
-    scheduler = WallClockScheduler(
+    triggers = build_triggers(LiveConfig(recon_interval_s=60), clock.now())
+    wall = WallClock(
         [
-            Job("rebalance", triggers["rebalance"], noop),
-            Job("recon", triggers["recon"], recon, market_hours=True),
-            Job("data_refresh", triggers["data_refresh"], noop),
-        ]
+            Job("rebalance", triggers["rebalance"], job("rebalance")),
+            Job("recon", triggers["recon"], job("recon"), market_hours=True),
+            Job("data_refresh", triggers["data_refresh"], job("data_refresh")),
+        ],
+        clock,
     )
-    task = asyncio.create_task(scheduler.run())
-    await asyncio.wait_for(done.wait(), timeout=10)
-    nxt = scheduler.next_fire_times()
-    assert nxt["rebalance"] == XnysDecisionTrigger().get_next_fire_time(None, now)
-    assert nxt["rebalance"].time().minute == 30
-    assert isinstance(triggers["recon"], IntervalTrigger)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    assert len(seen) >= 3
+    task = asyncio.create_task(wall.run())
+    while clock.waiting_for is None or clock.waiting_for <= clock.limit:
+        await asyncio.sleep(0)
+    # Blocked at the limit: the next fire is Monday's open (recon, coalesced over the weekend).
+    assert clock.waiting_for == _ny(2024, 12, 2, 9, 30)
+    rebalances = [at for name, at in fired if name == "rebalance"]
+    # Wednesday 15:30, no Thursday (Thanksgiving), Friday's early close 13:00 -> 12:30
+    assert rebalances == [
+        _ny(2024, 11, 26, 15, 30),
+        _ny(2024, 11, 27, 15, 30),
+        _ny(2024, 11, 29, 12, 30),
+    ]
+    recon_days = {at.date() for name, at in fired if name == "recon"}
+    assert date(2024, 11, 28) not in recon_days
+    assert [at for name, at in fired if name == "data_refresh"] == [
+        _ny(2024, 11, d, 18) for d in (26, 27, 28, 29)
+    ]
+    times = [at for _, at in fired]
+    assert times == sorted(times)
+    wall.stop()
+    clock.allow_until(None)
+    await asyncio.wait_for(task, timeout=5)
+
+
+async def test_wall_clock_coalesces_missed_runs_and_skips_stale_ones():
+    """A daemon that was busy past several fire times runs each job once, not N times."""
+    clock = FakeClock(_ny(2024, 12, 3, 9, 30))
+    runs: list[datetime] = []
+
+    async def slow_recon(at: datetime) -> None:
+        runs.append(at)
+        clock.advance_to(at + timedelta(minutes=10))  # this run took ten minutes
+
+    triggers = build_triggers(LiveConfig(recon_interval_s=60), clock.now())
+    wall = WallClock([Job("recon", triggers["recon"], slow_recon, market_hours=True)], clock)
+    task = asyncio.create_task(wall.run())
+    while len(runs) < 3:
+        await asyncio.sleep(0)
+    wall.stop()
+    await asyncio.wait_for(task, timeout=5)
+    # 09:30 ran until 09:40; the ten fire times it missed collapse into one run (09:40).
+    assert runs[:3] == [_ny(2024, 12, 3, 9, 30), _ny(2024, 12, 3, 9, 40), _ny(2024, 12, 3, 9, 50)]
+    assert wall.missed["recon"] == 0
+
+    late = FakeClock(_ny(2024, 12, 3, 9, 30))
+    seen: list[datetime] = []
+
+    async def record(at: datetime) -> None:
+        seen.append(at)
+
+    async def oversleep(at: datetime) -> None:  # the machine was suspended for an hour
+        late.advance_to(at + timedelta(hours=1))
+        await asyncio.sleep(0)
+
+    late.sleep_until = oversleep  # type: ignore[method-assign]
+    trig = build_triggers(LiveConfig(recon_interval_s=60), late.now())
+    stale = WallClock([Job("recon", trig["recon"], record, market_hours=True)], late)
+    task = asyncio.create_task(stale.run())
+    while stale.missed["recon"] < 2:
+        await asyncio.sleep(0)
+    stale.stop()
+    await asyncio.wait_for(task, timeout=5)
+    assert seen == []  # an hour late is past the misfire grace: skipped and counted

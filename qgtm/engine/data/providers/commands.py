@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import date
 from typing import TYPE_CHECKING
 
 from qgtm.engine.data.quality import (
@@ -32,31 +33,52 @@ def register_data_commands(engine: TradingEngine) -> None:
         return stored_failures(engine.market.connection, limit)
 
     def refresh(sources: Sequence[str] | None = None) -> list[str]:
-        return scheduled_refresh(engine, sources)
+        # Runs under the step lock (engine.call); reloads the market when it trades on it.
+        # Asked by hand without sources: every keyed source (what the Data screen means).
+        if sources is None:
+            sources = engine.config.live.refresh_sources or (
+                ("alpaca", *DEFAULT_REFRESH) if engine.wall_clock else DEFAULT_REFRESH
+            )
+        return engine.refresh_data_locked(sources)
 
     engine.register_command("data.status", status)
     engine.register_command("data.failures", failures)
     engine.register_command("data.refresh", refresh)
 
 
-def scheduled_refresh(engine: TradingEngine, sources: Sequence[str] | None = None) -> list[str]:
-    """The daemon scheduler's data job: incremental refresh, critical failures to alerts.
+def scheduled_refresh(
+    engine: TradingEngine,
+    sources: Sequence[str] | None = None,
+    today: date | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[str]:
+    """The daemon scheduler's data job: incremental refresh, then the quality suite (run by
+    every ingest); critical failures and failed sources become owner alerts
+    (`engine.alert`, source "data"). Returns one line per source.
 
-    `sources` defaults to DEFAULT_REFRESH (Alpaca bars come with the broker's data feed).
+    `sources` defaults to DEFAULT_REFRESH; the daemon passes the configured ones (Alpaca
+    bars first when the engine trades on them). `today` dates the request (fake clocks).
     """
     from qgtm.engine.data.providers.ingest import refresh
 
     sources = sources if sources is not None else DEFAULT_REFRESH
     lines: list[str] = []
-    reports = refresh(engine.market, sources, engine.universe.symbols, progress=lines.append)
+
+    def note(line: str) -> None:
+        lines.append(line)
+        if progress is not None:
+            progress(line)
+
+    reports = refresh(engine.market, sources, engine.universe.symbols, progress=note, today=today)
     for report in reports:
         for failure in report.failures:
             if failure.severity is Severity.CRITICAL:
-                engine.alerts.appendleft(
+                engine.alert(
                     f"data quality {failure.dataset}:{failure.subject} {failure.check} "
-                    f"{failure.day}: {failure.detail}"
+                    f"{failure.day}: {failure.detail}",
+                    source="data",
                 )
     for line in lines:
         if "FAILED" in line:
-            engine.alerts.appendleft(f"data refresh {line}")
+            engine.alert(f"data refresh {line}", source="data")
     return lines

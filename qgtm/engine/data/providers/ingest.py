@@ -23,6 +23,7 @@ from qgtm.engine.data.quality import (
     store_failures,
 )
 from qgtm.engine.data.store import MarketStore
+from qgtm.engine.execution.keys import MissingCredentialsError
 
 log = logging.getLogger(__name__)
 
@@ -127,18 +128,21 @@ def refresh(
     names: Iterable[str],
     symbols: tuple[str, ...] = (),
     progress: Callable[[str], None] | None = None,
+    today: date | None = None,
 ) -> list[IngestReport]:
     """Scheduled refresh: incremental ingest of each source; a failing source is reported
-    and the others still run. Returns the reports of the sources that worked."""
+    and the others still run. Returns the reports of the sources that worked.
+
+    `today` (default: the system date) bounds the request and dates the freshness check."""
     reports = []
     for name in names:
         try:
             provider = make_provider(name, symbols)
             try:
-                report = ingest(store, provider)
+                report = ingest(store, provider, until=today, today=today)
             finally:
                 provider.close()
-        except ProviderError as exc:
+        except (ProviderError, MissingCredentialsError) as exc:
             log.warning("event=refresh_failed source=%s error=%r", name, str(exc))
             if progress:
                 progress(f"{name}: FAILED {exc}")
