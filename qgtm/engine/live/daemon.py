@@ -37,7 +37,13 @@ from qgtm.engine.execution.brokers.paper import PaperBroker
 from qgtm.engine.live.engine import TradingEngine
 from qgtm.engine.live.lock import EngineLock
 from qgtm.engine.live.recon import ReconciliationEngine
-from qgtm.engine.live.scheduler import Job, ReplayClock, WallClock, build_triggers
+from qgtm.engine.live.scheduler import (
+    AlgoTrigger,
+    Job,
+    ReplayClock,
+    WallClock,
+    build_triggers,
+)
 from qgtm.engine.live.watchdog import Heartbeat, Watchdog
 
 log = logging.getLogger(__name__)
@@ -214,11 +220,14 @@ class TradingDaemon:
     def jobs(self, start: datetime) -> list[Job]:
         """The daemon's job definitions (same for the wall clock and the replay clock)."""
         triggers = build_triggers(self.live, start)
-        return [
+        jobs = [
             Job("rebalance", triggers["rebalance"], self._job_rebalance),
             Job("recon", triggers["recon"], self._job_recon, market_hours=True),
             Job("data_refresh", triggers["data_refresh"], self._job_data_refresh),
         ]
+        if self.engine.wall_clock and self.engine.oms.slices:
+            jobs.append(Job("algo", AlgoTrigger(self.engine.oms.next_wakeup), self._job_algo))
+        return jobs
 
     async def _run_clock(self) -> None:
         engine = self.engine
@@ -278,6 +287,10 @@ class TradingDaemon:
         done = self.max_sessions is not None and self.sessions_done >= self.max_sessions
         if done and self.clock is not None:
             self.clock.stop()
+
+    async def _job_algo(self, at: datetime) -> None:
+        """Release due children of sliced VWAP/TWAP parents; close ended windows."""
+        await asyncio.to_thread(self.engine.work_algos, at)
 
     async def _job_recon(self, at: datetime) -> None:
         if isinstance(self.engine.broker, PaperBroker):

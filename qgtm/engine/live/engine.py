@@ -31,7 +31,7 @@ import numpy as np
 
 from qgtm.core import calendar
 from qgtm.core.config import Config, live_trading_allowed
-from qgtm.core.enums import KillTier
+from qgtm.core.enums import KillTier, Side
 from qgtm.core.risk_status import ResetResult, RiskStatus
 from qgtm.core.snapshot import (
     AuditRow,
@@ -212,7 +212,14 @@ class TradingEngine:
         self.regime: str | None = self.state.get_meta("regime") or None
         if getattr(self, "broker", None) is None or isinstance(self.broker, PaperBroker):
             self.broker = self._make_broker()
-        self.oms = OrderManager(self.state, self.audit, self.broker, self._on_fill, ACTOR)
+        self.oms = OrderManager(
+            self.state,
+            self.audit,
+            self.broker,
+            self._on_fill,
+            ACTOR,
+            participation_cap=self.config.execution.participation_cap,
+        )
         if isinstance(self.broker, PaperBroker):
             for order in self.state.open_orders():
                 self.broker.adopt(order)
@@ -256,7 +263,10 @@ class TradingEngine:
         looks each one up by client order id before sending, so none goes out twice.
         """
         last = self.next_index - 1
-        at = calendar.session_close(self.panel.dates[last]) if last >= 0 else datetime.now()
+        if self.wall_clock:  # a parent planned now must get a window from now on
+            at = self.clock.now()
+        else:
+            at = calendar.session_close(self.panel.dates[last]) if last >= 0 else datetime.now()
         try:
             with self.state.transaction():
                 self.oms.recover(at)
@@ -419,7 +429,7 @@ class TradingEngine:
                 self.config.execution.vwap_adv_fraction,
                 self.config.execution.twap_adv_fraction,
             )
-            self._submit(order, at, algo, marks[order.symbol])
+            self._submit(order, at, algo, marks[order.symbol], adv.get(order.symbol))
 
     def _without_blocked(
         self, by_strategy: dict[str, list[Signal]], day: date, at: datetime
@@ -473,10 +483,20 @@ class TradingEngine:
             strategy_returns=strategy_returns,
         )
 
-    def _submit(self, order: Order, at: datetime, algo: Algo, decision_price: Decimal) -> None:
-        """Hand one order to the OMS (recorded once; sent once)."""
+    def _submit(
+        self,
+        order: Order,
+        at: datetime,
+        algo: Algo,
+        decision_price: Decimal,
+        adv: float | None = None,
+    ) -> None:
+        """Hand one order to the OMS (recorded once; sent once); `adv` sizes the
+        participation cap of a parent the OMS slices itself."""
         strategy = FLATTEN_SET if order.reason == "emergency flatten" else self._strategy_name
-        self.oms.place(order, strategy=strategy, algo=algo, decision_price=decision_price, at=at)
+        self.oms.place(
+            order, strategy=strategy, algo=algo, decision_price=decision_price, at=at, adv=adv
+        )
 
     @property
     def _strategy_name(self) -> str:
@@ -522,7 +542,9 @@ class TradingEngine:
             )
 
     def _flatten_now(self, at: datetime) -> None:
-        """Cancel working orders and send closing orders for every holding (fill next open)."""
+        """Stop every sliced parent's schedule, cancel working orders and send closing
+        orders for every holding (fill next open)."""
+        self._stop_algos()
         for order in self.broker.open_orders():
             self.oms.cancel(order.client_order_id)
         self.oms.process_updates(at)
@@ -689,6 +711,35 @@ class TradingEngine:
             if count:
                 self._snapshot = self._build_snapshot()
         return count
+
+    def work_algos(self, at: datetime) -> None:
+        """The algo job (wall clock, external venue): book what the venue reported, then
+        release the sliced parents' due children and close ended windows. Under NO_NEW
+        or worse, parents that would grow a position stop first."""
+        with self._step_lock:
+            with self.state.transaction():
+                self.oms.process_updates(at)
+                self._flush_alerts()
+            if self.kill_tier >= KillTier.NO_NEW:
+                with self.state.transaction():
+                    self._stop_algos(increasing_only=True)
+            self.oms.work(at)  # commits each child itself (SENDING, sent, answer)
+            self._snapshot = self._build_snapshot()
+
+    def _stop_algos(self, increasing_only: bool = False) -> None:
+        """Stop the schedules of sliced parents still planned or working (with
+        `increasing_only`, just those that would grow a position: what NO_NEW forbids)."""
+        working = set(self.oms.working_parents())
+        if not working:
+            return
+        held = self.book.quantities()
+        for order in self.state.open_orders():
+            if order.client_order_id not in working:
+                continue
+            holding = held.get(order.symbol, 0)
+            grows = holding >= 0 if order.side is Side.BUY else holding <= 0
+            if grows or not increasing_only:
+                self.oms.cancel(order.client_order_id)
 
     def refresh_data(self, sources: Sequence[str] | None = None) -> list[str]:
         """The daemon's data job: `refresh_data_locked` under the step lock."""

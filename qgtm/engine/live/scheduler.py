@@ -5,6 +5,8 @@ One set of job definitions (name + APScheduler trigger + coroutine):
                 early close)                                  XnysDecisionTrigger
   recon         every `live.recon_interval_s` seconds          IntervalTrigger
   data_refresh  on `live.data_refresh_cron` (New York time)    CronTrigger
+  algo          wall clock with an external venue only: when the OMS next releases a
+                sliced parent's child or ends its window          AlgoTrigger
 
 `WallClock` fires them on a `Clock` (live mode: the system clock; tests: a fake one).
 `ReplayClock` drives the same triggers on simulated time (demo mode): it asks each
@@ -70,6 +72,33 @@ class XnysDecisionTrigger(BaseTrigger):
 
     def __str__(self) -> str:
         return "xnys-decision"
+
+
+class AlgoTrigger(BaseTrigger):
+    """Fires when the OMS next has algo work: a child release or a window end.
+
+    `next_wakeup(now)` is `OrderManager.next_wakeup`; with nothing working it looks again
+    after `idle`. Always strictly after `now`, so a run never re-fires itself at once.
+    """
+
+    def __init__(
+        self,
+        next_wakeup: Callable[[datetime], datetime | None],
+        idle: timedelta = timedelta(seconds=60),
+    ) -> None:
+        self.next_wakeup = next_wakeup
+        self.idle = idle
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        """The OMS's next wake-up, at least a second after `now`."""
+        wake = self.next_wakeup(now)
+        soonest = now + timedelta(seconds=1)
+        return now + self.idle if wake is None else max(wake, soonest)
+
+    def __str__(self) -> str:
+        return "oms-algo"
 
 
 @dataclass(frozen=True, slots=True)

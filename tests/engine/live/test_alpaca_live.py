@@ -13,16 +13,19 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from qgtm.core.config import ConfigError, check_tradeable, load_config
-from qgtm.core.enums import Mode, Source
+from qgtm.core.enums import KillTier, Mode, Source
 from qgtm.core.universe import load_universe
 from qgtm.engine.live.clock import FakeClock
 from qgtm.engine.live.daemon import TaskHealth, TradingDaemon
 from qgtm.engine.live.engine import TradingEngine
+from qgtm.engine.portfolio.book import Holding
+from tests.engine.execution.alpaca_desk import sliced_parents
 from tests.engine.live.alpaca_world import (
     CASH,
     LAST_STORED,
@@ -126,6 +129,11 @@ def _booked_once(data_dir: Path) -> dict[str, int]:
     return per_order
 
 
+def _phases(data_dir: Path, parents) -> set[str]:
+    rows = state_rows(data_dir, "SELECT parent_id, phase FROM algo_parents")
+    return {phase for cid, phase in rows if cid in parents}
+
+
 async def test_a_trading_day_on_alpaca_paper_end_to_end(tmp_path: Path, world):
     served, data, fake = world
     clock = FakeClock(ny(MONDAY, 9), limit=ny(MONDAY, 15, 29))
@@ -146,7 +154,11 @@ async def test_a_trading_day_on_alpaca_paper_end_to_end(tmp_path: Path, world):
         # 15:30: the rebalance decides from Friday's bars and sends the orders
         clock.allow_until(ny(MONDAY, 15, 45))
         await _until(lambda: _blocked(clock) and fake.orders_received > 0)
-        orders = dict(state_rows(tmp_path, "SELECT client_order_id, quantity FROM orders"))
+        placed = dict(state_rows(tmp_path, "SELECT client_order_id, quantity FROM orders"))
+        # large orders are VWAP/TWAP parents the OMS slices itself over Tuesday's session
+        parents = sliced_parents(engine)
+        assert parents and all(start.date() == TUESDAY for start, _ in parents.values())
+        orders = {cid: q for cid, q in placed.items() if cid not in parents}
         assert len(orders) == fake.orders_received == fake.posts()
         assert engine.state.get_meta("decided_session") == MONDAY.isoformat()
         assert all(o.time_in_force == "day" for o in fake.state.orders.values())
@@ -158,8 +170,10 @@ async def test_a_trading_day_on_alpaca_paper_end_to_end(tmp_path: Path, world):
         await _until(lambda: engine.snapshot().positions != ())
         assert daemon.oms_events >= len(orders)
 
-        # 18:00: the data refresh brings Monday's bar; Monday's close is booked
+        # 18:00: the data refresh brings Monday's bar; Monday's close is booked. From
+        # Tuesday's open a liquid market fills every order on arrival.
         release(served, MONDAY)
+        fake.state.auto_fill = {s: f"{close_of(MONDAY, s):.4f}" for s in engine.panel.symbols}
         clock.allow_until(ny(TUESDAY, 9, 31))
         await _until(lambda: _blocked(clock))
         assert engine.panel.dates[-1] == MONDAY
@@ -171,11 +185,32 @@ async def test_a_trading_day_on_alpaca_paper_end_to_end(tmp_path: Path, world):
         recon = engine.snapshot().recon
         assert recon is not None and recon.discrepancies == () and recon.broker_positions > 0
         assert daemon.health["oms_events"] is TaskHealth.RUNNING
+
+        # Tuesday: the algo job releases each parent's children on schedule; a liquid
+        # market fills them on arrival; by the close every parent is done
+        clock.allow_until(ny(TUESDAY, 16, 5))
+        await _until(lambda: _blocked(clock) and _phases(tmp_path, parents) == {"DONE"})
+        assert daemon.clock.fired["algo"] > len(parents)
+        children = state_rows(
+            tmp_path, "SELECT parent_id, child_order_id, quantity, status FROM child_slices"
+        )
+        sent = [c for c in children if c[3] != "PLANNED"]
+        assert {p for p, *_ in sent} == set(parents)
+        assert {status for *_, status in sent} == {"FILLED"}, sent
+        venue_ids = fake.client_ids()
+        assert len(venue_ids) == len(set(venue_ids))  # no child ever sent twice
+        assert {c for _, c, _, _ in sent} <= set(venue_ids)
+        for parent in parents:
+            mine = [c for c in sent if c[0] == parent]
+            assert len(mine) > 1 and sum(c[2] for c in mine) <= placed[parent]
+        fake.state.auto_fill = {}
+        await _until(lambda: engine.snapshot().positions != ())
     finally:
         daemon.stop()
         clock.allow_until(None)
         await asyncio.wait_for(task, timeout=30)
-    assert _booked_once(tmp_path) == orders  # the replayed fill was not booked again
+    booked = _booked_once(tmp_path)
+    assert {c: booked[c] for c in orders} == orders  # the replayed fill was not booked again
     held = {s: q for s, q in engine.book.quantities().items() if q}
     assert held == {s: q for s, (q, _) in fake.state.positions.items() if q}
     assert engine.audit.verify() is None
@@ -214,6 +249,10 @@ async def test_killed_mid_submit_on_the_wall_clock_restarts_with_one_order_each(
     committed = dict(state_rows(tmp_path, "SELECT client_order_id, quantity FROM orders"))
     assert len(committed) > 1
     assert {s for (s,) in state_rows(tmp_path, "SELECT status FROM orders")} == {"NEW"}
+    # VWAP/TWAP parents wait for Tuesday's window; every other order goes out at once
+    parents = {cid for (cid,) in state_rows(tmp_path, "SELECT parent_id FROM algo_parents")}
+    direct = {cid: q for cid, q in committed.items() if cid not in parents}
+    assert parents and direct
 
     # restart at 15:40 the same day: recover, send what never left, decide nothing again
     clock = FakeClock(ny(MONDAY, 15, 40), limit=ny(MONDAY, 15, 59))
@@ -222,18 +261,22 @@ async def test_killed_mid_submit_on_the_wall_clock_restarts_with_one_order_each(
     daemon = TradingDaemon(config, tmp_path, engine, control_socket=False, oms_poll_s=0.02)
     task = asyncio.create_task(daemon.run())
     try:
-        await _until(lambda: _blocked(clock) and fake.orders_received == len(committed))
-        assert fake.posts() == len(committed)  # the in-flight order was looked up, not resent
-        assert sorted(o.client_order_id for o in fake.state.orders.values()) == sorted(committed)
+        await _until(lambda: _blocked(clock) and fake.orders_received == len(direct))
+        # the parents planned on restart work Tuesday's session, not the past hours of Monday
+        windows = sliced_parents(engine)
+        assert set(windows) == parents
+        assert all(start.date() == TUESDAY for start, _ in windows.values())
+        assert fake.posts() == len(direct)  # the in-flight order was looked up, not resent
+        assert sorted(o.client_order_id for o in fake.state.orders.values()) == sorted(direct)
         _fill_all_at_close(fake, MONDAY)
         fake.replay_last_event()
-        await _until(lambda: _booked_once(tmp_path) == committed)
+        await _until(lambda: _booked_once(tmp_path) == direct)
     finally:
         daemon.stop()
         clock.allow_until(None)
         await asyncio.wait_for(task, timeout=30)
-    assert _booked_once(tmp_path) == committed
-    assert fake.orders_received == len(committed)
+    assert _booked_once(tmp_path) == direct
+    assert fake.orders_received == len(direct)
     assert engine.audit.verify() is None
     engine.close()
 
@@ -281,16 +324,17 @@ async def test_one_decision_per_session_and_none_on_stale_bars(tmp_path: Path, w
         assert any("paused by the operator" in a for a in engine.snapshot().alerts)
         engine.resume()
         placed = engine.decide_live(ny(MONDAY, 15, 30))
-        assert placed > 0 and fake.orders_received == placed
+        sliced = len(sliced_parents(engine))  # VWAP/TWAP parents wait for their window
+        assert placed > 0 and fake.orders_received == placed - sliced
         assert engine.decide_live(ny(MONDAY, 15, 35)) == -1  # already decided today
-        assert fake.orders_received == placed
+        assert fake.orders_received == placed - sliced
         _fill_all_at_close(fake, MONDAY)
         await _until(lambda: engine.process_broker_updates() == 0 and _booked_once(tmp_path))
         # Tuesday without Monday's bar: refused and alerted, nothing sent
         clock.advance_to(ny(TUESDAY, 15, 30))
         assert engine.decide_live(ny(TUESDAY, 15, 30)) == -1
         assert any("2026-03-02 is missing" in a for a in engine.snapshot().alerts)
-        assert fake.orders_received == placed
+        assert fake.orders_received == placed - sliced
         # the daemon's rebalance job fetches the missing bar first, then decides
         release(served, MONDAY)
         await daemon._job_rebalance(ny(TUESDAY, 15, 30))
@@ -384,7 +428,7 @@ async def test_a_restart_after_the_close_books_the_missed_close(tmp_path: Path, 
     config = alpaca_config(fake.url, fake.stream_url)
     first = TradingEngine(config, tmp_path, clock=FakeClock(ny(MONDAY, 15, 30)))
     try:
-        placed = first.decide_live(ny(MONDAY, 15, 30))
+        placed = first.decide_live(ny(MONDAY, 15, 30)) - len(sliced_parents(first))
         _fill_all_at_close(fake, MONDAY)
         await _until(
             lambda: first.process_broker_updates() >= 0 and len(_booked_once(tmp_path)) == placed
@@ -419,8 +463,52 @@ async def test_recon_asks_the_venue_about_yesterdays_orders_the_stream_never_clo
                 order.status = "expired"
         clock.advance_to(ny(TUESDAY, 9, 30))
         await daemon._job_recon(ny(TUESDAY, 9, 30))
-        statuses = {s for (s,) in state_rows(tmp_path, "SELECT status FROM orders")}
+        statuses = {
+            s
+            for (s,) in state_rows(
+                tmp_path,  # sliced parents work today's window: not venue orders
+                "SELECT status FROM orders WHERE client_order_id NOT IN "
+                "(SELECT parent_id FROM algo_parents)",
+            )
+        }
         assert statuses == {"EXPIRED"} and placed > 0
         assert daemon.recon.runs == 1 and engine.snapshot().recon.discrepancies == ()
+    finally:
+        engine.close()
+
+
+async def test_no_new_stops_growing_algo_parents_and_flatten_stops_them_all(tmp_path: Path, world):
+    """Under NO_NEW no child of a parent that would grow a position goes out; a
+    parent that reduces one keeps working; FLATTEN stops every schedule."""
+    _served, _data, fake = world
+    clock = FakeClock(ny(MONDAY, 15, 30))
+    engine = TradingEngine(alpaca_config(fake.url, fake.stream_url), tmp_path, clock=clock)
+    try:
+        engine.decide_live(ny(MONDAY, 15, 30))
+        parents = sliced_parents(engine)
+        assert len(parents) >= 2  # all buys into an empty book: each would grow a position
+        # pretend the book holds the opposite of the first parent: that parent now reduces
+        reducing = sorted(parents)[0]
+        ((symbol, side),) = state_rows(
+            tmp_path, f"SELECT symbol, side FROM orders WHERE client_order_id = '{reducing}'"
+        )
+        opposite = -(10**6) if side == "BUY" else 10**6
+        engine.book.holdings[symbol] = Holding(opposite, Decimal(1))
+        sent_before = fake.orders_received
+        with engine.state.transaction():
+            engine.risk.trip(KillTier.NO_NEW, ny(TUESDAY, 9, 30), "test: operator")
+        clock.advance_to(ny(TUESDAY, 9, 30))
+        engine.work_algos(ny(TUESDAY, 9, 30))
+        engine.work_algos(ny(TUESDAY, 9, 31))  # the stopped windows close
+        growing = set(parents) - {reducing}
+        assert _phases(tmp_path, growing) == {"DONE"}
+        assert _phases(tmp_path, {reducing}) == {"WORKING"}
+        sent = fake.client_ids()[sent_before:]
+        assert sent and {cid.rsplit("-", 1)[0] for cid in sent} == {reducing.rsplit("-", 1)[0]}
+        # FLATTEN (the watchdog, an operator) stops every schedule that is left
+        with engine.state.transaction():
+            engine.risk.trip(KillTier.FLATTEN, ny(TUESDAY, 9, 32), "test: flatten")
+        engine.work_algos(ny(TUESDAY, 9, 33))
+        assert _phases(tmp_path, parents) == {"DONE"}
     finally:
         engine.close()
