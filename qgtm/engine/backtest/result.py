@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 
+from qgtm.core.config import PortfolioConfig
 from qgtm.core.types import RiskLimits
 from qgtm.engine.backtest.costs import CostModel
 from qgtm.engine.data.store import PricePanel
@@ -30,6 +32,8 @@ class BacktestSettings:
     start: date | None = None
     end: date | None = None
     kill_switch: bool = True
+    portfolio: PortfolioConfig = field(default_factory=PortfolioConfig)
+    sectors: Mapping[str, str] | None = None  # None: the universe's sector tags
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for artifacts and --json."""
@@ -42,6 +46,7 @@ class BacktestSettings:
             "start": self.start.isoformat() if self.start else None,
             "end": self.end.isoformat() if self.end else None,
             "kill_switch": self.kill_switch,
+            "portfolio": asdict(self.portfolio),
         }
 
 

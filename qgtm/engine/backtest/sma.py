@@ -14,6 +14,7 @@ import numpy as np
 from qgtm.core.enums import SignalDirection
 from qgtm.core.types import Signal
 from qgtm.engine.data.store import PricePanel
+from qgtm.engine.features.auxiliary import StrategyContext
 from qgtm.engine.strategies.base import BaseStrategy, Parameter
 
 
@@ -42,7 +43,9 @@ class SmaCrossover(BaseStrategy):
         """The slow window."""
         return int(max(self.params["fast"], self.params["slow"]))
 
-    def generate(self, history: PricePanel, as_of: date) -> list[Signal]:
+    def generate(
+        self, history: PricePanel, as_of: date, *, context: StrategyContext | None = None
+    ) -> list[Signal]:
         """LONG when SMA_fast > SMA_slow at the last bar before `as_of`, FLAT otherwise."""
         if len(history) < self.warmup:
             return []

@@ -187,6 +187,28 @@ def kelly_cap(daily_returns: Sequence[float], fraction: float) -> float:
     return fraction * mu / variance
 
 
+def sleeve_day_return(
+    weights: Mapping[str, float], closes: np.ndarray, i: int, column: Mapping[str, int]
+) -> float | None:
+    """Paper return per unit of gross of a sleeve decided at session i, held over
+    close(i) -> close(i+1): r = sum_k w_k (C[i+1,k] / C[i,k] - 1) / sum_k |w_k|.
+
+    Names outside `column` are ignored; None when the sleeve has no gross (or i < 0).
+    """
+    kept = {s: w for s, w in weights.items() if s in column}
+    gross = sum(abs(w) for w in kept.values())
+    if gross <= 0 or i < 0:
+        return None
+    day = sum(w * (closes[i + 1, column[s]] / closes[i, column[s]] - 1.0) for s, w in kept.items())
+    return float(day / gross)
+
+
+def sleeve_window(session_index: int, lookback: int) -> tuple[int, int]:
+    """Inclusive range of decision sessions whose sleeve returns are known before
+    `session_index`: [session_index - 1 - lookback, session_index - 2]."""
+    return session_index - 1 - lookback, session_index - 2
+
+
 # ----- the pipeline ---------------------------------------------------------------------
 def _reduces(current: float, target: float) -> bool:
     """True if moving from current to target only shrinks the position (same side or flat)."""
