@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from qgtm.core.config import Config, EngineConfig, LearnConfig, PortfolioConfig
+from qgtm.core.types import RiskLimits
 from qgtm.engine.backtest.api import settings_from_config
 from qgtm.engine.backtest.event_driven import run_event_driven
 from qgtm.engine.backtest.vectorised import run_vectorised
@@ -30,7 +31,7 @@ from tests.engine.backtest.conftest import BACKTEST_DEMO
 SESSIONS = 90
 
 
-def _live_book(config: Config, data_dir: Path) -> tuple[TradingEngine, list, list, list]:
+def _live_book(config: Config, data_dir: Path) -> tuple[TradingEngine, list, list, list, dict]:
     engine = TradingEngine(config, data_dir)
     engine.pause()
     days, holdings, equity = [], [], []
@@ -42,20 +43,38 @@ def _live_book(config: Config, data_dir: Path) -> tuple[TradingEngine, list, lis
             days.append(day)
             holdings.append(engine.book.quantities())
             equity.append(engine.book.equity(marks))
-        orders = engine.state.conn.execute("SELECT count(*) FROM orders").fetchone()[0]
-        assert orders > 20, "the window must trade"
+        conn = engine.state.conn
+        counts = {
+            "orders": conn.execute("SELECT count(*) FROM orders").fetchone()[0],
+            "algo": conn.execute(
+                "SELECT count(*) FROM orders WHERE order_type != 'market'"
+            ).fetchone()[0],
+            "kelly": conn.execute(
+                "SELECT count(*) FROM risk_events WHERE detail LIKE '%Kelly%'"
+            ).fetchone()[0],
+            "cuts": conn.execute(
+                "SELECT count(*) FROM risk_events WHERE kind = 'ORDER_CUT'"
+            ).fetchone()[0],
+        }
     finally:
         engine.close()
-    return engine, days, holdings, equity
+    return engine, days, holdings, equity, counts
 
 
 @pytest.mark.parametrize(
-    ("strategies", "method"),
-    [(("tsmom",), "inverse_vol"), (("tsmom", "tsmom_3m", "xsmom_6m"), "erc")],
-    ids=["tsmom-inverse-vol", "three-strategies-erc-with-regime-filter"],
+    ("strategies", "method", "limits"),
+    [
+        (("tsmom",), "inverse_vol", RiskLimits()),
+        (
+            ("tsmom", "tsmom_3m", "xsmom_6m"),
+            "erc",
+            RiskLimits(kelly_min_obs=20, vol_target=0.08, max_sector_weight=0.15),
+        ),
+    ],
+    ids=["tsmom-inverse-vol", "three-strategies-erc-regime-filter-kelly"],
 )
 def test_event_driven_backtest_equals_the_live_engine_book(
-    tmp_path: Path, strategies: tuple[str, ...], method: str
+    tmp_path: Path, strategies: tuple[str, ...], method: str, limits: RiskLimits
 ) -> None:
     start = date(2009, 3, 2)
     config = replace(
@@ -64,8 +83,13 @@ def test_event_driven_backtest_equals_the_live_engine_book(
         engine=EngineConfig(speed=0, start=start, strategies=strategies),
         learn=LearnConfig(enabled=False),
         portfolio=PortfolioConfig(method=method),
+        risk=limits,
     )
-    engine, days, holdings, equity = _live_book(config, tmp_path)
+    engine, days, holdings, equity, counts = _live_book(config, tmp_path)
+    # the window exercises real trading and algo orders (VWAP/TWAP) ...
+    assert counts["orders"] > 20 and counts["algo"] > 0
+    if limits.kelly_min_obs < SESSIONS:  # ... and risk cuts, the Kelly cap among them
+        assert counts["cuts"] > 0 and counts["kelly"] > 0
     settings = settings_from_config(config, start, days[-1])
     names = [create(n) for n in strategies]
     result = run_event_driven(engine.panel, names, settings)
