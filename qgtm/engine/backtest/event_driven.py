@@ -88,7 +88,7 @@ def run_event_driven(
             for o in broker.open_orders()
             for j in (column[o.symbol],)
         }
-        for update in broker.execute_session(bars, day):
+        for update in broker.execute_session(bars, day, stamp):
             fill = update.fill
             if fill is None:
                 continue  # an algo's unfilled rest expired at the close
