@@ -13,6 +13,7 @@ Run: .venv/bin/pip install -e '.[bench]' && .venv/bin/python bench/bench_peers.p
 
 from __future__ import annotations
 
+import math
 import sys
 import tempfile
 import time
@@ -25,18 +26,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qgtm.core.config import DemoConfig
+from qgtm.core.config import DemoConfig, PortfolioConfig
 from qgtm.core.types import RiskLimits
 from qgtm.core.universe import load_universe
 from qgtm.engine.backtest.costs import CostModel
 from qgtm.engine.backtest.event_driven import run_event_driven
 from qgtm.engine.backtest.result import BacktestSettings
 from qgtm.engine.backtest.sma import SmaCrossover
-from qgtm.engine.backtest.vectorised import (
-    run_vectorised,
-    target_matrix,
-    vol_matrix,
-)
+from qgtm.engine.backtest.vectorised import run_vectorised
 from qgtm.engine.data.store import MarketStore, PricePanel
 
 SYMBOL = "GLD"
@@ -44,10 +41,26 @@ FAST, SLOW = 10, 30
 WEIGHT = 0.95
 SETTINGS = BacktestSettings(
     gross_target=WEIGHT,
-    risk=RiskLimits(max_position_weight=WEIGHT, max_gross_leverage=1.0),
+    # the live risk pipeline runs, with limits that never bind on a 95% single-ETF book
+    risk=RiskLimits(
+        max_position_weight=WEIGHT,
+        max_gross_leverage=1.0,
+        max_sector_weight=1.0,
+        vol_target=10.0,
+        cvar_limit=1.0,
+        kelly_min_obs=10**9,
+    ),
     min_trade_value=Decimal(0),
-    costs=CostModel(commission_per_share=Decimal(0), slippage_bps=0.0),
+    # market orders at the open (no VWAP/TWAP schedule), no costs: backtrader's fills
+    costs=CostModel(
+        commission_per_share=Decimal(0),
+        slippage_bps=0.0,
+        vwap_adv_fraction=math.inf,
+        twap_adv_fraction=math.inf,
+    ),
     kill_switch=False,
+    # the live allocator: full leverage at any drawdown, no no-trade band
+    portfolio=PortfolioConfig(no_trade_band=0.0, dampen_start=1.0, dampen_full=2.0),
 )
 FAST_GRID = list(range(5, 55, 5))
 SLOW_GRID = list(range(60, 260, 20))

@@ -18,6 +18,7 @@ engine would work as VWAP/TWAP fill at the open as market orders here).
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from datetime import date
 
@@ -29,8 +30,15 @@ from qgtm.core.universe import load_universe
 from qgtm.engine.backtest.result import BacktestSettings
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features.regime import RegimeDetector
-from qgtm.engine.portfolio.allocator import AllocationSettings, allocate, daily_returns
+from qgtm.engine.portfolio.allocator import (
+    AllocationSettings,
+    allocate,
+    daily_returns,
+    inverse_vol_weights,
+    realised_vols,
+)
 from qgtm.engine.risk.checks import RiskContext, run_checks, sleeve_day_return, sleeve_window
+from qgtm.engine.risk.manager import check_targets
 from qgtm.engine.strategies.base import ALL_REGIMES, BaseStrategy
 
 
@@ -50,6 +58,8 @@ class SessionDecision:
         self.symbols = tuple(panel.symbols)
         self.closes = panel.close
         self.limits = settings.risk
+        self.live = settings.decision == "live"
+        self.gross_target = settings.gross_target
         self.cov_window = settings.portfolio.cov_window
         self.allocation = AllocationSettings.from_portfolio(
             settings.portfolio, settings.gross_target
@@ -61,10 +71,11 @@ class SessionDecision:
         )
         self._column = {s: j for j, s in enumerate(self.symbols)}
         self._sleeves: dict[int, dict[str, dict[str, float]]] = {}
-        self._sleeve_return: dict[tuple[str, int], float | None] = {}
+        self._known: dict[str, tuple[list[int], list[float]]] = {}
+        self._known_to = -1  # sleeve returns of sessions <= this are in _known
         # the regime only changes a decision when some strategy sits out some regime
         restricted = any(set(ALL_REGIMES) - set(s.regimes) for s in strategies)
-        self.detector = RegimeDetector() if restricted else None
+        self.detector = RegimeDetector() if restricted and self.live else None
 
     def regime(self, history: PricePanel, day: date) -> str | None:
         """The live engine's regime label for `day` (None when no strategy filters on it)."""
@@ -86,9 +97,17 @@ class SessionDecision:
 
         `equity` and `peak` are the book's Decimal equity at the decision marks and the
         risk manager's peak; drawdown = (peak - equity) / peak, 1 when equity <= 0.
+        With decision="signal": inverse_vol_weights of every signal, then check_targets.
         """
+        if not self.live:
+            targets: dict[str, float] = {}
+            if tier < KillTier.FLATTEN:
+                signals = [s for group in by_strategy.values() for s in group]
+                vols = realised_vols(self.closes[:index], self.symbols)
+                targets = inverse_vol_weights(signals, vols, self.gross_target)
+            return self.check_signal_targets(targets, current, tier)
         returns = daily_returns(self.closes[:index], self.limits.risk_lookback)
-        targets: dict[str, float] = {}
+        targets = {}
         sleeves: dict[str, dict[str, float]] = {}
         if tier < KillTier.FLATTEN:
             drawdown = float((peak - equity) / peak) if equity > 0 else 1.0  # type: ignore[operator]
@@ -111,20 +130,33 @@ class SessionDecision:
         )
         return run_checks(targets, current, tier, self.limits, context).approved
 
+    def check_signal_targets(
+        self, targets: Mapping[str, float], current: Mapping[str, float], tier: KillTier
+    ) -> dict[str, float]:
+        """decision="signal": the context-free checks (kill tier, position, gross, net)."""
+        approved, _ = check_targets(targets, current, tier, self.limits)
+        return approved
+
     def strategy_returns(self, index: int) -> dict[str, list[float]]:
-        """RiskManager.strategy_returns over the in-memory sleeve history."""
+        """RiskManager.strategy_returns over the in-memory sleeve history.
+
+        Each sleeve's return (`sleeve_day_return`) is computed once, when its session
+        enters the window, and kept per strategy in session order; the window is a slice.
+        """
         low, high = sleeve_window(index, self.limits.risk_lookback)
-        history: dict[str, list[float]] = {}
-        for i in range(max(low, 0), high + 1):
+        for i in range(max(self._known_to + 1, 0), high + 1):
             for strategy, weights in self._sleeves.get(i, {}).items():
-                key = (strategy, i)
-                if key not in self._sleeve_return:
-                    self._sleeve_return[key] = sleeve_day_return(
-                        weights, self.closes, i, self._column
-                    )
-                day = self._sleeve_return[key]
+                day = sleeve_day_return(weights, self.closes, i, self._column)
                 if day is not None:
-                    history.setdefault(strategy, []).append(day)
+                    sessions, values = self._known.setdefault(strategy, ([], []))
+                    sessions.append(i)
+                    values.append(day)
+        self._known_to = max(self._known_to, high)
+        history: dict[str, list[float]] = {}
+        for strategy, (sessions, values) in self._known.items():
+            window = values[bisect_left(sessions, low) : bisect_right(sessions, high)]
+            if window:
+                history[strategy] = window
         return history
 
 

@@ -106,7 +106,7 @@ def run_event_driven(
         equity = book.equity(marks)
         by_strategy: dict[str, list] = {}
         if tier < KillTier.FLATTEN:
-            regime = decision.regime(history, day)
+            regime = decision.regime(history, day)  # None unless a strategy filters on it
             aggregation = aggregate(strategies, history, day, regime)
             by_strategy = {k: list(v) for k, v in aggregation.per_strategy.items()}
         approved = decision.decide(i, by_strategy, book.weights(marks), equity, peak, tier)

@@ -20,6 +20,9 @@ class BacktestError(ValueError):
     """A backtest request the runner cannot honour (bad window, unknown name, ...)."""
 
 
+DECISIONS = ("live", "signal")
+
+
 @dataclass(frozen=True, slots=True)
 class BacktestSettings:
     """Everything besides the strategy and the bars that decides a backtest's outcome."""
@@ -34,6 +37,16 @@ class BacktestSettings:
     kill_switch: bool = True
     portfolio: PortfolioConfig = field(default_factory=PortfolioConfig)
     sectors: Mapping[str, str] | None = None  # None: the universe's sector tags
+    # "live": the live engine's decision (regime, aggregate, allocate, every risk check);
+    # "signal": the quick research ranking (inverse-vol weights of the netted signals,
+    # then only the context-free checks: kill tier, position, gross, net)
+    decision: str = "live"
+
+    def __post_init__(self) -> None:
+        if self.decision not in DECISIONS:
+            raise BacktestError(
+                f"unknown decision {self.decision!r}; use one of {', '.join(DECISIONS)}"
+            )
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for artifacts and --json."""
@@ -47,6 +60,7 @@ class BacktestSettings:
             "end": self.end.isoformat() if self.end else None,
             "kill_switch": self.kill_switch,
             "portfolio": asdict(self.portfolio),
+            "decision": self.decision,
         }
 
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from qgtm.core.enums import KillTier
 from qgtm.engine.backtest.costs import adv_matrix, mean_volumes
@@ -45,6 +46,7 @@ from qgtm.engine.execution.brokers.paper import (
 )
 from qgtm.engine.execution.oms import skip_small_trade, target_quantity
 from qgtm.engine.portfolio.aggregator import deduplicate
+from qgtm.engine.portfolio.allocator import TRADING_DAYS, VOL_WINDOW
 from qgtm.engine.risk.killswitch import escalate, tier_for
 from qgtm.engine.strategies.base import BaseStrategy
 
@@ -75,6 +77,37 @@ def signal_matrices(
     return out
 
 
+def netted(signals: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The strategies' signal matrices summed (NaN where none of them has a signal)."""
+    stacked = np.stack(list(signals.values()))
+    total = np.nansum(stacked, axis=0)
+    return np.where(np.isfinite(stacked).any(axis=0), total, np.nan)
+
+
+def vol_matrix(close: np.ndarray) -> np.ndarray:
+    """realised_vols known at each session i (rows before i); NaN when too short."""
+    sessions, symbols = close.shape
+    log_returns = np.diff(np.log(close), axis=0)
+    out = np.full((sessions, symbols), np.nan)
+    for i in range(3, min(VOL_WINDOW + 1, sessions)):
+        out[i] = log_returns[: i - 1].std(axis=0, ddof=1) * np.sqrt(TRADING_DAYS)
+    if sessions > VOL_WINDOW + 1:
+        windows = sliding_window_view(log_returns, VOL_WINDOW, axis=0)  # (k, symbols, 63)
+        sigma = windows.std(axis=2, ddof=1) * np.sqrt(TRADING_DAYS)
+        out[VOL_WINDOW + 1 :] = sigma[: sessions - VOL_WINDOW - 1]
+    return out
+
+
+def target_matrix(netted: np.ndarray, vols: np.ndarray, gross_target: float) -> np.ndarray:
+    """inverse_vol_weights on every row: sign_i * (1/sigma_i) / sum_active(1/sigma) * gross."""
+    active = np.isfinite(netted) & (netted != 0) & (np.nan_to_num(vols) > 0)
+    inverse = np.where(active, 1.0 / np.where(active, vols, 1.0), 0.0)
+    total = np.cumsum(inverse, axis=1)[:, -1:]  # left-to-right, as the allocator adds
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weights = np.sign(netted) * (inverse / total) * gross_target
+    return np.where(active, weights, np.nan)
+
+
 def mean_volume_matrix(volume: np.ndarray, window: int, first: int, last: int) -> np.ndarray:
     """Row i: `mean_volumes` of the rows before i (what select_algo sees), for i in
     [first, last); each row is the same numpy reduction the live engine runs."""
@@ -102,6 +135,9 @@ def run_vectorised(
         signals = signal_matrices(panel, strategies, range(first, last))
     regimes = {s.name: s for s in strategies}
     decision = SessionDecision(panel, strategies, settings)
+    quick = None
+    if not decision.live:
+        quick = target_matrix(netted(signals), vol_matrix(panel.close), settings.gross_target)
     opens, closes = money_matrix(panel.open), money_matrix(panel.close)
     highs, lows = money_matrix(panel.high), money_matrix(panel.low)
     adv = adv_matrix(panel.volume)
@@ -151,17 +187,22 @@ def run_vectorised(
             if equity > 0
             else {}
         )
-        by_strategy = {}
-        if tier < KillTier.FLATTEN:
-            regime = None
-            if decision.detector is not None:
-                regime = decision.regime(panel.history_before(i), day)
-            by_strategy = {
-                name: signals_from_row(name, symbols, matrix[i], day)
-                for name, matrix in signals.items()
-                if regimes[name].trades_in(regime)
-            }
-        approved = decision.decide(i, by_strategy, current, equity, peak, tier)
+        if quick is not None:  # decision="signal": the whole target matrix is known
+            row_targets = quick[i] if tier < KillTier.FLATTEN else ()
+            wanted = {symbols[j]: float(w) for j, w in enumerate(row_targets) if w == w}
+            approved = decision.check_signal_targets(wanted, current, tier)
+        else:
+            by_strategy = {}
+            if tier < KillTier.FLATTEN:
+                regime = None
+                if decision.detector is not None:
+                    regime = decision.regime(panel.history_before(i), day)
+                by_strategy = {
+                    name: signals_from_row(name, symbols, matrix[i], day)
+                    for name, matrix in signals.items()
+                    if regimes[name].trades_in(regime)
+                }
+            approved = decision.decide(i, by_strategy, current, equity, peak, tier)
         for j in order:
             symbol = symbols[j]
             if symbol not in approved and not held[j]:

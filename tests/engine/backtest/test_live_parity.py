@@ -28,7 +28,7 @@ from qgtm.engine.live.engine import TradingEngine
 from qgtm.engine.strategies.registry import create
 from tests.engine.backtest.conftest import BACKTEST_DEMO
 
-SESSIONS = 90
+SESSIONS = 70
 
 
 def _live_book(config: Config, data_dir: Path) -> tuple[TradingEngine, list, list, list, dict]:
