@@ -76,3 +76,24 @@ class SmaCrossover(BaseStrategy):
         slow_ma = (sums[rows] - sums[rows - slow]) / slow
         out[rows] = np.where(fast_ma > slow_ma, 1.0, 0.0)
         return out
+
+
+def crossover_signals(panel: PricePanel, pairs: list[tuple[int, int]], warmup: int) -> np.ndarray:
+    """`SmaCrossover(fast, slow).signal_matrix(panel)` for many (fast, slow) pairs at once,
+    every pair starting at `warmup` (pairs x sessions x symbols; NaN before `warmup`).
+
+    One prefix-sum table serves every pair and each pair's averages are the same float
+    expressions as signal_matrix, so each slice is bit-identical to the one-pair matrix.
+    """
+    sums = _prefix_sums(panel.close)
+    out = np.full((len(pairs), *panel.close.shape), np.nan)
+    rows = np.arange(warmup, len(panel))
+    fasts = np.array([f for f, _ in pairs])
+    slows = np.array([s for _, s in pairs])
+    if max(max(fasts, default=0), max(slows, default=0)) > warmup:
+        raise ValueError("warmup must cover the slowest average")
+    top = sums[rows][None]  # (1, rows, symbols)
+    fast_ma = (top - sums[rows[None, :] - fasts[:, None]]) / fasts[:, None, None]
+    slow_ma = (top - sums[rows[None, :] - slows[:, None]]) / slows[:, None, None]
+    out[:, rows] = np.where(fast_ma > slow_ma, 1.0, 0.0)
+    return out
