@@ -8,7 +8,9 @@
    open); the days in the market are compared per pair.
 Both QGTM runners are timed with the live decision (allocate + every risk check, as the
 live engine) and with the quick "signal" decision (inverse-vol + context-free caps).
-Speed ratios are printed (peer time / QGTM time: > 1 means QGTM is faster).
+Speed ratios are printed (peer time / QGTM time: > 1 means QGTM is faster). Times are
+CPU seconds of this process (time.process_time), so other jobs on a shared machine
+distort them less than wall time would; every tool runs in this one process.
 
 Run: .venv/bin/pip install -e '.[bench]' && .venv/bin/python bench/bench_peers.py
 """
@@ -81,11 +83,11 @@ def demo_panel() -> PricePanel:
     return replace(
         panel,
         symbols=(SYMBOL,),
-        open=panel.open[:, pick],
-        high=panel.high[:, pick],
-        low=panel.low[:, pick],
-        close=panel.close[:, pick],
-        volume=panel.volume[:, pick],
+        open=panel.open[:, pick].copy(),
+        high=panel.high[:, pick].copy(),
+        low=panel.low[:, pick].copy(),
+        close=panel.close[:, pick].copy(),
+        volume=panel.volume[:, pick].copy(),
     )
 
 
@@ -129,9 +131,9 @@ def run_backtrader(panel: PricePanel) -> tuple[list[tuple[date, int]], float]:
     cerebro.addstrategy(Cross)
     cerebro.broker.setcash(1_000_000.0)
     cerebro.broker.set_checksubmit(False)
-    started = time.perf_counter()
+    started = time.process_time()
     strategy = cerebro.run()[0]
-    return strategy.fills, time.perf_counter() - started
+    return strategy.fills, time.process_time() - started
 
 
 def event_driven_comparison(panel: PricePanel) -> None:
@@ -140,9 +142,9 @@ def event_driven_comparison(panel: PricePanel) -> None:
     print(f"  backtrader {bt_seconds:.3f}s, {len(theirs)} trades")
     for decision in ("live", "signal"):
         settings = replace(SETTINGS, decision=decision)
-        started = time.perf_counter()
+        started = time.process_time()
         result = run_event_driven(panel, [SmaCrossover(fast=FAST, slow=SLOW)], settings)
-        qgtm_seconds = time.perf_counter() - started
+        qgtm_seconds = time.process_time() - started
         ours = [(t.day, t.quantity) for t in result.trades]
         same = sum(a == b for a, b in zip(ours, theirs, strict=False))
         ratio = bt_seconds / qgtm_seconds
@@ -181,24 +183,24 @@ def sweep_comparison(panel: PricePanel, pairs: list[tuple[int, int]]) -> None:
         )
         return portfolio.assets().to_numpy() > 0
 
-    jit_started = time.perf_counter()
+    jit_started = time.process_time()
     vbt_sweep()  # first call compiles vectorbt's numba kernels
-    jit_seconds = time.perf_counter() - jit_started
-    started = time.perf_counter()
+    jit_seconds = time.process_time() - jit_started
+    started = time.process_time()
     held = vbt_sweep()
-    vbt_seconds = time.perf_counter() - started
+    vbt_seconds = time.process_time() - started
     print(f"sweep: {len(pairs)} (fast, slow) pairs over {len(panel)} sessions")
     print(f"  vectorbt {vbt_seconds:.3f}s (after a {jit_seconds:.1f}s first call compiling numba)")
     for decision in ("live", "signal"):
         settings = replace(SETTINGS, decision=decision)
-        started = time.perf_counter()
+        started = time.process_time()
         signals = crossover_signals(panel, pairs, warmup)  # every pair in one array pass
         in_market = {}
         for k, (fast, slow) in enumerate(pairs):
             common = SmaCrossover(fast=fast, slow=warmup)  # one common first session
             result = run_vectorised(panel, [common], settings, signals={common.name: signals[k]})
             in_market[(fast, slow)] = result.positions[:, 0] > 0
-        qgtm_seconds = time.perf_counter() - started
+        qgtm_seconds = time.process_time() - started
         offset = len(panel) - next(iter(in_market.values())).shape[0]
         agree = [float(np.mean(in_market[p] == held[offset:, k])) for k, p in enumerate(pairs)]
         print(

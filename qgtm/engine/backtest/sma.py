@@ -49,7 +49,7 @@ class SmaCrossover(BaseStrategy):
         """LONG when SMA_fast > SMA_slow at the last bar before `as_of`, FLAT otherwise."""
         if len(history) < self.warmup:
             return []
-        sums = _prefix_sums(history.close)
+        sums = self._sums(history.close)
         fast, slow = int(self.params["fast"]), int(self.params["slow"])
         fast_ma = (sums[-1] - sums[-1 - fast]) / fast
         slow_ma = (sums[-1] - sums[-1 - slow]) / slow
@@ -65,6 +65,25 @@ class SmaCrossover(BaseStrategy):
             )
             for j, symbol in enumerate(history.symbols)
         ]
+
+    def _sums(self, close: np.ndarray) -> np.ndarray:
+        """Prefix sums of `close`. A point-in-time history is a leading slice of the full
+        panel's array; cumsum is sequential, so the full array's sums cut at len(close)
+        are the slice's own sums bit for bit: computed once per panel, not per session."""
+        base = close.base if isinstance(close.base, np.ndarray) else None
+        if (
+            base is None
+            or base.ndim != 2
+            or base.shape[1] != close.shape[1]
+            or close.strides != base.strides
+            or close.__array_interface__["data"][0] != base.__array_interface__["data"][0]
+        ):
+            return _prefix_sums(close)
+        cached = getattr(self, "_cache", None)
+        if cached is None or cached[0] is not base:
+            cached = (base, _prefix_sums(base))
+            self._cache = cached
+        return cached[1][: len(close) + 1]
 
     def signal_matrix(self, panel: PricePanel) -> np.ndarray:
         """Netted signal per session (row i from bars before i): 1 long, 0 flat, NaN warm-up."""

@@ -22,3 +22,19 @@ def test_every_pair_of_the_batch_is_the_single_pair_matrix(demo_panel: PricePane
 def test_a_warmup_shorter_than_the_slow_average_is_refused(demo_panel: PricePanel) -> None:
     with pytest.raises(ValueError, match="warmup"):
         crossover_signals(demo_panel, [(5, 60)], 30)
+
+
+def test_generate_from_a_cached_panel_equals_generate_from_a_copy(
+    demo_panel: PricePanel,
+) -> None:
+    """The per-panel prefix-sum cache gives the same signals as a fresh history copy."""
+    from dataclasses import replace
+
+    strategy, fresh = SmaCrossover(fast=3, slow=7), SmaCrossover(fast=3, slow=7)
+    for i in (8, 9, 200, len(demo_panel) - 1, 50):
+        history = demo_panel.history_before(i)
+        copy = replace(history, close=history.close.copy())
+        day = demo_panel.dates[i]
+        cached = strategy.generate(history, day)
+        assert [s.side for s in cached] == [s.side for s in fresh.generate(copy, day)]
+        assert [s.rationale for s in cached] == [s.rationale for s in fresh.generate(copy, day)]
