@@ -71,8 +71,8 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
         choices=DECISIONS,
         default=None,
         help="live: the live engine's allocator and every risk check (default for one "
-        "strategy); signal: inverse-vol weights and only the kill-tier, position, gross "
-        "and net caps, a quick ranking (default for --all)",
+        "run); signal: inverse-vol weights and only the kill-tier, position, gross and "
+        "net caps, a quick ranking (default for --sweep and --all)",
     )
     parser.add_argument("--all", action="store_true", help="every strategy: a league table")
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
@@ -291,7 +291,9 @@ def backtest_command(args: argparse.Namespace, config: Config, data_dir: Path) -
     if args.all:
         return _league(config, data_dir, panel, args.json, decision or "signal")
     sectors = _sectors(panel)
-    settings = replace(settings_from_config(config, start, end), decision=decision or "live")
+    # one run: the live decision; a sweep runs it once per value, so the quick one
+    decision = decision or ("signal" if sweep else "live")
+    settings = replace(settings_from_config(config, start, end), decision=decision)
     with _progress(f"backtest {args.strategy}") as progress:
         outcome = run_backtest(
             panel,

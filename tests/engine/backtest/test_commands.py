@@ -69,6 +69,7 @@ def test_sweep_with_walk_forward_reports_dsr_pbo_and_oos(
     assert 0.0 <= validation["deflated_sharpe"] <= 1.0 and validation["trials"] == 4
     assert 0.0 <= validation["pbo"] <= 1.0
     assert len(validation["walk_forward"]["chosen"]) >= 3
+    assert out["config"]["settings"]["decision"] == "signal"  # a sweep's default
 
 
 @pytest.mark.parametrize(
