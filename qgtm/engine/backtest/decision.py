@@ -21,10 +21,11 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from datetime import date
+from decimal import Decimal
 
 import numpy as np
 
-from qgtm.core.enums import KillTier
+from qgtm.core.enums import KillTier, SignalDirection
 from qgtm.core.types import Signal
 from qgtm.core.universe import load_universe
 from qgtm.engine.backtest.result import BacktestSettings
@@ -89,8 +90,8 @@ class SessionDecision:
         index: int,
         by_strategy: Mapping[str, Sequence[Signal]],
         current: Mapping[str, float],
-        equity: float | object,
-        peak: object,
+        equity: Decimal,
+        peak: Decimal,
         tier: KillTier,
     ) -> dict[str, float]:
         """Approved target weights for session `index` (allocate, then every risk check).
@@ -110,7 +111,7 @@ class SessionDecision:
         targets = {}
         sleeves: dict[str, dict[str, float]] = {}
         if tier < KillTier.FLATTEN:
-            drawdown = float((peak - equity) / peak) if equity > 0 else 1.0  # type: ignore[operator]
+            drawdown = float((peak - equity) / peak) if equity > 0 else 1.0
             allocation = allocate(
                 by_strategy,
                 returns[-self.cov_window :],
@@ -168,8 +169,6 @@ def signals_from_row(
     The allocator only uses each name's net direction, so one signal per non-zero
     entry with the entry's sign carries the same information.
     """
-    from qgtm.core.enums import SignalDirection
-
     out = []
     for j, value in enumerate(row):
         if value != value or value == 0:
