@@ -32,6 +32,7 @@ from qgtm.engine.backtest.validation import (
 )
 from qgtm.engine.backtest.vectorised import run_vectorised
 from qgtm.engine.data.store import PricePanel
+from qgtm.engine.features.auxiliary import StrategyContext
 from qgtm.engine.strategies.base import BaseStrategy
 from qgtm.engine.strategies.registry import STRATEGIES, UnknownStrategyError, create
 
@@ -95,7 +96,8 @@ def parse_date(text: str | None, flag: str) -> date | None:
 
 
 def settings_from_config(config: Config, start: date | None, end: date | None) -> BacktestSettings:
-    """The live book's cash, gross target, limits and paper-broker costs."""
+    """The live book's cash, gross target, allocation ([portfolio]), risk limits and
+    paper-broker costs (slippage, spread, commission): what the live engine trades with."""
     return BacktestSettings(
         initial_cash=Decimal(config.engine.initial_cash),
         gross_target=config.engine.gross_target,
@@ -104,6 +106,7 @@ def settings_from_config(config: Config, start: date | None, end: date | None) -
         costs=CostModel.from_execution(config.execution),
         start=start,
         end=end,
+        portfolio=config.portfolio,
     )
 
 
@@ -274,6 +277,7 @@ class _WarmupAs(BaseStrategy):
     def __init__(self, inner: BaseStrategy, warmup: int) -> None:
         self.inner, self._warmup, self.params = inner, warmup, inner.params
         self.name = inner.name  # type: ignore[misc]
+        self.regimes = inner.regimes  # type: ignore[misc]
         if hasattr(inner, "signal_matrix"):
             self.signal_matrix = inner.signal_matrix  # type: ignore[method-assign]
 
@@ -282,9 +286,11 @@ class _WarmupAs(BaseStrategy):
         """The common warm-up."""
         return self._warmup
 
-    def generate(self, history: PricePanel, as_of: date) -> list:
+    def generate(
+        self, history: PricePanel, as_of: date, *, context: StrategyContext | None = None
+    ) -> list:
         """The wrapped strategy's signals."""
-        return self.inner.generate(history, as_of)
+        return self.inner.generate(history, as_of, context=context)
 
 
 def save_artifacts(outcome: RunOutcome, data_dir: Path) -> Path:

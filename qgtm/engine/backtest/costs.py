@@ -20,13 +20,21 @@ TRADING_DAYS = 252
 
 @dataclass(frozen=True, slots=True)
 class CostModel:
-    """Costs of trading and holding.
+    """Costs of trading and holding, and how the paper broker works an order.
 
-    - commission: `commission_per_share` * shares (rounded to 1/100 cent);
-    - slippage: fill = open * (1 + side * (slippage_bps + impact_bps) / 10^4);
+    - commission: `commission_per_share` * shares of each fill (rounded to 1/100 cent);
+    - fill price: reference * (1 + side * (slippage_bps + spread_bps / 2) / 10^4), rounded
+      to 1/100 cent, the reference being the open (market orders) or the bucket price of
+      an algo child: the paper broker's own rule (`PaperBroker._fill`, `fill_price`);
+    - algos: as the live engine (`select_algo`), an order above vwap_adv_fraction of the
+      mean volume of the adv_window sessions before the decision is worked as VWAP, above
+      twap_adv_fraction as TWAP, each child capped at participation_cap of its bucket's
+      volume; the rest expires at the close (`PaperBroker.execute_session`);
     - impact: impact_bps = impact_bps_at_full_adv * shares / ADV, ADV the integer mean
       volume of the ADV_WINDOW sessions before the decision (linear in participation,
-      the simplest of the Almgren et al. 2005 family; 0 disables it);
+      the simplest of the Almgren et al. 2005 family; 0 disables it), charged on each
+      fill as |shares| * price * impact_bps / 10^4 (rounded to 1/100 cent); the live
+      broker has no such charge, so it is 0 unless asked for;
     - borrow: each close, shorts pay |short market value| * borrow_bps_annual / 10^4 / 252.
     """
 
@@ -34,15 +42,36 @@ class CostModel:
     slippage_bps: float = 5.0
     impact_bps_at_full_adv: float = 0.0
     borrow_bps_annual: float = 0.0
+    spread_bps: float = 0.0  # quoted spread; each fill pays half (as the paper broker)
+    participation_cap: float = 0.10
+    vwap_adv_fraction: float = 0.01
+    twap_adv_fraction: float = 0.05
+    adv_window: int = 20
 
     @classmethod
     def from_execution(cls, execution: ExecutionConfig, **overrides: float) -> CostModel:
-        """The paper broker's costs from config, plus optional impact/borrow settings."""
+        """The paper broker's costs and algo rules from config, plus optional impact/borrow."""
         return cls(
             commission_per_share=Decimal(execution.commission_per_share),
             slippage_bps=execution.slippage_bps,
+            spread_bps=execution.spread_bps,
+            participation_cap=execution.participation_cap,
+            vwap_adv_fraction=execution.vwap_adv_fraction,
+            twap_adv_fraction=execution.twap_adv_fraction,
+            adv_window=execution.adv_window,
             **overrides,
         )
+
+    def fill_cost_bps(self) -> Decimal:
+        """slippage + spread / 2 in bps, summed as the paper broker sums them."""
+        slippage, spread = Decimal(str(self.slippage_bps)), Decimal(str(self.spread_bps))
+        return slippage + spread / 2
+
+    def impact_charge(self, quantity: int, price: Decimal, impact_bps: Decimal) -> Decimal:
+        """|quantity| * price * impact_bps / 10^4 for one fill, rounded to 1/100 cent."""
+        if impact_bps == 0:
+            return Decimal(0)
+        return (abs(quantity) * price * impact_bps / Decimal(10_000)).quantize(PRICE_QUANTUM)
 
     def impact_bps(self, quantity: int, adv: int) -> Decimal:
         """Impact in bps for `quantity` shares against average daily volume `adv`."""
@@ -64,6 +93,11 @@ class CostModel:
             "slippage_bps": self.slippage_bps,
             "impact_bps_at_full_adv": self.impact_bps_at_full_adv,
             "borrow_bps_annual": self.borrow_bps_annual,
+            "spread_bps": self.spread_bps,
+            "participation_cap": self.participation_cap,
+            "vwap_adv_fraction": self.vwap_adv_fraction,
+            "twap_adv_fraction": self.twap_adv_fraction,
+            "adv_window": self.adv_window,
         }
 
 
@@ -84,3 +118,12 @@ def adv_matrix(volume: np.ndarray) -> np.ndarray:
         lo = max(0, i - ADV_WINDOW)
         out[i] = (csum[i] - csum[lo]) // (i - lo)
     return out
+
+
+def mean_volumes(volume_before: np.ndarray, window: int) -> np.ndarray:
+    """Mean daily volume per symbol over the newest `window` rows (the live engine's
+    `_average_volumes`, which sizes VWAP/TWAP); zeros with no history."""
+    recent = volume_before[-window:]
+    if len(recent) == 0:
+        return np.zeros(volume_before.shape[1])
+    return recent.mean(axis=0)

@@ -1,14 +1,20 @@
 """Event-driven runner: the live engine's components on a simulated clock.
 
 Per session t, in this order (as TradingEngine does it):
-  open   the PaperBroker fills orders decided on t-1 at t's open (+ slippage, impact);
-  15:30  strategies see PricePanel.history_before(t) only; inverse_vol_weights ->
-         check_targets (kill tier, caps) -> orders_for_targets at the t-1 close marks;
-         the orders wait for t+1's open;
-  close  mark to market, borrow fee on shorts, kill-tier update (FLATTEN replaces the
-         working orders with closing orders).
+  open   the PaperBroker works the orders decided on t-1 through session t
+         (execute_session: market orders at the open, VWAP/TWAP children along the
+         intraday curve; + slippage and half the spread) and the Book books each fill
+         (plus the optional impact charge);
+  15:30  strategies see PricePanel.history_before(t) only; the live decision path
+         (decision.SessionDecision: regime -> aggregate -> allocate -> run_checks) gives
+         approved weights -> orders_for_targets at the t-1 close marks -> select_algo
+         on the mean volume; the orders wait for t+1;
+  close  mark to market, borrow fee on shorts, peak and kill-tier update (tier_for /
+         escalate, as RiskManager.update_pnl; FLATTEN replaces the working orders with
+         closing orders, as TradingEngine._flatten_now).
 No value from bar t reaches a decision taken on t, and a fill never uses the bar that
-produced its signal.
+produced its signal. tests/engine/backtest/test_live_parity.py checks that this runner's
+book equals the live TradingEngine's book session by session.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from decimal import Decimal
 import numpy as np
 
 from qgtm.core.enums import KillTier, OrderStatus
-from qgtm.engine.backtest.costs import average_daily_volume
+from qgtm.engine.backtest.costs import CostModel, average_daily_volume, mean_volumes
+from qgtm.engine.backtest.decision import SessionDecision
 from qgtm.engine.backtest.result import (
     BacktestResult,
     BacktestSettings,
@@ -30,12 +37,12 @@ from qgtm.engine.backtest.result import (
     session_window,
 )
 from qgtm.engine.data.store import PricePanel
-from qgtm.engine.execution.brokers.paper import PaperBroker
+from qgtm.engine.execution.algos import select_algo
+from qgtm.engine.execution.brokers.paper import PaperBroker, SessionBar
 from qgtm.engine.execution.oms import orders_for_targets, strategy_set_key
-from qgtm.engine.portfolio.allocator import inverse_vol_weights, realised_vols
+from qgtm.engine.portfolio.aggregator import aggregate
 from qgtm.engine.portfolio.book import Book
 from qgtm.engine.risk.killswitch import escalate, tier_for
-from qgtm.engine.risk.manager import check_targets
 from qgtm.engine.strategies.base import BaseStrategy
 
 Progress = Callable[[int, int], None]
@@ -52,10 +59,13 @@ def run_event_driven(
     warmup = max((s.warmup for s in strategies), default=0)
     first, last = session_window(panel, settings, warmup)
     opens, closes = money_matrix(panel.open), money_matrix(panel.close)
+    highs, lows = money_matrix(panel.high), money_matrix(panel.low)
     symbols = panel.symbols
+    column = {s: j for j, s in enumerate(symbols)}
     costs = settings.costs
     set_key = strategy_set_key(s.name for s in strategies)
-    broker = PaperBroker(costs.slippage_bps, costs.commission_per_share)
+    broker = _broker(costs)
+    decision = SessionDecision(panel, strategies, settings)
     book = Book(settings.initial_cash)
     tier = KillTier.NORMAL
     prev_equity = peak = settings.initial_cash
@@ -67,26 +77,39 @@ def run_event_driven(
     tiers: list[str] = []
     for row, i in enumerate(range(first, last)):
         day = panel.dates[i]
-        # the simulated clock: orders and fills carry the session date (UTC midnight);
-        # what orders events is the loop, not a wall-clock lookup per session
+        # the simulated clock: decisions carry the session date (UTC midnight), fills the
+        # broker's own session times; what orders events is the loop
         stamp = datetime.combine(day, time(), tzinfo=UTC)
-        # open: yesterday's decisions fill at today's open
-        for fill in broker.fill_at_open(dict(zip(symbols, opens[i], strict=True)), stamp, impact):
+        # open: yesterday's decisions are worked through today's session
+        bars = {
+            o.symbol: SessionBar(
+                opens[i][j], highs[i][j], lows[i][j], closes[i][j], float(panel.volume[i, j])
+            )
+            for o in broker.open_orders()
+            for j in (column[o.symbol],)
+        }
+        for update in broker.execute_session(bars, day, stamp):
+            fill = update.fill
+            if fill is None:
+                continue  # an algo's unfilled rest expired at the close
             book.apply_fill(fill)
+            book.cash -= costs.impact_charge(
+                fill.quantity, fill.price, impact.get(fill.client_order_id, Decimal(0))
+            )
             trades.append(
                 Trade(day, fill.symbol, fill.signed_quantity, fill.price, fill.commission)
             )
+        broker.drain_updates()
         # 15:30: decide from bars strictly before today
         history = panel.history_before(i)
         marks = dict(zip(symbols, closes[i - 1], strict=True))
         equity = book.equity(marks)
-        targets: dict[str, float] = {}
+        by_strategy: dict[str, list] = {}
         if tier < KillTier.FLATTEN:
-            signals = [s for strategy in strategies for s in strategy.generate(history, day)]
-            targets = inverse_vol_weights(
-                signals, realised_vols(history.close, symbols), settings.gross_target
-            )
-        approved, _ = check_targets(targets, book.weights(marks), tier, settings.risk)
+            regime = decision.regime(history, day)  # None unless a strategy filters on it
+            aggregation = aggregate(strategies, history, day, regime)
+            by_strategy = {k: list(v) for k, v in aggregation.per_strategy.items()}
+        approved = decision.decide(i, by_strategy, book.weights(marks), equity, peak, tier)
         at = stamp
         orders = orders_for_targets(
             approved,
@@ -99,13 +122,21 @@ def run_event_driven(
             settings.min_trade_value,
         )
         adv = average_daily_volume(history.volume)
-        column = {s: j for j, s in enumerate(symbols)}
         impact = {
             o.client_order_id: costs.impact_bps(o.quantity, int(adv[column[o.symbol]]))
             for o in orders
         }
+        volumes = mean_volumes(history.volume, costs.adv_window)
         for order in orders:
-            broker.submit(replace(order, status=OrderStatus.SUBMITTED))
+            algo = select_algo(
+                order.quantity,
+                float(volumes[column[order.symbol]]),
+                costs.vwap_adv_fraction,
+                costs.twap_adv_fraction,
+            )
+            broker.submit(
+                replace(order, status=OrderStatus.SUBMITTED, order_type=algo.value.lower())
+            )
         # close: mark, borrow, kill tier
         marks = dict(zip(symbols, closes[i], strict=True))
         short_value = sum(
@@ -114,15 +145,15 @@ def run_event_driven(
         )
         book.cash -= costs.borrow_charge(short_value)
         equity = book.equity(marks)
+        peak = max(peak, equity)
         if settings.kill_switch:
-            peak = max(peak, equity)
             drawdown = float((peak - equity) / peak)
             called = tier_for(
                 float(equity - prev_equity), float(prev_equity), drawdown, settings.risk
             )
             new_tier = escalate(tier, called)
             if new_tier >= KillTier.FLATTEN > tier:
-                broker = PaperBroker(costs.slippage_bps, costs.commission_per_share)
+                broker = _broker(costs)
                 avg_marks = {s: h.avg_price for s, h in book.holdings.items()}
                 closing = orders_for_targets(
                     {}, book.quantities(), avg_marks, Decimal(1), day, at, FLATTEN_SET, Decimal(0)
@@ -149,4 +180,14 @@ def run_event_driven(
         trades=trades,
         kill_tiers=tiers,
         meta={"initial_cash": str(settings.initial_cash), "runner": "event-driven"},
+    )
+
+
+def _broker(costs: CostModel) -> PaperBroker:
+    """The live paper broker with the backtest's slippage, spread, commission and cap."""
+    return PaperBroker(
+        costs.slippage_bps,
+        costs.commission_per_share,
+        spread_bps=costs.spread_bps,
+        participation_cap=costs.participation_cap,
     )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 
+from qgtm.core.config import PortfolioConfig
 from qgtm.core.types import RiskLimits
 from qgtm.engine.backtest.costs import CostModel
 from qgtm.engine.data.store import PricePanel
@@ -16,6 +18,9 @@ from qgtm.engine.data.store import PricePanel
 
 class BacktestError(ValueError):
     """A backtest request the runner cannot honour (bad window, unknown name, ...)."""
+
+
+DECISIONS = ("live", "signal")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +35,18 @@ class BacktestSettings:
     start: date | None = None
     end: date | None = None
     kill_switch: bool = True
+    portfolio: PortfolioConfig = field(default_factory=PortfolioConfig)
+    sectors: Mapping[str, str] | None = None  # None: the universe's sector tags
+    # "live": the live engine's decision (regime, aggregate, allocate, every risk check);
+    # "signal": the quick research ranking (inverse-vol weights of the netted signals,
+    # then only the context-free checks: kill tier, position, gross, net)
+    decision: str = "live"
+
+    def __post_init__(self) -> None:
+        if self.decision not in DECISIONS:
+            raise BacktestError(
+                f"unknown decision {self.decision!r}; use one of {', '.join(DECISIONS)}"
+            )
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for artifacts and --json."""
@@ -42,6 +59,8 @@ class BacktestSettings:
             "start": self.start.isoformat() if self.start else None,
             "end": self.end.isoformat() if self.end else None,
             "kill_switch": self.kill_switch,
+            "portfolio": asdict(self.portfolio),
+            "decision": self.decision,
         }
 
 

@@ -1,25 +1,27 @@
-"""Vectorised runner: whole-history signal, volatility and ADV arrays, then one tight
-booking pass with the same rules and roundings as the event-driven runner.
+"""Vectorised runner: whole-history signal and ADV arrays, then one tight booking pass
+with the same rules and roundings as the event-driven runner.
 
 Signals come from `strategy.signal_matrix(panel)` when the strategy offers one (row i
 uses bars before i only), otherwise from `generate` on each point-in-time history, so
-every registered strategy runs here. Allocation, risk (`check_targets`), share
-rounding (`target_quantity`, `skip_small_trade`), fill prices and commissions
-(`fill_price`, `commission`) and the kill switch are the same pure functions the live
-engine uses; positions and equity therefore match the event-driven runner exactly
+every registered strategy runs here. The decision is the live engine's own
+(decision.SessionDecision: regime filter, allocate, run_checks); share rounding
+(`target_quantity`, `skip_small_trade`), fill prices and commissions (`fill_price`,
+`commission`) and the kill switch are the same pure functions the live engine uses;
+positions and equity therefore match the event-driven runner exactly
 (tests/engine/backtest/test_equivalence.py checks 1e-9 relative).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from qgtm.core.enums import KillTier
-from qgtm.engine.backtest.costs import adv_matrix
+from qgtm.engine.backtest.costs import adv_matrix, mean_volumes
+from qgtm.engine.backtest.decision import SessionDecision, signals_from_row
 from qgtm.engine.backtest.event_driven import Progress
 from qgtm.engine.backtest.result import (
     BacktestResult,
@@ -29,33 +31,57 @@ from qgtm.engine.backtest.result import (
     session_window,
 )
 from qgtm.engine.data.store import PricePanel
-from qgtm.engine.execution.brokers.paper import commission, fill_price
+from qgtm.engine.execution.algos import (
+    INTRADAY_VOLUME_CURVE,
+    Algo,
+    participation_capped,
+    schedule,
+    select_algo,
+)
+from qgtm.engine.execution.brokers.paper import (
+    SessionBar,
+    bucket_prices,
+    commission,
+    fill_price,
+)
 from qgtm.engine.execution.oms import skip_small_trade, target_quantity
+from qgtm.engine.portfolio.aggregator import deduplicate
 from qgtm.engine.portfolio.allocator import TRADING_DAYS, VOL_WINDOW
 from qgtm.engine.risk.killswitch import escalate, tier_for
-from qgtm.engine.risk.manager import check_targets
 from qgtm.engine.strategies.base import BaseStrategy
 
 
-def netted_signals(panel: PricePanel, strategies: Sequence[BaseStrategy]) -> np.ndarray:
-    """sum_k side_k * max(confidence_k, 1e-9) per session and symbol (NaN: no signal).
-
-    Row i is what the strategies say on session i from bars before i.
-    """
-    if len(strategies) == 1 and hasattr(strategies[0], "signal_matrix"):
-        return np.asarray(strategies[0].signal_matrix(panel), dtype=float)
-    out = np.full(panel.close.shape, np.nan)
+def signal_matrices(
+    panel: PricePanel, strategies: Sequence[BaseStrategy], rows: range | None = None
+) -> dict[str, np.ndarray]:
+    """Per strategy: sum_k side_k * max(confidence_k, 1e-9) per session and symbol over its
+    deduplicated signals (NaN: no signal); row i is what it says on session i from bars
+    before i. `signal_matrix` is used when the strategy offers one; otherwise `generate`
+    runs on each point-in-time history in `rows` (default: every session)."""
+    out: dict[str, np.ndarray] = {}
     column = {s: j for j, s in enumerate(panel.symbols)}
-    for i in range(1, len(panel)):
-        history = panel.history_before(i)
-        for strategy in strategies:
-            if len(history) < strategy.warmup:
-                continue
-            for signal in strategy.generate(history, panel.dates[i]):
+    rows = rows if rows is not None else range(1, len(panel))
+    for strategy in strategies:
+        if strategy.name in out:
+            continue  # the aggregator runs a strategy configured twice once
+        if hasattr(strategy, "signal_matrix"):
+            out[strategy.name] = np.asarray(strategy.signal_matrix(panel), dtype=float)
+            continue
+        matrix = np.full(panel.close.shape, np.nan)
+        for i in rows:
+            for signal in deduplicate(strategy.generate(panel.history_before(i), panel.dates[i])):
                 j = column[signal.symbol]
-                base = 0.0 if np.isnan(out[i, j]) else out[i, j]
-                out[i, j] = base + signal.side.sign * max(signal.confidence, 1e-9)
+                base = 0.0 if np.isnan(matrix[i, j]) else matrix[i, j]
+                matrix[i, j] = base + signal.side.sign * max(signal.confidence, 1e-9)
+        out[strategy.name] = matrix
     return out
+
+
+def netted(signals: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The strategies' signal matrices summed (NaN where none of them has a signal)."""
+    stacked = np.stack(list(signals.values()))
+    total = np.nansum(stacked, axis=0)
+    return np.where(np.isfinite(stacked).any(axis=0), total, np.nan)
 
 
 def vol_matrix(close: np.ndarray) -> np.ndarray:
@@ -82,35 +108,49 @@ def target_matrix(netted: np.ndarray, vols: np.ndarray, gross_target: float) -> 
     return np.where(active, weights, np.nan)
 
 
+def mean_volume_matrix(volume: np.ndarray, window: int, first: int, last: int) -> np.ndarray:
+    """Row i: `mean_volumes` of the rows before i (what select_algo sees), for i in
+    [first, last); each row is the same numpy reduction the live engine runs."""
+    out = np.zeros(volume.shape, dtype=float)
+    for i in range(first, last):
+        out[i] = mean_volumes(volume[:i], window)
+    return out
+
+
 def run_vectorised(
     panel: PricePanel,
     strategies: Sequence[BaseStrategy],
     settings: BacktestSettings,
     progress: Progress | None = None,
-    targets: np.ndarray | None = None,
+    signals: Mapping[str, np.ndarray] | None = None,
 ) -> BacktestResult:
     """The event-driven backtest's positions and equity from precomputed arrays.
 
-    `targets` (sessions x symbols, NaN = no target) skips the signal step, which is how a
-    parameter sweep reuses this pass.
+    `signals` (strategy name -> sessions x symbols netted signal, NaN = none) skips the
+    signal step, which is how a parameter sweep reuses this pass.
     """
     warmup = max((s.warmup for s in strategies), default=0)
     first, last = session_window(panel, settings, warmup)
-    if targets is None:
-        targets = target_matrix(
-            netted_signals(panel, strategies), vol_matrix(panel.close), settings.gross_target
-        )
+    if signals is None:
+        signals = signal_matrices(panel, strategies, range(first, last))
+    regimes = {s.name: s for s in strategies}
+    decision = SessionDecision(panel, strategies, settings)
+    quick = None
+    if not decision.live:
+        quick = target_matrix(netted(signals), vol_matrix(panel.close), settings.gross_target)
     opens, closes = money_matrix(panel.open), money_matrix(panel.close)
+    highs, lows = money_matrix(panel.high), money_matrix(panel.low)
     adv = adv_matrix(panel.volume)
+    volumes = mean_volume_matrix(panel.volume, settings.costs.adv_window, first, last)
+    cost_bps = settings.costs.fill_cost_bps()
     symbols = panel.symbols
     order = sorted(range(len(symbols)), key=lambda j: symbols[j])
     costs = settings.costs
-    slippage = Decimal(str(costs.slippage_bps))
     cash = settings.initial_cash
     held = [0] * len(symbols)
     tier = KillTier.NORMAL
     prev_equity = peak = settings.initial_cash
-    pending: list[tuple[int, int, Decimal]] = []  # (symbol index, signed qty, impact bps)
+    pending: list[tuple[int, int, Decimal, Algo]] = []  # (symbol, signed qty, impact, algo)
     n = last - first
     equity_out, cash_out = np.zeros(n), np.zeros(n)
     positions = np.zeros((n, len(symbols)), dtype=np.int64)
@@ -118,13 +158,27 @@ def run_vectorised(
     tiers: list[str] = []
     for row, i in enumerate(range(first, last)):
         day = panel.dates[i]
-        for j, qty, impact in pending:
+        for j, qty, impact, algo in pending:
             sign = 1 if qty > 0 else -1
-            price = fill_price(opens[i][j], sign, slippage + impact)
-            fee = commission(costs.commission_per_share, abs(qty))
-            cash -= price * qty + fee
-            held[j] += qty
-            trades.append(Trade(day, symbols[j], qty, price, fee))
+            if algo is Algo.MARKET:
+                children = [(abs(qty), opens[i][j])]
+            else:  # PaperBroker._work_algo: the schedule, capped, along the bar's path
+                bar = SessionBar(
+                    opens[i][j], highs[i][j], lows[i][j], closes[i][j], float(panel.volume[i, j])
+                )
+                executed, _ = participation_capped(
+                    schedule(algo, abs(qty)),
+                    [w * bar.volume for w in INTRADAY_VOLUME_CURVE],
+                    costs.participation_cap,
+                )
+                children = [(q, p) for q, p in zip(executed, bucket_prices(bar), strict=True) if q]
+            for size, reference in children:
+                price = fill_price(reference, sign, cost_bps)
+                fee = commission(costs.commission_per_share, size)
+                cash -= price * (sign * size) + fee
+                cash -= costs.impact_charge(size, price, impact)
+                held[j] += sign * size
+                trades.append(Trade(day, symbols[j], sign * size, price, fee))
         pending = []
         marks = closes[i - 1]
         equity = cash + sum((marks[j] * q for j, q in enumerate(held) if q), Decimal(0))
@@ -133,11 +187,22 @@ def run_vectorised(
             if equity > 0
             else {}
         )
-        wanted: dict[str, float] = {}
-        if tier < KillTier.FLATTEN:
-            row_targets = targets[i]
+        if quick is not None:  # decision="signal": the whole target matrix is known
+            row_targets = quick[i] if tier < KillTier.FLATTEN else ()
             wanted = {symbols[j]: float(w) for j, w in enumerate(row_targets) if w == w}
-        approved, _ = check_targets(wanted, current, tier, settings.risk)
+            approved = decision.check_signal_targets(wanted, current, tier)
+        else:
+            by_strategy = {}
+            if tier < KillTier.FLATTEN:
+                regime = None
+                if decision.detector is not None:
+                    regime = decision.regime(panel.history_before(i), day)
+                by_strategy = {
+                    name: signals_from_row(name, symbols, matrix[i], day)
+                    for name, matrix in signals.items()
+                    if regimes[name].trades_in(regime)
+                }
+            approved = decision.decide(i, by_strategy, current, equity, peak, tier)
         for j in order:
             symbol = symbols[j]
             if symbol not in approved and not held[j]:
@@ -146,20 +211,23 @@ def run_vectorised(
             delta = target_qty - held[j]
             if skip_small_trade(target_qty, delta, marks[j], settings.min_trade_value):
                 continue
-            pending.append((j, delta, costs.impact_bps(abs(delta), int(adv[i, j]))))
+            algo = select_algo(
+                abs(delta), float(volumes[i, j]), costs.vwap_adv_fraction, costs.twap_adv_fraction
+            )
+            pending.append((j, delta, costs.impact_bps(abs(delta), int(adv[i, j])), algo))
         marks = closes[i]
         short_value = sum((-marks[j] * q for j, q in enumerate(held) if q < 0), Decimal(0))
         cash -= costs.borrow_charge(short_value)
         equity = cash + sum((marks[j] * q for j, q in enumerate(held) if q), Decimal(0))
+        peak = max(peak, equity)
         if settings.kill_switch:
-            peak = max(peak, equity)
             drawdown = float((peak - equity) / peak)
             called = tier_for(
                 float(equity - prev_equity), float(prev_equity), drawdown, settings.risk
             )
             new_tier = escalate(tier, called)
             if new_tier >= KillTier.FLATTEN > tier:
-                pending = [(j, -held[j], Decimal(0)) for j in order if held[j]]
+                pending = [(j, -held[j], Decimal(0), Algo.MARKET) for j in order if held[j]]
             tier = new_tier
         prev_equity = equity
         equity_out[row] = float(equity)

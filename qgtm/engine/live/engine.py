@@ -63,7 +63,7 @@ from qgtm.engine.live.clock import Clock, SystemClock
 from qgtm.engine.live.queries import register_queries
 from qgtm.engine.outbox import Outbox, OutboxSender, outbox_status
 from qgtm.engine.portfolio.aggregator import Aggregation, aggregate
-from qgtm.engine.portfolio.allocator import AllocationSettings, allocate
+from qgtm.engine.portfolio.allocator import AllocationSettings, allocate, daily_returns
 from qgtm.engine.portfolio.book import Book
 from qgtm.engine.risk.checks import RiskContext
 from qgtm.engine.risk.manager import RiskManager
@@ -451,16 +451,7 @@ class TradingEngine:
         }
 
     def _allocation_settings(self) -> AllocationSettings:
-        p = self.config.portfolio
-        return AllocationSettings(
-            method=p.method,
-            gross_target=self.config.engine.gross_target,
-            max_leverage=p.max_leverage,
-            min_leverage=p.min_leverage,
-            dampen_start=p.dampen_start,
-            dampen_full=p.dampen_full,
-            no_trade_band=p.no_trade_band,
-        )
+        return AllocationSettings.from_config(self.config)
 
     def _risk_context(
         self,
@@ -1115,10 +1106,7 @@ def _average_volumes(history: PricePanel, window: int) -> dict[str, float]:
 
 def _daily_returns(history: PricePanel, sessions: int) -> np.ndarray:
     """Simple daily close-to-close returns of the last `sessions` sessions (T x N)."""
-    window = history.close[-sessions - 1 :]
-    if len(window) < 2:
-        return np.zeros((0, len(history.symbols)))
-    return window[1:] / window[:-1] - 1.0
+    return daily_returns(history.close, sessions)
 
 
 def _short(payload: dict) -> str:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from qgtm.core.types import Signal
 from qgtm.engine.portfolio.leverage import adaptive_leverage, apply_no_trade_band
 from qgtm.engine.portfolio.weighting import SCHEMES
+
+if TYPE_CHECKING:
+    from qgtm.core.config import Config, PortfolioConfig
 
 VOL_WINDOW = 63
 TRADING_DAYS = 252
@@ -60,6 +64,33 @@ class AllocationSettings:
     dampen_start: float = 0.05
     dampen_full: float = 0.20
     no_trade_band: float = 0.01
+
+    @classmethod
+    def from_config(cls, config: Config) -> AllocationSettings:
+        """[portfolio] plus engine.gross_target, as the live engine allocates."""
+        return cls.from_portfolio(config.portfolio, config.engine.gross_target)
+
+    @classmethod
+    def from_portfolio(cls, p: PortfolioConfig, gross_target: float) -> AllocationSettings:
+        """The [portfolio] section with a gross target (the backtest's entry point)."""
+        return cls(
+            method=p.method,
+            gross_target=gross_target,
+            max_leverage=p.max_leverage,
+            min_leverage=p.min_leverage,
+            dampen_start=p.dampen_start,
+            dampen_full=p.dampen_full,
+            no_trade_band=p.no_trade_band,
+        )
+
+
+def daily_returns(closes_before: np.ndarray, sessions: int) -> np.ndarray:
+    """Simple close-to-close returns r_t = C_t / C_{t-1} - 1 of the newest `sessions`
+    sessions of `closes_before` (rows: sessions before the decision; T x N out)."""
+    window = closes_before[-sessions - 1 :]
+    if len(window) < 2:
+        return np.zeros((0, closes_before.shape[1]))
+    return window[1:] / window[:-1] - 1.0
 
 
 @dataclass(frozen=True, slots=True)

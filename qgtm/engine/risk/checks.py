@@ -9,6 +9,7 @@ All functions are pure: no I/O, no clock.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -159,7 +160,14 @@ def parametric_cvar(mean: float, std: float, alpha: float) -> float:
 
     For N(0,1) at alpha = 0.975 this is 2.3378 (the Basel FRTB ES level).
     """
-    return -mean + std * float(norm.pdf(norm.ppf(alpha))) / (1.0 - alpha)
+    return -mean + std * _normal_tail_density(alpha) / (1.0 - alpha)
+
+
+@functools.lru_cache(maxsize=16)
+def _normal_tail_density(alpha: float) -> float:
+    """phi(Phi^-1(alpha)); remembered per alpha (scipy's ppf/pdf cost ~0.5 ms a call and
+    the risk checks ask for the same alpha every session)."""
+    return float(norm.pdf(norm.ppf(alpha)))
 
 
 def book_cvar(
@@ -185,6 +193,28 @@ def kelly_cap(daily_returns: Sequence[float], fraction: float) -> float:
     if variance <= 0 or mu <= 0:
         return 0.0
     return fraction * mu / variance
+
+
+def sleeve_day_return(
+    weights: Mapping[str, float], closes: np.ndarray, i: int, column: Mapping[str, int]
+) -> float | None:
+    """Paper return per unit of gross of a sleeve decided at session i, held over
+    close(i) -> close(i+1): r = sum_k w_k (C[i+1,k] / C[i,k] - 1) / sum_k |w_k|.
+
+    Names outside `column` are ignored; None when the sleeve has no gross (or i < 0).
+    """
+    kept = {s: w for s, w in weights.items() if s in column}
+    gross = sum(abs(w) for w in kept.values())
+    if gross <= 0 or i < 0:
+        return None
+    day = sum(w * (closes[i + 1, column[s]] / closes[i, column[s]] - 1.0) for s, w in kept.items())
+    return float(day / gross)
+
+
+def sleeve_window(session_index: int, lookback: int) -> tuple[int, int]:
+    """Inclusive range of decision sessions whose sleeve returns are known before
+    `session_index`: [session_index - 1 - lookback, session_index - 2]."""
+    return session_index - 1 - lookback, session_index - 2
 
 
 # ----- the pipeline ---------------------------------------------------------------------

@@ -38,6 +38,8 @@ from qgtm.engine.risk.checks import (
     net_leverage,
     run_checks,
     sector_exposures,
+    sleeve_day_return,
+    sleeve_window,
 )
 from qgtm.engine.risk.killswitch import escalate, tier_for
 from qgtm.engine.risk.operators import OperatorRegistry
@@ -268,19 +270,13 @@ class RiskManager:
         rows = self.state.conn.execute(
             "SELECT strategy, session_index, weights FROM strategy_sleeves "
             "WHERE session_index BETWEEN ? AND ? ORDER BY session_index",
-            (session_index - 1 - self.limits.risk_lookback, session_index - 2),
+            sleeve_window(session_index, self.limits.risk_lookback),
         ).fetchall()
         history: dict[str, list[float]] = {}
         for strategy, i, text in rows:
-            weights = {s: w for s, w in json.loads(text).items() if s in column}
-            gross = sum(abs(w) for w in weights.values())
-            if gross <= 0 or i < 0:
-                continue
-            day = sum(
-                w * (closes[i + 1, column[s]] / closes[i, column[s]] - 1.0)
-                for s, w in weights.items()
-            )
-            history.setdefault(strategy, []).append(float(day / gross))
+            day = sleeve_day_return(json.loads(text), closes, i, column)
+            if day is not None:
+                history.setdefault(strategy, []).append(day)
         return history
 
     # ----- two-person reset ------------------------------------------------------------

@@ -69,6 +69,7 @@ def test_sweep_with_walk_forward_reports_dsr_pbo_and_oos(
     assert 0.0 <= validation["deflated_sharpe"] <= 1.0 and validation["trials"] == 4
     assert 0.0 <= validation["pbo"] <= 1.0
     assert len(validation["walk_forward"]["chosen"]) >= 3
+    assert out["config"]["settings"]["decision"] == "signal"  # a sweep's default
 
 
 @pytest.mark.parametrize(
@@ -112,3 +113,26 @@ def test_data_import_stores_accepted_bars_and_lists_rejections(
     assert "accepted 4 bars of GLD" in out
     assert "line 6 GLD: high 191.0 below low 193.0" in out
     assert "stored 4 bars" in out
+
+
+def test_decision_flag_picks_the_live_or_the_quick_decision(
+    tmp_path: Path,
+    bars_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Default: the live decision (allocator + every risk check); --decision signal: the
+    quick one. A 3% vol target cuts only the live book, so the runs differ; a bad value
+    is a one-line error (exit 2)."""
+    monkeypatch.setenv("QGTM_RISK__VOL_TARGET", "0.03")
+    args = ["backtest", "sma_ref", "--data", str(bars_file), "--json", "--data-dir"]
+    finals = {}
+    for extra in ([], ["--decision", "signal"]):
+        assert main([*args, str(tmp_path), *extra]) == 0
+        out = json.loads(capsys.readouterr().out)
+        finals[out["config"]["settings"]["decision"]] = out["final_equity"]
+    assert set(finals) == {"live", "signal"}
+    assert abs(finals["live"] - 1e6) < abs(finals["signal"] - 1e6)  # the smaller book
+    with pytest.raises(SystemExit) as exc:
+        main([*args, str(tmp_path), "--decision", "both"])
+    assert exc.value.code == 2

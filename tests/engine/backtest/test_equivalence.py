@@ -50,3 +50,36 @@ def test_runners_agree_through_a_kill_switch_flatten(demo_panel: PricePanel) -> 
     np.testing.assert_array_equal(event.positions, vector.positions)
     np.testing.assert_allclose(vector.equity, event.equity, rtol=1e-9, atol=0)
     assert event.kill_tiers == vector.kill_tiers
+
+
+@pytest.mark.parametrize(
+    ("methods", "decision"),
+    [(("tsmom_3m", "xsmom_6m", "bollinger_mr"), "live"), (("tsmom", "st_reversal"), "signal")],
+    ids=["three-strategies-hrp-regime-filter-live", "two-strategies-signal-decision"],
+)
+def test_runners_agree_on_a_multi_strategy_multi_asset_book(
+    demo_panel: PricePanel, methods: tuple[str, ...], decision: str
+) -> None:
+    """Several strategies over the whole universe through the real allocate() (HRP) and
+    every risk check, with impact and borrow costs and algo orders; and the quick
+    "signal" decision. Same trades, positions and equity in both runners."""
+    from dataclasses import replace
+
+    from qgtm.core.config import PortfolioConfig
+    from qgtm.core.types import RiskLimits
+
+    settings = replace(
+        COSTLY,
+        portfolio=PortfolioConfig(method="hrp"),
+        risk=RiskLimits(kelly_min_obs=40, vol_target=0.10),
+        costs=replace(COSTLY.costs, spread_bps=2.0),
+        decision=decision,
+        start=demo_panel.dates[300],
+    )
+    strategies = [create(name) for name in methods]
+    event = run_event_driven(demo_panel, strategies, settings)
+    vector = run_vectorised(demo_panel, strategies, settings)
+    assert len({t.symbol for t in event.trades}) > 5  # a multi-asset book
+    np.testing.assert_array_equal(event.positions, vector.positions)
+    np.testing.assert_allclose(vector.equity, event.equity, rtol=1e-9, atol=0)
+    assert event.trades == vector.trades

@@ -22,7 +22,8 @@ def test_changing_bars_from_session_k_on_leaves_earlier_decisions_alone(
     """Orders filled on k were decided on k-1 from bars < k-1: same quantities, new
     prices (k's open moved). Later decisions may differ: the book after k's fills does."""
     base = run_event_driven(demo_panel, [SmaCrossover(fast=5, slow=20)], SETTINGS)
-    k = len(demo_panel) - 200
+    traded = sorted({demo_panel.dates.index(t.day) for t in base.trades})
+    k = next(i for i in traded if i >= len(demo_panel) - 200)  # a session with fills
     rng = np.random.default_rng(0)
     shock = np.ones_like(demo_panel.close)
     shock[k:] = rng.uniform(0.5, 1.5, size=shock[k:].shape)

@@ -179,9 +179,15 @@ class PaperBroker:
         """Latest prices, used for buying power."""
         self._marks.update(marks)
 
-    def execute_session(self, bars: Mapping[str, SessionBar], day: date) -> list[OrderUpdate]:
-        """Work every queued order through session `day`; returns (and queues) the updates."""
-        start = calendar.session_open(day)
+    def execute_session(
+        self, bars: Mapping[str, SessionBar], day: date, start: datetime | None = None
+    ) -> list[OrderUpdate]:
+        """Work every queued order through session `day`; returns (and queues) the updates.
+
+        `start` is when the session opens (default: the XNYS open of `day`); a backtest
+        over bars of any calendar passes its own simulated clock.
+        """
+        start = calendar.session_open(day) if start is None else start
         updates: list[OrderUpdate] = []
         for order in list(self._pending.values()):
             bar = bars[order.symbol]

@@ -1,0 +1,178 @@
+"""The live engine's 15:30 decision, as both backtest runners take it.
+
+`TradingEngine._rebalance` decides session t from bars strictly before t:
+  regime (RegimeDetector.label) -> aggregate (regime filter, dedup) -> allocate
+  (AllocationSettings from [portfolio] + engine.gross_target; returns of the last
+  cov_window sessions of the risk_lookback window; current weights; drawdown from the
+  peak) -> RiskContext (sectors, returns, sleeves, each strategy's paper sleeve returns
+  for the Kelly cap) -> run_checks (kill tier, position, sector, correlation, gross, net,
+  vol target, Kelly, CVaR, final guard).
+`SessionDecision` calls exactly those functions with exactly those inputs; it only keeps
+in memory what the live engine keeps in state.sqlite (the proposed sleeves per session).
+
+Not reproduced (documented differences): the data-quality block (`blocked_symbols` reads
+the live market store's quality log; backtests take the bars as given), the learning loop
+(a backtest trades one fixed parameter set), and the algo schedule (orders the live
+engine would work as VWAP/TWAP fill at the open as market orders here).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Mapping, Sequence
+from datetime import date
+from decimal import Decimal
+
+import numpy as np
+
+from qgtm.core.enums import KillTier, SignalDirection
+from qgtm.core.types import Signal
+from qgtm.core.universe import load_universe
+from qgtm.engine.backtest.result import BacktestSettings
+from qgtm.engine.data.store import PricePanel
+from qgtm.engine.features.regime import RegimeDetector
+from qgtm.engine.portfolio.allocator import (
+    AllocationSettings,
+    allocate,
+    daily_returns,
+    inverse_vol_weights,
+    realised_vols,
+)
+from qgtm.engine.risk.checks import RiskContext, run_checks, sleeve_day_return, sleeve_window
+from qgtm.engine.risk.manager import check_targets
+from qgtm.engine.strategies.base import ALL_REGIMES, BaseStrategy
+
+
+def universe_sectors(symbols: Sequence[str]) -> dict[str, str]:
+    """Sector tag of every symbol the universe knows (others have no sector limit)."""
+    universe = load_universe()
+    known = set(universe.symbols)
+    return {s: universe.sector_of(s) for s in symbols if s in known}
+
+
+class SessionDecision:
+    """One backtest's decision state: allocation settings, sectors, sleeve history."""
+
+    def __init__(
+        self, panel: PricePanel, strategies: Sequence[BaseStrategy], settings: BacktestSettings
+    ) -> None:
+        self.symbols = tuple(panel.symbols)
+        self.closes = panel.close
+        self.limits = settings.risk
+        self.live = settings.decision == "live"
+        self.gross_target = settings.gross_target
+        self.cov_window = settings.portfolio.cov_window
+        self.allocation = AllocationSettings.from_portfolio(
+            settings.portfolio, settings.gross_target
+        )
+        self.sectors = (
+            dict(settings.sectors)
+            if settings.sectors is not None
+            else universe_sectors(self.symbols)
+        )
+        self._column = {s: j for j, s in enumerate(self.symbols)}
+        self._sleeves: dict[int, dict[str, dict[str, float]]] = {}
+        self._known: dict[str, tuple[list[int], list[float]]] = {}
+        self._known_to = -1  # sleeve returns of sessions <= this are in _known
+        # the regime only changes a decision when some strategy sits out some regime
+        restricted = any(set(ALL_REGIMES) - set(s.regimes) for s in strategies)
+        self.detector = RegimeDetector() if restricted and self.live else None
+
+    def regime(self, history: PricePanel, day: date) -> str | None:
+        """The live engine's regime label for `day` (None when no strategy filters on it)."""
+        if self.detector is None:
+            return None
+        reading = self.detector.label(history, day)
+        return reading.label if reading is not None else None
+
+    def decide(
+        self,
+        index: int,
+        by_strategy: Mapping[str, Sequence[Signal]],
+        current: Mapping[str, float],
+        equity: Decimal,
+        peak: Decimal,
+        tier: KillTier,
+    ) -> dict[str, float]:
+        """Approved target weights for session `index` (allocate, then every risk check).
+
+        `equity` and `peak` are the book's Decimal equity at the decision marks and the
+        risk manager's peak; drawdown = (peak - equity) / peak, 1 when equity <= 0.
+        With decision="signal": inverse_vol_weights of every signal, then check_targets.
+        """
+        if not self.live:
+            targets: dict[str, float] = {}
+            if tier < KillTier.FLATTEN:
+                signals = [s for group in by_strategy.values() for s in group]
+                vols = realised_vols(self.closes[:index], self.symbols)
+                targets = inverse_vol_weights(signals, vols, self.gross_target)
+            return self.check_signal_targets(targets, current, tier)
+        returns = daily_returns(self.closes[:index], self.limits.risk_lookback)
+        targets = {}
+        sleeves: dict[str, dict[str, float]] = {}
+        if tier < KillTier.FLATTEN:
+            drawdown = float((peak - equity) / peak) if equity > 0 else 1.0
+            allocation = allocate(
+                by_strategy,
+                returns[-self.cov_window :],
+                self.symbols,
+                current,
+                drawdown,
+                self.allocation,
+            )
+            targets, sleeves = allocation.targets, allocation.sleeves
+            self._sleeves[index] = {k: dict(sorted(v.items())) for k, v in sleeves.items()}
+        context = RiskContext(
+            symbols=self.symbols,
+            sectors=self.sectors,
+            returns=returns,
+            sleeves=sleeves,
+            strategy_returns=self.strategy_returns(index) if sleeves else {},
+        )
+        return run_checks(targets, current, tier, self.limits, context).approved
+
+    def check_signal_targets(
+        self, targets: Mapping[str, float], current: Mapping[str, float], tier: KillTier
+    ) -> dict[str, float]:
+        """decision="signal": the context-free checks (kill tier, position, gross, net)."""
+        approved, _ = check_targets(targets, current, tier, self.limits)
+        return approved
+
+    def strategy_returns(self, index: int) -> dict[str, list[float]]:
+        """RiskManager.strategy_returns over the in-memory sleeve history.
+
+        Each sleeve's return (`sleeve_day_return`) is computed once, when its session
+        enters the window, and kept per strategy in session order; the window is a slice.
+        """
+        low, high = sleeve_window(index, self.limits.risk_lookback)
+        for i in range(max(self._known_to + 1, 0), high + 1):
+            for strategy, weights in self._sleeves.get(i, {}).items():
+                day = sleeve_day_return(weights, self.closes, i, self._column)
+                if day is not None:
+                    sessions, values = self._known.setdefault(strategy, ([], []))
+                    sessions.append(i)
+                    values.append(day)
+        self._known_to = max(self._known_to, high)
+        history: dict[str, list[float]] = {}
+        for strategy, (sessions, values) in self._known.items():
+            window = values[bisect_left(sessions, low) : bisect_right(sessions, high)]
+            if window:
+                history[strategy] = window
+        return history
+
+
+def signals_from_row(
+    strategy: str, symbols: Sequence[str], row: np.ndarray, as_of: date
+) -> list[Signal]:
+    """A netted signal row (sign = direction, NaN/0 = none) as the allocator's input.
+
+    The allocator only uses each name's net direction, so one signal per non-zero
+    entry with the entry's sign carries the same information.
+    """
+    out = []
+    for j, value in enumerate(row):
+        if value != value or value == 0:
+            continue
+        side = SignalDirection.LONG if value > 0 else SignalDirection.SHORT
+        out.append(Signal(symbols[j], side, 1.0, 1.0, strategy, as_of))
+    return out
