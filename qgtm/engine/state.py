@@ -166,13 +166,17 @@ class StateStore:
         )
         if cursor.rowcount != 1:
             return False
+        row = self.conn.execute(
+            "SELECT filled_quantity, avg_fill_price FROM orders WHERE client_order_id = ?",
+            (fill.client_order_id,),
+        ).fetchone()
         self.conn.execute(
             "UPDATE orders SET filled_quantity = filled_quantity + ?, avg_fill_price = ?, "
             "filled_on = ?, status = CASE WHEN filled_quantity + ? >= quantity "
             "THEN 'FILLED' ELSE 'PARTIALLY_FILLED' END WHERE client_order_id = ?",
             (
                 fill.quantity,
-                str(fill.price),
+                str(_average_price(row, fill)),
                 fill.filled_at.date().isoformat(),
                 fill.quantity,
                 fill.client_order_id,
@@ -300,3 +304,12 @@ class StateStore:
             "INSERT INTO risk_events (at, kind, tier, symbol, detail) VALUES (?, ?, ?, ?, ?)",
             (at.isoformat(), kind, tier, symbol, detail),
         )
+
+
+def _average_price(row: tuple | None, fill: Fill) -> Decimal:
+    """Quantity-weighted average fill price after `fill` (exact Decimal, 6 places)."""
+    before_qty, before_avg = (row or (0, None))[:2]
+    if not before_qty or before_avg is None:
+        return fill.price
+    total = Decimal(before_avg) * before_qty + fill.price * fill.quantity
+    return (total / (before_qty + fill.quantity)).quantize(Decimal("0.000001"))
