@@ -278,19 +278,7 @@ class OrderManager:
                 "UPDATE execution_orders SET broker_order_id = ? WHERE client_order_id = ?",
                 (update.broker_order_id, cid),
             )
-        self.audit.append(
-            "ORDER_SUBMITTED",
-            self.actor,
-            at,
-            {
-                "client_order_id": cid,
-                "symbol": order.symbol,
-                "side": order.side.value,
-                "quantity": order.quantity,
-                "algo": order.order_type.upper(),
-                "reason": order.reason,
-            },
-        )
+        self._audit_submitted(order, at, order.order_type.upper())
         self.apply(update, at)
         if known is not None:
             self._catch_up(known, at)
@@ -582,22 +570,31 @@ class OrderManager:
         )
         self.state.set_order_status(cid, OrderStatus.SUBMITTED)
         self._note_window(order.symbol, cid, plan.window_start, plan.window_end, at)
+        self._audit_submitted(
+            order,
+            at,
+            algo,
+            slices=len(plan.children),
+            window_start=plan.window_start.isoformat(),
+            window_end=plan.window_end.isoformat(),
+            capped_remainder=plan.capped_remainder,
+            adv=adv,
+        )
+
+    def _audit_submitted(self, order: Order, at: datetime, algo: str, **extra: Any) -> None:
+        """ORDER_SUBMITTED for a parent (direct, or sliced with its plan in `extra`)."""
         self.audit.append(
             "ORDER_SUBMITTED",
             self.actor,
             at,
             {
-                "client_order_id": cid,
+                "client_order_id": order.client_order_id,
                 "symbol": order.symbol,
                 "side": order.side.value,
                 "quantity": order.quantity,
                 "algo": algo,
                 "reason": order.reason,
-                "slices": len(plan.children),
-                "window_start": plan.window_start.isoformat(),
-                "window_end": plan.window_end.isoformat(),
-                "capped_remainder": plan.capped_remainder,
-                "adv": adv,
+                **extra,
             },
         )
 
