@@ -1130,16 +1130,44 @@ class OrderManager:
         return out
 
     def children(self, parent_id: str) -> list[dict[str, Any]]:
-        """Child slices of one parent order."""
+        """Child orders of one parent: quantity, filled, average fill price and last fill
+        time. A parent this OMS slices on the wall clock lists every planned child, filled
+        or not, with its state and release time."""
         rows = self.conn.execute(
             "SELECT child_order_id, quantity, price, filled_at FROM child_orders "
             "WHERE parent_id = ? ORDER BY filled_at",
             (parent_id,),
         ).fetchall()
-        return [
-            {"child_order_id": r[0], "quantity": r[1], "price": float(r[2]), "filled_at": r[3]}
+        filled = {
+            r[0]: {
+                "child_order_id": r[0],
+                "quantity": r[1],
+                "filled": r[1],
+                "price": float(r[2]),
+                "filled_at": r[3],
+                "status": "FILLED",
+                "release_at": None,
+            }
             for r in rows
-        ]
+        }
+        planned = self._children_of(parent_id)
+        if not planned:
+            return list(filled.values())
+        out = []
+        for c in planned:
+            fill = filled.get(c["child_order_id"], {})
+            out.append(
+                {
+                    "child_order_id": c["child_order_id"],
+                    "quantity": c["quantity"],
+                    "filled": fill.get("filled", 0),
+                    "price": fill.get("price"),
+                    "filled_at": fill.get("filled_at"),
+                    "status": c["status"],
+                    "release_at": c["release_at"].isoformat(),
+                }
+            )
+        return out
 
     def tca_rows(self, limit: int = 200) -> list[dict[str, Any]]:
         """Newest TCA results, one per finished parent order."""

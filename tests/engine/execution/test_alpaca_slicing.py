@@ -141,7 +141,11 @@ def test_a_vwap_parent_is_released_in_children_at_their_bucket_times(
         parent = desk.oms._order_row(PARENT)
         assert (parent.status, parent.filled_quantity) == (OrderStatus.FILLED, 1300)
         assert len(desk.oms.fills_of(PARENT)) == 13
-        assert len(desk.oms.children(PARENT)) == 13
+        children = desk.oms.children(PARENT)  # what the Orders & TCA screen lists
+        assert [c["release_at"] for c in children] == [c["release_at"] for c in slices]
+        assert {c["status"] for c in children} == {"FILLED"}
+        assert sum(c["filled"] for c in children) == sum(c["quantity"] for c in children) == 1300
+        assert all(c["price"] is not None and c["filled_at"] for c in children)
 
         (row,) = desk.oms.tca_rows()
         assert (row["arrival_source"], row["vwap_source"]) == ("minute_bar_open", "minute_bar_vwap")
@@ -183,6 +187,12 @@ def test_twap_is_capped_by_participation_and_the_unfilled_rest_is_cancelled_and_
         assert [o.qty for o in fake.state.orders.values()] == [c.quantity for c in plan.children]
         assert {o.status for o in fake.state.orders.values()} == {"canceled"}
         assert {c["status"] for c in desk.oms.child_slices(PARENT)} == {"CANCELED"}
+        children = desk.oms.children(PARENT)  # the blotter: half of each child, at 101
+        assert [c["status"] for c in children] == ["CANCELED"] * len(plan.children)
+        assert [(c["quantity"], c["filled"]) for c in children] == [
+            (c.quantity, int(c.quantity * 0.5)) for c in plan.children
+        ]
+        assert {c["price"] for c in children} == {101.0}
         events = _events(desk.state)
         closed = next(p for e, p in events if e == "ALGO_WINDOW_CLOSED")
         assert closed["unfilled"] == 1300 - filled
