@@ -71,15 +71,17 @@ class EquityChart(PlotextPlot):
         """Redraw if `curve` differs from what is drawn (its length or last point).
 
         Within CHART_INTERVAL of the previous redraw the curve is kept and drawn when
-        the interval is up, so the newest curve is always shown, at most once per CHART_INTERVAL.
+        the interval is up, so the newest curve is always shown, at most once per
+        CHART_INTERVAL; a chart that showed no points yet draws its first ones at once.
         """
         key = (len(curve), curve[-1] if curve else None)
         if key == self._drawn:
             return
+        had_points = bool(self._curve)
         self._drawn = key
         self._curve = curve
         wait = self._drawn_at + CHART_INTERVAL - monotonic()
-        if wait > 0:
+        if wait > 0 and had_points:  # the first points are drawn at once
             if self._pending is None:
                 self._pending = self.set_timer(wait, self._draw_pending)
             return

@@ -90,6 +90,16 @@ class TablePanel(Vertical):
         table.sync(rows)
         self.set_class(not rows, "-empty")
 
+    def set_empty_message(self, message: str) -> None:
+        """Change what the panel says while it has no rows (when the reason changes)."""
+        if message == self._empty_message:
+            return
+        self._empty_message = message
+        try:
+            self.query_one(".empty-state", Static).update(message)
+        except NoMatches:
+            return
+
     def action_sort(self) -> None:
         """Sort by the next column."""
         self.table.cycle_sort()
