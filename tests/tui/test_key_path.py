@@ -24,7 +24,9 @@ import qgtm.tui.latency as latency
 from qgtm.core.enums import KillTier
 from qgtm.tui.app import SCREEN_SLOTS, QGTMApp
 from qgtm.tui.client import InProcessClient, lower_thread_priority
-from qgtm.tui.screens.monitor import status_line
+from qgtm.tui.formatting import price
+from qgtm.tui.screens import monitor as monitor_module
+from qgtm.tui.screens.monitor import MonitorScreen, status_line
 from qgtm.tui.widgets import equity_chart as chart_module
 from qgtm.tui.widgets.banner import Banner
 from qgtm.tui.widgets.equity_chart import EquityChart, thinned
@@ -274,4 +276,40 @@ async def test_the_app_notes_when_it_last_saw_a_new_session(tmp_path: Path) -> N
         await app.client.advance(1)
         app.poll_snapshot()
         assert app.step_seen_at is not None and app.step_seen_at > first
+    engine.close()
+
+
+async def test_a_fast_replay_syncs_one_big_table_per_render_then_all_when_it_settles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(monitor_module, "SETTLE_S", 0.3)
+    engine = make_engine(tmp_path, running=False)
+    app = QGTMApp(RecordingClient(engine), theme_file=tmp_path / "theme")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, MonitorScreen)
+
+        def keys(panel: str) -> list[str]:
+            return screen.query_one(f"#{panel} LiveTable", LiveTable).row_keys
+
+        assert keys("positions") == [] and keys("orders") == []
+        await app.client.advance(5)
+        fast = dataclasses.replace(engine.snapshot(), running=True, speed=0.0)
+        assert fast.positions and fast.recent_orders
+        screen._turn = 0
+        screen.show(fast)  # watchlist's turn: positions and orders wait
+        assert keys("positions") == [] and keys("orders") == []
+        screen.show(fast)  # positions' turn
+        assert keys("positions") == [p.symbol for p in fast.positions]
+        assert keys("orders") == []
+        await pilot.pause(0.6)  # quiet for SETTLE_S: every table catches up
+        assert keys("orders") == [o.client_order_id for o in fast.recent_orders]
+        await app.client.advance(1)
+        slow = dataclasses.replace(engine.snapshot(), running=True, speed=1.0)
+        quote = slow.watchlist[0]
+        screen._turn = 1  # it would be the positions' turn in a fast replay
+        screen.show(slow)  # one session a second: every table at once
+        watch = dict(screen.query_one("#watchlist LiveTable", LiveTable).visible_rows())
+        assert watch[quote.symbol][2] == price(quote.last).plain
     engine.close()

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.events import Resize
+from textual.timer import Timer
 from textual.widgets import Static
 
 from qgtm.core.snapshot import EngineSnapshot, PositionRow, QuoteRow
@@ -91,6 +92,10 @@ STALL_FACTOR = 3.0
 """A running replay is STALLED when no step came for this many step intervals..."""
 STALL_MIN_S = 10.0
 """...and at least this many seconds (a step of the full engine can take a while)."""
+ROTATE_ABOVE = 2.0
+"""Replay speed (sessions/s; MAX too) above which renders sync one big table each."""
+SETTLE_S = 1.0
+"""After this long without a new render, every table is synced to the last snapshot."""
 SIGNALS_INTERVAL = 1.0
 """Seconds between reloads of the latest-signals panel while the replay runs."""
 
@@ -145,6 +150,8 @@ class MonitorScreen(TerminalScreen):
         self._signals_for: object = False
         self._signals_at = -SIGNALS_INTERVAL
         self._signals_timer_set = False
+        self._turn = 0
+        self._settle: Timer | None = None
 
     def compose_body(self) -> ComposeResult:
         """Status line, then six panels in a grid whose shape follows the terminal width."""
@@ -191,15 +198,50 @@ class MonitorScreen(TerminalScreen):
         grid.set_class(event.size.width < NARROW_WIDTH, "-narrow")
 
     def show_body(self, snapshot: EngineSnapshot) -> None:
-        """Update tables in place, the chart if the curve grew, and the alerts."""
-        self.query_one("#watchlist", TablePanel).sync([quote_row(q) for q in snapshot.watchlist])
-        self.query_one("#positions", TablePanel).sync([position_row(p) for p in snapshot.positions])
-        self.query_one("#orders", TablePanel).sync([order_row(o) for o in snapshot.recent_orders])
+        """Update tables in place, the chart if the curve grew, and the alerts.
+
+        While the replay runs faster than ROTATE_ABOVE sessions a second, each render
+        syncs one of the three big tables in turn (each still updates several times a
+        second), so one frame never redraws all of them; a full render follows
+        SETTLE_S after the last one, and any slower or paused state renders in full.
+        """
+        syncs = (
+            lambda: self.query_one("#watchlist", TablePanel).sync(
+                [quote_row(q) for q in snapshot.watchlist]
+            ),
+            lambda: self.query_one("#positions", TablePanel).sync(
+                [position_row(p) for p in snapshot.positions]
+            ),
+            lambda: self.query_one("#orders", TablePanel).sync(
+                [order_row(o) for o in snapshot.recent_orders]
+            ),
+        )
+        if self._settle is not None:
+            self._settle.stop()
+            self._settle = None
+        fast = snapshot.running and (snapshot.speed <= 0 or snapshot.speed > ROTATE_ABOVE)
+        if fast:
+            syncs[self._turn % len(syncs)]()
+            self._turn += 1
+            self._settle = self.set_timer(SETTLE_S, self._render_in_full)
+        else:
+            for sync in syncs:
+                sync()
         self.query_one(EquityChart).show_curve(snapshot.equity_curve)
         self._show_alerts(snapshot.alerts)
         self._show_status(snapshot)
         if snapshot.session != self._signals_for:
             self._reload_signals()
+
+    def _render_in_full(self) -> None:
+        """The replay went quiet: bring every table up to the last snapshot."""
+        self._settle = None
+        shown = self.shown_snapshot
+        if shown is None or self.app.screen is not self:
+            return
+        self.query_one("#watchlist", TablePanel).sync([quote_row(q) for q in shown.watchlist])
+        self.query_one("#positions", TablePanel).sync([position_row(p) for p in shown.positions])
+        self.query_one("#orders", TablePanel).sync([order_row(o) for o in shown.recent_orders])
 
     def _reload_signals(self) -> None:
         """Reload the latest signals, at most once per SIGNALS_INTERVAL (then once more
