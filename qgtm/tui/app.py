@@ -327,6 +327,8 @@ class QGTMApp(App[None]):
             self.poll_snapshot()
 
         title = f"Flatten all positions: {len(plan.orders)} closing orders"
+        if plan.cancels:
+            title += f", {len(plan.cancels)} working orders cancelled"
         self.push_screen(ConfirmModal(title, details, "Flatten"), decided)
 
     def action_toggle_pause(self) -> None:
