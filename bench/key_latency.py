@@ -12,7 +12,7 @@ idle, so they land anywhere in the frames a fast replay causes:
   replay+thread   replay plus the same CPU job in a thread of this process (worst case:
                   the job competes for the GIL)
 
-Run:  .venv/bin/python bench/key_latency.py [--presses 200] [--engine-nice 0]
+Run:  .venv/bin/python bench/key_latency.py [--presses 200] [--hogs 2] [--engine-nice 0]
 Target: p99 < 100 ms in every scenario. `--engine-nice 0 --no-gc-freeze` turns off the two
 process-level measures (qgtm.tui.client.ENGINE_THREAD_NICE, qgtm.tui.latency) to compare.
 """
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import contextlib
 import multiprocessing
 import random
 import statistics
@@ -141,6 +142,12 @@ def main() -> None:
         help="niceness added to the engine's threads (0: same priority as the terminal)",
     )
     parser.add_argument(
+        "--hogs",
+        type=int,
+        default=0,
+        help="extra CPU-bound processes running through every scenario (a busy machine)",
+    )
+    parser.add_argument(
         "--no-gc-freeze",
         action="store_true",
         help="do not freeze the start-up heap (qgtm.tui.latency), to compare",
@@ -150,7 +157,14 @@ def main() -> None:
     latency_module.FREEZE_AT_START = not args.no_gc_freeze
     width, height = (int(n) for n in args.size.split("x"))
     results = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    hogs = [
+        multiprocessing.get_context("spawn").Process(target=cpu_job, args=(3600,), daemon=True)
+        for _ in range(args.hogs)
+    ]
+    for hog in hogs:
+        hog.start()  # a busy machine: other CPU-bound work for the whole run
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        stack.callback(lambda: [hog.terminate() for hog in hogs])
         for scenario in ["baseline", *(s for s in args.only if s != "baseline")]:
             data_dir = Path(tmp) / scenario
             results[scenario] = asyncio.run(
@@ -160,7 +174,7 @@ def main() -> None:
     print(
         f"\nkey press -> action latency, {args.presses} presses each (ms), "
         f"{args.size}, engine threads nice +{args.engine_nice}, "
-        f"gc freeze {'off' if args.no_gc_freeze else 'on'}"
+        f"gc freeze {'off' if args.no_gc_freeze else 'on'}, {args.hogs} extra CPU hogs"
     )
     print(f"{'scenario':<16}{'p50':>8}{'p99':>8}{'max':>8}{'p50/base':>10}  p99<{TARGET_MS:.0f}ms")
     for scenario, values in results.items():
