@@ -74,7 +74,7 @@ class TablePanel(Vertical):
         # Disabled (so never focused by Tab) until `/` opens it.
         yield Input(placeholder="filter rows…", classes="table-filter", disabled=True)
         yield LiveTable(self._columns)
-        yield Static(self._empty_message, classes="empty-state")
+        yield Static(self._empty_message, classes="empty-state", markup=False)
 
     @property
     def table(self) -> LiveTable:
