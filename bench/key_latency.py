@@ -1,7 +1,9 @@
 """Key-press latency of the terminal while the engine replays at full speed under CPU load.
 
-Measures, for each key press, the time from the press being sent to the bound action
-running on the app's event loop, in four scenarios run back to back:
+Measures, for each key press, the time from the press being sent (the way the terminal
+driver sends it) to the bound action running on the app's event loop, in scenarios run
+back to back. Presses come at random 20-80 ms gaps, without waiting for the app to be
+idle, so they land anywhere in the frames a fast replay causes:
 
   baseline        engine paused, nothing else running
   replay          engine replaying at speed 0 (as fast as possible)
@@ -10,8 +12,9 @@ running on the app's event loop, in four scenarios run back to back:
   replay+thread   replay plus the same CPU job in a thread of this process (worst case:
                   the job competes for the GIL)
 
-Run:  .venv/bin/python bench/key_latency.py [--presses 200]
-Target: p99 < 100 ms in every scenario.
+Run:  .venv/bin/python bench/key_latency.py [--presses 200] [--hogs 2] [--engine-nice 0]
+Target: p99 < 100 ms in every scenario. `--engine-nice 0 --no-gc-freeze` turns off the two
+process-level measures (qgtm.tui.client.ENGINE_THREAD_NICE, qgtm.tui.latency) to compare.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import contextlib
 import multiprocessing
+import random
 import statistics
 import tempfile
 import threading
@@ -28,8 +33,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
+from textual import events
 from textual.binding import Binding, BindingType
 
+import qgtm.tui.client as client_module
+import qgtm.tui.latency as latency_module
 from qgtm.core.config import Config, EngineConfig
 from qgtm.engine.live.engine import TradingEngine
 from qgtm.tui.app import QGTMApp
@@ -65,7 +73,21 @@ class TimedApp(QGTMApp):
         self.marks.append(time.perf_counter())
 
 
-async def measure(data_dir: Path, scenario: str, presses: int) -> list[float]:
+async def press_and_time(app: TimedApp) -> float:
+    """Send one `z` through the driver, as a terminal would; ms until its action ran."""
+    count = len(app.marks)
+    key = events.Key("z", "z")
+    key.set_sender(app)
+    sent = time.perf_counter()
+    app._driver.send_message(key)
+    while len(app.marks) == count:
+        await asyncio.sleep(0.0005)
+    return (app.marks[-1] - sent) * 1000
+
+
+async def measure(
+    data_dir: Path, scenario: str, presses: int, size: tuple[int, int]
+) -> list[float]:
     config = replace(Config(), engine=EngineConfig(speed=0.0))
     engine = TradingEngine(config, data_dir)
     if scenario == "baseline":
@@ -83,13 +105,12 @@ async def measure(data_dir: Path, scenario: str, presses: int) -> list[float]:
     latencies: list[float] = []
     sessions_before = engine.snapshot().sessions_done
     try:
-        async with app.run_test(size=(120, 40)) as pilot:
+        gaps = random.Random(8)
+        async with app.run_test(size=size) as pilot:
             await pilot.pause(0.5)
             for _ in range(presses):
-                sent = time.perf_counter()
-                await pilot.press("z")
-                latencies.append((app.marks[-1] - sent) * 1000)
-                await asyncio.sleep(0.01)
+                latencies.append(await press_and_time(app))
+                await asyncio.sleep(gaps.uniform(0.02, 0.08))
             sessions = engine.snapshot().sessions_done - sessions_before
     finally:
         stop.set()
@@ -113,14 +134,48 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presses", type=int, default=200)
     parser.add_argument("--only", nargs="*", default=list(SCENARIOS), choices=SCENARIOS)
+    parser.add_argument("--size", default="120x40", help="terminal size, e.g. 80x24")
+    parser.add_argument(
+        "--engine-nice",
+        type=int,
+        default=client_module.ENGINE_THREAD_NICE,
+        help="niceness added to the engine's threads (0: same priority as the terminal)",
+    )
+    parser.add_argument(
+        "--hogs",
+        type=int,
+        default=0,
+        help="extra CPU-bound processes running through every scenario (a busy machine)",
+    )
+    parser.add_argument(
+        "--no-gc-freeze",
+        action="store_true",
+        help="do not freeze the start-up heap (qgtm.tui.latency), to compare",
+    )
     args = parser.parse_args()
+    client_module.ENGINE_THREAD_NICE = args.engine_nice
+    latency_module.FREEZE_AT_START = not args.no_gc_freeze
+    width, height = (int(n) for n in args.size.split("x"))
     results = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    hogs = [
+        multiprocessing.get_context("spawn").Process(target=cpu_job, args=(3600,), daemon=True)
+        for _ in range(args.hogs)
+    ]
+    for hog in hogs:
+        hog.start()  # a busy machine: other CPU-bound work for the whole run
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        stack.callback(lambda: [hog.terminate() for hog in hogs])
         for scenario in ["baseline", *(s for s in args.only if s != "baseline")]:
             data_dir = Path(tmp) / scenario
-            results[scenario] = asyncio.run(measure(data_dir, scenario, args.presses))
+            results[scenario] = asyncio.run(
+                measure(data_dir, scenario, args.presses, (width, height))
+            )
     base_p50 = statistics.median(results["baseline"])
-    print(f"\nkey press -> action latency, {args.presses} presses each (ms)")
+    print(
+        f"\nkey press -> action latency, {args.presses} presses each (ms), "
+        f"{args.size}, engine threads nice +{args.engine_nice}, "
+        f"gc freeze {'off' if args.no_gc_freeze else 'on'}, {args.hogs} extra CPU hogs"
+    )
     print(f"{'scenario':<16}{'p50':>8}{'p99':>8}{'max':>8}{'p50/base':>10}  p99<{TARGET_MS:.0f}ms")
     for scenario, values in results.items():
         p50, p99 = statistics.median(values), percentile(values, 0.99)

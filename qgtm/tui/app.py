@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,6 +17,7 @@ from qgtm.core.universe import load_universe
 from qgtm.tui.client import EngineClient
 from qgtm.tui.commands import MnemonicCommands, TerminalCommands
 from qgtm.tui.keymap import bind, check_keymap
+from qgtm.tui.latency import freeze_startup_heap
 from qgtm.tui.mnemonics import Mnemonic, Target, mnemonic_table
 from qgtm.tui.screens.audit import AuditScreen
 from qgtm.tui.screens.base import TerminalScreen
@@ -47,6 +49,10 @@ from qgtm.tui.widgets.table_panel import TablePanel
 
 REFRESH_HZ = 4.0
 """How often the app reads the engine's snapshot."""
+STEP_RENDER_INTERVAL = 0.5
+"""While the replay runs, new sessions are drawn at most this often (seconds); pause,
+speed and kill-tier changes are drawn at the next poll. Drawing every step of a fast
+replay costs the key path frames no one can read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +177,9 @@ class QGTMApp(App[None]):
         """The symbol the Security page shows."""
         self.command_history: list[str] = []
         """Words entered on the command line, oldest first."""
+        self._rendered_at = 0.0
+        self.step_seen_at: float | None = None
+        """time.monotonic() when a snapshot with a new session count was first read."""
         if theme_name not in THEMES:
             raise UnknownThemeError(
                 f"no theme {theme_name!r} (available: {', '.join(sorted(THEMES))})"
@@ -186,8 +195,20 @@ class QGTMApp(App[None]):
         await self.switch_mode("monitor")
         await self.client.start()
         self._client_running = True
+        freeze_startup_heap()  # the engine is loaded: keep GC pauses off the key path
         self.poll_snapshot()
-        self.set_interval(1 / REFRESH_HZ, self.poll_snapshot, name="poll-snapshot")
+        self.set_interval(1 / REFRESH_HZ, self._poll_tick, name="poll-snapshot")
+
+    def _poll_tick(self) -> None:
+        """The timer's poll: new sessions at most every STEP_RENDER_INTERVAL seconds."""
+        previous = self.latest
+        if (
+            previous is not None
+            and time.monotonic() - self._rendered_at < STEP_RENDER_INTERVAL
+            and _controls_key(previous) == _controls_key(self.client.snapshot())
+        ):
+            return
+        self.poll_snapshot()
 
     async def on_unmount(self) -> None:
         """Stop the engine however the app exits."""
@@ -210,6 +231,9 @@ class QGTMApp(App[None]):
         if previous is not None and _same_state(previous, snapshot):
             return
         self.latest = snapshot
+        self._rendered_at = time.monotonic()
+        if previous is None or previous.sessions_done != snapshot.sessions_done:
+            self.step_seen_at = time.monotonic()
         if previous is not None:
             for alert in _new_alerts(previous.alerts, snapshot.alerts):
                 self.notify(alert, title="Alert", severity="warning", markup=False)
@@ -303,6 +327,8 @@ class QGTMApp(App[None]):
             self.poll_snapshot()
 
         title = f"Flatten all positions: {len(plan.orders)} closing orders"
+        if plan.cancels:
+            title += f", {len(plan.cancels)} working orders cancelled"
         self.push_screen(ConfirmModal(title, details, "Flatten"), decided)
 
     def action_toggle_pause(self) -> None:
@@ -368,3 +394,7 @@ def _same_state(before: EngineSnapshot, after: EngineSnapshot) -> bool:
 
 def _state_key(snapshot: EngineSnapshot) -> tuple[object, ...]:
     return snapshot.version, snapshot.running, snapshot.speed, snapshot.kill_tier
+
+
+def _controls_key(snapshot: EngineSnapshot) -> tuple[object, ...]:
+    return snapshot.running, snapshot.speed, snapshot.kill_tier, len(snapshot.alerts)

@@ -55,3 +55,9 @@ def private_config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     config_home = tmp_path / "xdg-config"
     monkeypatch.setenv("XDG_CONFIG_HOME", str(config_home))
     return config_home
+
+
+@pytest.fixture(autouse=True)
+def no_heap_freeze(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Apps under test do not gc.freeze the test process's heap (tested on its own)."""
+    monkeypatch.setattr("qgtm.tui.latency.FREEZE_AT_START", False)

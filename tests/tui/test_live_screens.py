@@ -11,7 +11,7 @@ from qgtm.engine.live.daemon import install_live_commands
 from qgtm.engine.live.recon import ReconciliationEngine
 from qgtm.tui.app import QGTMApp
 from qgtm.tui.screens.audit import AuditScreen
-from qgtm.tui.screens.recon import NO_DISCREPANCIES, NOT_RUN, ReconScreen
+from qgtm.tui.screens.recon import NO_DISCREPANCIES, NO_RUN_TABLE, NOT_RUN, ReconScreen
 from qgtm.tui.widgets.table_panel import TablePanel
 from tests.tui.conftest import RecordingClient, make_engine
 
@@ -37,6 +37,8 @@ async def test_recon_screen_runs_a_reconciliation_and_shows_discrepancies(tmp_pa
         await pilot.pause()
         assert isinstance(app.screen, ReconScreen)
         assert _static(app, "#recon-summary") == NOT_RUN
+        empty = app.screen.query_one("#recon", TablePanel).query_one(".empty-state", Static)
+        assert str(empty.content) == NO_RUN_TABLE  # never "agree" before any comparison
         await pilot.press("r")
         await pilot.pause(0.3)
         assert "discrepancies 1" in _static(app, "#recon-summary")

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Static
+from textual.widgets import Label, Static
 
 from qgtm.tui.app import QGTMApp
 from qgtm.tui.screens.help import HelpScreen
@@ -205,6 +205,10 @@ async def test_flatten_asks_first_listing_exactly_the_closing_orders(
         await run_palette_command(pilot, "flatten all")
         await settle(pilot, lambda: isinstance(app.screen, ConfirmModal))
         details = [str(w.content) for w in app.screen.query(".confirm-detail")]
+        title = str(app.screen.query_one("#confirm-title", Label).content)
+        assert title.startswith(f"Flatten all positions: {len(holdings)} closing orders")
+        cancels = sum(d.startswith("• CANCEL working order") for d in details)
+        assert (f", {cancels} working orders cancelled" in title) == (cancels > 0)
         for symbol, qty in holdings.items():
             side = "SELL" if qty > 0 else "BUY"
             assert any(

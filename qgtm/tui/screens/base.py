@@ -1,4 +1,4 @@
-"""What every terminal screen shares: the banner on top, the key footer below.
+"""What every terminal screen shares: the banner on top, the key footer (KeyFooter) below.
 
 The contract with the app: the app calls `show(snapshot)` on the active screen when
 the engine's snapshot changes; a screen that becomes active again renders the
@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 from textual.app import ComposeResult
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from qgtm.core.snapshot import EngineSnapshot
 from qgtm.tui.widgets.banner import Banner
 from qgtm.tui.widgets.equity_chart import EquityChart
+from qgtm.tui.widgets.key_footer import KeyFooter
 from qgtm.tui.widgets.live_table import LiveTable
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ class TerminalScreen(Screen):
         """Banner, the screen's own body, footer."""
         yield Banner()
         yield from self.compose_body()
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def compose_body(self) -> ComposeResult:
         """The screen's content between banner and footer."""
@@ -83,5 +83,7 @@ class TerminalScreen(Screen):
             table.repaint()
         for chart in self.query(EquityChart):
             chart.redraw()
+        for footer in self.query(KeyFooter):
+            footer.refresh_keys()
         if self._shown is not None:
             self.show(self._shown)

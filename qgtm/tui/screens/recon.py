@@ -25,6 +25,7 @@ RECON_COLUMNS = (
 )
 NO_DISCREPANCIES = "Broker and book agree: no discrepancies in the latest reconciliation"
 NOT_RUN = "No reconciliation yet: the daemon runs one every 60 s; press r to run one now"
+NO_RUN_TABLE = "No reconciliation has run yet, so there is nothing to compare: press r"
 SEVERITY_STYLE = {"CRITICAL": "bold red", "WARNING": "yellow", "INFO": "dim"}
 
 
@@ -62,10 +63,13 @@ class ReconScreen(TerminalScreen):
     def compose_body(self) -> ComposeResult:
         """Summary line above the discrepancy table."""
         yield Static(NOT_RUN, id="recon-summary")
-        yield TablePanel("RECONCILIATION", RECON_COLUMNS, NO_DISCREPANCIES, id="recon")
+        yield TablePanel("RECONCILIATION", RECON_COLUMNS, NO_RUN_TABLE, id="recon")
 
     def show_body(self, snapshot: EngineSnapshot) -> None:
         """Sync summary and table with the snapshot's latest recon."""
         self.query_one("#recon-summary", Static).update(recon_summary(snapshot))
         rows = snapshot.recon.discrepancies if snapshot.recon else ()
-        self.query_one("#recon", TablePanel).sync([recon_row(r) for r in rows])
+        panel = self.query_one("#recon", TablePanel)
+        # "agree" only once a reconciliation has actually compared broker and book
+        panel.set_empty_message(NO_DISCREPANCIES if snapshot.recon else NO_RUN_TABLE)
+        panel.sync([recon_row(r) for r in rows])

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
+from textual.containers import Horizontal, HorizontalScroll
 from textual.widgets import Static
 
 from qgtm.core.enums import KillTier
@@ -117,10 +117,12 @@ class RiskScreen(TerminalScreen):
         Binding("r", "request_reset", "Request reset"),
         Binding("a", "approve_reset", "Approve reset"),
     ]
+    AUTO_FOCUS = "#risk-history LiveTable"  # the heat map scrolls, but is not the start
     DEFAULT_CSS = """
     RiskScreen #risk-top { height: auto; }
     RiskScreen #risk-tier, RiskScreen #risk-limits { width: 1fr; height: auto; }
-    RiskScreen #risk-heat { height: auto; }
+    RiskScreen #risk-heat-box { height: auto; }
+    RiskScreen #risk-heat { width: auto; height: auto; }
     """
 
     def compose_body(self) -> ComposeResult:
@@ -128,7 +130,9 @@ class RiskScreen(TerminalScreen):
         with Horizontal(id="risk-top"):
             yield Static("", id="risk-tier", classes="panel")
             yield Static("", id="risk-limits", classes="panel")
-        yield Static("", id="risk-heat", classes="panel")
+        # the map keeps its 5-column cells and scrolls sideways on narrow screens
+        with HorizontalScroll(id="risk-heat-box", classes="panel"):
+            yield Static("", id="risk-heat")
         with Horizontal():
             yield TablePanel("TIER HISTORY", HISTORY_COLUMNS, NO_HISTORY, id="risk-history")
             yield TablePanel("CUT / BLOCKED ORDERS", CUT_COLUMNS, NO_CUTS, id="risk-cuts")
@@ -137,7 +141,7 @@ class RiskScreen(TerminalScreen):
         """Titles, then the base catch-up."""
         self.query_one("#risk-tier").border_title = "KILL SWITCH"
         self.query_one("#risk-limits").border_title = "LIMITS"
-        self.query_one("#risk-heat").border_title = "CORRELATION OF HOLDINGS"
+        self.query_one("#risk-heat-box").border_title = "CORRELATION OF HOLDINGS"
         super().on_mount()
 
     def show_body(self, snapshot: EngineSnapshot) -> None:

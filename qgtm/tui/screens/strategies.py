@@ -11,6 +11,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Sparkline, Static
 
 from qgtm.core.snapshot import EngineSnapshot
@@ -128,6 +129,8 @@ class StrategiesScreen(TerminalScreen):
     async def refresh_library(self) -> None:
         """Read the library and its live status, then the selection's signals."""
         entries = await self._qgtm_app.client.call("strategies.list")
+        if not self._still_here():
+            return
         self.entries = {e["name"]: e for e in entries}
         self.query_one("#strategy-list", TablePanel).sync([library_row(e) for e in entries])
         if self.selected not in self.entries and entries:
@@ -141,6 +144,8 @@ class StrategiesScreen(TerminalScreen):
         entry = self.entries[self.selected]
         self.query_one("#strategy-details", Static).update(details_text(entry))
         signals = await self._qgtm_app.client.call("strategies.signals", strategy=self.selected)
+        if not self._still_here():
+            return
         self.query_one("#strategy-signals", TablePanel).sync([signal_row(s) for s in signals])
         await self.refresh_learning()
 
@@ -149,9 +154,19 @@ class StrategiesScreen(TerminalScreen):
         client = self._qgtm_app.client
         statuses = {s["strategy"]: s for s in await client.call("learn.status")}
         history = await client.call("learn.history", strategy=self.selected)
+        if not self._still_here():
+            return
         self.learning = statuses.get(self.selected)
         self.query_one("#strategy-learning", Static).update(learning_text(self.learning, history))
         self.query_one("#strategy-decay", Sparkline).data = [h["sharpe"] for h in history]
+
+    def _still_here(self) -> bool:
+        """False once the screen is being torn down (an engine answer can land after)."""
+        try:
+            self.query_one("#strategy-learning", Static)
+        except NoMatches:
+            return False
+        return self.is_attached
 
     async def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         """Moving the cursor in the library selects that strategy."""

@@ -16,12 +16,17 @@ NARROW_WIDTH = 100
 """Below this many columns the banner drops the brand, the time of day and the cents."""
 
 
+NARROW_REGIMES = {"MEAN-REVERTING": "MEAN-REV"}
+"""Shorter regime names for the narrow banner."""
+
+
 class Banner(Horizontal):
     """Always-visible status line; `show(snapshot)` refreshes it."""
 
     def __init__(self) -> None:
         super().__init__(id="banner")
         self._snapshot: EngineSnapshot | None = None
+        self._texts: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         """One label per field; colours come from CSS classes set in `show`."""
@@ -37,38 +42,65 @@ class Banner(Horizontal):
     def on_resize(self, event: Resize) -> None:
         """Switch between the full and the compact layout."""
         self.set_class(event.size.width < NARROW_WIDTH, "-narrow")
+        self._texts.clear()
         if self._snapshot is not None:
             self.show(self._snapshot)
 
+    def _set(self, label_id: str, text: str, *, fixed: bool = False) -> None:
+        """Update one field only if its text changed; relayout only if its width did.
+
+        During a fast replay the banner is refreshed several times a second; a relayout
+        of the whole screen for every field would cost the key path most of a frame.
+        """
+        before = self._texts.get(label_id)
+        if before == text:
+            return
+        self._texts[label_id] = text
+        label = self.query_one(f"#{label_id}", Label)
+        resized = not fixed and (before is None or len(before) != len(text))
+        label.update(text, layout=resized)
+
     def show(self, snapshot: EngineSnapshot) -> None:
-        """Render `snapshot`'s mode, tier, regime, replay state, clock, equity and day P&L."""
+        """Render `snapshot`'s mode, tier, regime, replay state, clock, equity and day P&L.
+
+        Narrow (< NARROW_WIDTH columns, e.g. 80x24): no brand, no time of day, no cents,
+        one space between fields, a paused replay reads just PAUSED and a running one
+        `RUN <sessions/s>`, so every field fits on one 80-column line.
+        """
         self._snapshot = snapshot
         narrow = self.has_class("-narrow")
-        mode = self.query_one("#mode", Label)
-        mode.update(f" {snapshot.mode_label} ")
-        mode.set_class(snapshot.mode is Mode.LIVE, "-live")
+        mode_text = snapshot.mode_label.replace(" · ", "·") if narrow else snapshot.mode_label
+        self._set("mode", f" {mode_text} ")
+        self.query_one("#mode", Label).set_class(snapshot.mode is Mode.LIVE, "-live")
 
+        self._set("kill-tier", f" {snapshot.kill_tier.name} ")
         tier = self.query_one("#kill-tier", Label)
-        tier.update(f" {snapshot.kill_tier.name} ")
         for each in KillTier:
             tier.set_class(each is snapshot.kill_tier, f"-tier-{each.name.lower()}")
 
-        regime = self.query_one("#regime", Label)
         label = (snapshot.regime or "-").replace("_", "-").upper()
-        regime.update(label if narrow else f"REGIME {label}")
-        regime.set_class(snapshot.regime == "crisis", "-crisis")
+        if narrow:
+            self._set("regime", NARROW_REGIMES.get(label, label))
+        else:
+            self._set("regime", f"REGIME {label}")
+        self.query_one("#regime", Label).set_class(snapshot.regime == "crisis", "-crisis")
 
-        run_state = self.query_one("#run-state", Label)
         state = "RUNNING" if snapshot.running else "PAUSED"
-        run_state.update(f"{state} {replay_speed(snapshot.speed)}")
-        run_state.set_class(not snapshot.running, "-paused")
+        speed = replay_speed(snapshot.speed)
+        if narrow:
+            speed = speed.removesuffix(" s/s")
+            self._set("run-state", f"RUN {speed}" if snapshot.running else state)
+        else:
+            self._set("run-state", f"{state} {speed}")
+        self.query_one("#run-state", Label).set_class(not snapshot.running, "-paused")
 
         clock = sim_clock(snapshot.sim_time, snapshot.session)
-        self.query_one("#clock", Label).update(clock[:10] if narrow else clock)
-        self.query_one("#equity", Label).update(f"EQ {snapshot.equity:,.0f}")
+        self._set("clock", clock[:10] if narrow else clock)
+        self._set("equity", f"EQ {snapshot.equity:,.0f}")
 
-        day_pnl = self.query_one("#day-pnl", Label)
         decimals = 0 if narrow else 2
-        day_pnl.update(f"DAY {snapshot.daily_pnl:+,.{decimals}f}")
+        # fixed width in terminal.tcss: the day's P&L changes length every session
+        self._set("day-pnl", f"DAY {snapshot.daily_pnl:+,.{decimals}f}", fixed=True)
+        day_pnl = self.query_one("#day-pnl", Label)
         day_pnl.set_class(snapshot.daily_pnl > 0, "-gain")
         day_pnl.set_class(snapshot.daily_pnl < 0, "-loss")

@@ -11,7 +11,8 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
@@ -22,9 +23,10 @@ class ConfirmModal(ModalScreen[bool]):
     DEFAULT_CSS = """
     ConfirmModal { align: center middle; }
     ConfirmModal > Vertical {
-        width: 72; max-width: 95%; height: auto; padding: 1 2;
+        width: 72; max-width: 95%; height: auto; max-height: 100%; padding: 1 2;
         border: thick $warning; background: $surface;
     }
+    ConfirmModal #confirm-details { height: auto; max-height: 60vh; }
     ConfirmModal #confirm-title { text-style: bold; color: $warning; margin-bottom: 1; }
     ConfirmModal .confirm-detail { margin-left: 1; }
     ConfirmModal Horizontal { height: auto; margin-top: 1; align-horizontal: right; }
@@ -42,14 +44,16 @@ class ConfirmModal(ModalScreen[bool]):
         self.confirm_label = confirm_label
 
     def compose(self) -> ComposeResult:
-        """Title, one line per consequence, the two buttons."""
+        """Title, one line per consequence (scrolling if many), the two buttons with keys."""
         with Vertical():
             yield Label(self.title_text, id="confirm-title", markup=False)
-            for line in self.details:
-                yield Static(f"• {line}", classes="confirm-detail", markup=False)
+            # a long list (one line per order) scrolls; title and buttons always show
+            with VerticalScroll(id="confirm-details"):
+                for line in self.details:
+                    yield Static(f"• {line}", classes="confirm-detail", markup=False)
             with Horizontal():
-                yield Button("Cancel [n]", id="cancel")
-                yield Button(f"{self.confirm_label} [y]", id="confirm", variant="warning")
+                yield Button(escape("Cancel [n]"), id="cancel")
+                yield Button(escape(f"{self.confirm_label} [y]"), id="confirm", variant="warning")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         """Mouse still works."""

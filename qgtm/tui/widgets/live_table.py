@@ -9,16 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Self
 
 from rich.console import RenderableType
+from rich.style import Style
 from rich.text import Text
+from textual.cache import LRUCache
+from textual.geometry import Region
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
 Cell = RenderableType
 Row = tuple[str, Sequence[Cell]]
 """A row key and its cells, one per column in column order."""
+
+CELL_CACHE_SIZE = 4096
+"""Rendered cells kept across updates (a 200x60 screen shows well under 1,000)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +39,8 @@ class Column:
 
 class LiveTable(DataTable):
     """A row-cursor table updated from snapshots through `sync(rows)`."""
+
+    _quiet_layout = False  # read by refresh(), which DataTable calls during __init__
 
     DEFAULT_CSS = """
     LiveTable {
@@ -51,6 +59,9 @@ class LiveTable(DataTable):
         self.sort_descending = False
         self.filter_text = ""
         """Rows are shown only if some cell contains this text (case-insensitive)."""
+        self._cell_lines: LRUCache[tuple[object, ...], tuple[Cell, list[list]]] = LRUCache(
+            CELL_CACHE_SIZE
+        )
 
     @property
     def column_specs(self) -> tuple[Column, ...]:
@@ -63,6 +74,7 @@ class LiveTable(DataTable):
 
     def repaint(self) -> None:
         """Forget what is drawn so the next `sync` redraws every cell."""
+        self._cell_lines.clear()
         self.clear()
         self._keys = []
         self._cells = {}
@@ -137,40 +149,97 @@ class LiveTable(DataTable):
         self._show(self._view())
 
     def _show(self, verbatim: list[tuple[str, tuple[Cell, ...]]]) -> None:
+        """Update changed cells, remove and add rows by key, then reorder if needed.
+
+        Nothing is cleared and re-added: a newest-first list that gains a row on top
+        adds one row and moves the others (no full rebuild, no relayout of the screen).
+        A cursor on the first row stays on the first row, so a newest-first list keeps
+        showing the newest entry; elsewhere the cursor follows its row.
+        """
         wanted = [key for key, _ in verbatim]
-        wanted_set = set(wanted)
-        kept = [key for key in self._keys if key in wanted_set]
-        if wanted[: len(kept)] != kept:
-            self._rebuild(verbatim)
+        if wanted == self._keys:
+            for key, cells in verbatim:
+                self._update_row(key, cells)
             return
+        cursor_key = self._cursor_key()
+        follow_top = self.cursor_row <= 0
+        wanted_set = set(wanted)
         for key in self._keys:
             if key not in wanted_set:
-                self.remove_row(key)
+                self._remove_quietly(key)
                 del self._cells[key]
-        for key, cells in verbatim[: len(kept)]:
-            self._update_row(key, cells)
-        for key, cells in verbatim[len(kept) :]:
-            self.add_row(*cells, key=key)
-            self._cells[key] = cells
+        order = [key for key in self._keys if key in wanted_set]
+        for key, cells in verbatim:
+            if key in self._cells:
+                self._update_row(key, cells)
+            else:
+                self.add_row(*cells, key=key)
+                self._cells[key] = cells
+                order.append(key)
         self._keys = wanted
+        if order != wanted and not self._reorder(wanted):
+            self._rebuild(verbatim, cursor_key, follow_top)
+            return
+        if not follow_top and cursor_key in self._cells:
+            index = wanted.index(cursor_key)
+            if index != self.cursor_row:
+                self.move_cursor(row=index, scroll=False)
+
+    def _remove_quietly(self, key: str) -> None:
+        """Remove a row without DataTable's relayout of the whole screen.
+
+        The table's own size comes from its container, not its rows; the scrollable
+        height is recomputed on idle and relays out only if it really changed (a row
+        that leaves as another arrives, as in a capped newest-first list, costs none).
+        """
+        self._quiet_layout = True
+        try:
+            self.remove_row(key)
+        finally:
+            self._quiet_layout = False
+        self._require_update_dimensions = True
+        self.check_idle()
+
+    def refresh(
+        self,
+        *regions: Region,
+        repaint: bool = True,
+        layout: bool = False,
+        recompose: bool = False,
+    ) -> Self:
+        """DataTable's refresh, without the layout request while a row is removed."""
+        if self._quiet_layout:
+            layout = False
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
+
+    def _reorder(self, wanted: list[str]) -> bool:
+        """Put the rows in `wanted` order in place (DataTable.sort on each row's first
+        cell, which is a distinct object per row); False if that cannot be done."""
+        if not self._column_specs:
+            return False
+        position = {id(self._cells[key][0]): index for index, key in enumerate(wanted)}
+        if len(position) != len(wanted):
+            return False  # two rows share a first-cell object: rebuild instead
+        self.sort(self._column_specs[0].key, key=lambda cell: position[id(cell)])
+        return True
 
     def _update_row(self, key: str, cells: tuple[Cell, ...]) -> None:
         old = self._cells[key]
         if old == cells:
             return
+        shown = []
         for column, before, after in zip(self._column_specs, old, cells, strict=True):
             if before != after:
                 self.update_cell(key, column.key, after, update_width=column.width is None)
-        self._cells[key] = cells
+                shown.append(after)
+            else:
+                shown.append(before)  # the table keeps the old, equal object
+        self._cells[key] = tuple(shown)
 
-    def _rebuild(self, rows: Sequence[tuple[str, tuple[Cell, ...]]]) -> None:
-        """Re-add every row (the order changed), keeping the cursor on its row.
-
-        A cursor on the first row stays on the first row, so a newest-first list
-        keeps showing the newest entry; elsewhere the cursor follows its row.
-        """
-        cursor_key = self._cursor_key()
-        follow_top = self.cursor_row <= 0
+    def _rebuild(
+        self, rows: Sequence[tuple[str, tuple[Cell, ...]]], cursor_key: str | None, follow_top: bool
+    ) -> None:
+        """Re-add every row, keeping the cursor on its row (fallback for `_reorder`)."""
         scroll_x, scroll_y = self.scroll_x, self.scroll_y
         self.clear()
         self._cells = {}
@@ -181,6 +250,55 @@ class LiveTable(DataTable):
         if not follow_top and cursor_key in self._cells:
             self.move_cursor(row=self.get_row_index(cursor_key), scroll=False)
         self.call_after_refresh(self.scroll_to, scroll_x, scroll_y, animate=False)
+
+    def notify_style_update(self) -> None:
+        """A theme or focus change restyles every cell: drop the rendered ones."""
+        self._cell_lines.clear()
+        super().notify_style_update()
+
+    def _render_cell(
+        self,
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool = False,
+        hover: bool = False,
+    ) -> list[list]:
+        """Render a data cell once per value, not once per table update.
+
+        DataTable keys its cell cache on a table-wide update counter, so changing one
+        cell re-renders every visible cell on the next frame; during a fast replay that
+        was most of the UI thread's time. Here a data cell is cached on the identity of
+        its value (every change stores a new object) plus everything else that shapes
+        it; header cells go through DataTable's own cache.
+        """
+        if row_index < 0 or column_index < 0:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        row_key = self._row_locations.get_key(row_index)
+        column_key = self._column_locations.get_key(column_index)
+        row = self._data.get(row_key) if row_key is not None else None
+        if row is None or column_key not in row:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        value = row[column_key]
+        key = (
+            row_index,
+            column_index,
+            id(value),
+            base_style,
+            width,
+            cursor,
+            hover,
+            self.show_cursor,
+            self._show_hover_cursor,
+            self._pseudo_class_state,
+        )
+        cached = self._cell_lines.get(key)
+        if cached is not None and cached[0] is value:
+            return cached[1]
+        lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        self._cell_lines[key] = (value, lines)
+        return lines
 
     def _cursor_key(self) -> str | None:
         if not self._keys or not 0 <= self.cursor_row < len(self._keys):

@@ -74,7 +74,7 @@ class TablePanel(Vertical):
         # Disabled (so never focused by Tab) until `/` opens it.
         yield Input(placeholder="filter rows…", classes="table-filter", disabled=True)
         yield LiveTable(self._columns)
-        yield Static(self._empty_message, classes="empty-state")
+        yield Static(self._empty_message, classes="empty-state", markup=False)
 
     @property
     def table(self) -> LiveTable:
@@ -89,6 +89,16 @@ class TablePanel(Vertical):
             return  # a worker's answer arrived while the screen was being torn down
         table.sync(rows)
         self.set_class(not rows, "-empty")
+
+    def set_empty_message(self, message: str) -> None:
+        """Change what the panel says while it has no rows (when the reason changes)."""
+        if message == self._empty_message:
+            return
+        self._empty_message = message
+        try:
+            self.query_one(".empty-state", Static).update(message)
+        except NoMatches:
+            return
 
     def action_sort(self) -> None:
         """Sort by the next column."""

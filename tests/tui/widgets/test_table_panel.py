@@ -1,4 +1,5 @@
 from textual.app import App, ComposeResult
+from textual.widgets import Static
 
 from qgtm.tui.widgets.live_table import Column, LiveTable
 from qgtm.tui.widgets.table_panel import TablePanel
@@ -30,3 +31,17 @@ async def test_a_late_answer_for_a_panel_being_torn_down_is_dropped_quietly():
         await pilot.pause()
         panel.sync([("GLD", ("GLD",))])  # must not raise NoMatches
         assert panel.has_class("-empty")
+
+
+async def test_the_empty_state_is_shown_verbatim_not_parsed_as_markup() -> None:
+    message = "No signals yet (configure it in [engine] strategies)"
+
+    class _App(App[None]):
+        def compose(self) -> ComposeResult:
+            yield TablePanel("T", (Column("a", "A", 3),), message)
+
+    app = _App()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        shown = app.query_one(TablePanel).query_one(".empty-state", Static)
+        assert shown.render().plain == message  # "[engine]" was eaten as a style tag
