@@ -7,12 +7,14 @@ details, child orders and TCA come from the engine commands `execution.blotter`,
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
+from qgtm.core.calendar import NEW_YORK
 from qgtm.core.snapshot import EngineSnapshot, OrderRow
 from qgtm.tui.formatting import DASH, bps, day, price, quantity, side
 from qgtm.tui.screens.base import TerminalScreen
@@ -50,9 +52,11 @@ BLOTTER_COLUMNS = (
 
 CHILD_COLUMNS = (
     Column("child", "Child order"),
+    Column("status", "Status", 9),
     Column("qty", "Qty", 8, "right"),
-    Column("price", "Price", 10, "right"),
-    Column("at", "Filled at", 19),
+    Column("filled", "Filled", 8, "right"),
+    Column("price", "Avg price", 10, "right"),
+    Column("at", "Filled / due at", 19),
 )
 
 TCA_COLUMNS = (
@@ -62,7 +66,19 @@ TCA_COLUMNS = (
     Column("arrival", "Arrival bps", 11, "right"),
     Column("vwap", "VWAP bps", 9, "right"),
     Column("is", "IS bps", 8, "right"),
+    Column("bench", "Benchmarks", 15),
 )
+
+# Where TCA's arrival / VWAP prices came from (execution.manager.Benchmarks), in brief.
+BENCHMARK_SOURCES = {
+    "session_bar": "bar",
+    "quote_mid": "quote",
+    "last_trade": "trade",
+    "minute_bar": "1m bar",
+    "minute_bar_open": "1m open",
+    "minute_bar_vwap": "1m vwap",
+    "decision": "decision",
+}
 
 STRATEGY_COLUMNS = (
     Column("strategy", "Strategy", 12),
@@ -114,7 +130,14 @@ def tca_row(result: dict[str, Any]) -> Row:
         bps(result["arrival_cost_bps"]),
         bps(result["vwap_slippage_bps"]),
         bps(result["implementation_shortfall_bps"]),
+        benchmarks(result.get("arrival_source", ""), result.get("vwap_source", "")),
     )
+
+
+def benchmarks(arrival_source: str, vwap_source: str) -> str:
+    """'arrival/vwap' benchmark sources in brief ('-' for rows from before they existed)."""
+    names = [BENCHMARK_SOURCES.get(s, s) or DASH for s in (arrival_source, vwap_source)]
+    return "/".join(names)
 
 
 def strategy_row(stats: dict[str, Any]) -> Row:
@@ -129,13 +152,28 @@ def strategy_row(stats: dict[str, Any]) -> Row:
 
 
 def child_row(child: dict[str, Any]) -> Row:
-    """One child slice's fill."""
+    """One child order: state, size, what filled at what average price, and when (its
+    last fill, or for a child not filled yet its scheduled release)."""
+    when = _new_york(child.get("filled_at") or child.get("release_at") or "")
     return child["child_order_id"], (
         child["child_order_id"],
+        child.get("status", "FILLED"),
         quantity(child["quantity"]),
-        price(child["price"]),
-        str(child["filled_at"])[:19],
+        quantity(child.get("filled", child["quantity"])),
+        DASH if child["price"] is None else price(child["price"]),
+        when,
     )
+
+
+def _new_york(text: str) -> str:
+    """An ISO time as New York wall time (what the exchange and the banner use)."""
+    try:
+        at = datetime.fromisoformat(str(text))
+    except ValueError:
+        return str(text)[:19]
+    if at.tzinfo is not None:
+        at = at.astimezone(NEW_YORK)
+    return at.strftime("%Y-%m-%d %H:%M:%S")
 
 
 class OrdersScreen(TerminalScreen):

@@ -8,7 +8,8 @@ import pytest
 from textual.pilot import Pilot
 
 from qgtm.tui.app import QGTMApp
-from qgtm.tui.screens.orders import OrdersScreen
+from qgtm.tui.formatting import DASH
+from qgtm.tui.screens.orders import OrdersScreen, benchmarks, child_row
 from qgtm.tui.widgets.live_table import LiveTable
 from tests.tui.conftest import RecordingClient
 
@@ -55,6 +56,9 @@ async def test_blotter_shows_algo_and_fill_state_and_tca_tables_fill_in(
         assert _keys(app, "tca-strategies") == ["tsmom"]
         row = next(r for r in expected["orders"] if r["client_order_id"] == cid)
         assert _cell(app, "tca-orders", cid, "is") == f"{row['implementation_shortfall_bps']:+.1f}"
+        # the paper venue benchmarks against its daily bar, and the screen says so
+        assert (row["arrival_source"], row["vwap_source"]) == ("session_bar", "session_bar")
+        assert _cell(app, "tca-orders", cid, "bench") == "bar/bar"
 
 
 async def test_highlighting_an_order_lists_its_child_fills(app: QGTMApp, client: RecordingClient):
@@ -79,6 +83,8 @@ async def test_highlighting_an_order_lists_its_child_fills(app: QGTMApp, client:
         table.move_cursor(row=table.get_row_index(cid))
         await _until(pilot, lambda: len(_keys(app, "children")) == worked[0]["children"])
         assert all(key.startswith(cid.rpartition("-")[0]) for key in _keys(app, "children"))
+        first = _keys(app, "children")[0]
+        assert _cell(app, "children", first, "status") == "FILLED"
         assert _cell(app, "blotter", cid, "algo") == "TWAP"
 
 
@@ -87,3 +93,29 @@ def _config_with_tiny_adv_thresholds(config):
 
     execution = replace(config.execution, vwap_adv_fraction=0.0, twap_adv_fraction=0.0)
     return replace(config, execution=execution)
+
+
+def test_a_planned_child_shows_its_state_and_release_in_new_york_time():
+    """A wall-clock slice not sent yet: PLANNED, nothing filled, no price, due 09:30 NY."""
+    key, cells = child_row(
+        {
+            "child_order_id": "p-GLD-3",
+            "quantity": 120,
+            "filled": 0,
+            "price": None,
+            "filled_at": None,
+            "status": "PLANNED",
+            "release_at": "2026-03-03T14:30:00+00:00",
+        }
+    )
+    assert key == "p-GLD-3"
+    assert tuple(str(c) for c in cells) == (
+        "p-GLD-3",
+        "PLANNED",
+        "120",
+        "0",
+        DASH,
+        "2026-03-03 09:30:00",
+    )
+    assert benchmarks("quote_mid", "minute_bar_vwap") == "quote/1m vwap"
+    assert benchmarks("", "") == f"{DASH}/{DASH}"  # rows from before sources were kept
