@@ -267,21 +267,18 @@ def _keys(args: argparse.Namespace) -> int:
     if args.name == "alpaca":
         return _alpaca_keys()
 
-    import keyring
-    from keyring.errors import KeyringError
-
-    from qgtm.engine.data.providers.base import KEYRING_SERVICE
+    from qgtm.core.secrets import SERVICE, KeyringUnavailableError, store_secret
 
     secret = getpass.getpass(f"{args.name} API key (input hidden): ").strip()
     if not secret:
         raise CliError("no key entered; nothing stored")
     try:
-        keyring.set_password(KEYRING_SERVICE, f"{args.name}_api_key", secret)
-    except KeyringError as exc:
+        store_secret(f"{args.name}_api_key", secret)
+    except KeyringUnavailableError as exc:
         raise CliError(
             f"no usable OS keyring ({exc}); set QGTM_{args.name.upper()}_API_KEY instead"
         ) from None
-    print(f"stored {args.name} key in the OS keyring (service {KEYRING_SERVICE!r})")
+    print(f"stored {args.name} key in the OS keyring (service {SERVICE!r})")
     return 0
 
 
@@ -578,6 +575,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _alpaca_keys() -> int:
     import getpass
 
+    from qgtm.core.secrets import KeyringUnavailableError
     from qgtm.engine.execution.keys import store_alpaca_credentials
 
     key_id = getpass.getpass("Alpaca key id: ")
@@ -586,6 +584,10 @@ def _alpaca_keys() -> int:
         store_alpaca_credentials(key_id, secret)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
+    except KeyringUnavailableError as exc:
+        raise CliError(
+            f"no usable OS keyring ({exc}); set APCA_API_KEY_ID and APCA_API_SECRET_KEY instead"
+        ) from None
     print("stored the Alpaca keys in the OS keyring (service qgtm)")
     return 0
 

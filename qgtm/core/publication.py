@@ -14,10 +14,12 @@ import hmac
 import os
 from enum import StrEnum
 
+from qgtm.core.secrets import SERVICE, read_secret
+
 SIGNATURE_HEADER = "X-QGTM-Signature"
 TIMESTAMP_HEADER = "X-QGTM-Timestamp"
 SECRET_ENV = "QGTM_PUBLISH_SECRET"
-KEYRING_SERVICE = "qgtm"
+KEYRING_SERVICE = SERVICE
 KEYRING_SECRET_NAME = "publish_secret"
 
 
@@ -66,12 +68,7 @@ def load_secret(environ: dict[str, str] | None = None) -> str:
     secret = env.get(SECRET_ENV)
     if secret:
         return secret
-    try:
-        import keyring
-
-        secret = keyring.get_password(KEYRING_SERVICE, KEYRING_SECRET_NAME)
-    except Exception:  # no keyring backend on this host
-        secret = None
+    secret = read_secret(KEYRING_SECRET_NAME)
     if not secret:
         raise SecretMissingError(
             f"no publish secret: set {SECRET_ENV} or store it with "

@@ -34,13 +34,13 @@ QGTM_TELEGRAM_BOT_TOKEN, QGTM_TELEGRAM_WEBHOOK_SECRET.
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from qgtm.core.secrets import read_secret
 from qgtm.publish.tiers import DEFAULT_TIERS, Tier
 
 
@@ -129,12 +129,4 @@ def load_settings(path: Path | None, data_dir: Path) -> PublisherSettings:
 
 def env_secret(name: str) -> str:
     """A secret from the environment, else keyring ("qgtm", name lower-cased); "" if none."""
-    value = os.environ.get(name, "")
-    if value:
-        return value
-    try:
-        import keyring
-
-        return keyring.get_password("qgtm", name.lower()) or ""
-    except Exception:  # no keyring backend on this host
-        return ""
+    return read_secret(name.lower(), name)

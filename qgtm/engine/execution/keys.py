@@ -5,12 +5,12 @@ Never from the config file, never logged. `qgtm keys set alpaca` stores them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
-import keyring
+from qgtm.core.secrets import SERVICE, read_secret, store_secret
 
-SERVICE = "qgtm"
+__all__ = ["SERVICE", "alpaca_credentials", "store_alpaca_credentials"]
+
 ALPACA_NAMES = ("alpaca_key_id", "alpaca_secret_key")
 ALPACA_ENV = ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY")  # Alpaca's own variable names
 
@@ -21,11 +21,10 @@ class MissingCredentialsError(LookupError):
 
 def alpaca_credentials(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
     """(key id, secret key): env APCA_API_KEY_ID/APCA_API_SECRET_KEY, else the keyring."""
-    environ = os.environ if environ is None else environ
-    key_id, secret = (environ.get(name, "") for name in ALPACA_ENV)
-    if key_id and secret:
-        return key_id, secret
-    key_id, secret = (keyring.get_password(SERVICE, name) or "" for name in ALPACA_NAMES)
+    key_id, secret = (
+        read_secret(entry, env, environ)
+        for entry, env in zip(ALPACA_NAMES, ALPACA_ENV, strict=True)
+    )
     if key_id and secret:
         return key_id, secret
     raise MissingCredentialsError(
@@ -38,5 +37,5 @@ def store_alpaca_credentials(key_id: str, secret_key: str) -> None:
     """Save Alpaca keys in the OS keyring under service "qgtm"."""
     if not key_id.strip() or not secret_key.strip():
         raise ValueError("both the key id and the secret key are required")
-    keyring.set_password(SERVICE, ALPACA_NAMES[0], key_id.strip())
-    keyring.set_password(SERVICE, ALPACA_NAMES[1], secret_key.strip())
+    store_secret(ALPACA_NAMES[0], key_id.strip())
+    store_secret(ALPACA_NAMES[1], secret_key.strip())

@@ -71,3 +71,34 @@ def test_env_vars_win_for_ci(ring: MemoryKeyring):
 def test_missing_keys_say_how_to_add_them(ring: MemoryKeyring):
     with pytest.raises(MissingCredentialsError, match="qgtm keys set alpaca"):
         alpaca_credentials(environ={})
+
+
+@pytest.fixture
+def no_keyring() -> Iterator[None]:
+    """A headless host: keyring's 'fail' backend raises NoKeyringError on every call."""
+    from keyring.backends.fail import Keyring as FailKeyring
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(FailKeyring())
+    yield
+    keyring.set_keyring(previous)
+
+
+def test_a_host_without_a_keyring_reads_as_missing_keys_not_a_crash(no_keyring, monkeypatch):
+    monkeypatch.delenv("APCA_API_KEY_ID", raising=False)
+    monkeypatch.delenv("APCA_API_SECRET_KEY", raising=False)
+    with pytest.raises(MissingCredentialsError, match="qgtm keys set alpaca"):
+        alpaca_credentials()
+    env = {"APCA_API_KEY_ID": "PK1", "APCA_API_SECRET_KEY": "s"}
+    assert alpaca_credentials(env) == ("PK1", "s")  # CI's env vars need no keyring
+
+
+def test_keys_set_without_a_keyring_is_one_clear_line(
+    no_keyring, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    answers = iter(["PKID123", "s3cret-value"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt: next(answers))
+    assert main(["keys", "set", "alpaca"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no usable OS keyring" in err and "APCA_API_KEY_ID" in err and "\n" not in err
+    assert "s3cret" not in err

@@ -25,6 +25,8 @@ from typing import Any, Protocol
 import httpx
 import polars as pl
 
+from qgtm.core.secrets import SERVICE, read_secret
+
 log = logging.getLogger(__name__)
 
 # httpx logs every request URL at INFO, query string included; FRED and EIA carry the
@@ -32,7 +34,7 @@ log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)
 logging.getLogger("httpcore").setLevel(logging.WARNING)
 
-KEYRING_SERVICE = "qgtm"
+KEYRING_SERVICE = SERVICE
 
 SERIES_SCHEMA: dict[str, pl.DataType] = {
     "dataset": pl.String(),
@@ -71,15 +73,7 @@ def api_key(name: str, source_label: str) -> str:
 
     Keyring entry: service "qgtm", username "<name>_api_key". Never logged.
     """
-    env = os.environ.get(f"QGTM_{name.upper()}_API_KEY")
-    if env:
-        return env
-    try:
-        import keyring
-
-        stored = keyring.get_password(KEYRING_SERVICE, f"{name}_api_key")
-    except Exception:  # no keyring backend on a headless box is a missing key, not a crash
-        stored = None
+    stored = read_secret(f"{name}_api_key", f"QGTM_{name.upper()}_API_KEY")
     if not stored:
         raise MissingKeyError(
             f"{source_label} API key not set: run `qgtm keys set {name}` "
