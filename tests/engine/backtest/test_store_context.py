@@ -23,6 +23,7 @@ from qgtm.engine.backtest.result import BacktestSettings
 from qgtm.engine.backtest.vectorised import signal_matrices
 from qgtm.engine.features.auxiliary import cot_series_name, demo_context
 from qgtm.engine.features.pit_features import summarise_inputs
+from qgtm.engine.learn.retrain import signal_returns, unit_gross_weights
 from tests.engine.features.test_pit_features import (
     _cot_store,
     _fred_store,
@@ -107,3 +108,24 @@ def test_without_provider_data_the_backtest_keeps_the_demo_fallback(tmp_path: Pa
     assert context is None
     assert len(panel) > 300
     assert demo_context().source_of("DFII10") == "demo fallback"
+
+
+def test_retraining_scores_candidates_on_the_stores_series(store_dir: Path) -> None:
+    """qgtm.engine.learn.retrain takes the same context: the signal portfolio it scores
+    follows the store's DFII10 vintages, not the demo fallback."""
+    panel, context = load_market(Config(demo=DEMO), store_dir, None)
+    assert context is not None
+    strategy = make_strategy("gold_real_rates", MACRO)
+    start, end = panel.dates.index(date(2021, 3, 15)), panel.dates.index(date(2021, 6, 1))
+    gld = panel.symbols.index("GLD")
+    checked = 0
+    for t in range(start, end):
+        seen = context.known_before("DFII10", panel.dates[t])
+        weights = unit_gross_weights(strategy, panel.history_before(t), panel.dates[t], context)
+        if len(seen) < 6 or seen[-1] == seen[-6]:
+            continue
+        assert np.sign(weights[gld]) == (-1.0 if seen[-1] > seen[-6] else 1.0)
+        checked += 1
+    assert checked > 30
+    scored = signal_returns(strategy, panel, start, end, context)
+    assert not np.array_equal(scored, signal_returns(strategy, panel, start, end))
