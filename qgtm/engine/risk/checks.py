@@ -146,7 +146,7 @@ def connected_groups(adjacency: np.ndarray) -> list[list[int]]:
     """
     a = np.asarray(adjacency, dtype=bool)
     n = a.shape[0]
-    if n < 2:
+    if n < 2 or not a.any():
         return []
     reach = a | a.T
     np.fill_diagonal(reach, True)
@@ -162,15 +162,34 @@ def connected_groups(adjacency: np.ndarray) -> list[list[int]]:
     return [members for _, members in sorted(groups.items()) if len(members) > 1]
 
 
+def correlation_matrix(returns: np.ndarray) -> np.ndarray:
+    """Pearson correlations of the columns of a (T x N) matrix, N >= 2:
+    rho_ij = S_ij / sqrt(S_ii S_jj), S the sample covariance, clipped to [-1, 1];
+    NaN where a column has no variance.
+
+    np.corrcoef(returns, rowvar=False)'s own steps on `sample_covariance` (bit-for-bit
+    equal to it; tests/engine/risk/test_measure_cache.py).
+    """
+    corr = sample_covariance(returns)
+    stddev = np.sqrt(np.diag(corr))
+    if (stddev > 0).all():
+        corr /= stddev[:, None]
+        corr /= stddev[None, :]
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr /= stddev[:, None]
+            corr /= stddev[None, :]
+    np.clip(corr, -1, 1, out=corr)
+    return corr
+
+
 def correlated_groups(
     symbols: Sequence[str], returns: np.ndarray, threshold: float
 ) -> list[list[str]]:
     """Groups (2+ names) linked by a chain of pairwise return correlations above threshold."""
     if len(symbols) < 2 or returns.shape[0] < 3:
         return []
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = np.corrcoef(returns, rowvar=False)
-    adjacency = np.nan_to_num(corr, nan=0.0) > threshold
+    adjacency = np.nan_to_num(correlation_matrix(returns), nan=0.0) > threshold
     np.fill_diagonal(adjacency, False)
     return [[symbols[k] for k in group] for group in connected_groups(adjacency)]
 

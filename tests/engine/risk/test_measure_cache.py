@@ -84,6 +84,25 @@ def test_sample_covariance_is_bit_for_bit_numpy_cov(
     np.testing.assert_array_equal(view, before)  # the input is not centred in place
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.integers(3, 300),
+    cols=st.integers(2, 20),
+    seed=st.integers(0, 2**32 - 1),
+    flat=st.integers(0, 3),
+)
+def test_correlation_matrix_is_bit_for_bit_numpy_corrcoef(
+    rows: int, cols: int, seed: int, flat: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 0.01, size=(rows, cols))
+    x[:, 1] = x[:, 0] * rng.uniform(-2, 2) + rng.normal(0, 1e-4, rows)  # near +-1
+    x[:, : min(flat, cols)] = 0.5  # columns without variance: NaN rows and columns
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = np.corrcoef(x, rowvar=False)
+    np.testing.assert_array_equal(checks.correlation_matrix(x), expected)
+
+
 def _market(seed: int, days: int, gaps: bool) -> np.ndarray:
     """Returns with correlated clusters (gold, oil) and, optionally, NaN rows."""
     rng = np.random.default_rng(seed)
