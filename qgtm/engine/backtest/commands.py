@@ -258,8 +258,8 @@ def _league(
 ) -> int:
     """Every registered strategy, one per worker process (as many as there are cores).
 
-    The default decision is "signal" (a quick ranking): the live decision costs a few
-    milliseconds a session, too slow for 45 strategies x 4,500 sessions in a minute.
+    The default decision is "signal" (a quick ranking): the live decision costs about
+    0.2-0.6 ms a session, which makes the league about twice as long (bench/README.md).
     """
     settings = replace(settings_from_config(config, None, None), decision=decision)
     init = (panel, settings, _sectors(panel), data_dir, context)
