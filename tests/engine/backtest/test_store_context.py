@@ -129,3 +129,27 @@ def test_retraining_scores_candidates_on_the_stores_series(store_dir: Path) -> N
     assert checked > 30
     scored = signal_returns(strategy, panel, start, end, context)
     assert not np.array_equal(scored, signal_returns(strategy, panel, start, end))
+
+
+def test_league_workers_take_the_stores_inputs(store_dir: Path, tmp_path: Path) -> None:
+    """`qgtm backtest --all` hands the context to its spawn workers (pickled initargs)."""
+    import pickle
+
+    import polars as pl
+
+    from qgtm.engine.backtest import commands
+
+    config = Config(demo=DEMO)
+    panel, context = load_market(config, store_dir, None)
+    settings = settings_from_config(config, date(2021, 3, 1), date(2021, 6, 30))
+    out = tmp_path / "league"
+    init = (panel, settings, {s: "x" for s in panel.symbols}, out, context)
+    commands._league_init(*pickle.loads(pickle.dumps(init)))  # as a spawn worker gets it
+    try:
+        row = commands._league_row("gold_real_rates")
+    finally:
+        commands._WORKER.clear()
+    assert "error" not in row
+    (summary,) = out.glob("artifacts/backtests/gold_real_rates-*/summary.parquet")
+    saved = json.loads(pl.read_parquet(summary)["config_json"][0])
+    assert saved["inputs"] == {"DFII10": "FRED"}
