@@ -3,11 +3,12 @@
 Issue 4's target: under a minute on 2 cores. Runs the real CLI in a fresh data dir, so
 the demo market is generated first (about 0.1 s of the total).
 
-    .venv/bin/python bench/league.py
+    .venv/bin/python bench/league.py [--decision live|signal]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -19,6 +20,10 @@ TARGET_SECONDS = 60.0
 
 def main() -> int:
     """Run the league once and report wall time against the target."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--decision", choices=("live", "signal"), default=None)
+    args = parser.parse_args()
+    extra = ["--decision", args.decision] if args.decision else []
     with tempfile.TemporaryDirectory() as data_dir:
         started = time.perf_counter()
         out = subprocess.run(
@@ -31,6 +36,7 @@ def main() -> int:
                 "backtest",
                 "--all",
                 "--json",
+                *extra,
             ],
             capture_output=True,
             text=True,

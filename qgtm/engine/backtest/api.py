@@ -32,7 +32,8 @@ from qgtm.engine.backtest.validation import (
 )
 from qgtm.engine.backtest.vectorised import run_vectorised
 from qgtm.engine.data.store import PricePanel
-from qgtm.engine.features.auxiliary import StrategyContext
+from qgtm.engine.features.auxiliary import StrategyContext, demo_context
+from qgtm.engine.features.pit_features import AUX_FEATURES
 from qgtm.engine.strategies.base import BaseStrategy
 from qgtm.engine.strategies.registry import STRATEGIES, UnknownStrategyError, create
 
@@ -158,11 +159,20 @@ def _run(
     strategy: BaseStrategy,
     settings: BacktestSettings,
     progress: Progress | None,
+    context: StrategyContext | None = None,
 ) -> BacktestResult:
     if runner not in RUNNERS:
         raise BacktestError(f"unknown runner {runner!r}; use one of {', '.join(RUNNERS)}")
-    run = run_event_driven if runner == "event" else run_vectorised
-    return run(panel, [strategy], settings, progress)
+    if runner == "event":
+        return run_event_driven(panel, [strategy], settings, progress, context)
+    return run_vectorised(panel, [strategy], settings, progress, context=context)
+
+
+def strategy_inputs(strategy: BaseStrategy, context: StrategyContext | None) -> dict[str, str]:
+    """Each macro/COT input of `strategy` -> where the backtest took it from: the
+    provider ("FRED", "CFTC") when the market store holds it, else "demo fallback"."""
+    ctx = demo_context() if context is None else context
+    return {f: ctx.source_of(f) for f in strategy.features if f in AUX_FEATURES}
 
 
 def _sharpe_validation(returns: np.ndarray, n_trials: int = 1, trials_var: float = 0.0) -> dict:
@@ -199,9 +209,14 @@ def run_backtest(
     walk: tuple[int, int, bool] | None = None,
     sector_of: Mapping[str, str] | None = None,
     progress: Progress | None = None,
+    context: StrategyContext | None = None,
 ) -> RunOutcome:
     """One backtest, or a sweep (vectorised) whose best in-sample value is reported with
-    the deflated Sharpe over all trials, PBO by CSCV and, if asked, a walk-forward."""
+    the deflated Sharpe over all trials, PBO by CSCV and, if asked, a walk-forward.
+
+    `context`: the macro/COT inputs the live engine would give the strategies (see
+    `commands.load_market`); None runs them on the demo fallback series. The artifact's
+    config names the source of each input ("inputs")."""
     params = dict(params or {})
     strategy = make_strategy(strategy_name, params)
     config = {
@@ -210,9 +225,10 @@ def run_backtest(
         "runner": runner,
         "settings": settings.as_dict(),
         "data_hash": data_hash(panel),
+        "inputs": strategy_inputs(strategy, context),
     }
     if sweep is None:
-        result = _run(runner, panel, strategy, settings, progress)
+        result = _run(runner, panel, strategy, settings, progress, context)
         outcome = RunOutcome(
             strategy_name, strategy.params, runner, result, report(result, sector_of)
         )
@@ -226,7 +242,7 @@ def run_backtest(
     for n, candidate in enumerate(strategies):
         # a common window so every trial's returns line up session by session
         candidate_warm = _WarmupAs(candidate, warmup)
-        results.append(run_vectorised(panel, [candidate_warm], settings))
+        results.append(run_vectorised(panel, [candidate_warm], settings, context=context))
         if progress is not None:
             progress(n + 1, len(strategies))
     matrix = np.column_stack([r.returns for r in results])

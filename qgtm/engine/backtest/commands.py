@@ -40,6 +40,9 @@ from qgtm.engine.backtest.event_driven import Progress as ProgressFn
 from qgtm.engine.backtest.result import DECISIONS, BacktestError
 from qgtm.engine.data.store import MarketStore, PricePanel
 from qgtm.engine.data.user_bars import load_user_bars, summary_lines, to_panel
+from qgtm.engine.features.auxiliary import StrategyContext
+from qgtm.engine.features.pit_features import store_context, summarise_inputs
+from qgtm.engine.features.store import FeatureStore
 
 
 def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,13 +94,21 @@ def _parse_walk(text: str | None) -> tuple[int, int, bool] | None:
         raise BacktestError(f"bad --walk-forward {text!r}: want TRAIN:TEST[:anchored]") from None
 
 
-def load_panel(config: Config, data_dir: Path, data_file: Path | None) -> PricePanel:
-    """The demo market of this data directory, or the user's file."""
+def load_market(
+    config: Config, data_dir: Path, data_file: Path | None
+) -> tuple[PricePanel, StrategyContext | None]:
+    """The bars, and the macro/COT inputs the live engine would give the strategies.
+
+    With the data directory's market store: the panel and `store_context` over its
+    sessions (the FRED/CFTC series the store holds, point in time, as the live engine's
+    ContextCache builds it; None when the store holds none: the demo fallback). With the
+    user's own file: its bars and None.
+    """
     if data_file is not None:
         bars = load_user_bars(data_file)
         for line in summary_lines(bars, limit=5):
             print(line, file=sys.stderr)
-        return to_panel(bars.bars)
+        return to_panel(bars.bars), None
     universe = load_universe()
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -109,7 +120,9 @@ def load_panel(config: Config, data_dir: Path, data_file: Path | None) -> PriceP
         ) from None
     try:
         store.ensure_demo(universe, config.demo)
-        return store.load_panel(universe.symbols)
+        panel = store.load_panel(universe.symbols)
+        context = store_context(FeatureStore(store.connection), panel.dates)
+        return panel, (None if context.source == "demo" else context)
     finally:
         store.close()
 
@@ -159,6 +172,9 @@ def _print_report(outcome: RunOutcome) -> None:
         ("hit rate", _fmt(rep.hit_rate, True)),
         ("turnover / year", _fmt(rep.turnover)),
     ]
+    inputs = summarise_inputs(outcome.config.get("inputs", {}))
+    if inputs:
+        rows.append(("inputs", inputs))
     rows += [(f"exposure {k}", _fmt(v, True)) for k, v in rep.exposure_by_sector.items()]
     for key, value in outcome.validation.items():
         if isinstance(value, dict):
@@ -196,8 +212,16 @@ _WORKER: dict[str, Any] = {}
 """The league worker's panel, settings and sectors, sent once per process."""
 
 
-def _league_init(panel: PricePanel, settings: Any, sectors: dict[str, str], data_dir: Path) -> None:
-    _WORKER.update(panel=panel, settings=settings, sectors=sectors, data_dir=data_dir)
+def _league_init(
+    panel: PricePanel,
+    settings: Any,
+    sectors: dict[str, str],
+    data_dir: Path,
+    context: StrategyContext | None = None,
+) -> None:
+    _WORKER.update(
+        panel=panel, settings=settings, sectors=sectors, data_dir=data_dir, context=context
+    )
 
 
 def _league_row(name: str) -> dict[str, Any]:
@@ -209,6 +233,7 @@ def _league_row(name: str) -> dict[str, Any]:
             _WORKER["settings"],
             runner="vector",
             sector_of=_WORKER["sectors"],
+            context=_WORKER.get("context"),
         )
     except BacktestError as exc:
         return {"strategy": name, "error": str(exc)}
@@ -224,15 +249,20 @@ def _league_row(name: str) -> dict[str, Any]:
 
 
 def _league(
-    config: Config, data_dir: Path, panel: PricePanel, as_json: bool, decision: str = "signal"
+    config: Config,
+    data_dir: Path,
+    panel: PricePanel,
+    as_json: bool,
+    decision: str = "signal",
+    context: StrategyContext | None = None,
 ) -> int:
     """Every registered strategy, one per worker process (as many as there are cores).
 
-    The default decision is "signal" (a quick ranking): the live decision costs a few
-    milliseconds a session, too slow for 45 strategies x 4,500 sessions in a minute.
+    The default decision is "signal" (a quick ranking): the live decision costs about
+    0.2-0.6 ms a session, which makes the league about twice as long (bench/README.md).
     """
     settings = replace(settings_from_config(config, None, None), decision=decision)
-    init = (panel, settings, _sectors(panel), data_dir)
+    init = (panel, settings, _sectors(panel), data_dir, context)
     names = strategy_names()
     rows = []
     workers = max(1, min(os.cpu_count() or 1, len(names)))
@@ -286,10 +316,10 @@ def backtest_command(args: argparse.Namespace, config: Config, data_dir: Path) -
         raise BacktestError("name a strategy (see `qgtm strategies`) or pass --all")
     if not args.all:
         make_strategy(args.strategy, params)  # fail fast on a bad name or parameter
-    panel = load_panel(config, data_dir, args.data)
+    panel, context = load_market(config, data_dir, args.data)
     decision = getattr(args, "decision", None)
     if args.all:
-        return _league(config, data_dir, panel, args.json, decision or "signal")
+        return _league(config, data_dir, panel, args.json, decision or "signal", context)
     sectors = _sectors(panel)
     # one run: the live decision; a sweep runs it once per value, so the quick one
     decision = decision or ("signal" if sweep else "live")
@@ -305,6 +335,7 @@ def backtest_command(args: argparse.Namespace, config: Config, data_dir: Path) -
             walk,
             sectors,
             progress,
+            context,
         )
     save_artifacts(outcome, data_dir)
     if args.json:

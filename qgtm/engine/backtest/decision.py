@@ -18,6 +18,8 @@ engine would work as VWAP/TWAP fill at the open as market orders here).
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from datetime import date
@@ -41,6 +43,26 @@ from qgtm.engine.portfolio.allocator import (
 from qgtm.engine.risk.checks import RiskContext, run_checks, sleeve_day_return, sleeve_window
 from qgtm.engine.risk.manager import check_targets
 from qgtm.engine.strategies.base import ALL_REGIMES, BaseStrategy
+
+REGIME_PANELS = 4
+"""How many panels' regime labels a process remembers (see `SessionDecision.regime`)."""
+_REGIME_LABELS: dict[tuple, dict[int, str | None]] = {}
+_REGIME_LOCK = threading.Lock()  # the Research screen runs backtests in threads
+
+
+def _regime_key(panel: PricePanel, detector: RegimeDetector) -> tuple:
+    """What a regime label depends on: the closes, dates and symbols, and the detector's
+    settings (RegimeDetector.label is a pure function of those and the session)."""
+    digest = hashlib.blake2b(np.ascontiguousarray(panel.close, dtype=float).tobytes())
+    digest.update(",".join(d.isoformat() for d in panel.dates).encode())
+    digest.update(",".join(panel.symbols).encode())
+    settings = (
+        detector.refit_every,
+        detector.fit_window,
+        detector.min_history,
+        detector.trend_threshold,
+    )
+    return (digest.hexdigest(), settings)
 
 
 def universe_sectors(symbols: Sequence[str]) -> dict[str, str]:
@@ -77,13 +99,29 @@ class SessionDecision:
         # the regime only changes a decision when some strategy sits out some regime
         restricted = any(set(ALL_REGIMES) - set(s.regimes) for s in strategies)
         self.detector = RegimeDetector() if restricted and self.live else None
+        self._labels: dict[int, str | None] | None = None
+        if self.detector is not None:
+            key = _regime_key(panel, self.detector)
+            with _REGIME_LOCK:
+                if key not in _REGIME_LABELS and len(_REGIME_LABELS) >= REGIME_PANELS:
+                    _REGIME_LABELS.pop(next(iter(_REGIME_LABELS)))
+                self._labels = _REGIME_LABELS.setdefault(key, {})
 
     def regime(self, history: PricePanel, day: date) -> str | None:
-        """The live engine's regime label for `day` (None when no strategy filters on it)."""
-        if self.detector is None:
+        """The live engine's regime label for `day` (None when no strategy filters on it).
+
+        `history` is the panel's bars before `day`. The label depends only on those bars,
+        the day and the detector's settings, so it is remembered per panel for the whole
+        process: every backtest on the same bars (a league's strategies, a sweep's
+        trials) fits the Markov model and filters once per session, not once per run.
+        """
+        if self.detector is None or self._labels is None:
             return None
-        reading = self.detector.label(history, day)
-        return reading.label if reading is not None else None
+        index = len(history)
+        if index not in self._labels:
+            reading = self.detector.label(history, day)
+            self._labels[index] = reading.label if reading is not None else None
+        return self._labels[index]
 
     def decide(
         self,

@@ -40,6 +40,7 @@ from qgtm.engine.data.store import PricePanel
 from qgtm.engine.execution.algos import select_algo
 from qgtm.engine.execution.brokers.paper import PaperBroker, SessionBar
 from qgtm.engine.execution.oms import orders_for_targets, strategy_set_key
+from qgtm.engine.features.auxiliary import StrategyContext
 from qgtm.engine.portfolio.aggregator import aggregate
 from qgtm.engine.portfolio.book import Book
 from qgtm.engine.risk.killswitch import escalate, tier_for
@@ -54,8 +55,13 @@ def run_event_driven(
     strategies: Sequence[BaseStrategy],
     settings: BacktestSettings,
     progress: Progress | None = None,
+    context: StrategyContext | None = None,
 ) -> BacktestResult:
-    """Replay `panel` session by session through the live components."""
+    """Replay `panel` session by session through the live components.
+
+    `context` is the strategies' macro/COT input, as the live engine passes it
+    (`ContextCache` over the market store); None: the seeded demo fallback series.
+    """
     warmup = max((s.warmup for s in strategies), default=0)
     first, last = session_window(panel, settings, warmup)
     opens, closes = money_matrix(panel.open), money_matrix(panel.close)
@@ -107,7 +113,7 @@ def run_event_driven(
         by_strategy: dict[str, list] = {}
         if tier < KillTier.FLATTEN:
             regime = decision.regime(history, day)  # None unless a strategy filters on it
-            aggregation = aggregate(strategies, history, day, regime)
+            aggregation = aggregate(strategies, history, day, regime, context)
             by_strategy = {k: list(v) for k, v in aggregation.per_strategy.items()}
         approved = decision.decide(i, by_strategy, book.weights(marks), equity, peak, tier)
         at = stamp

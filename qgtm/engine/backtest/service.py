@@ -31,6 +31,8 @@ from qgtm.engine.backtest.api import (
 )
 from qgtm.engine.backtest.result import BacktestError
 from qgtm.engine.data.store import PricePanel
+from qgtm.engine.features.auxiliary import StrategyContext
+from qgtm.engine.features.pit_features import ContextCache
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ class _Engine(Protocol):
     panel: PricePanel
     universe: Universe
     next_index: int
+    strategy_inputs: ContextCache
 
     def register_command(self, name: str, handler: Any) -> None: ...
 
@@ -111,19 +114,22 @@ class BacktestService:
         if len(panel) == 0:
             raise BacktestError("no processed sessions yet to backtest on")
         request["data_until"] = panel.dates[-1].isoformat()
+        context = self.engine.strategy_inputs.get()  # the engine's own macro/COT inputs
         with self._lock:
             job = BacktestJob(next(self._ids), request)
             self.jobs[job.job_id] = job
         thread = threading.Thread(
             target=self._work,
-            args=(job, settings, panel),
+            args=(job, settings, panel, context),
             name=f"backtest-{job.job_id}",
             daemon=True,
         )
         thread.start()
         return job.as_dict()
 
-    def _work(self, job: BacktestJob, settings: Any, panel: PricePanel) -> None:
+    def _work(
+        self, job: BacktestJob, settings: Any, panel: PricePanel, context: StrategyContext
+    ) -> None:
         job.state = "running"
 
         def progress(done: int, total: int) -> None:
@@ -140,6 +146,7 @@ class BacktestService:
                 req["runner"],
                 sector_of=sectors,
                 progress=progress,
+                context=context,
             )
             save_artifacts(outcome, self.engine.data_dir)
             result = outcome.result

@@ -45,6 +45,7 @@ from qgtm.engine.execution.brokers.paper import (
     fill_price,
 )
 from qgtm.engine.execution.oms import skip_small_trade, target_quantity
+from qgtm.engine.features.auxiliary import StrategyContext
 from qgtm.engine.portfolio.aggregator import deduplicate
 from qgtm.engine.portfolio.allocator import TRADING_DAYS, VOL_WINDOW
 from qgtm.engine.risk.killswitch import escalate, tier_for
@@ -52,12 +53,16 @@ from qgtm.engine.strategies.base import BaseStrategy
 
 
 def signal_matrices(
-    panel: PricePanel, strategies: Sequence[BaseStrategy], rows: range | None = None
+    panel: PricePanel,
+    strategies: Sequence[BaseStrategy],
+    rows: range | None = None,
+    context: StrategyContext | None = None,
 ) -> dict[str, np.ndarray]:
     """Per strategy: sum_k side_k * max(confidence_k, 1e-9) per session and symbol over its
     deduplicated signals (NaN: no signal); row i is what it says on session i from bars
     before i. `signal_matrix` is used when the strategy offers one; otherwise `generate`
-    runs on each point-in-time history in `rows` (default: every session)."""
+    runs on each point-in-time history in `rows` (default: every session), with the
+    macro/COT `context` (None: the demo fallback series)."""
     out: dict[str, np.ndarray] = {}
     column = {s: j for j, s in enumerate(panel.symbols)}
     rows = rows if rows is not None else range(1, len(panel))
@@ -69,7 +74,8 @@ def signal_matrices(
             continue
         matrix = np.full(panel.close.shape, np.nan)
         for i in rows:
-            for signal in deduplicate(strategy.generate(panel.history_before(i), panel.dates[i])):
+            history = panel.history_before(i)
+            for signal in deduplicate(strategy.generate(history, panel.dates[i], context=context)):
                 j = column[signal.symbol]
                 base = 0.0 if np.isnan(matrix[i, j]) else matrix[i, j]
                 matrix[i, j] = base + signal.side.sign * max(signal.confidence, 1e-9)
@@ -123,16 +129,18 @@ def run_vectorised(
     settings: BacktestSettings,
     progress: Progress | None = None,
     signals: Mapping[str, np.ndarray] | None = None,
+    context: StrategyContext | None = None,
 ) -> BacktestResult:
     """The event-driven backtest's positions and equity from precomputed arrays.
 
     `signals` (strategy name -> sessions x symbols netted signal, NaN = none) skips the
-    signal step, which is how a parameter sweep reuses this pass.
+    signal step, which is how a parameter sweep reuses this pass; `context` is the
+    strategies' macro/COT input (None: the demo fallback), as in run_event_driven.
     """
     warmup = max((s.warmup for s in strategies), default=0)
     first, last = session_window(panel, settings, warmup)
     if signals is None:
-        signals = signal_matrices(panel, strategies, range(first, last))
+        signals = signal_matrices(panel, strategies, range(first, last), context)
     regimes = {s.name: s for s in strategies}
     decision = SessionDecision(panel, strategies, settings)
     quick = None

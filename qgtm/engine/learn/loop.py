@@ -23,6 +23,7 @@ import numpy as np
 from qgtm.core.config import LearnConfig
 from qgtm.engine.audit import AuditLog
 from qgtm.engine.data.store import PricePanel
+from qgtm.engine.features.auxiliary import StrategyContext
 from qgtm.engine.learn.decay import DecayReport, DecayStatus, assess, factor_returns
 from qgtm.engine.learn.registry import ModelRegistry, ModelStage
 from qgtm.engine.learn.retrain import RetrainResult, Validator, retrain, unit_gross_weights
@@ -73,8 +74,9 @@ def _run_retrain(
     index: int,
     config: LearnConfig,
     validator: Validator,
+    context: StrategyContext | None = None,
 ) -> RetrainResult:
-    return retrain(name, params, panel, index, config, validator)
+    return retrain(name, params, panel, index, config, validator, context)
 
 
 class LearningLoop:
@@ -90,7 +92,11 @@ class LearningLoop:
         validator: Validator,
         alert: Callable[[str], None],
         executor: Executor | None = None,
+        inputs: Callable[[], StrategyContext | None] | None = None,
     ) -> None:
+        # `inputs`: the strategies' macro/COT context (the engine's ContextCache.get);
+        # None: retrains and shadow runs use the demo fallback series
+        self._inputs = inputs or (lambda: None)
         self._conn = conn
         self._audit = audit
         self.registry = registry
@@ -131,7 +137,14 @@ class LearningLoop:
 
     def _submit(self, strategy: str, params: dict[str, float], index: int) -> None:
         self._jobs[strategy] = self._executor_or_default().submit(
-            _run_retrain, strategy, params, self.panel, index, self.config, self.validator
+            _run_retrain,
+            strategy,
+            params,
+            self.panel,
+            index,
+            self.config,
+            self.validator,
+            self._inputs(),
         )
 
     def resync(self) -> None:
@@ -287,8 +300,9 @@ class LearningLoop:
             candidate = create(run.strategy, **self.registry.get(run.candidate_id).params)
             production = create(run.strategy, **self.registry.get(run.production_id).params)
             day = self.panel.dates[decided]
-            cand = float(np.sum(unit_gross_weights(candidate, history, day) * moves))
-            prod = float(np.sum(unit_gross_weights(production, history, day) * moves))
+            context = self._inputs()
+            cand = float(np.sum(unit_gross_weights(candidate, history, day, context) * moves))
+            prod = float(np.sum(unit_gross_weights(production, history, day, context) * moves))
             self.registry.record_shadow_return(run.run_id, day.isoformat(), cand, prod)
             if run.sessions + 1 >= self.config.shadow_sessions:
                 strategies = self._finish_shadow(run.run_id, session, strategies)

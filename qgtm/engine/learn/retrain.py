@@ -21,6 +21,7 @@ from qgtm.core.config import LearnConfig
 from qgtm.engine.backtest.stats import sharpe_ratio
 from qgtm.engine.backtest.validation import probability_of_backtest_overfitting, walk_forward
 from qgtm.engine.data.store import PricePanel
+from qgtm.engine.features.auxiliary import StrategyContext
 from qgtm.engine.strategies.base import BaseStrategy
 from qgtm.engine.strategies.registry import STRATEGIES
 
@@ -76,16 +77,31 @@ class RetrainResult:
     data_hash: str = ""
 
 
-def unit_gross_weights(strategy: BaseStrategy, history: PricePanel, as_of) -> np.ndarray:
-    """The strategy's signals at `as_of` as signed weights scaled to gross exposure 1."""
+def unit_gross_weights(
+    strategy: BaseStrategy,
+    history: PricePanel,
+    as_of,
+    context: StrategyContext | None = None,
+) -> np.ndarray:
+    """The strategy's signals at `as_of` as signed weights scaled to gross exposure 1.
+
+    `context`: the macro/COT inputs (the live engine's store-backed context); None: the
+    demo fallback series.
+    """
     weights = np.zeros(len(history.symbols))
-    for signal in strategy.generate(history, as_of):
+    for signal in strategy.generate(history, as_of, context=context):
         weights[history.symbols.index(signal.symbol)] += signal.side.sign * signal.weight
     gross = np.abs(weights).sum()
     return weights / gross if gross > 0 else weights
 
 
-def signal_returns(strategy: BaseStrategy, panel: PricePanel, start: int, end: int) -> np.ndarray:
+def signal_returns(
+    strategy: BaseStrategy,
+    panel: PricePanel,
+    start: int,
+    end: int,
+    context: StrategyContext | None = None,
+) -> np.ndarray:
     """Daily returns of the strategy's unit-gross signal portfolio over sessions [start, end).
 
     Weights decided at session t from bars before t are held from close t to close t+1:
@@ -93,7 +109,8 @@ def signal_returns(strategy: BaseStrategy, panel: PricePanel, start: int, end: i
     """
     out = np.zeros(end - start)
     for k, t in enumerate(range(start, end)):
-        weights = unit_gross_weights(strategy, panel.history_before(t), panel.dates[t])
+        history = panel.history_before(t)
+        weights = unit_gross_weights(strategy, history, panel.dates[t], context)
         out[k] = float(np.sum(weights * (panel.close[t + 1] / panel.close[t] - 1.0)))
     return out
 
@@ -129,8 +146,12 @@ def retrain(
     session_index: int,
     config: LearnConfig,
     validator: Validator,
+    context: StrategyContext | None = None,
 ) -> RetrainResult:
-    """Re-select `name`'s parameters on the window ending at `session_index` and gate them."""
+    """Re-select `name`'s parameters on the window ending at `session_index` and gate them.
+
+    Candidates are scored with the strategies' macro/COT `context` (None: demo fallback).
+    """
     cls = STRATEGIES[name]
     probe = cls(**current)
     end = session_index  # returns up to close of session_index are known now
@@ -147,7 +168,9 @@ def retrain(
             data_hash=digest,
         )
     sets = candidate_params(cls, current, f"{name}|{panel.dates[end]}", CANDIDATES)
-    matrix = np.column_stack([signal_returns(cls(**params), panel, start, end) for params in sets])
+    matrix = np.column_stack(
+        [signal_returns(cls(**params), panel, start, end, context) for params in sets]
+    )
     sharpes = [sharpe_ratio(matrix[:, j]) for j in range(matrix.shape[1])]
     best = int(np.argmax(sharpes))
     try:

@@ -10,7 +10,7 @@ import numpy as np
 
 from qgtm.core.types import Signal
 from qgtm.engine.portfolio.leverage import adaptive_leverage, apply_no_trade_band
-from qgtm.engine.portfolio.weighting import SCHEMES
+from qgtm.engine.portfolio.weighting import SCHEMES, sample_covariance
 
 if TYPE_CHECKING:
     from qgtm.core.config import Config, PortfolioConfig
@@ -135,7 +135,7 @@ def sleeve_weights(
     if not names or returns.shape[0] < 3:
         return {}
     cols = [column[s] for s in names]
-    cov = np.atleast_2d(np.cov(returns[:, cols], rowvar=False))
+    cov = sample_covariance(returns[:, cols])
     usable = [i for i in range(len(names)) if cov[i, i] > 0 and np.isfinite(cov[i, i])]
     if not usable:
         return {}

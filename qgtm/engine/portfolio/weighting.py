@@ -21,6 +21,27 @@ def _check_cov(cov: np.ndarray) -> np.ndarray:
     return cov
 
 
+def sample_covariance(returns: np.ndarray) -> np.ndarray:
+    """Unbiased sample covariance of the columns, always 2-D:
+    S = (X - mean)' (X - mean) / (T - 1).
+
+    The same operations, in the same order, as `np.atleast_2d(np.cov(returns,
+    rowvar=False))` (copy, column means, centring in place, one `np.dot`, scaling by the
+    reciprocal), without np.cov's argument handling; bit-for-bit equal to it
+    (tests/engine/risk/test_measure_cache.py). `returns` is (T x N), rows are sessions.
+    """
+    if np.ndim(returns) != 2:
+        raise ValueError(f"returns must be a (T x N) matrix, got {np.ndim(returns)} dimensions")
+    x = np.array(returns, ndmin=2, dtype=np.result_type(returns, np.float64)).T
+    if x.shape[0] == 0:
+        return np.array([]).reshape(0, 0)
+    fact = max(x.shape[1] - 1, 0)
+    x -= x.mean(axis=1)[:, None]
+    cov = np.dot(x, x.T)
+    cov *= np.true_divide(1, fact)
+    return cov
+
+
 def equal_weights(cov: np.ndarray) -> np.ndarray:
     """w_i = 1/n."""
     n = _check_cov(cov).shape[0]

@@ -5,6 +5,13 @@ leverage -> volatility target -> fractional Kelly per strategy -> CVaR (historic
 parametric). Every check only moves weights towards zero, so a later check never undoes
 an earlier one; a final uniform scale-down guards the whole set (defense in depth).
 All functions are pure: no I/O, no clock.
+
+Speed: one decision asks for the same session-level measures several times (each check,
+then the final guard). `RiskContext` remembers them for its lifetime: the finite return
+window, its sample covariance, the correlated groups of a held set, and the volatility and
+CVaR of a weight vector. Each is computed by exactly the same expression as before, so
+a remembered value is bit-for-bit the value a fresh computation would give
+(tests/engine/risk/test_measure_cache.py checks the pipeline against the uncached one).
 """
 
 from __future__ import annotations
@@ -15,11 +22,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.sparse.csgraph import connected_components
 from scipy.stats import norm
 
 from qgtm.core.enums import KillTier
 from qgtm.core.types import RiskLimits
+from qgtm.engine.portfolio.weighting import sample_covariance
 
 TRADING_DAYS = 252
 EPS = 1e-12
@@ -57,6 +64,9 @@ class RiskContext:
     `returns` is a (T x N) matrix of daily returns known at the decision, columns in
     `symbols` order; `sleeves` are each strategy's proposed weights and
     `strategy_returns` its realised daily returns (for the Kelly cap).
+
+    A context describes one decision and must not be mutated after it is built: the
+    measures derived from `returns` are remembered in `memo` (see the module docstring).
     """
 
     symbols: tuple[str, ...] = ()
@@ -64,11 +74,35 @@ class RiskContext:
     returns: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     sleeves: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     strategy_returns: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    memo: dict[tuple, object] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def window(self, limits: RiskLimits) -> np.ndarray:
         """The last risk_lookback rows of returns (finite rows only)."""
-        rows = self.returns[-limits.risk_lookback :]
-        return rows[np.all(np.isfinite(rows), axis=1)] if rows.size else rows
+        key = ("window", limits.risk_lookback)
+        cached = self.memo.get(key)
+        if cached is None:
+            rows = self.returns[-limits.risk_lookback :]
+            cached = rows[np.all(np.isfinite(rows), axis=1)] if rows.size else rows
+            self.memo[key] = cached
+        return cached  # type: ignore[return-value]
+
+    def usable_window(self, limits: RiskLimits) -> np.ndarray | None:
+        """`window` when it can carry a measure (2-D, 3+ rows, one column per symbol)."""
+        window = self.window(limits)
+        if window.ndim != 2 or window.shape[0] < 3 or window.shape[1] != len(self.symbols):
+            return None
+        return window
+
+    def covariance(self, limits: RiskLimits) -> np.ndarray:
+        """Daily sample covariance of the usable window (`sample_covariance`), remembered."""
+        key = ("cov", limits.risk_lookback)
+        cached = self.memo.get(key)
+        if cached is None:
+            window = self.usable_window(limits)
+            if window is None:
+                raise ValueError("no usable return window for a covariance")
+            cached = self.memo[key] = sample_covariance(window)
+        return cached  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,31 +134,85 @@ def sector_exposures(weights: Mapping[str, float], sectors: Mapping[str, str]) -
     return result
 
 
+def connected_groups(adjacency: np.ndarray) -> list[list[int]]:
+    """Connected components (2+ nodes) of an undirected graph given as a boolean matrix.
+
+    An edge joins i and j when adjacency[i, j] or adjacency[j, i] is set. Reachability is
+    the transitive closure R = (A | A' | I)^k in boolean arithmetic, squared until it
+    stops growing (at most ceil(log2 n) squarings); each node's component is named by its
+    smallest member (the first True of its row of R). Groups come in the order of their
+    smallest member, members ascending: the same grouping and order as
+    scipy.sparse.csgraph.connected_components labels (a property test checks it).
+    """
+    a = np.asarray(adjacency, dtype=bool)
+    n = a.shape[0]
+    if n < 2 or not a.any():
+        return []
+    reach = a | a.T
+    np.fill_diagonal(reach, True)
+    while True:
+        grown = reach @ reach
+        if np.array_equal(grown, reach):
+            break
+        reach = grown
+    roots = reach.argmax(axis=1)
+    groups: dict[int, list[int]] = {}
+    for node, root in enumerate(roots.tolist()):
+        groups.setdefault(root, []).append(node)
+    return [members for _, members in sorted(groups.items()) if len(members) > 1]
+
+
+def correlation_matrix(returns: np.ndarray) -> np.ndarray:
+    """Pearson correlations of the columns of a (T x N) matrix, N >= 2:
+    rho_ij = S_ij / sqrt(S_ii S_jj), S the sample covariance, clipped to [-1, 1];
+    NaN where a column has no variance.
+
+    np.corrcoef(returns, rowvar=False)'s own steps on `sample_covariance` (bit-for-bit
+    equal to it; tests/engine/risk/test_measure_cache.py).
+    """
+    corr = sample_covariance(returns)
+    stddev = np.sqrt(np.diag(corr))
+    if (stddev > 0).all():
+        corr /= stddev[:, None]
+        corr /= stddev[None, :]
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr /= stddev[:, None]
+            corr /= stddev[None, :]
+    np.clip(corr, -1, 1, out=corr)
+    return corr
+
+
 def correlated_groups(
     symbols: Sequence[str], returns: np.ndarray, threshold: float
 ) -> list[list[str]]:
     """Groups (2+ names) linked by a chain of pairwise return correlations above threshold."""
     if len(symbols) < 2 or returns.shape[0] < 3:
         return []
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = np.corrcoef(returns, rowvar=False)
-    adjacency = np.nan_to_num(corr, nan=0.0) > threshold
+    adjacency = np.nan_to_num(correlation_matrix(returns), nan=0.0) > threshold
     np.fill_diagonal(adjacency, False)
-    count, labels = connected_components(adjacency, directed=False)
-    groups = [[s for s, lab in zip(symbols, labels, strict=True) if lab == k] for k in range(count)]
-    return [g for g in groups if len(g) > 1]
+    return [[symbols[k] for k in group] for group in connected_groups(adjacency)]
 
 
 def held_groups(
     weights: Mapping[str, float], context: RiskContext, limits: RiskLimits
 ) -> list[list[str]]:
-    """Correlated groups among the names with a non-zero weight (none without history)."""
-    window = context.window(limits)
-    if window.ndim != 2 or window.shape[0] < 3 or window.shape[1] != len(context.symbols):
+    """Correlated groups among the names with a non-zero weight (none without history).
+
+    Remembered per held set: scaling a book keeps its held set, so the checks and the
+    final guard share one measurement.
+    """
+    window = context.usable_window(limits)
+    if window is None:
         return []
-    held = [s for s in context.symbols if weights.get(s, 0.0) != 0.0]
-    cols = [context.symbols.index(s) for s in held]
-    return correlated_groups(held, window[:, cols], limits.correlation_threshold)
+    cols = tuple(j for j, s in enumerate(context.symbols) if weights.get(s, 0.0) != 0.0)
+    key = ("groups", limits.risk_lookback, limits.correlation_threshold, cols)
+    cached = context.memo.get(key)
+    if cached is None:
+        held = [context.symbols[j] for j in cols]
+        sub = window[:, list(cols)]
+        cached = context.memo[key] = correlated_groups(held, sub, limits.correlation_threshold)
+    return [list(group) for group in cached]  # type: ignore[attr-defined]
 
 
 def _vector(weights: Mapping[str, float], symbols: Sequence[str]) -> np.ndarray:
@@ -135,12 +223,15 @@ def book_volatility(
     weights: Mapping[str, float], context: RiskContext, limits: RiskLimits
 ) -> float:
     """Annualised sqrt(w' Sigma w) * sqrt(252), Sigma the daily sample covariance."""
-    window = context.window(limits)
-    if window.ndim != 2 or window.shape[0] < 3 or window.shape[1] != len(context.symbols):
+    if context.usable_window(limits) is None:
         return 0.0
-    cov = np.atleast_2d(np.cov(window, rowvar=False))
     w = _vector(weights, context.symbols)
-    return math.sqrt(max(float(w @ cov @ w), 0.0) * TRADING_DAYS)
+    key = ("vol", limits.risk_lookback, w.tobytes())
+    cached = context.memo.get(key)
+    if cached is None:
+        cov = context.covariance(limits)
+        cached = context.memo[key] = math.sqrt(max(float(w @ cov @ w), 0.0) * TRADING_DAYS)
+    return cached  # type: ignore[return-value]
 
 
 def historical_cvar(portfolio_returns: np.ndarray, alpha: float) -> float:
@@ -173,15 +264,23 @@ def _normal_tail_density(alpha: float) -> float:
 def book_cvar(
     weights: Mapping[str, float], context: RiskContext, limits: RiskLimits
 ) -> tuple[float, float]:
-    """(historical, parametric) daily CVaR of the book at cvar_alpha over the lookback."""
-    window = context.window(limits)
-    if window.ndim != 2 or window.shape[0] < 3 or window.shape[1] != len(context.symbols):
+    """(historical, parametric) daily CVaR of the book at cvar_alpha over the lookback.
+
+    Remembered per weight vector (the final guard re-measures the book a check left).
+    """
+    window = context.usable_window(limits)
+    if window is None:
         return 0.0, 0.0
-    series = window @ _vector(weights, context.symbols)
-    return (
-        historical_cvar(series, limits.cvar_alpha),
-        parametric_cvar(float(series.mean()), float(series.std(ddof=1)), limits.cvar_alpha),
-    )
+    w = _vector(weights, context.symbols)
+    key = ("cvar", limits.risk_lookback, limits.cvar_alpha, w.tobytes())
+    cached = context.memo.get(key)
+    if cached is None:
+        series = window @ w
+        cached = context.memo[key] = (
+            historical_cvar(series, limits.cvar_alpha),
+            parametric_cvar(float(series.mean()), float(series.std(ddof=1)), limits.cvar_alpha),
+        )
+    return cached  # type: ignore[return-value]
 
 
 def kelly_cap(daily_returns: Sequence[float], fraction: float) -> float:

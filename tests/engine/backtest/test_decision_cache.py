@@ -1,0 +1,68 @@
+"""The backtest decision remembers regime labels per panel: same labels, fitted once."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from qgtm.engine.backtest import decision as decision_module
+from qgtm.engine.backtest.decision import SessionDecision
+from qgtm.engine.backtest.result import BacktestSettings
+from qgtm.engine.backtest.vectorised import run_vectorised
+from qgtm.engine.data.store import PricePanel
+from qgtm.engine.features.regime import RegimeDetector
+from qgtm.engine.strategies.registry import create
+
+
+def test_regime_labels_are_fitted_once_per_panel_and_equal_a_fresh_detector(
+    demo_panel: PricePanel, monkeypatch
+) -> None:
+    monkeypatch.setattr(decision_module, "_REGIME_LABELS", {})
+    calls: list[int] = []
+    label = RegimeDetector.label
+
+    def counting(self, history, day):
+        calls.append(len(history))
+        return label(self, history, day)
+
+    monkeypatch.setattr(RegimeDetector, "label", counting)
+    strategies = [create("rsi2")]  # trades in some regimes only
+    sessions = range(len(demo_panel) - 40, len(demo_panel))
+    first = SessionDecision(demo_panel, strategies, BacktestSettings())
+    labels = [first.regime(demo_panel.history_before(i), demo_panel.dates[i]) for i in sessions]
+    assert len(calls) == len(sessions)
+    second = SessionDecision(demo_panel, [create("pair_gld_slv")], BacktestSettings())
+    again = [second.regime(demo_panel.history_before(i), demo_panel.dates[i]) for i in sessions]
+    assert again == labels and len(calls) == len(sessions)  # no second fit or filter
+    fresh = RegimeDetector()
+    for i, got in zip(sessions, labels, strict=True):
+        reading = label(fresh, demo_panel.history_before(i), demo_panel.dates[i])
+        assert got == (reading.label if reading else None)
+    assert set(labels) - {None}  # the window is past the detector's warm-up
+    # other bars are other labels: a changed close is a new panel for the cache
+    close = demo_panel.close.copy()
+    close[-50:] *= 1.3
+    other = SessionDecision(replace(demo_panel, close=close), strategies, BacktestSettings())
+    other.regime(demo_panel.history_before(sessions[-1]), demo_panel.dates[sessions[-1]])
+    assert len(calls) == len(sessions) + 1
+
+
+def test_a_backtest_with_remembered_labels_equals_one_without(
+    demo_panel: PricePanel, monkeypatch
+) -> None:
+    settings = BacktestSettings()
+    strategies = [create("rsi2")]
+    monkeypatch.setattr(decision_module, "_REGIME_LABELS", {})
+    run_vectorised(demo_panel, strategies, settings)  # fills the cache
+    warm = run_vectorised(demo_panel, strategies, settings)  # every label from the cache
+
+    def uncached(self, history, day):  # the detector asked every session, as before
+        reading = self.detector.label(history, day)
+        return reading.label if reading is not None else None
+
+    monkeypatch.setattr(SessionDecision, "regime", uncached)
+    plain = run_vectorised(demo_panel, strategies, settings)
+    np.testing.assert_array_equal(warm.positions, plain.positions)
+    np.testing.assert_array_equal(warm.equity, plain.equity)
+    assert len(warm.trades) > 10
