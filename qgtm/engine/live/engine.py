@@ -164,6 +164,7 @@ class TradingEngine:
                 config.learn.pbo_splits,
             ),
             alert=lambda message: self.alert(message, source="learn"),
+            inputs=self.strategy_inputs.get,  # retrain on the same macro/COT inputs
         )
         self._sync_learning()
         register_learn_commands(self, self.learn)

@@ -409,6 +409,8 @@ def test_the_engine_serves_store_features_and_labels_them_in_strategies_list(
         assert rows["gold_real_rates"]["data"] == "macro: FRED"
         assert rows["cot_trend"]["data"] == "COT: demo fallback"
         assert engine.strategy_inputs.get().source_of("DFII10") == "FRED"
+        # the learning loop retrains on the same inputs the engine trades on
+        assert engine.learn._inputs().source_of("DFII10") == "FRED"
         assert engine.step()  # a decision runs with the store-backed context
     finally:
         engine.close()
