@@ -138,6 +138,11 @@ class ControlServer:
                 await self._send(writer, lock, reply)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            # The daemon is stopping with this terminal attached. End the handler
+            # normally: on Python 3.11 the stream server's done-callback calls
+            # task.exception() and logs a traceback for a cancelled handler task.
+            log.info("event=control_detached reason=daemon_stopping peer_pid=%d", pid)
         finally:
             self.clients -= 1
             if pusher is not None:

@@ -177,9 +177,17 @@ async def test_socket_client_streams_state_and_runs_commands(daemon):
     finally:
         await client.stop()
     assert proc.poll() is None  # detaching leaves the daemon running
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
-    assert "event=daemon_stop" in (data_dir / "daemon.out").read_text()
+    # stopping the daemon with a terminal attached ends its connection cleanly
+    attached = SocketClient(sock)
+    await attached.start()
+    try:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 30) == 0
+    finally:
+        await attached.stop()
+    out = (data_dir / "daemon.out").read_text()
+    assert "event=daemon_stop" in out
+    assert "Traceback" not in out and "Exception in callback" not in out
     audit = subprocess.run(
         [
             sys.executable,
