@@ -51,7 +51,7 @@ BLOTTER_COLUMNS = (
 )
 
 CHILD_COLUMNS = (
-    Column("child", "Child order"),
+    Column("child", "Child", 9),
     Column("status", "Status", 9),
     Column("qty", "Qty", 8, "right"),
     Column("filled", "Filled", 8, "right"),
@@ -156,13 +156,20 @@ def child_row(child: dict[str, Any]) -> Row:
     last fill, or for a child not filled yet its scheduled release)."""
     when = _new_york(child.get("filled_at") or child.get("release_at") or "")
     return child["child_order_id"], (
-        child["child_order_id"],
+        short_child_id(child["child_order_id"]),
         child.get("status", "FILLED"),
         quantity(child["quantity"]),
         quantity(child.get("filled", child["quantity"])),
         DASH if child["price"] is None else price(child["price"]),
         when,
     )
+
+
+def short_child_id(child_order_id: str) -> str:
+    """'SYMBOL-slice' of a child id '<set>-<date>-<SYMBOL>-<slice>' (the panel's title
+    names the parent), so the column stays readable at 80 columns."""
+    parts = child_order_id.split("-")
+    return "-".join(parts[-2:]) if len(parts) >= 4 else child_order_id
 
 
 def _new_york(text: str) -> str:

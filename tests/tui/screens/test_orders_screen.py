@@ -99,7 +99,7 @@ def test_a_planned_child_shows_its_state_and_release_in_new_york_time():
     """A wall-clock slice not sent yet: PLANNED, nothing filled, no price, due 09:30 NY."""
     key, cells = child_row(
         {
-            "child_order_id": "p-GLD-3",
+            "child_order_id": "2b7bfcd0-20260302-GLD-3",
             "quantity": 120,
             "filled": 0,
             "price": None,
@@ -108,9 +108,9 @@ def test_a_planned_child_shows_its_state_and_release_in_new_york_time():
             "release_at": "2026-03-03T14:30:00+00:00",
         }
     )
-    assert key == "p-GLD-3"
+    assert key == "2b7bfcd0-20260302-GLD-3"  # the row key keeps the whole id
     assert tuple(str(c) for c in cells) == (
-        "p-GLD-3",
+        "GLD-3",
         "PLANNED",
         "120",
         "0",
