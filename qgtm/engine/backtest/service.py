@@ -3,15 +3,20 @@
 A backtest sees only sessions the engine has already processed: on the demo replay the
 stored bars run ahead of the simulated clock, and research must not peek at them.
 
-`backtest.run` only queues the job and returns its id; the work runs on its own daemon
-thread, so the engine's step lock (held while a command handler runs) is released at
-once and the replay keeps going. The screen polls `backtest.status`.
+`backtest.run` only queues the job and returns its id. The work runs in its own process
+(spawned, so it shares neither the GIL nor the heap with the engine and the terminal:
+a CPU-bound backtest in a thread of this process stretched key presses to 50-180 ms,
+bench/README.md), watched by a thread that copies its progress and result into the job.
+The engine's step lock (held while a command handler runs) is released at once and the
+replay keeps going. The screen polls `backtest.status`.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import multiprocessing
+import queue
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +42,8 @@ from qgtm.engine.features.pit_features import ContextCache
 log = logging.getLogger(__name__)
 
 CURVE_POINTS = 400
+PROGRESS_STEPS = 200  # progress messages a job sends at most
+_SPAWN = multiprocessing.get_context("spawn")  # the engine runs threads: never fork
 
 
 class _Engine(Protocol):
@@ -130,42 +137,39 @@ class BacktestService:
     def _work(
         self, job: BacktestJob, settings: Any, panel: PricePanel, context: StrategyContext
     ) -> None:
+        """Run the job in a spawned process and copy what it reports into `job`."""
         job.state = "running"
-
-        def progress(done: int, total: int) -> None:
-            job.done, job.total = done, total
-
+        sectors = {s: self.engine.universe.sector_of(s) for s in panel.symbols}
+        payload = (job.request, settings, panel, sectors, context, self.engine.data_dir)
+        messages = _SPAWN.Queue()
+        process = _SPAWN.Process(
+            target=_run_job,
+            args=(messages, payload),
+            name=f"qgtm-backtest-{job.job_id}",
+            daemon=True,  # ends with the engine's process
+        )
         try:
-            req = job.request
-            sectors = {s: self.engine.universe.sector_of(s) for s in panel.symbols}
-            outcome = run_backtest(
-                panel,
-                req["strategy"],
-                settings,
-                req["params"],
-                req["runner"],
-                sector_of=sectors,
-                progress=progress,
-                context=context,
-            )
-            save_artifacts(outcome, self.engine.data_dir)
-            result = outcome.result
-            peaks = np.maximum.accumulate(result.equity)
-            keep = _thin(result.equity)
-            job.result = {
-                **outcome.summary(),
-                "curve": [(result.dates[i].isoformat(), float(result.equity[i])) for i in keep],
-                "drawdown": [
-                    (result.dates[i].isoformat(), float(result.equity[i] / peaks[i] - 1.0))
-                    for i in keep
-                ],
-            }
-            job.state = "done"
-        except BacktestError as exc:
-            job.error, job.state = str(exc), "failed"
+            process.start()
+            while job.state == "running":
+                try:
+                    kind, *data = messages.get(timeout=0.25)
+                except queue.Empty:
+                    if not process.is_alive() and messages.empty():
+                        job.error = f"backtest process exited with code {process.exitcode}"
+                        job.state = "failed"
+                    continue
+                if kind == "progress":
+                    job.done, job.total = data
+                elif kind == "done":
+                    job.result, job.state = data[0], "done"
+                else:
+                    job.error, job.state = data[0], "failed"
         except Exception as exc:  # a background job must report, never vanish
             log.exception("event=backtest_failed job=%d", job.job_id)
             job.error, job.state = f"{exc.__class__.__name__}: {exc}", "failed"
+        finally:
+            process.join(timeout=5)
+            messages.close()
 
     def status(self, job: int) -> dict[str, Any]:
         """The job's state, progress and, once done, its summary and curves."""
@@ -189,3 +193,47 @@ def register_backtest_commands(engine: _Engine) -> BacktestService:
     engine.register_command("backtest.status", service.status)
     engine.register_command("backtest.jobs", service.list_jobs)
     return service
+
+
+def _run_job(messages: Any, payload: tuple) -> None:
+    """The backtest process: run, save artifacts, send ("progress", done, total) now and
+    then, and finally ("done", summary with thinned equity/drawdown curves) or
+    ("failed", message)."""
+    request, settings, panel, sectors, context, data_dir = payload
+    sent = [-1]
+
+    def progress(done: int, total: int) -> None:
+        step = max(total // PROGRESS_STEPS, 1)
+        if done == total or done - sent[0] >= step:
+            sent[0] = done
+            messages.put(("progress", done, total))
+
+    try:
+        outcome = run_backtest(
+            panel,
+            request["strategy"],
+            settings,
+            request["params"],
+            request["runner"],
+            sector_of=sectors,
+            progress=progress,
+            context=context,
+        )
+        save_artifacts(outcome, data_dir)
+        result = outcome.result
+        peaks = np.maximum.accumulate(result.equity)
+        keep = _thin(result.equity)
+        summary = {
+            **outcome.summary(),
+            "curve": [(result.dates[i].isoformat(), float(result.equity[i])) for i in keep],
+            "drawdown": [
+                (result.dates[i].isoformat(), float(result.equity[i] / peaks[i] - 1.0))
+                for i in keep
+            ],
+        }
+        messages.put(("done", summary))
+    except BacktestError as exc:
+        messages.put(("failed", str(exc)))
+    except Exception as exc:  # reported to the job, never lost with the process
+        logging.getLogger(__name__).exception("event=backtest_failed")
+        messages.put(("failed", f"{exc.__class__.__name__}: {exc}"))

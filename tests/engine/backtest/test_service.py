@@ -51,3 +51,37 @@ def test_bad_requests_fail_in_the_call_with_a_clear_message(tmp_path: Path) -> N
             engine.call("backtest.status", job=99)
     finally:
         engine.close()
+
+
+def test_the_backtest_runs_in_its_own_process_and_a_dead_one_is_reported(tmp_path: Path):
+    """Off the engine's GIL: the job runs in a spawned process. If that process dies
+    (killed, out of memory), the job says so instead of staying 'running' forever."""
+    import multiprocessing
+    import os
+    import signal
+
+    engine = research_engine(tmp_path)
+    try:
+        before = {p.pid for p in multiprocessing.active_children()}
+        # rsi2 sits out some regimes: the live decision fits the Markov model (seconds)
+        job = engine.call("backtest.run", strategy="rsi2")
+        deadline = time.monotonic() + 30
+        worker = None
+        while worker is None and time.monotonic() < deadline:
+            named = [
+                p
+                for p in multiprocessing.active_children()
+                if p.name.startswith("qgtm-backtest-") and p.pid not in before
+            ]
+            worker = named[0] if named else None
+            time.sleep(0.02)
+        assert worker is not None and worker.pid != os.getpid()
+        os.kill(worker.pid, signal.SIGKILL)
+        status = engine.call("backtest.status", job=job["job"])
+        while status["state"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+            status = engine.call("backtest.status", job=job["job"])
+        assert status["state"] == "failed"
+        assert status["error"] == f"backtest process exited with code {-signal.SIGKILL}"
+    finally:
+        engine.close()
