@@ -138,3 +138,20 @@ async def test_selected_strategy_shows_its_model_and_decay_history(
         assert "model tsmom@v1" in text and "decay" in text
         history = engine.call("learn.history", strategy="tsmom")
         assert screen.query_one("#strategy-decay", Sparkline).data == [h["sharpe"] for h in history]
+
+
+@pytest.mark.parametrize(("size", "short"), [((80, 24), True), ((200, 60), False)])
+async def test_the_last_signals_show_on_a_short_terminal(
+    engine: TradingEngine, size: tuple[int, int], short: bool
+) -> None:
+    """At 80x24 the details shrink and the sparkline hides so LAST SIGNALS keeps rows."""
+    app = QGTMApp(InProcessClient(engine))
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("6")
+        await pilot.pause()
+        signals = app.screen.query_one("#strategy-signals")
+        assert signals.region.height >= 6  # title, header and at least a few rows
+        assert signals.region.bottom <= size[1] - 1  # above the footer
+        assert app.screen.query_one(Sparkline).display is not short
+        title = app.screen.query_one("#strategy-learning", Static).border_title
+        assert ("rolling Sharpe below" in str(title)) is not short

@@ -6,9 +6,11 @@ The screen reads everything through engine commands (`strategies.list`,
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
@@ -95,8 +97,23 @@ def learning_text(status: dict[str, Any] | None, history: list[dict[str, Any]]) 
     )
 
 
+SHORT_BELOW = 34  # rows: below this the decay sparkline hides
+LEARNING_TITLE = "MODEL & DECAY (rolling Sharpe below)"
+
+
 class StrategiesScreen(TerminalScreen):
     """Library list on the left; details and last signals of the selection on the right."""
+
+    # On a short terminal (80x24) the details shrink and the decay sparkline hides, so
+    # the last signals still show (terminal.tcss, "-short").
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (SHORT_BELOW, "-tall")]
+
+    def on_resize(self, event: events.Resize) -> None:
+        """The learning panel's title mentions the sparkline only where it shows."""
+        with contextlib.suppress(NoMatches):
+            panel = self.query_one("#strategy-learning", Static)
+            short = event.size.height < SHORT_BELOW
+            panel.border_title = "MODEL & DECAY" if short else LEARNING_TITLE
 
     def __init__(self) -> None:
         super().__init__()
@@ -114,7 +131,7 @@ class StrategiesScreen(TerminalScreen):
                 details.border_title = "DETAILS"
                 yield details
                 learning = Static("", id="strategy-learning", classes="panel", markup=False)
-                learning.border_title = "MODEL & DECAY (rolling Sharpe below)"
+                learning.border_title = LEARNING_TITLE
                 yield learning
                 yield Sparkline([], id="strategy-decay")
                 yield TablePanel("LAST SIGNALS", SIGNAL_COLUMNS, NO_SIGNALS, id="strategy-signals")
