@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 
 from qgtm import __version__
-from qgtm.core.config import Config, ConfigError, check_tradeable, load_config
+from qgtm.core.config import Config, ConfigError, check_tradeable, config_to_toml, load_config
 from qgtm.core.paths import default_config_file, default_data_dir
 from qgtm.core.universe import UniverseError
 from qgtm.engine.backtest.result import BacktestError
@@ -140,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--since", type=_iso_date, help="first simulated date (YYYY-MM-DD)")
     search.add_argument("--until", type=_iso_date, help="last simulated date (YYYY-MM-DD)")
     search.add_argument("-n", type=int, default=50, help="at most this many (default 50)")
-    config = sub.add_parser("config", help="print the effective configuration")
+    config = sub.add_parser(
+        "config", help="print the effective configuration as TOML (a valid config.toml)"
+    )
     _common(config)
     models = sub.add_parser("models", help="model registry: versions, stages, shadow runs")
     _common(models)
@@ -554,7 +556,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "risk":
         return _risk(args, config, data_dir)
     if args.command == "config":
-        print(config)
+        print(config_to_toml(config), end="")
         return 0
     if args.command == "backtest":
         from qgtm.engine.backtest.commands import backtest_command

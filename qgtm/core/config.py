@@ -13,6 +13,8 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
+from enum import Enum
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -284,6 +286,30 @@ def config_from_mapping(raw: Mapping[str, Any]) -> Config:
             config, execution=dataclasses.replace(config.execution, broker="alpaca")
         )
     return config
+
+
+def config_to_toml(config: Config) -> str:
+    """The configuration as TOML that `load_config` reads back to the same Config
+    (`qgtm config` prints it; save it as config.toml to start from the effective one).
+    Keys with no value (None) are left out: TOML has no null, and absent means default."""
+    import tomli_w
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Enum):
+            return value.value
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        if isinstance(value, Mapping):
+            return {str(k): plain(v) for k, v in value.items() if v is not None}
+        if isinstance(value, Decimal):
+            return str(value)
+        return value
+
+    raw: dict[str, Any] = {"mode": config.mode.value, "source": config.source.value}
+    for section in _SECTIONS:
+        fields = dataclasses.asdict(getattr(config, section))
+        raw[section] = {k: plain(v) for k, v in fields.items() if v is not None}
+    return tomli_w.dumps(raw)
 
 
 def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> Config:

@@ -43,3 +43,25 @@ def test_live_mode_needs_every_gate():
     assert not live_trading_allowed(config, environ={"LIVE_TRADING_ENABLED": "true"})
     with pytest.raises(ConfigError, match="LIVE_TRADING_ENABLED"):
         check_tradeable(config, environ={})
+
+
+def test_the_printed_config_reads_back_to_the_same_config(tmp_path: Path, capsys):
+    """`qgtm config` prints TOML; saved as config.toml it loads to the same Config."""
+    from qgtm.cli import main
+    from qgtm.core.config import config_to_toml
+
+    path = tmp_path / "config.toml"
+    path.write_text(
+        'source = "alpaca"\n'
+        '[engine]\nstrategies = ["tsmom", "rsi2"]\nstart = 2010-01-04\n'
+        '[tui.keymap]\n"app.pause" = "ctrl+p"\n'
+        '[live]\nrefresh_sources = ["alpaca", "fred"]\n'
+    )
+    custom = load_config(path, environ={})
+    for config in (load_config(None, environ={}), custom):
+        path.write_text(config_to_toml(config))
+        assert load_config(path, environ={}) == config
+    assert main(["--config", str(path), "--data-dir", str(tmp_path), "config"]) == 0
+    printed = capsys.readouterr().out
+    assert 'source = "alpaca"' in printed and "[tui.keymap]" in printed
+    assert "Config(" not in printed  # TOML, not a Python repr
