@@ -168,7 +168,8 @@ class BacktestService:
             log.exception("event=backtest_failed job=%d", job.job_id)
             job.error, job.state = f"{exc.__class__.__name__}: {exc}", "failed"
         finally:
-            process.join(timeout=5)
+            if process.pid is not None:  # start() itself may have failed
+                process.join(timeout=5)
             messages.close()
 
     def status(self, job: int) -> dict[str, Any]:

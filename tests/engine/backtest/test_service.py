@@ -85,3 +85,33 @@ def test_the_backtest_runs_in_its_own_process_and_a_dead_one_is_reported(tmp_pat
         assert status["error"] == f"backtest process exited with code {-signal.SIGKILL}"
     finally:
         engine.close()
+
+
+def test_a_backtest_process_that_cannot_start_is_a_failed_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qgtm.engine.backtest import service
+
+    def refuse(self) -> None:
+        raise OSError("cannot spawn")
+
+    import threading
+
+    crashes: list[BaseException] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: crashes.append(args.exc_value))
+    monkeypatch.setattr(service._SPAWN.Process, "start", refuse)
+    engine = research_engine(tmp_path)
+    try:
+        job = engine.call("backtest.run", strategy="tsmom")
+        deadline = time.monotonic() + 10
+        status = engine.call("backtest.status", job=job["job"])
+        while status["state"] in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.02)
+            status = engine.call("backtest.status", job=job["job"])
+        assert (status["state"], status["error"]) == ("failed", "OSError: cannot spawn")
+        for thread in threading.enumerate():
+            if thread.name.startswith("backtest-"):
+                thread.join(timeout=10)
+        assert crashes == []  # the watcher thread ends cleanly, not with a traceback
+    finally:
+        engine.close()
