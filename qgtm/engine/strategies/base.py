@@ -170,6 +170,15 @@ class RuleStrategy(BaseStrategy):
         return out
 
 
+def vol_sizing(target_vol: float) -> tuple[Parameter, Parameter]:
+    """The usual sizing parameters of a vol-scaled strategy: a 63-session volatility
+    window and `target_vol` (the annual vol each position is scaled to)."""
+    return (
+        Parameter("vol_window", 63, 20, 252, "sessions for realised volatility"),
+        Parameter("target_vol", target_vol, 0.05, 0.60, "annual vol each position is scaled to"),
+    )
+
+
 class VolSized(RuleStrategy):
     """A RuleStrategy whose positions are volatility scaled.
 

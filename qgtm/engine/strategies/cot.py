@@ -11,7 +11,7 @@ import numpy as np
 
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features.auxiliary import COT_SYMBOLS, StrategyContext, cot_series_name
-from qgtm.engine.strategies.base import Parameter, VolSized
+from qgtm.engine.strategies.base import Parameter, VolSized, vol_sizing
 
 COT_SOURCE: dict[str, str] = {**{s: s for s in COT_SYMBOLS}, "IAU": "GLD", "BNO": "USO"}
 """ETF -> the ETF whose COT series describes its future (IAU holds gold like GLD)."""
@@ -53,8 +53,7 @@ class CotContrarian(_Cot):
     parameters = (
         Parameter("window", 156, 26, 260, "weekly reports in the z-score"),
         Parameter("entry", 1.5, 0.5, 3.0, "|z| needed to trade"),
-        Parameter("vol_window", 63, 20, 252, "sessions for realised volatility"),
-        Parameter("target_vol", 0.10, 0.05, 0.60, "annual vol each position is scaled to"),
+        *vol_sizing(0.10),
     )
     factor_exposures: ClassVar[dict[str, float]] = {"positioning": -1.0}
     capacity_usd = 50_000_000.0
@@ -79,8 +78,7 @@ class CotTrend(_Cot):
     reference = "Kang, Rouwenhorst, Tang (2020), A tale of two premiums, JF 75(1)"
     parameters = (
         Parameter("weeks", 4, 1, 26, "weekly reports in the change"),
-        Parameter("vol_window", 63, 20, 252, "sessions for realised volatility"),
-        Parameter("target_vol", 0.10, 0.05, 0.60, "annual vol each position is scaled to"),
+        *vol_sizing(0.10),
     )
     factor_exposures: ClassVar[dict[str, float]] = {"positioning": 1.0, "trend": 0.3}
     capacity_usd = 50_000_000.0

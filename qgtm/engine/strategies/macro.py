@@ -11,7 +11,7 @@ import numpy as np
 
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features.auxiliary import DOLLAR_INDEX, REAL_YIELD, StrategyContext
-from qgtm.engine.strategies.base import Parameter, VolSized
+from qgtm.engine.strategies.base import Parameter, VolSized, vol_sizing
 
 
 class _MacroDriver(VolSized):
@@ -51,8 +51,7 @@ def _params(threshold: float, high: float) -> tuple[Parameter, ...]:
     return (
         Parameter("window", 63, 5, 252, "observations of the driver's change"),
         Parameter("threshold", threshold, 0.0, high, "|change| needed to trade"),
-        Parameter("vol_window", 63, 20, 252, "sessions for realised volatility"),
-        Parameter("target_vol", 0.15, 0.05, 0.60, "annual vol each position is scaled to"),
+        *vol_sizing(0.15),
     )
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features.auxiliary import StrategyContext
-from qgtm.engine.strategies.base import Parameter, VolSized
+from qgtm.engine.strategies.base import VolSized, vol_sizing
 
 
 class _Seasonal(VolSized):
@@ -21,10 +21,7 @@ class _Seasonal(VolSized):
     features = ("realised_vol",)
     long_months: ClassVar[frozenset[int]] = frozenset()
     short_months: ClassVar[frozenset[int]] = frozenset()
-    parameters = (
-        Parameter("vol_window", 63, 20, 252, "sessions for realised volatility"),
-        Parameter("target_vol", 0.15, 0.05, 0.60, "annual vol each position is scaled to"),
-    )
+    parameters = (*vol_sizing(0.15),)
 
     def targets(self, view: PricePanel, as_of: date, context: StrategyContext):
         side = (

@@ -19,12 +19,11 @@ from qgtm.engine.strategies.base import (
     Parameter,
     RuleStrategy,
     VolSized,
+    vol_sizing,
 )
 
-_VOL = Parameter("vol_window", 63, 20, 252, "sessions for realised volatility")
-_TARGET = Parameter("target_vol", 0.20, 0.05, 0.60, "annual vol each position is scaled to")
 _CAP = Parameter("max_weight", 1.0, 0.1, 5.0, "cap on the vol-scaled weight")
-_SIZING = (_VOL, _TARGET, _CAP)
+_SIZING = (*vol_sizing(0.20), _CAP)
 
 
 # ----- time-series momentum -----------------------------------------------------------

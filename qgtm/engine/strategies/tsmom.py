@@ -11,7 +11,7 @@ from qgtm.core.enums import SignalDirection
 from qgtm.core.types import Signal
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features.auxiliary import StrategyContext
-from qgtm.engine.strategies.base import ALL_REGIMES, BaseStrategy, Parameter
+from qgtm.engine.strategies.base import ALL_REGIMES, BaseStrategy, Parameter, vol_sizing
 
 TRADING_DAYS = 252
 
@@ -33,8 +33,7 @@ class TimeSeriesMomentum(BaseStrategy):
     parameters = (
         Parameter("lookback", 252, 60, 504, "sessions in the momentum window"),
         Parameter("skip", 21, 0, 63, "most recent sessions excluded (short-term reversal)"),
-        Parameter("vol_window", 63, 20, 252, "sessions for realised volatility"),
-        Parameter("target_vol", 0.40, 0.05, 0.60, "annual vol each position is scaled to"),
+        *vol_sizing(0.40),
         Parameter("max_weight", 2.0, 0.1, 5.0, "cap on the raw vol-scaled weight"),
     )
     factor_exposures: ClassVar[dict[str, float]] = {"trend": 1.0}
