@@ -26,9 +26,21 @@ def client_order_id(strategy_set: str, decision_date: date, symbol: str, slice_n
     return f"{strategy_set}-{decision_date:%Y%m%d}-{symbol}-{slice_no}"
 
 
+SHARE_TOLERANCE = Decimal("0.000001")
+
+
 def target_quantity(weight: float, equity: Decimal, price: Decimal) -> int:
-    """Whole shares for a signed weight of equity at price, truncated toward zero."""
-    return int(Decimal(str(weight)) * equity / price)
+    """Whole shares for a signed weight of equity at price, truncated toward zero.
+
+    A count within SHARE_TOLERANCE of a whole number is that number: a weight read back
+    from a holding (price x shares / equity, e.g. a position NO_NEW holds) comes back
+    as a float a hair under or over, and truncating 4,999.9999999 would trade a share.
+    """
+    exact = Decimal(str(weight)) * equity / price
+    nearest = exact.to_integral_value()
+    if abs(exact - nearest) <= SHARE_TOLERANCE:
+        return int(nearest)
+    return int(exact)
 
 
 def skip_small_trade(target_qty: int, delta: int, price: Decimal, min_trade_value: Decimal) -> bool:

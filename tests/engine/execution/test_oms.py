@@ -34,3 +34,24 @@ def test_small_changes_inside_the_no_trade_band_make_no_order():
 def test_closing_a_position_always_trades_even_when_small():
     (order,) = _orders({}, {"SLV": 3})
     assert (order.side, order.quantity) == (Side.SELL, 3)
+
+
+def test_a_holding_read_back_as_a_weight_sizes_to_the_same_shares():
+    """price x shares / equity as a float comes back a hair off; under NO_NEW the risk
+    checks hand back exactly that weight, and truncating 49,398.99999... would sell one
+    share each session (it did, for about half of random holdings, before the snap)."""
+    import random
+
+    from qgtm.engine.execution.oms import target_quantity
+
+    rng = random.Random(1)
+    for _ in range(2_000):
+        shares = rng.randint(1, 50_000)
+        price = Decimal(rng.randint(10_000, 4_000_000)).scaleb(-4)
+        equity = Decimal(rng.randint(10**9, 10**11)).scaleb(-4)
+        weight = float(price * shares / equity)
+        assert target_quantity(weight, equity, price) == shares
+        assert target_quantity(-weight, equity, price) == -shares
+    # a real fraction still truncates toward zero
+    assert target_quantity(0.12345, Decimal("100000"), Decimal("200")) == 61
+    assert target_quantity(-0.12345, Decimal("100000"), Decimal("200")) == -61
