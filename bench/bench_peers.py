@@ -4,8 +4,10 @@
    equity, no costs, in QGTM's event-driven runner and in backtrader. Both decide on
    bar t from bars before t and fill at the next open; trades are compared one by one.
 2. Sweep: (fast, slow) pairs of a grid (--pairs, default 20 of 100) in QGTM's vectorised
-   runner and in vectorbt (Portfolio.from_orders, target-percent sizing at the next
-   open); the days in the market are compared per pair.
+   runner (`run_sweep`: with the signal decision, the compiled booking pass of
+   backtest/kernel.py) and in vectorbt (Portfolio.from_orders, target-percent sizing at
+   the next open); the days in the market are compared per pair. Both tools get a first
+   call that is not timed (numba compiles or loads its cache), as vectorbt's kernels.
 Both QGTM runners are timed with the live decision (allocate + every risk check, as the
 live engine) and with the quick "signal" decision (inverse-vol + context-free caps).
 Speed ratios are printed (peer time / QGTM time: > 1 means QGTM is faster). Times are
@@ -38,7 +40,7 @@ from qgtm.engine.backtest.costs import CostModel
 from qgtm.engine.backtest.event_driven import run_event_driven
 from qgtm.engine.backtest.result import BacktestSettings
 from qgtm.engine.backtest.sma import SmaCrossover, crossover_signals
-from qgtm.engine.backtest.vectorised import run_vectorised
+from qgtm.engine.backtest.vectorised import run_sweep
 from qgtm.engine.data.store import MarketStore, PricePanel
 
 SYMBOL = "GLD"
@@ -191,21 +193,37 @@ def sweep_comparison(panel: PricePanel, pairs: list[tuple[int, int]]) -> None:
     vbt_seconds = time.process_time() - started
     print(f"sweep: {len(pairs)} (fast, slow) pairs over {len(panel)} sessions")
     print(f"  vectorbt {vbt_seconds:.3f}s (after a {jit_seconds:.1f}s first call compiling numba)")
+
+    def qgtm_sweep(settings: BacktestSettings) -> tuple[dict, list[str]]:
+        signals = crossover_signals(panel, pairs, warmup)  # every pair in one array pass
+        # each trial's slow window is folded into its signals; all start after `warmup`
+        trials = [[SmaCrossover(fast=fast, slow=warmup)] for fast, _ in pairs]
+        swept = run_sweep(
+            panel,
+            trials,
+            settings,
+            signals=[{t[0].name: s} for t, s in zip(trials, signals, strict=True)],
+        )
+        held = {p: swept.positions[k][:, 0] > 0 for k, p in enumerate(pairs)}
+        return held, swept.booking
+
     for decision in ("live", "signal"):
         settings = replace(SETTINGS, decision=decision)
+        first_call = ""
+        if decision == "signal":
+            started = time.process_time()
+            qgtm_sweep(settings)  # loads (or, without a cache, compiles) the numba kernel
+            first_call = f" (after a {time.process_time() - started:.1f}s first call)"
         started = time.process_time()
-        signals = crossover_signals(panel, pairs, warmup)  # every pair in one array pass
-        in_market = {}
-        for k, (fast, slow) in enumerate(pairs):
-            common = SmaCrossover(fast=fast, slow=warmup)  # one common first session
-            result = run_vectorised(panel, [common], settings, signals={common.name: signals[k]})
-            in_market[(fast, slow)] = result.positions[:, 0] > 0
+        in_market, booking = qgtm_sweep(settings)
         qgtm_seconds = time.process_time() - started
         offset = len(panel) - next(iter(in_market.values())).shape[0]
         agree = [float(np.mean(in_market[p] == held[offset:, k])) for k, p in enumerate(pairs)]
+        booked = ", ".join(f"{booking.count(b)} {b}" for b in sorted(set(booking)))
         print(
-            f"  qgtm [{decision} decision] {qgtm_seconds:.3f}s; days-in-market agreement "
-            f"min {min(agree):.4f}; ratio {vbt_seconds / qgtm_seconds:.3f}x "
+            f"  qgtm [{decision} decision] {qgtm_seconds:.3f}s{first_call} [{booked}]; "
+            f"days-in-market agreement min {min(agree):.4f}; "
+            f"ratio {vbt_seconds / qgtm_seconds:.3f}x "
             f"({(vbt_seconds + jit_seconds) / qgtm_seconds:.3f}x counting vectorbt's compile)"
         )
 

@@ -30,7 +30,7 @@ from qgtm.engine.backtest.validation import (
     sharpe_variance,
     walk_forward,
 )
-from qgtm.engine.backtest.vectorised import run_vectorised
+from qgtm.engine.backtest.vectorised import run_sweep, run_vectorised
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features.auxiliary import StrategyContext, demo_context
 from qgtm.engine.features.pit_features import AUX_FEATURES
@@ -236,30 +236,24 @@ def run_backtest(
         outcome.config = config
         return outcome
     key, values = sweep
-    results: list[BacktestResult] = []
     strategies = [make_strategy(strategy_name, {**params, key: v}) for v in values]
-    warmup = max(s.warmup for s in strategies)
-    for n, candidate in enumerate(strategies):
-        # a common window so every trial's returns line up session by session
-        candidate_warm = _WarmupAs(candidate, warmup)
-        results.append(run_vectorised(panel, [candidate_warm], settings, context=context))
-        if progress is not None:
-            progress(n + 1, len(strategies))
-    matrix = np.column_stack([r.returns for r in results])
+    # one window for all trials (after the longest warm-up), so returns line up
+    swept = run_sweep(
+        panel, [[s] for s in strategies], settings, context=context, progress=progress
+    )
+    matrix = swept.returns.T
     sharpes = [sharpe_ratio(matrix[:, k]) for k in range(matrix.shape[1])]
     best = int(np.argmax(sharpes))
     daily = [s / np.sqrt(252) for s in sharpes]
+    chosen = swept.result(best)
     outcome = RunOutcome(
-        strategy_name,
-        strategies[best].params,
-        "vector",
-        results[best],
-        report(results[best], sector_of),
+        strategy_name, strategies[best].params, "vector", chosen, report(chosen, sector_of)
     )
-    outcome.sweep = [{key: v, "sharpe": s} for v, s in zip(values, sharpes, strict=True)]
-    outcome.validation = _sharpe_validation(
-        results[best].returns, len(values), sharpe_variance(daily)
-    )
+    outcome.sweep = [
+        {key: v, "sharpe": s, "booking": b}
+        for v, s, b in zip(values, sharpes, swept.booking, strict=True)
+    ]
+    outcome.validation = _sharpe_validation(chosen.returns, len(values), sharpe_variance(daily))
     if len(values) >= 2 and matrix.shape[0] >= 16:
         outcome.validation["pbo"] = probability_of_backtest_overfitting(matrix, 16).pbo
     if walk is not None:
@@ -282,31 +276,6 @@ def run_backtest(
         config["walk_forward"] = list(walk)
     outcome.config = config
     return outcome
-
-
-class _WarmupAs(BaseStrategy):
-    """A strategy whose warm-up is stretched so all sweep trials start on one session."""
-
-    name = "warmup-wrapper"
-    family = description = reference = ""
-
-    def __init__(self, inner: BaseStrategy, warmup: int) -> None:
-        self.inner, self._warmup, self.params = inner, warmup, inner.params
-        self.name = inner.name  # type: ignore[misc]
-        self.regimes = inner.regimes  # type: ignore[misc]
-        if hasattr(inner, "signal_matrix"):
-            self.signal_matrix = inner.signal_matrix  # type: ignore[method-assign]
-
-    @property
-    def warmup(self) -> int:
-        """The common warm-up."""
-        return self._warmup
-
-    def generate(
-        self, history: PricePanel, as_of: date, *, context: StrategyContext | None = None
-    ) -> list:
-        """The wrapped strategy's signals."""
-        return self.inner.generate(history, as_of, context=context)
 
 
 def save_artifacts(outcome: RunOutcome, data_dir: Path) -> Path:

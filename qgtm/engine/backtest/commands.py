@@ -75,7 +75,8 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="live: the live engine's allocator and every risk check (default for one "
         "run); signal: inverse-vol weights and only the kill-tier, position, gross and "
-        "net caps, a quick ranking (default for --sweep and --all)",
+        "net caps, a quick ranking booked by the compiled pass (default for --sweep and "
+        "--all)",
     )
     parser.add_argument("--all", action="store_true", help="every strategy: a league table")
     parser.add_argument("--json", action="store_true", help="print JSON for machines")

@@ -176,16 +176,16 @@ def run_event_driven(
         tiers.append(tier.name)
         if progress is not None:
             progress(row + 1, n)
-    return BacktestResult(
-        dates=panel.dates[first:last],
-        symbols=symbols,
+    return BacktestResult.over_window(
+        panel,
+        (first, last),
+        settings,
+        "event-driven",
         equity=equity_out,
         cash=cash_out,
         positions=positions,
-        closes=np.array([[float(p) for p in closes[i]] for i in range(first, last)]),
         trades=trades,
         kill_tiers=tiers,
-        meta={"initial_cash": str(settings.initial_cash), "runner": "event-driven"},
     )
 
 

@@ -89,6 +89,36 @@ class BacktestResult:
     kill_tiers: list[str]
     meta: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def over_window(
+        cls,
+        panel: PricePanel,
+        window: tuple[int, int],
+        settings: BacktestSettings,
+        runner: str,
+        *,
+        equity: np.ndarray,
+        cash: np.ndarray,
+        positions: np.ndarray,
+        trades: list[Trade],
+        kill_tiers: list[str],
+        **meta: Any,
+    ) -> BacktestResult:
+        """A runner's result for sessions [first, last) of `panel`, marked at the closes
+        as the live engine marks them (4-decimal prices)."""
+        first, last = window
+        return cls(
+            dates=panel.dates[first:last],
+            symbols=panel.symbols,
+            equity=equity,
+            cash=cash,
+            positions=positions,
+            closes=price_units(panel.close)[first:last] / 10_000,
+            trades=trades,
+            kill_tiers=kill_tiers,
+            meta={"initial_cash": str(settings.initial_cash), "runner": runner, **meta},
+        )
+
     @property
     def returns(self) -> np.ndarray:
         """Simple daily returns of equity; the first session against the initial cash."""
@@ -143,3 +173,27 @@ def money_matrix(values: np.ndarray) -> list[list[Decimal]]:
         _MONEY_CACHE.pop(next(iter(_MONEY_CACHE)))
     _MONEY_CACHE[id(values)] = (values, converted)
     return converted
+
+
+_UNITS_CACHE: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def price_units(values: np.ndarray) -> np.ndarray:
+    """`money_matrix` as int64 units of 1/100 cent (the compiled booking's prices).
+
+    round(v, 4) rounds v's exact binary value half-even; rint(v * 10^4) agrees except
+    where v * 10^4 sits within float error of a half unit, and those few entries take
+    the Decimal route. Remembered by array identity, as money_matrix.
+    """
+    cached = _UNITS_CACHE.get(id(values))
+    if cached is not None and cached[0] is values:
+        return cached[1]
+    scaled = np.asarray(values, dtype=float) * 10_000
+    units = np.rint(scaled).astype(np.int64)
+    near_tie = np.abs(np.abs(scaled - np.floor(scaled)) - 0.5) < 1e-6
+    for index in zip(*np.nonzero(near_tie), strict=True):
+        units[index] = int(Decimal(str(round(float(values[index]), 4))).scaleb(4))
+    if len(_UNITS_CACHE) >= 8:
+        _UNITS_CACHE.pop(next(iter(_UNITS_CACHE)))
+    _UNITS_CACHE[id(values)] = (values, units)
+    return units

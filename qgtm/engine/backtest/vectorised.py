@@ -13,7 +13,9 @@ positions and equity therefore match the event-driven runner exactly
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
 from decimal import Decimal
 
 import numpy as np
@@ -28,6 +30,7 @@ from qgtm.engine.backtest.result import (
     BacktestSettings,
     Trade,
     money_matrix,
+    price_units,
     session_window,
 )
 from qgtm.engine.data.store import PricePanel
@@ -118,6 +121,15 @@ def mean_volume_matrix(volume: np.ndarray, window: int, first: int, last: int) -
     """Row i: `mean_volumes` of the rows before i (what select_algo sees), for i in
     [first, last); each row is the same numpy reduction the live engine runs."""
     out = np.zeros(volume.shape, dtype=float)
+    whole = np.asarray(volume, dtype=float)
+    if window > 0 and np.all(whole == np.floor(whole)) and np.abs(whole).sum() < 2**53:
+        # whole share counts: every partial sum is exact in any order, so the windowed
+        # sums from one cumulative sum equal numpy's mean to the bit (one division)
+        csum = np.vstack([np.zeros((1, volume.shape[1])), np.cumsum(whole, axis=0)])
+        for_rows = np.arange(first, last)
+        low = np.maximum(for_rows - window, 0)
+        out[first:last] = (csum[for_rows] - csum[low]) / (for_rows - low)[:, None]
+        return out
     for i in range(first, last):
         out[i] = mean_volumes(volume[:i], window)
     return out
@@ -130,12 +142,15 @@ def run_vectorised(
     progress: Progress | None = None,
     signals: Mapping[str, np.ndarray] | None = None,
     context: StrategyContext | None = None,
+    compiled: bool = True,
 ) -> BacktestResult:
     """The event-driven backtest's positions and equity from precomputed arrays.
 
     `signals` (strategy name -> sessions x symbols netted signal, NaN = none) skips the
     signal step, which is how a parameter sweep reuses this pass; `context` is the
     strategies' macro/COT input (None: the demo fallback), as in run_event_driven.
+    With decision="signal" the booking pass runs compiled (`kernel`) when it can book the
+    settings exactly; `compiled=False` forces the Python pass (the kernel's reference).
     """
     warmup = max((s.warmup for s in strategies), default=0)
     first, last = session_window(panel, settings, warmup)
@@ -143,13 +158,19 @@ def run_vectorised(
         signals = signal_matrices(panel, strategies, range(first, last), context)
     regimes = {s.name: s for s in strategies}
     decision = SessionDecision(panel, strategies, settings)
+    volumes = mean_volume_matrix(panel.volume, settings.costs.adv_window, first, last)
     quick = None
     if not decision.live:
         quick = target_matrix(netted(signals), vol_matrix(panel.close), settings.gross_target)
+        if compiled:
+            booked = _compiled(panel, settings, first, last, volumes, [quick])[0]
+            if isinstance(booked, _Booked):
+                if progress is not None:
+                    progress(last - first, last - first)
+                return booked.make()
     opens, closes = money_matrix(panel.open), money_matrix(panel.close)
     highs, lows = money_matrix(panel.high), money_matrix(panel.low)
     adv = adv_matrix(panel.volume)
-    volumes = mean_volume_matrix(panel.volume, settings.costs.adv_window, first, last)
     cost_bps = settings.costs.fill_cost_bps()
     symbols = panel.symbols
     order = sorted(range(len(symbols)), key=lambda j: symbols[j])
@@ -244,14 +265,174 @@ def run_vectorised(
         tiers.append(tier.name)
         if progress is not None and (row % 64 == 0 or row == n - 1):
             progress(row + 1, n)
-    return BacktestResult(
-        dates=panel.dates[first:last],
-        symbols=symbols,
+    return BacktestResult.over_window(
+        panel,
+        (first, last),
+        settings,
+        "vectorised",
         equity=equity_out,
         cash=cash_out,
         positions=positions,
-        closes=np.array([[float(p) for p in closes[i]] for i in range(first, last)]),
         trades=trades,
         kill_tiers=tiers,
-        meta={"initial_cash": str(settings.initial_cash), "runner": "vectorised"},
+    )
+
+
+@dataclass(slots=True)
+class _Booked:
+    """One compiled trial: its equity and holdings now, its full result on demand."""
+
+    equity: np.ndarray
+    positions: np.ndarray
+    make: Callable[[], BacktestResult]
+
+
+def _compiled(
+    panel: PricePanel,
+    settings: BacktestSettings,
+    first: int,
+    last: int,
+    volumes: np.ndarray,
+    targets: Sequence[np.ndarray],
+) -> list[_Booked | str]:
+    """Book each target matrix with the compiled pass; a string says why a trial was not
+    (the caller books it in Python)."""
+    opens, closes = price_units(panel.open), price_units(panel.close)
+    highs, lows = price_units(panel.high), price_units(panel.low)
+    from qgtm.engine.backtest import kernel  # numba loads on the first compiled run
+
+    top = max((int(a.max()) for a in (opens, highs, lows, closes) if a.size), default=0)
+    why = kernel.eligible(settings, top)
+    if why is not None:
+        return [why] * len(targets)
+    symbols = panel.symbols
+    order = np.array(sorted(range(len(symbols)), key=lambda j: symbols[j]), dtype=np.int64)
+    inputs = kernel.kernel_inputs(
+        opens[:, order],
+        highs[:, order],
+        lows[:, order],
+        closes[:, order],
+        np.asarray(panel.volume, dtype=float)[:, order],
+        volumes[:, order],
+        first,
+        last,
+        settings,
+    )
+    sorted_symbols = tuple(symbols[j] for j in order)
+    out: list[_Booked | str] = []
+    for wanted in targets:
+        book = kernel.book_trial(inputs, wanted[:, order])
+        if book.status != kernel.Status.OK:
+            out.append(f"booked in Python: {book.status.name.lower().replace('_', ' ')}")
+            continue
+        positions = np.empty_like(book.positions)
+        positions[:, order] = book.positions
+        equity = book.equity / kernel.UNITS
+
+        def make(
+            book: kernel.TrialBook = book, positions: np.ndarray = positions, equity=equity
+        ) -> BacktestResult:
+            return BacktestResult.over_window(
+                panel,
+                (first, last),
+                settings,
+                "vectorised",
+                equity=equity,
+                cash=book.cash / kernel.UNITS,
+                positions=positions,
+                trades=kernel.trades_of(book, panel.dates, sorted_symbols, first),
+                kill_tiers=[KillTier(int(t)).name for t in book.tiers],
+                booking="compiled",
+            )
+
+        out.append(_Booked(equity, positions, make))
+    return out
+
+
+@dataclass(slots=True)
+class SweepResult:
+    """A parameter sweep on one window: every trial's equity and holdings, and any
+    trial's full BacktestResult on demand (`result`)."""
+
+    dates: tuple[date, ...]
+    symbols: tuple[str, ...]
+    equity: np.ndarray  # trials x sessions
+    positions: np.ndarray  # trials x sessions x symbols
+    booking: list[str]  # per trial: "compiled" or why it was booked in Python
+    initial_cash: float
+    _makers: list[Callable[[], BacktestResult]] = field(repr=False)
+
+    @property
+    def returns(self) -> np.ndarray:
+        """Simple daily returns per trial (trials x sessions), as BacktestResult.returns."""
+        prev = np.concatenate(
+            [np.full((len(self.equity), 1), self.initial_cash), self.equity[:, :-1]], axis=1
+        )
+        return self.equity / prev - 1.0
+
+    def result(self, trial: int) -> BacktestResult:
+        """The full result (trades included) of one trial."""
+        return self._makers[trial]()
+
+
+def run_sweep(
+    panel: PricePanel,
+    trials: Sequence[Sequence[BaseStrategy]],
+    settings: BacktestSettings,
+    signals: Sequence[Mapping[str, np.ndarray]] | None = None,
+    context: StrategyContext | None = None,
+    progress: Progress | None = None,
+) -> SweepResult:
+    """Every trial (a strategy set) through the vectorised runner on one window: all
+    start on the session after the longest warm-up of any trial.
+
+    With decision="signal" the trials share the volatility and volume arrays and are
+    booked by the compiled pass (a trial it cannot book exactly runs in Python, and
+    `booking` says so); with the live decision each trial is a run_vectorised.
+    `signals`, per trial, skips the signal step (e.g. `sma.crossover_signals`).
+    """
+    warmup = max((s.warmup for trial in trials for s in trial), default=0)
+    first, last = session_window(panel, settings, warmup)
+    common = replace(settings, start=panel.dates[first])
+
+    def signals_of(k: int) -> Mapping[str, np.ndarray]:
+        if signals is not None:
+            return signals[k]
+        return signal_matrices(panel, trials[k], range(first, last), context)
+
+    booked: list[_Booked | str] = ["live decision"] * len(trials)
+    if settings.decision == "signal":
+        volumes = mean_volume_matrix(panel.volume, settings.costs.adv_window, first, last)
+        vols = vol_matrix(panel.close)
+        targets = [
+            target_matrix(netted(signals_of(k)), vols, settings.gross_target)
+            for k in range(len(trials))
+        ]
+        booked = _compiled(panel, settings, first, last, volumes, targets)
+    equity, positions, booking, makers = [], [], [], []
+    for k, trial in enumerate(trials):
+        entry = booked[k]
+        if isinstance(entry, str):
+            result = run_vectorised(
+                panel, trial, common, signals=signals_of(k), context=context, compiled=False
+            )
+            equity.append(result.equity)
+            positions.append(result.positions)
+            booking.append(entry)
+            makers.append(lambda result=result: result)
+        else:
+            equity.append(entry.equity)
+            positions.append(entry.positions)
+            booking.append("compiled")
+            makers.append(entry.make)
+        if progress is not None:
+            progress(k + 1, len(trials))
+    return SweepResult(
+        dates=panel.dates[first:last],
+        symbols=panel.symbols,
+        equity=np.array(equity),
+        positions=np.array(positions),
+        booking=booking,
+        initial_cash=float(settings.initial_cash),
+        _makers=makers,
     )
