@@ -400,33 +400,48 @@ def run_sweep(
             return signals[k]
         return signal_matrices(panel, trials[k], range(first, last), context)
 
+    # progress: one step per trial's signals (the slow part for strategies without a
+    # signal_matrix) and one per trial booked in Python; compiled booking is instant
+    steps = len(trials)
+    done = 0
+
+    def advance() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, steps)
+
     booked: list[_Booked | str] = ["live decision"] * len(trials)
+    computed: dict[int, Mapping[str, np.ndarray]] = {}
     if settings.decision == "signal":
         volumes = mean_volume_matrix(panel.volume, settings.costs.adv_window, first, last)
         vols = vol_matrix(panel.close)
-        targets = [
-            target_matrix(netted(signals_of(k)), vols, settings.gross_target)
-            for k in range(len(trials))
-        ]
+        targets = []
+        for k in range(len(trials)):
+            computed[k] = signals_of(k)
+            targets.append(target_matrix(netted(computed[k]), vols, settings.gross_target))
+            advance()
         booked = _compiled(panel, settings, first, last, volumes, targets)
+    python = [k for k, entry in enumerate(booked) if isinstance(entry, str)]
+    steps += len(python) if settings.decision == "signal" else 0
     equity, positions, booking, makers = [], [], [], []
     for k, trial in enumerate(trials):
         entry = booked[k]
         if isinstance(entry, str):
+            trial_signals = computed[k] if k in computed else signals_of(k)
             result = run_vectorised(
-                panel, trial, common, signals=signals_of(k), context=context, compiled=False
+                panel, trial, common, signals=trial_signals, context=context, compiled=False
             )
             equity.append(result.equity)
             positions.append(result.positions)
             booking.append(entry)
             makers.append(lambda result=result: result)
+            advance()
         else:
             equity.append(entry.equity)
             positions.append(entry.positions)
             booking.append("compiled")
             makers.append(entry.make)
-        if progress is not None:
-            progress(k + 1, len(trials))
     return SweepResult(
         dates=panel.dates[first:last],
         symbols=panel.symbols,

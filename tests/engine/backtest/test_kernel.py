@@ -284,3 +284,17 @@ def test_price_units_are_the_money_matrix_in_hundredths_of_a_cent(seed: int) -> 
     # the marks a result reports: units / 10^4 is the float of each Decimal, bit for bit
     floats = np.array([[float(p) for p in row] for row in money])
     np.testing.assert_array_equal(price_units(values) / 10_000, floats)
+
+
+def test_a_sweep_reports_progress_through_every_trial(demo_panel: PricePanel) -> None:
+    """Signals are the slow part of a quick sweep: each trial's counts as a step, and a
+    trial booked in Python (here: all, with impact costs) adds its own step."""
+    strategies = [[SmaCrossover(fast=f, slow=30)] for f in (5, 10, 15)]
+    for settings_, total in (
+        (BacktestSettings(decision="signal"), 3),
+        (BacktestSettings(decision="signal", costs=CostModel(impact_bps_at_full_adv=5.0)), 6),
+    ):
+        seen: list[tuple[int, int]] = []
+        run_sweep(demo_panel, strategies, settings_, progress=lambda d, n: seen.append((d, n)))
+        assert [d for d, _ in seen] == list(range(1, total + 1))
+        assert seen[-1] == (total, total)
