@@ -55,6 +55,7 @@ class Status(IntEnum):
     INEXACT_SHARES = 1  # a share count within float error of the whole-number snap edge
     INEXACT_TIE = 2  # a child price on a half-cent-hundredth tie after an inexact division
     TRADE_BUFFER = 3  # more fills than the trade buffer holds (rerun with a larger one)
+    OUT_OF_RANGE = 4  # a book value beyond 2^52 units: float quotients would not be exact
 
 
 def _fraction(value: Decimal) -> tuple[int, int]:
@@ -92,7 +93,7 @@ def eligible(settings: BacktestSettings, max_price_units: int) -> str | None:
     buckets = 2 * len(INTRADAY_VOLUME_CURVE)
     if (max_price_units + 1) * buckets * (scale + abs(cost_num)) >= _LIMIT:
         return "prices too large for 64-bit fill arithmetic"
-    if comm_den > 10**9 or abs(comm_num) * UNITS >= 2**40:
+    if comm_den > 10**9 or abs(comm_num) * UNITS >= 2**30:
         return "commission rate needs more than 64-bit arithmetic"
     if abs(cash_num) >= 2**50:
         return "initial cash too large"
@@ -494,7 +495,12 @@ def _book(
         equity = cash
         for j in range(m):
             if held[j] != 0:
-                equity += closes[i - 1, j] * held[j]
+                value = closes[i - 1, j] * held[j]
+                if abs(value) >= 2**52 or abs(held[j]) >= 2**31:
+                    return 4, count
+                equity += value
+        if abs(equity) >= 2**52:
+            return 4, count
         for j in range(m):
             current[j] = 0.0
             present[j] = False

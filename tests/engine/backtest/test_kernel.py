@@ -298,3 +298,23 @@ def test_a_sweep_reports_progress_through_every_trial(demo_panel: PricePanel) ->
         run_sweep(demo_panel, strategies, settings_, progress=lambda d, n: seen.append((d, n)))
         assert [d for d, _ in seen] == list(range(1, total + 1))
         assert seen[-1] == (total, total)
+
+
+def test_books_too_large_for_exact_float_quotients_are_refused() -> None:
+    """Above 2^52 units (about 450 billion) a weight is no longer a quotient of two exact
+    doubles; eligible() refuses such cash and the kernel stops if a book grows there."""
+    from qgtm.engine.backtest import kernel
+
+    huge = BacktestSettings(initial_cash=Decimal("500000000000"), decision="signal")
+    assert kernel.eligible(huge, 10**7) == "initial cash too large"
+    panel = _first_mark_panel(12, 100.0)
+    units = kernel.kernel_inputs(
+        *(price_units(a) for a in (panel.open, panel.high, panel.low, panel.close)),
+        panel.volume,
+        np.full(panel.volume.shape, 1e7),
+        4,
+        12,
+        huge,
+    )
+    book = kernel.book_trial(units, np.ones((12, 1)))
+    assert book.status == kernel.Status.OUT_OF_RANGE
