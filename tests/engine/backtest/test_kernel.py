@@ -295,7 +295,9 @@ def test_a_sweep_reports_progress_through_every_trial(demo_panel: PricePanel) ->
         (BacktestSettings(decision="signal", costs=CostModel(impact_bps_at_full_adv=5.0)), 6),
     ):
         seen: list[tuple[int, int]] = []
-        run_sweep(demo_panel, strategies, settings_, progress=lambda d, n: seen.append((d, n)))
+        run_sweep(
+            demo_panel, strategies, settings_, progress=lambda d, n, out=seen: out.append((d, n))
+        )
         assert [d for d, _ in seen] == list(range(1, total + 1))
         assert seen[-1] == (total, total)
 
