@@ -136,6 +136,8 @@ def probability_of_backtest_overfitting(
         raise ValueError("need a T x N matrix with N >= 2 configurations and T >= n_splits")
     blocks = np.array_split(np.arange(matrix.shape[0]), n_splits)
     n_configs = matrix.shape[1]
+    if metric is _sharpe_columns:
+        return _pbo_of_sharpes(matrix, blocks)
     logits = []
     for chosen in combinations(range(n_splits), n_splits // 2):
         in_rows = np.concatenate([blocks[b] for b in chosen])
@@ -149,6 +151,40 @@ def probability_of_backtest_overfitting(
         pbo=float(np.mean(np.array(logits) <= 0)),
         logits=tuple(logits),
     )
+
+
+def _pbo_of_sharpes(matrix: np.ndarray, blocks: list[np.ndarray]) -> OverfitResult:
+    """CSCV with the Sharpe metric from per-block moments: every split's IS and OOS
+    mean and variance are sums of its blocks' column sums and sums of squares (taken
+    about each column's overall mean, so the subtraction loses no precision), one
+    matrix product for all C(S, S/2) splits instead of a pass over the rows per split.
+    Same ranks as `_sharpe_columns` on the gathered rows (tested to agree)."""
+    centred = matrix - matrix.mean(axis=0)
+    sums = np.array([centred[b].sum(axis=0) for b in blocks])  # S x N
+    squares = np.array([(centred[b] ** 2).sum(axis=0) for b in blocks])
+    counts = np.array([len(b) for b in blocks], dtype=float)
+    n_splits = len(blocks)
+    chosen = np.zeros((math.comb(n_splits, n_splits // 2), n_splits))
+    for row, picked in enumerate(combinations(range(n_splits), n_splits // 2)):
+        chosen[row, list(picked)] = 1.0
+
+    def sharpes(mask: np.ndarray) -> np.ndarray:
+        n = (mask @ counts)[:, None]
+        total, square = mask @ sums, mask @ squares
+        mean = total / n
+        variance = np.maximum(square - n * mean * mean, 0.0) / (n - 1)
+        sd = np.sqrt(variance)
+        # the column's overall mean moves every split's mean, not its spread
+        shifted = mean + matrix.mean(axis=0)
+        return np.where(sd > 0, shifted / np.where(sd > 0, sd, 1.0), 0.0)
+
+    in_sample, out_sample = sharpes(chosen), sharpes(1.0 - chosen)
+    best = np.argmax(in_sample, axis=1)
+    winner = out_sample[np.arange(len(best)), best][:, None]
+    rank = 1 + np.sum(out_sample < winner, axis=1)
+    w = rank / (matrix.shape[1] + 1)
+    logits = np.log(w / (1 - w))
+    return OverfitResult(pbo=float(np.mean(logits <= 0)), logits=tuple(logits.tolist()))
 
 
 # ----- cross-validation and walk-forward --------------------------------------------------

@@ -130,3 +130,26 @@ def test_walk_forward_stitches_the_in_sample_winner_out_of_sample() -> None:
     assert result.chosen == (0, 0, 1)
     assert result.oos_index.tolist() == [4, 5, 6, 7, 8, 9]
     assert result.oos_returns.tolist() == [c0[4], c0[5], c0[6], c0[7], c1[8], c1[9]]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_pbo_from_block_moments_equals_the_row_by_row_sharpes(seed: int) -> None:
+    """The Sharpe metric's fast path (per-block sums, one product for all splits) gives
+    the same logit in every split as the metric run on each split's gathered rows,
+    including configurations with identical returns (ties) and a flat one."""
+    from qgtm.engine.backtest.validation import _sharpe_columns
+
+    rng = np.random.default_rng(seed)
+    rows, configs = int(rng.integers(40, 1500)), int(rng.integers(2, 9))
+    matrix = rng.normal(
+        rng.normal(0, 0.0005, configs), rng.uniform(0.003, 0.03, configs), (rows, configs)
+    )
+    matrix[:, 1] = matrix[:, 0]
+    matrix[:, -1] = 0.0
+    splits = [2, 4, 8, 16][seed % 4]
+    fast = probability_of_backtest_overfitting(matrix, splits)
+    row_by_row = probability_of_backtest_overfitting(
+        matrix, splits, metric=lambda block: _sharpe_columns(block)
+    )
+    assert fast.logits == row_by_row.logits
+    assert fast.pbo == row_by_row.pbo
