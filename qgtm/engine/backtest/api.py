@@ -210,9 +210,11 @@ def run_backtest(
     sector_of: Mapping[str, str] | None = None,
     progress: Progress | None = None,
     context: StrategyContext | None = None,
+    workers: int = 1,
 ) -> RunOutcome:
     """One backtest, or a sweep (vectorised) whose best in-sample value is reported with
     the deflated Sharpe over all trials, PBO by CSCV and, if asked, a walk-forward.
+    A sweep computes its trials in `workers` processes (see run_sweep).
 
     `context`: the macro/COT inputs the live engine would give the strategies (see
     `commands.load_market`); None runs them on the demo fallback series. The artifact's
@@ -239,7 +241,12 @@ def run_backtest(
     strategies = [make_strategy(strategy_name, {**params, key: v}) for v in values]
     # one window for all trials (after the longest warm-up), so returns line up
     swept = run_sweep(
-        panel, [[s] for s in strategies], settings, context=context, progress=progress
+        panel,
+        [[s] for s in strategies],
+        settings,
+        context=context,
+        progress=progress,
+        workers=workers,
     )
     matrix = swept.returns.T
     sharpes = [sharpe_ratio(matrix[:, k]) for k in range(matrix.shape[1])]
@@ -271,7 +278,7 @@ def run_backtest(
             **{f"oos_{k}": v for k, v in _sharpe_validation(wf.oos_returns).items()},
         }
     config["runner"] = "vector"
-    config["sweep"] = {key: list(values)}
+    config["sweep"] = {key: list(values), "processes": swept.processes}
     if walk is not None:
         config["walk_forward"] = list(walk)
     outcome.config = config

@@ -195,7 +195,8 @@ def _print_report(outcome: RunOutcome) -> None:
         )
     console.print(months)
     if outcome.sweep:
-        sweep = Table(title="sweep")
+        processes = outcome.config.get("sweep", {}).get("processes", 1)
+        sweep = Table(title=f"sweep ({processes} process{'es' if processes > 1 else ''})")
         for name in outcome.sweep[0]:
             sweep.add_column(name, justify="right")
         for row in outcome.sweep:
@@ -337,6 +338,7 @@ def backtest_command(args: argparse.Namespace, config: Config, data_dir: Path) -
             sectors,
             progress,
             context,
+            workers=os.cpu_count() or 1,  # a sweep's trials, one process per core
         )
     save_artifacts(outcome, data_dir)
     if args.json:

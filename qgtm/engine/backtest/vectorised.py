@@ -13,7 +13,10 @@ positions and equity therefore match the event-driven runner exactly
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import multiprocessing
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
@@ -26,6 +29,7 @@ from qgtm.engine.backtest.costs import adv_matrix, mean_volumes
 from qgtm.engine.backtest.decision import SessionDecision, signals_from_row
 from qgtm.engine.backtest.event_driven import Progress
 from qgtm.engine.backtest.result import (
+    BacktestError,
     BacktestResult,
     BacktestSettings,
     Trade,
@@ -299,7 +303,10 @@ def _compiled(
     (the caller books it in Python)."""
     opens, closes = price_units(panel.open), price_units(panel.close)
     highs, lows = price_units(panel.high), price_units(panel.low)
-    from qgtm.engine.backtest import kernel  # numba loads on the first compiled run
+    try:
+        from qgtm.engine.backtest import kernel  # numba loads on the first compiled run
+    except ImportError as exc:  # a platform without numba wheels: the Python pass
+        return [f"booked in Python: the compiled pass is unavailable ({exc})"] * len(targets)
 
     top = max((int(a.max()) for a in (opens, highs, lows, closes) if a.size), default=0)
     why = kernel.eligible(settings, top)
@@ -361,6 +368,7 @@ class SweepResult:
     booking: list[str]  # per trial: "compiled" or why it was booked in Python
     initial_cash: float
     _makers: list[Callable[[], BacktestResult]] = field(repr=False)
+    processes: int = 1  # how many processes computed the trials (1: this one)
 
     @property
     def returns(self) -> np.ndarray:
@@ -375,6 +383,53 @@ class SweepResult:
         return self._makers[trial]()
 
 
+@dataclass(frozen=True, slots=True)
+class _SweepJob:
+    """What every trial of a sweep shares; sent once to each worker process."""
+
+    panel: PricePanel
+    trials: tuple[Sequence[BaseStrategy], ...]
+    settings: BacktestSettings  # with start = the common first session
+    first: int
+    last: int
+    context: StrategyContext | None
+    signals: Sequence[Mapping[str, np.ndarray]] | None  # given per trial, or None
+
+    def run(self, k: int) -> object:
+        """Trial k's signals (decision="signal") or its whole Python run (live)."""
+        given = self.signals[k] if self.signals is not None else None
+        if self.settings.decision == "signal":
+            if given is not None:
+                return given
+            rows = range(self.first, self.last)
+            return signal_matrices(self.panel, self.trials[k], rows, self.context)
+        return self.run_python(k, given)
+
+    def run_python(self, k: int, given: Mapping[str, np.ndarray] | None) -> BacktestResult:
+        """Trial k through the Python pass of run_vectorised."""
+        return run_vectorised(
+            self.panel,
+            self.trials[k],
+            self.settings,
+            signals=given,
+            context=self.context,
+            compiled=False,
+        )
+
+
+_SWEEP_JOB: list[_SweepJob] = []  # a sweep worker's job (set by its initializer)
+SPAWN_SECONDS = 2.0
+"""A spawned sweep worker's start-up (imports), measured at 1.8-2.0 s on 2 cores."""
+
+
+def _sweep_init(job: _SweepJob) -> None:
+    _SWEEP_JOB[:] = [job]
+
+
+def _sweep_trial(k: int) -> object:
+    return _SWEEP_JOB[0].run(k)
+
+
 def run_sweep(
     panel: PricePanel,
     trials: Sequence[Sequence[BaseStrategy]],
@@ -382,6 +437,7 @@ def run_sweep(
     signals: Sequence[Mapping[str, np.ndarray]] | None = None,
     context: StrategyContext | None = None,
     progress: Progress | None = None,
+    workers: int = 1,
 ) -> SweepResult:
     """Every trial (a strategy set) through the vectorised runner on one window: all
     start on the session after the longest warm-up of any trial.
@@ -390,18 +446,48 @@ def run_sweep(
     booked by the compiled pass (a trial it cannot book exactly runs in Python, and
     `booking` says so); with the live decision each trial is a run_vectorised.
     `signals`, per trial, skips the signal step (e.g. `sma.crossover_signals`).
+    `workers` > 1 computes trials in that many spawned processes when the per-trial
+    work is slow enough to pay for them (the live decision, or signals from `generate`
+    session by session; see per_trial); the results are the same, in trial order.
     """
+    if not trials:
+        raise BacktestError("a sweep needs at least one trial")
     warmup = max((s.warmup for trial in trials for s in trial), default=0)
     first, last = session_window(panel, settings, warmup)
+    used = [1]  # processes that computed trials
     common = replace(settings, start=panel.dates[first])
+    job = _SweepJob(panel, tuple(trials), common, first, last, context, signals)
+    generic = signals is None and any(
+        not hasattr(s, "signal_matrix") for trial in trials for s in trial
+    )
+    parallel = workers > 1 and len(trials) > 1 and (settings.decision == "live" or generic)
 
-    def signals_of(k: int) -> Mapping[str, np.ndarray]:
-        if signals is not None:
-            return signals[k]
-        return signal_matrices(panel, trials[k], range(first, last), context)
+    def per_trial() -> Iterator[object]:
+        """Each trial's signals (signal decision) or result (live), in trial order.
 
-    # progress: one step per trial's signals (the slow part for strategies without a
-    # signal_matrix) and one per trial booked in Python; compiled booking is instant
+        The first trial runs here and is timed; the rest go to worker processes only
+        when the time they would save beats a worker's start-up (SPAWN_SECONDS: a spawned
+        interpreter imports numpy, scipy, statsmodels and the engine before it works).
+        """
+        started = time.perf_counter()
+        yield job.run(0)
+        rest = range(1, len(trials))
+        pool_size = min(workers, len(rest))
+        serial_estimate = (time.perf_counter() - started) * len(rest)
+        saved = serial_estimate * (1 - 1 / pool_size) if parallel and pool_size > 1 else 0.0
+        if saved <= 2 * SPAWN_SECONDS:
+            for k in rest:
+                yield job.run(k)
+            return
+        used[0] = 1 + pool_size
+        spawn = multiprocessing.get_context("spawn")  # callers may run threads: no fork
+        with ProcessPoolExecutor(
+            pool_size, mp_context=spawn, initializer=_sweep_init, initargs=(job,)
+        ) as pool:
+            yield from pool.map(_sweep_trial, rest)
+
+    # progress: one step per trial's signals or run (the slow parts) and one per trial
+    # the compiled pass hands back to Python; compiled booking itself is instant
     steps = len(trials)
     done = 0
 
@@ -411,32 +497,35 @@ def run_sweep(
         if progress is not None:
             progress(done, steps)
 
+    results: dict[int, BacktestResult] = {}
     booked: list[_Booked | str] = ["live decision"] * len(trials)
-    computed: dict[int, Mapping[str, np.ndarray]] = {}
     if settings.decision == "signal":
         volumes = mean_volume_matrix(panel.volume, settings.costs.adv_window, first, last)
         vols = vol_matrix(panel.close)
-        targets = []
-        for k in range(len(trials)):
-            computed[k] = signals_of(k)
-            targets.append(target_matrix(netted(computed[k]), vols, settings.gross_target))
+        computed: list[Mapping[str, np.ndarray]] = []
+        targets: list[np.ndarray] = []
+        for out in per_trial():
+            computed.append(out)  # type: ignore[arg-type]
+            targets.append(target_matrix(netted(computed[-1]), vols, settings.gross_target))
             advance()
         booked = _compiled(panel, settings, first, last, volumes, targets)
-    python = [k for k, entry in enumerate(booked) if isinstance(entry, str)]
-    steps += len(python) if settings.decision == "signal" else 0
+        python = [k for k, entry in enumerate(booked) if isinstance(entry, str)]
+        steps += len(python)
+        for k in python:
+            results[k] = job.run_python(k, computed[k])
+            advance()
+    else:
+        for k, out in enumerate(per_trial()):
+            results[k] = out  # type: ignore[assignment]
+            advance()
     equity, positions, booking, makers = [], [], [], []
-    for k, trial in enumerate(trials):
-        entry = booked[k]
+    for k, entry in enumerate(booked):
         if isinstance(entry, str):
-            trial_signals = computed[k] if k in computed else signals_of(k)
-            result = run_vectorised(
-                panel, trial, common, signals=trial_signals, context=context, compiled=False
-            )
+            result = results[k]
             equity.append(result.equity)
             positions.append(result.positions)
             booking.append(entry)
             makers.append(lambda result=result: result)
-            advance()
         else:
             equity.append(entry.equity)
             positions.append(entry.positions)
@@ -450,4 +539,5 @@ def run_sweep(
         booking=booking,
         initial_cash=float(settings.initial_cash),
         _makers=makers,
+        processes=used[0],
     )

@@ -70,6 +70,9 @@ def test_sweep_with_walk_forward_reports_dsr_pbo_and_oos(
     assert 0.0 <= validation["pbo"] <= 1.0
     assert len(validation["walk_forward"]["chosen"]) >= 3
     assert out["config"]["settings"]["decision"] == "signal"  # a sweep's default
+    # sma_ref's trials are booked compiled; a quick sweep stays in this process
+    assert {row["booking"] for row in out["sweep"]} == {"compiled"}
+    assert out["config"]["sweep"]["processes"] == 1
 
 
 @pytest.mark.parametrize(

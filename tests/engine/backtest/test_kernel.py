@@ -320,3 +320,48 @@ def test_books_too_large_for_exact_float_quotients_are_refused() -> None:
     )
     book = kernel.book_trial(units, np.ones((12, 1)))
     assert book.status == kernel.Status.OUT_OF_RANGE
+
+
+@pytest.mark.parametrize("decision", ["signal", "live"])
+def test_a_sweep_in_worker_processes_equals_the_serial_sweep(
+    demo_panel: PricePanel, decision: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tsmom has no signal_matrix, so its trials' signals (or, live, whole runs) can go
+    to spawned workers; trial order, holdings, equity and trades are unchanged. Workers
+    are used only when the first trial's time says they pay for their start-up."""
+    from qgtm.engine.backtest import vectorised
+    from qgtm.engine.strategies.registry import create
+
+    settings_ = BacktestSettings(decision=decision, start=demo_panel.dates[350])
+    trials = [[create("tsmom", lookback=n)] for n in (60, 120, 180, 240)]
+    serial = run_sweep(demo_panel, trials, settings_)
+    assert run_sweep(demo_panel, trials[:2], settings_, workers=2).processes == 1  # short
+    monkeypatch.setattr(vectorised, "SPAWN_SECONDS", 0.0)
+    seen: list[int] = []
+    parallel = run_sweep(
+        demo_panel, trials, settings_, workers=2, progress=lambda d, n: seen.append(d)
+    )
+    assert parallel.processes == 3  # this one (the first trial) and two workers
+    assert seen == [1, 2, 3, 4]
+    assert parallel.booking == serial.booking
+    np.testing.assert_array_equal(parallel.positions, serial.positions)
+    np.testing.assert_array_equal(parallel.equity, serial.equity)
+    assert parallel.result(2).trades == serial.result(2).trades
+    assert len(serial.result(2).trades) > 10
+
+
+def test_without_numba_the_python_pass_books_and_says_so(
+    demo_panel: PricePanel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    import qgtm.engine.backtest
+
+    monkeypatch.delitem(sys.modules, "qgtm.engine.backtest.kernel", raising=False)
+    monkeypatch.delattr(qgtm.engine.backtest, "kernel", raising=False)
+    monkeypatch.setitem(sys.modules, "numba", None)  # import numba raises ImportError
+    settings_ = BacktestSettings(decision="signal")
+    sweep = run_sweep(demo_panel, [[SmaCrossover(fast=5, slow=20)]], settings_)
+    assert sweep.booking[0].startswith("booked in Python: the compiled pass is unavailable")
+    python = run_vectorised(demo_panel, [SmaCrossover(fast=5, slow=20)], settings_, compiled=False)
+    np.testing.assert_array_equal(sweep.equity[0], python.equity)
