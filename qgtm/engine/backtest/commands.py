@@ -36,6 +36,7 @@ from qgtm.engine.backtest.api import (
     settings_from_config,
     strategy_names,
 )
+from qgtm.engine.backtest.decision import regime_cache_for, use_regime_cache
 from qgtm.engine.backtest.event_driven import Progress as ProgressFn
 from qgtm.engine.backtest.result import DECISIONS, BacktestError
 from qgtm.engine.data.store import MarketStore, PricePanel
@@ -224,6 +225,7 @@ def _league_init(
     _WORKER.update(
         panel=panel, settings=settings, sectors=sectors, data_dir=data_dir, context=context
     )
+    use_regime_cache(regime_cache_for(data_dir))
 
 
 def _league_row(name: str) -> dict[str, Any]:
@@ -319,6 +321,7 @@ def backtest_command(args: argparse.Namespace, config: Config, data_dir: Path) -
     if not args.all:
         make_strategy(args.strategy, params)  # fail fast on a bad name or parameter
     panel, context = load_market(config, data_dir, args.data)
+    use_regime_cache(regime_cache_for(data_dir))
     decision = getattr(args, "decision", None)
     if args.all:
         return _league(config, data_dir, panel, args.json, decision or "signal", context)

@@ -19,11 +19,15 @@ engine would work as VWAP/TWAP fill at the open as market orders here).
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
+import os
 import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 
@@ -46,8 +50,66 @@ from qgtm.engine.strategies.base import ALL_REGIMES, BaseStrategy
 
 REGIME_PANELS = 4
 """How many panels' regime labels a process remembers (see `SessionDecision.regime`)."""
+REGIME_VERSION = 1
+"""Part of every stored label's key: bump it when RegimeDetector.label can answer
+differently for the same bars and settings, so no label of the old code is reused."""
 _REGIME_LABELS: dict[tuple, dict[int, str | None]] = {}
 _REGIME_LOCK = threading.Lock()  # the Research screen runs backtests in threads
+_REGIME_DIR: list[Path] = []  # where labels are also kept on disk (use_regime_cache)
+
+
+def use_regime_cache(directory: Path | None) -> None:
+    """Also keep regime labels in `directory` (None: memory only, the default).
+
+    Every backtest process (a CLI run, a league or sweep worker, a Research-screen job)
+    otherwise fits the Markov model and runs the filters for its first regime-filtered
+    strategy again: about 7 s over the demo market. A file per panel fingerprint and
+    detector settings (and REGIME_VERSION) holds {session index: label}; an unreadable
+    file is ignored and rewritten.
+    """
+    _REGIME_DIR[:] = [directory] if directory is not None else []
+
+
+def regime_cache_dir() -> Path | None:
+    """The directory use_regime_cache set (None: memory only)."""
+    return _REGIME_DIR[0] if _REGIME_DIR else None
+
+
+def regime_cache_for(data_dir: Path) -> Path:
+    """Where a data directory keeps its regime labels."""
+    return data_dir / "cache" / "regime"
+
+
+def _regime_file(key: tuple) -> Path | None:
+    if not _REGIME_DIR:
+        return None
+    name = hashlib.blake2b(repr((REGIME_VERSION, key)).encode(), digest_size=16).hexdigest()
+    return _REGIME_DIR[0] / f"regime-{name}.json"
+
+
+def _load_labels(key: tuple) -> dict[int, str | None]:
+    path = _regime_file(key)
+    if path is None or not path.exists():
+        return {}
+    try:
+        stored = json.loads(path.read_text())
+        return {int(k): (None if v is None else str(v)) for k, v in stored.items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        logging.getLogger(__name__).warning("event=regime_cache_unreadable path=%s", path)
+        return {}
+
+
+def _store_labels(key: tuple, labels: dict[int, str | None]) -> None:
+    path = _regime_file(key)
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        partial.write_text(json.dumps({str(k): v for k, v in sorted(labels.items())}))
+        os.replace(partial, path)  # whole or not at all, also with workers racing
+    except OSError:
+        logging.getLogger(__name__).warning("event=regime_cache_not_written path=%s", path)
 
 
 def _regime_key(panel: PricePanel, detector: RegimeDetector) -> tuple:
@@ -100,12 +162,17 @@ class SessionDecision:
         restricted = any(set(ALL_REGIMES) - set(s.regimes) for s in strategies)
         self.detector = RegimeDetector() if restricted and self.live else None
         self._labels: dict[int, str | None] | None = None
+        self._regime_key: tuple | None = None
+        self._labels_stored = 0
         if self.detector is not None:
-            key = _regime_key(panel, self.detector)
+            key = self._regime_key = _regime_key(panel, self.detector)
             with _REGIME_LOCK:
-                if key not in _REGIME_LABELS and len(_REGIME_LABELS) >= REGIME_PANELS:
-                    _REGIME_LABELS.pop(next(iter(_REGIME_LABELS)))
-                self._labels = _REGIME_LABELS.setdefault(key, {})
+                if key not in _REGIME_LABELS:
+                    if len(_REGIME_LABELS) >= REGIME_PANELS:
+                        _REGIME_LABELS.pop(next(iter(_REGIME_LABELS)))
+                    _REGIME_LABELS[key] = _load_labels(key)
+                self._labels = _REGIME_LABELS[key]
+                self._labels_stored = len(self._labels)
 
     def regime(self, history: PricePanel, day: date) -> str | None:
         """The live engine's regime label for `day` (None when no strategy filters on it).
@@ -122,6 +189,15 @@ class SessionDecision:
             reading = self.detector.label(history, day)
             self._labels[index] = reading.label if reading is not None else None
         return self._labels[index]
+
+    def save_regimes(self) -> None:
+        """Write this panel's labels to the regime cache when this run added any."""
+        if self._regime_key is None or self._labels is None:
+            return
+        with _REGIME_LOCK:
+            if len(self._labels) > self._labels_stored:
+                _store_labels(self._regime_key, dict(self._labels))
+                self._labels_stored = len(self._labels)
 
     def decide(
         self,

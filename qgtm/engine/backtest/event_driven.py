@@ -176,6 +176,7 @@ def run_event_driven(
         tiers.append(tier.name)
         if progress is not None:
             progress(row + 1, n)
+    decision.save_regimes()
     return BacktestResult.over_window(
         panel,
         (first, last),

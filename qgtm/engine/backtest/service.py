@@ -34,6 +34,7 @@ from qgtm.engine.backtest.api import (
     settings_from_config,
     strategy_names,
 )
+from qgtm.engine.backtest.decision import regime_cache_for, use_regime_cache
 from qgtm.engine.backtest.result import BacktestError
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features.auxiliary import StrategyContext
@@ -201,6 +202,7 @@ def _run_job(messages: Any, payload: tuple) -> None:
     then, and finally ("done", summary with thinned equity/drawdown curves) or
     ("failed", message)."""
     request, settings, panel, sectors, context, data_dir = payload
+    use_regime_cache(regime_cache_for(data_dir))
     sent = [-1]
 
     def progress(done: int, total: int) -> None:

@@ -20,13 +20,19 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from qgtm.core.enums import KillTier
 from qgtm.engine.backtest.costs import adv_matrix, mean_volumes
-from qgtm.engine.backtest.decision import SessionDecision, signals_from_row
+from qgtm.engine.backtest.decision import (
+    SessionDecision,
+    regime_cache_dir,
+    signals_from_row,
+    use_regime_cache,
+)
 from qgtm.engine.backtest.event_driven import Progress
 from qgtm.engine.backtest.result import (
     BacktestError,
@@ -269,6 +275,7 @@ def run_vectorised(
         tiers.append(tier.name)
         if progress is not None and (row % 64 == 0 or row == n - 1):
             progress(row + 1, n)
+    decision.save_regimes()
     return BacktestResult.over_window(
         panel,
         (first, last),
@@ -394,6 +401,7 @@ class _SweepJob:
     last: int
     context: StrategyContext | None
     signals: Sequence[Mapping[str, np.ndarray]] | None  # given per trial, or None
+    regime_cache: Path | None = None  # the caller's use_regime_cache, for workers
 
     def run(self, k: int) -> object:
         """Trial k's signals (decision="signal") or its whole Python run (live)."""
@@ -424,6 +432,7 @@ SPAWN_SECONDS = 2.0
 
 def _sweep_init(job: _SweepJob) -> None:
     _SWEEP_JOB[:] = [job]
+    use_regime_cache(job.regime_cache)
 
 
 def _sweep_trial(k: int) -> object:
@@ -456,7 +465,7 @@ def run_sweep(
     first, last = session_window(panel, settings, warmup)
     used = [1]  # processes that computed trials
     common = replace(settings, start=panel.dates[first])
-    job = _SweepJob(panel, tuple(trials), common, first, last, context, signals)
+    job = _SweepJob(panel, tuple(trials), common, first, last, context, signals, regime_cache_dir())
     generic = signals is None and any(
         not hasattr(s, "signal_matrix") for trial in trials for s in trial
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -66,3 +67,47 @@ def test_a_backtest_with_remembered_labels_equals_one_without(
     np.testing.assert_array_equal(warm.positions, plain.positions)
     np.testing.assert_array_equal(warm.equity, plain.equity)
     assert len(warm.trades) > 10
+
+
+def test_regime_labels_are_kept_on_disk_for_the_next_process(
+    demo_panel: PricePanel, monkeypatch, tmp_path
+) -> None:
+    """A run stores its labels; a new process (memory cleared) reads them instead of
+    fitting again, and books the same; an unreadable file is ignored and rewritten;
+    other bars or settings use another file."""
+    cache = tmp_path / "cache" / "regime"
+    monkeypatch.setattr(decision_module, "_REGIME_LABELS", {})
+    decision_module.use_regime_cache(cache)
+    settings = BacktestSettings()
+    strategies = [create("rsi2")]  # trades in some regimes only
+    first = run_vectorised(demo_panel, strategies, settings)
+    (stored,) = cache.glob("regime-*.json")
+    assert len(json.loads(stored.read_text())) > 200
+
+    monkeypatch.setattr(decision_module, "_REGIME_LABELS", {})  # a new process
+
+    def no_fit(self, history, day):
+        raise AssertionError("the detector ran although the labels were stored")
+
+    label = RegimeDetector.label
+    monkeypatch.setattr(RegimeDetector, "label", no_fit)
+    second = run_vectorised(demo_panel, strategies, settings)
+    np.testing.assert_array_equal(second.positions, first.positions)
+    assert second.trades == first.trades
+
+    stored.write_text("{not json")
+    monkeypatch.setattr(decision_module, "_REGIME_LABELS", {})
+    monkeypatch.setattr(RegimeDetector, "label", label)
+    third = run_vectorised(demo_panel, strategies, settings)
+    assert third.trades == first.trades
+    assert json.loads(stored.read_text())  # rewritten whole
+
+    detector = RegimeDetector()
+    key = decision_module._regime_key(demo_panel, detector)
+    other = decision_module._regime_key(demo_panel, RegimeDetector(trend_threshold=0.3))
+    moved = replace(demo_panel, close=demo_panel.close * 1.01)
+    files = {
+        decision_module._regime_file(k)
+        for k in (key, other, decision_module._regime_key(moved, detector))
+    }
+    assert len(files) == 3 and stored in files
