@@ -37,7 +37,7 @@ from numba import njit
 
 from qgtm.core.enums import KillTier
 from qgtm.engine.backtest.result import BacktestSettings, Trade
-from qgtm.engine.execution.algos import INTRADAY_VOLUME_CURVE
+from qgtm.engine.execution.algos import INTRADAY_VOLUME_CURVE, Algo, schedule_weights
 from qgtm.engine.execution.oms import SHARE_TOLERANCE
 
 UNITS = 10_000  # 1/100 cent: PRICE_QUANTUM
@@ -160,7 +160,6 @@ def kernel_inputs(
     cost_num, cost_den = _fraction(costs.fill_cost_bps())
     comm_num, comm_den = _fraction(costs.commission_per_share)
     curve = np.asarray(INTRADAY_VOLUME_CURVE, dtype=float)
-    n = len(curve)
     return KernelInputs(
         opens=opens,
         highs=highs,
@@ -180,9 +179,8 @@ def kernel_inputs(
             [costs.vwap_adv_fraction, costs.twap_adv_fraction, costs.participation_cap]
         ),
         curve=curve,
-        # `schedule`'s weights, made by the same numpy expressions
-        vwap_weights=curve / curve.sum(),
-        twap_weights=np.ones(n) / np.ones(n).sum(),
+        vwap_weights=schedule_weights(Algo.VWAP),
+        twap_weights=schedule_weights(Algo.TWAP),
         limits=_limits_vector(settings),
         kill_switch=settings.kill_switch,
     )

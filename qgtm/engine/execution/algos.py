@@ -79,14 +79,19 @@ def schedule(
     n = len(curve)
     if algo is Algo.MARKET:
         return [quantity] + [0] * (n - 1)
-    weights = np.asarray(curve, dtype=float) if algo is Algo.VWAP else np.ones(n)
-    weights = weights / weights.sum()
-    exact = weights * quantity
+    exact = schedule_weights(algo, curve) * quantity
     slices = np.floor(exact).astype(int)
     leftover = quantity - int(slices.sum())
     for i in np.argsort(-(exact - slices), kind="stable")[:leftover]:
         slices[i] += 1
     return [int(s) for s in slices]
+
+
+def schedule_weights(algo: Algo, curve: Sequence[float] = INTRADAY_VOLUME_CURVE) -> np.ndarray:
+    """Each bucket's share of a VWAP (the volume curve) or TWAP (equal) order, summing
+    to 1; `schedule` splits an order by these (so does the compiled backtest pass)."""
+    weights = np.asarray(curve, dtype=float) if algo is Algo.VWAP else np.ones(len(curve))
+    return weights / weights.sum()
 
 
 def participation_capped(

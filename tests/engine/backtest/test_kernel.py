@@ -365,3 +365,31 @@ def test_without_numba_the_python_pass_books_and_says_so(
     assert sweep.booking[0].startswith("booked in Python: the compiled pass is unavailable")
     python = run_vectorised(demo_panel, [SmaCrossover(fast=5, slow=20)], settings_, compiled=False)
     np.testing.assert_array_equal(sweep.equity[0], python.equity)
+
+
+def test_a_full_trade_buffer_is_grown_and_the_trial_booked_again() -> None:
+    """Algo children can outnumber the first guess at the fills; a buffer of one row
+    must end with the same book as a roomy one."""
+    from qgtm.engine.backtest import kernel
+
+    rng = np.random.default_rng(3)
+    panel = _panel(rng, 40, ("SLV", "GLD"))
+    signals = _signals(rng, 40, 2)
+    settings_ = BacktestSettings(
+        costs=CostModel(vwap_adv_fraction=0.0005, twap_adv_fraction=0.002),
+        decision="signal",
+    )
+    inputs = kernel.kernel_inputs(
+        *(price_units(a) for a in (panel.open, panel.high, panel.low, panel.close)),
+        panel.volume,
+        np.full(panel.volume.shape, 5_000.0),
+        4,
+        40,
+        settings_,
+    )
+    tiny = kernel.book_trial(inputs, signals, capacity=1)
+    roomy = kernel.book_trial(inputs, signals)
+    assert tiny.status == roomy.status == kernel.Status.OK
+    assert len(roomy.trades) > 20
+    np.testing.assert_array_equal(tiny.trades, roomy.trades)
+    np.testing.assert_array_equal(tiny.equity, roomy.equity)
