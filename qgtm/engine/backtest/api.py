@@ -20,7 +20,7 @@ from qgtm.engine.backtest.costs import CostModel
 from qgtm.engine.backtest.event_driven import Progress, run_event_driven
 from qgtm.engine.backtest.result import BacktestError, BacktestResult, BacktestSettings
 from qgtm.engine.backtest.sma import SmaCrossover
-from qgtm.engine.backtest.stats import Report, report, sharpe_ratio
+from qgtm.engine.backtest.stats import Report, cagr, drawdown, report, sharpe_ratio
 from qgtm.engine.backtest.validation import (
     deflated_sharpe_ratio,
     min_track_record_length,
@@ -199,6 +199,26 @@ def _sharpe_validation(returns: np.ndarray, n_trials: int = 1, trials_var: float
     return out
 
 
+def _sweep_row(
+    key: str,
+    value: float,
+    sharpe: float,
+    equity: np.ndarray,
+    settings: BacktestSettings,
+    booking: str,
+) -> dict[str, Any]:
+    """One trial of a sweep: its value (as the strategy holds it), Sharpe, CAGR, max
+    drawdown over the common window, and how it was booked."""
+    initial = float(settings.initial_cash)
+    return {
+        key: value,
+        "sharpe": sharpe,
+        "cagr": cagr(initial, float(equity[-1]), len(equity)),
+        "max_drawdown": drawdown(equity, initial).max_drawdown,
+        "booking": booking,
+    }
+
+
 def run_backtest(
     panel: PricePanel,
     strategy_name: str,
@@ -257,8 +277,10 @@ def run_backtest(
         strategy_name, strategies[best].params, "vector", chosen, report(chosen, sector_of)
     )
     outcome.sweep = [
-        {key: v, "sharpe": s, "booking": b}
-        for v, s, b in zip(values, sharpes, swept.booking, strict=True)
+        _sweep_row(key, strategy.params[key], sharpe, swept.equity[k], settings, booking)
+        for k, (strategy, sharpe, booking) in enumerate(
+            zip(strategies, sharpes, swept.booking, strict=True)
+        )
     ]
     outcome.validation = _sharpe_validation(chosen.returns, len(values), sharpe_variance(daily))
     if len(values) >= 2 and matrix.shape[0] >= 16:
@@ -273,7 +295,7 @@ def run_backtest(
             "train": train,
             "test": test,
             "anchored": anchored,
-            "chosen": [values[k] for k in wf.chosen],
+            "chosen": [strategies[k].params[key] for k in wf.chosen],
             "oos_sharpe": sharpe_ratio(wf.oos_returns),
             **{f"oos_{k}": v for k, v in _sharpe_validation(wf.oos_returns).items()},
         }

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -39,6 +40,7 @@ from qgtm.engine.backtest.api import (
 from qgtm.engine.backtest.decision import regime_cache_for, use_regime_cache
 from qgtm.engine.backtest.event_driven import Progress as ProgressFn
 from qgtm.engine.backtest.result import DECISIONS, BacktestError
+from qgtm.engine.backtest.stats import MONTH_LABELS, compact_percent, monthly_rows
 from qgtm.engine.data.store import MarketStore, PricePanel
 from qgtm.engine.data.user_bars import load_user_bars, summary_lines, to_panel
 from qgtm.engine.features.auxiliary import StrategyContext
@@ -143,26 +145,56 @@ def _progress(label: str) -> Iterator[ProgressFn]:
 
 
 def _fmt(value: Any, pct: bool = False) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float) and not math.isfinite(value):
         return "inf" if value > 0 else "nan"
     if isinstance(value, float):
         return f"{value:.2%}" if pct else f"{value:.3f}"
+    if isinstance(value, list):
+        return ", ".join(_fmt(v) if isinstance(v, float) else str(v) for v in value)
     return str(value)
 
 
+COUNTS = {"observations", "trials", "train", "test", "trades"}
+"""Statistics that are numbers of sessions or trials: printed whole, with separators."""
+PERCENTS = {"cagr", "max_drawdown"}
+
+
+def _stat(key: str, value: Any) -> str:
+    """One validation value as the report prints it."""
+    key = key.removeprefix("oos_")
+    if key in COUNTS or key.endswith("_sessions"):
+        if isinstance(value, float) and not math.isfinite(value):
+            return _fmt(value)
+        return f"{value:,.0f}"
+    return _fmt(value, key in PERCENTS)
+
+
+def params_text(params: dict[str, Any]) -> str:
+    """'lookback=63 skip=0 target_vol=0.2': a strategy's parameters on one line."""
+    return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
 def _print_report(outcome: RunOutcome) -> None:
+    """The report for a terminal: header lines, the statistics, the monthly returns
+    (13 narrow columns, so an 80-column terminal shows them whole) and any sweep."""
     console = Console()
     rep = outcome.report
     result = outcome.result
-    table = Table(
-        title=f"{outcome.strategy} {outcome.params} [{outcome.runner}] "
-        f"{result.dates[0]} .. {result.dates[-1]}"
+    decision = outcome.config.get("settings", {}).get("decision", "live")
+    console.print(
+        f"[bold]{outcome.strategy}[/] {result.dates[0]} .. {result.dates[-1]}, "
+        f"{outcome.runner} runner, {decision} decision",
+        highlight=False,
     )
+    console.print(f"params: {params_text(outcome.params)}", highlight=False)
+    table = Table(box=box.SIMPLE_HEAD)
     table.add_column("statistic")
     table.add_column("value", justify="right")
     rows = [
         ("final equity", f"{result.equity[-1]:,.2f}"),
-        ("trades", str(len(result.trades))),
+        ("trades", f"{len(result.trades):,}"),
         ("total return", _fmt(rep.total_return, True)),
         ("CAGR", _fmt(rep.cagr, True)),
         ("volatility", _fmt(rep.volatility, True)),
@@ -170,7 +202,7 @@ def _print_report(outcome: RunOutcome) -> None:
         ("Sortino", _fmt(rep.sortino)),
         ("Calmar", _fmt(rep.calmar)),
         ("max drawdown", _fmt(rep.max_drawdown, True)),
-        ("max drawdown sessions", str(rep.max_drawdown_sessions)),
+        ("max drawdown sessions", f"{rep.max_drawdown_sessions:,}"),
         ("hit rate", _fmt(rep.hit_rate, True)),
         ("turnover / year", _fmt(rep.turnover)),
     ]
@@ -178,30 +210,40 @@ def _print_report(outcome: RunOutcome) -> None:
     if inputs:
         rows.append(("inputs", inputs))
     rows += [(f"exposure {k}", _fmt(v, True)) for k, v in rep.exposure_by_sector.items()]
+    chosen: list[Any] = []
     for key, value in outcome.validation.items():
-        if isinstance(value, dict):
-            rows += [(f"walk-forward {k}", _fmt(v)) for k, v in value.items()]
+        if isinstance(value, dict):  # the walk-forward; its choices follow the table
+            chosen = value.get("chosen", [])
+            rows += [
+                (f"walk-forward {k.replace('_', ' ')}", _stat(k, v))
+                for k, v in value.items()
+                if k != "chosen"
+            ]
         else:
-            rows.append((key.replace("_", " "), _fmt(value)))
+            rows.append((key.replace("_", " "), _stat(key, value)))
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)
-    months = Table(title="monthly returns")
+    if chosen:
+        swept = next(iter(outcome.sweep[0])) if outcome.sweep else "value"
+        console.print(f"walk-forward {swept} per test window: {_fmt(chosen)}", highlight=False)
+    months = Table(title="monthly returns, %", box=box.SIMPLE_HEAD, padding=0, show_edge=False)
     months.add_column("year")
-    for m in range(1, 13):
-        months.add_column(f"{m:02d}", justify="right")
-    for year, values in sorted(rep.monthly_returns.items()):
-        months.add_row(
-            str(year), *(f"{values[m]:+.1%}" if m in values else "" for m in range(1, 13))
-        )
+    for label in (*MONTH_LABELS, "Year"):
+        months.add_column(label, justify="right", min_width=4)
+    for year, values in monthly_rows(rep.monthly_returns):
+        months.add_row(str(year), *(compact_percent(v) for v in values))
     console.print(months)
     if outcome.sweep:
         processes = outcome.config.get("sweep", {}).get("processes", 1)
-        sweep = Table(title=f"sweep ({processes} process{'es' if processes > 1 else ''})")
+        sweep = Table(
+            title=f"sweep ({processes} process{'es' if processes > 1 else ''})",
+            box=box.SIMPLE_HEAD,
+        )
         for name in outcome.sweep[0]:
-            sweep.add_column(name, justify="right")
+            sweep.add_column(name.replace("_", " "), justify="right")
         for row in outcome.sweep:
-            sweep.add_row(*(_fmt(v) for v in row.values()))
+            sweep.add_row(*(_fmt(v, k in PERCENTS) for k, v in row.items()))
         console.print(sweep)
     print(f"artifacts: {outcome.artifact}")
 

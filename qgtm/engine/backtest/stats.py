@@ -122,6 +122,34 @@ def monthly_returns(dates: Sequence[date], returns: np.ndarray) -> dict[int, dic
     return table
 
 
+MONTH_LABELS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def monthly_rows(
+    monthly: Mapping[int | str, Mapping[int | str, float]],
+) -> list[tuple[int, list[float | None]]]:
+    """The monthly returns table as rows: (year, [Jan..Dec, year]), None for months
+    outside the run; the year's return compounds its months: prod(1 + m) - 1.
+
+    Takes Report.monthly_returns or its JSON form (string keys)."""
+    rows = []
+    for year in sorted(monthly, key=int):
+        months = {int(m): float(r) for m, r in monthly[year].items()}
+        total = math.prod(1.0 + r for r in months.values()) - 1.0
+        rows.append((int(year), [months.get(m) for m in range(1, 13)] + [total]))
+    return rows
+
+
+def compact_percent(value: float | None) -> str:
+    """A return in percent in at most 4 characters ('' for None): one decimal below
+    9.95%, whole percents from there ('-0.4', '12', '-100'), so a year of 13 cells fits
+    an 80-column terminal."""
+    if value is None:
+        return ""
+    pct = value * 100.0
+    return f"{pct:.1f}" if abs(pct) < 9.95 else f"{pct:.0f}"
+
+
 def report(result: BacktestResult, sector_of: Mapping[str, str] | None = None) -> Report:
     """Every headline statistic of `result`."""
     initial = float(result.meta.get("initial_cash", result.equity[0]))

@@ -126,7 +126,7 @@ def candidate_params(
         params = {}
         for spec in strategy.parameters:
             value = float(rng.uniform(spec.low, spec.high))
-            if float(spec.default).is_integer() and float(spec.low).is_integer():
+            if spec.whole:  # a window or a count: whole draws (a float default stays real)
                 value = float(round(value))
             params[spec.name] = min(max(value, spec.low), spec.high)
         candidates.append(params)

@@ -22,13 +22,32 @@ ALL_REGIMES: tuple[str, ...] = (TRENDING, MEAN_REVERTING, CRISIS)
 
 @dataclass(frozen=True, slots=True)
 class Parameter:
-    """A tunable parameter with its default and the range a retrain may search."""
+    """A tunable parameter with its default and the range a retrain may search.
+
+    A parameter whose default is an int (a window, a period, a count of sessions) is
+    whole: overrides must be whole numbers and are kept as ints.
+    """
 
     name: str
     default: float
     low: float
     high: float
     description: str
+
+    @property
+    def whole(self) -> bool:
+        """True for a count (an int default): fractional values are refused."""
+        return isinstance(self.default, int) and not isinstance(self.default, bool)
+
+    def checked(self, strategy: str, value: float) -> float:
+        """`value` inside [low, high] (as an int when whole); ValueError naming the rule."""
+        if self.whole and not float(value).is_integer():
+            raise ValueError(f"{strategy}: {self.name} takes whole numbers, not {value}")
+        if not self.low <= value <= self.high:
+            raise ValueError(
+                f"{strategy}: {self.name}={value} outside its range [{self.low}, {self.high}]"
+            )
+        return int(value) if self.whole else value
 
 
 class BaseStrategy(ABC):
@@ -61,12 +80,7 @@ class BaseStrategy(ABC):
             raise ValueError(f"{self.name}: unknown parameter(s) {', '.join(sorted(unknown))}")
         self.params: dict[str, float] = {p.name: p.default for p in self.parameters}
         for key, value in overrides.items():
-            spec = known[key]
-            if not spec.low <= value <= spec.high:
-                raise ValueError(
-                    f"{self.name}: {key}={value} outside its range [{spec.low}, {spec.high}]"
-                )
-            self.params[key] = value
+            self.params[key] = known[key].checked(self.name, value)
 
     @property
     @abstractmethod

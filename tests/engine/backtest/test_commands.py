@@ -64,7 +64,14 @@ def test_sweep_with_walk_forward_reports_dsr_pbo_and_oos(
     argv += ["--sweep", "fast=3:9:2", "--walk-forward", "60:30", "--data-dir", str(tmp_path)]
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
-    assert [row["fast"] for row in out["sweep"]] == [3.0, 5.0, 7.0, 9.0]
+    fasts = [row["fast"] for row in out["sweep"]]
+    assert fasts == [3, 5, 7, 9] and all(isinstance(v, int) for v in fasts)  # a whole parameter
+    # each trial's CAGR and drawdown; the best trial's are the report's own
+    best = max(out["sweep"], key=lambda row: row["sharpe"])
+    assert best["fast"] == out["params"]["fast"]
+    assert best["cagr"] == pytest.approx(out["report"]["cagr"], rel=1e-12)
+    assert best["max_drawdown"] == pytest.approx(out["report"]["max_drawdown"], rel=1e-12)
+    assert len({row["cagr"] for row in out["sweep"]}) > 1
     validation = out["validation"]
     assert 0.0 <= validation["deflated_sharpe"] <= 1.0 and validation["trials"] == 4
     assert 0.0 <= validation["pbo"] <= 1.0
@@ -81,6 +88,7 @@ def test_sweep_with_walk_forward_reports_dsr_pbo_and_oos(
         (["backtest", "nosuch"], "unknown strategy 'nosuch'"),
         (["backtest", "tsmom", "--param", "lookback=9999"], "outside its range"),
         (["backtest", "tsmom", "--param", "nosuch=1"], "unknown parameter"),
+        (["backtest", "tsmom", "--param", "lookback=20.5"], "lookback takes whole numbers"),
         (["backtest", "tsmom", "--from", "2020-02-30"], "bad --from"),
         (["backtest", "tsmom", "--sweep", "lookback=5"], "bad --sweep"),
         (["backtest", "tsmom", "--walk-forward", "10:5"], "needs a --sweep"),
@@ -93,6 +101,32 @@ def test_bad_input_is_one_line_and_exit_2(
     assert main([*argv, "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_report_fits_an_80_column_terminal_whole(
+    tmp_path: Path,
+    bars_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The printed report at 80 columns: no cell cut short, the monthly table with a
+    compounded Year column, every line within 80 characters."""
+    monkeypatch.setenv("COLUMNS", "80")
+    argv = ["backtest", "sma_ref", "--data", str(bars_file), "--sweep", "fast=3:9:2"]
+    assert main([*argv, "--walk-forward", "60:30", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "…" not in out
+    lines = [line for line in out.splitlines() if not line.startswith("artifacts: ")]
+    assert max(len(line) for line in lines) <= 80
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["year", "Jan"])
+    assert lines[header].split()[-1] == "Year" and len(lines[header].split()) == 14
+    # the run starts in February 2020 (30-session warm-up): 11 months and the year
+    first = lines[header + 2].split()
+    assert first[0] == "2020" and len(first) == 13
+    months = [float(v) / 100 for v in first[1:-1]]
+    # each shown month is rounded to 0.05%: the shown months compound to the year within that
+    assert float(first[-1]) / 100 == pytest.approx(np.prod([1 + m for m in months]) - 1, abs=7e-3)
+    assert "params: fast=" in out and "walk-forward fast per test window: " in out
 
 
 def test_all_prints_a_league_of_every_registered_strategy(

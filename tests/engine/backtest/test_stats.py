@@ -11,7 +11,9 @@ import pytest
 from qgtm.engine.backtest.result import BacktestResult
 from qgtm.engine.backtest.stats import (
     annual_turnover,
+    compact_percent,
     drawdown,
+    monthly_rows,
     report,
     sector_exposure,
 )
@@ -78,3 +80,37 @@ def test_sector_exposure_averages_gross_weights() -> None:
     got = sector_exposure(weights, ("GLD", "USO"), {"GLD": "metals", "USO": "energy"})
     assert got == {"energy": pytest.approx(0.1), "metals": pytest.approx(0.4)}
     assert not math.isnan(sum(got.values()))
+
+
+def test_monthly_rows_compound_each_year_from_its_months() -> None:
+    """2024: Jan -1%, Feb +22.2222% -> year 0.99 * 1.222222 - 1 = 0.21 (the curve's 100 -> 121);
+    2025: Mar +5% alone -> year 5%; missing months are None. JSON keys (strings) read the same."""
+    stats = report(_result())
+    monthly = {**stats.monthly_returns, 2025: {3: 0.05}}
+    rows = monthly_rows(monthly)
+    assert [year for year, _ in rows] == [2024, 2025]
+    jan, feb, *rest, year = rows[0][1]
+    assert (jan, feb) == (pytest.approx(-0.01), pytest.approx(121 / 99 - 1))
+    assert rest == [None] * 10
+    assert year == pytest.approx(0.21)
+    assert rows[1][1][2] == pytest.approx(0.05) and rows[1][1][12] == pytest.approx(0.05)
+    as_json = {str(y): {str(m): r for m, r in v.items()} for y, v in monthly.items()}
+    assert monthly_rows(as_json) == rows
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, ""),
+        (0.0, "0.0"),
+        (-0.0042, "-0.4"),
+        (0.0994, "9.9"),
+        (0.0996, "10"),
+        (-0.1234, "-12"),
+        (-1.0, "-100"),
+        (2.5, "250"),
+    ],
+)
+def test_compact_percent_fits_four_characters(value: float | None, text: str) -> None:
+    assert compact_percent(value) == text
+    assert len(compact_percent(value)) <= 4

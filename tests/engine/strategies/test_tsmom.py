@@ -59,6 +59,15 @@ def test_parameters_outside_their_declared_range_are_refused():
         TimeSeriesMomentum(lookback=10)
 
 
+def test_whole_parameters_refuse_fractions_and_are_kept_as_ints():
+    """A window is a count of sessions: 126.0 is 126, 126.5 is refused (never truncated)."""
+    strategy = TimeSeriesMomentum(lookback=126.0, target_vol=0.25)
+    assert strategy.params["lookback"] == 126 and isinstance(strategy.params["lookback"], int)
+    assert isinstance(strategy.params["target_vol"], float)  # a float parameter stays one
+    with pytest.raises(ValueError, match=r"lookback takes whole numbers, not 126\.5"):
+        TimeSeriesMomentum(lookback=126.5)
+
+
 def test_registry_names_unknown_strategies_clearly():
     with pytest.raises(UnknownStrategyError) as err:
         create("nope")
