@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 from textual.pilot import Pilot
 from textual.widgets import Input, Select
 from textual_plotext import PlotextPlot
 
+from qgtm.engine.backtest.stats import compact_percent
 from qgtm.tui.app import QGTMApp
 from qgtm.tui.screens.research import ResearchScreen
 from qgtm.tui.widgets.live_table import LiveTable
@@ -72,16 +74,31 @@ async def test_research_runs_two_backtests_in_background_and_compares_them(
             assert first["strategy"] == "sma_cross"
             assert first["start"] >= "2009-01-02" and first["end"] <= "2009-12-31"
             await _choose(pilot, "tsmom")
+            screen.query_one("#params", Input).focus()
+            await pilot.press(*"lookback=84 skip=0")
+            screen.query_one("#start", Input).value = "2009-07-01"
             await pilot.press("ctrl+r")
             await _wait_runs(pilot, screen, 2)
             table = screen.query_one("#research-stats LiveTable", LiveTable)
             assert "sharpe" in table.row_keys
             strategy_row = table.get_row("strategy")
             assert [str(c) for c in strategy_row[1:]] == ["tsmom", "sma_cross"]
-            plot = screen.query_one("#equity-plot", PlotextPlot)
-            assert plot.plt is not None
+            assert screen.runs[0]["params"]["lookback"] == 84  # the typed override ran
+            assert str(table.get_row("params")[1]).startswith("lookback=84 skip=0 ")
             assert "Done: tsmom" in screen.status_text
             assert Path(screen.runs[0]["artifact"]).exists()
+            # the newest run's months, newest year first, each year compounded
+            months = screen.query_one("#research-months LiveTable", LiveTable)
+            monthly = screen.runs[0]["report"]["monthly_returns"]
+            assert months.row_keys == sorted(monthly, reverse=True)
+            year = months.row_keys[-1]
+            compounded = np.prod([1 + r for r in monthly[year].values()]) - 1
+            assert str(months.get_row(year)[-1]) == compact_percent(compounded)
+            # both curves on one date axis: runs over different windows line up by date
+            await pilot.pause(0.3)
+            assert "2009-07" in app.export_screenshot()  # an x-axis date label
+            plot = screen.query_one("#equity-plot", PlotextPlot)
+            assert plot.plt is not None
     finally:
         engine.close()
 
@@ -99,5 +116,37 @@ async def test_bad_window_shows_the_engines_one_line_reason(tmp_path: Path) -> N
             await pilot.press("enter")
             await pilot.pause(0.2)
             assert "bad from '2009-13-01'" in screen.status_text
+    finally:
+        engine.close()
+
+
+async def test_narrow_terminals_switch_between_stats_and_monthly_tables(tmp_path: Path) -> None:
+    """At 140 columns both tables sit side by side; narrower, one at a time (ctrl+t);
+    a bad parameter entry is refused in the screen with the entry named."""
+    engine = research_engine(tmp_path)
+    app = QGTMApp(RecordingClient(engine))
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("5")
+            await pilot.pause(0.2)
+            screen = app.screen
+            stats = screen.query_one("#research-stats")
+            months = screen.query_one("#research-months")
+            assert stats.display and not months.display
+            await pilot.press("ctrl+t")
+            await pilot.pause()
+            assert months.display and not stats.display
+            await pilot.press("ctrl+t")
+            await pilot.pause()
+            assert stats.display and not months.display
+            await pilot.resize_terminal(*SIZE)
+            await pilot.pause(0.2)
+            assert stats.display and months.display
+            await _choose(pilot, "tsmom")
+            screen.query_one("#params", Input).value = "lookback=84 skip"
+            await pilot.press("ctrl+r")
+            await pilot.pause(0.2)
+            assert screen.status_text == "Cannot run: bad parameter 'skip': want NAME=NUMBER"
+            assert screen.pending is None
     finally:
         engine.close()

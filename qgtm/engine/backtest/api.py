@@ -71,6 +71,11 @@ def parse_param(text: str) -> tuple[str, float]:
         raise BacktestError(f"bad --param {text!r}: want NAME=NUMBER") from None
 
 
+def params_text(params: dict[str, Any]) -> str:
+    """'lookback=63 skip=0 target_vol=0.2': a strategy's parameters on one line."""
+    return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
 def parse_sweep(text: str) -> tuple[str, list[float]]:
     """'lookback=60:252:21' -> ('lookback', [60, 81, ..., 249]) (inclusive of b if hit)."""
     key, sep, spec = text.partition("=")

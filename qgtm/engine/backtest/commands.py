@@ -29,6 +29,7 @@ from qgtm.core.universe import load_universe
 from qgtm.engine.backtest.api import (
     RunOutcome,
     make_strategy,
+    params_text,
     parse_date,
     parse_param,
     parse_sweep,
@@ -171,11 +172,6 @@ def _stat(key: str, value: Any) -> str:
     return _fmt(value, key in PERCENTS)
 
 
-def params_text(params: dict[str, Any]) -> str:
-    """'lookback=63 skip=0 target_vol=0.2': a strategy's parameters on one line."""
-    return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
-
-
 def _print_report(outcome: RunOutcome) -> None:
     """The report for a terminal: header lines, the statistics, the monthly returns
     (13 narrow columns, so an 80-column terminal shows them whole) and any sweep."""
@@ -229,7 +225,7 @@ def _print_report(outcome: RunOutcome) -> None:
         console.print(f"walk-forward {swept} per test window: {_fmt(chosen)}", highlight=False)
     months = Table(title="monthly returns, %", box=box.SIMPLE_HEAD, padding=0, show_edge=False)
     months.add_column("year")
-    for label in (*MONTH_LABELS, "Year"):
+    for label in (*MONTH_LABELS, "total"):
         months.add_column(label, justify="right", min_width=4)
     for year, values in monthly_rows(rep.monthly_returns):
         months.add_row(str(year), *(compact_percent(v) for v in values))

@@ -19,6 +19,7 @@ import multiprocessing
 import queue
 import threading
 from dataclasses import dataclass, field
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -97,6 +98,12 @@ class BacktestService:
         self.jobs: dict[int, BacktestJob] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        # A job's Queue starts multiprocessing's resource tracker on first use, passing it
+        # sys.stderr's file descriptor. Inside the terminal, Textual has replaced
+        # sys.stderr with a capture whose fileno() is -1, and the tracker would fail to
+        # start ("bad value(s) in fds_to_keep"): every Research-screen run would fail.
+        # The engine is built before the terminal starts, so start the tracker now.
+        resource_tracker.ensure_running()
 
     def strategies(self) -> list[str]:
         """Strategy names a backtest can run."""

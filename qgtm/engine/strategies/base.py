@@ -42,10 +42,10 @@ class Parameter:
     def checked(self, strategy: str, value: float) -> float:
         """`value` inside [low, high] (as an int when whole); ValueError naming the rule."""
         if self.whole and not float(value).is_integer():
-            raise ValueError(f"{strategy}: {self.name} takes whole numbers, not {value}")
+            raise ValueError(f"{strategy}: {self.name} takes whole numbers, not {value:g}")
         if not self.low <= value <= self.high:
             raise ValueError(
-                f"{strategy}: {self.name}={value} outside its range [{self.low}, {self.high}]"
+                f"{strategy}: {self.name}={value:g} outside its range [{self.low:g}, {self.high:g}]"
             )
         return int(value) if self.whole else value
 

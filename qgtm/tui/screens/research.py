@@ -1,10 +1,14 @@
 """Research: backtest a strategy over a window in the background, chart it, compare runs.
 
-Keys: pick the strategy (Tab to the selector, Enter, arrows, Enter), type the window's
-dates, then Enter in a date field or ctrl+r runs it. The engine runs the backtest on its
-own thread (`backtest.run`); this screen polls `backtest.status`, so the terminal stays
-responsive. The two newest finished runs are compared side by side. Backtests use only
-sessions the engine has processed (never the demo replay's future bars).
+Keys: pick the strategy (Tab to the selector, Enter, arrows, Enter), optionally type
+parameter overrides ("lookback=126 skip=21") and the window's dates, then Enter in a
+field or ctrl+r runs it. The engine runs the backtest in a process of its own
+(`backtest.run`); this screen polls `backtest.status`, so the terminal stays responsive.
+The two newest finished runs are compared side by side: statistics, and equity and
+drawdown charts on one date axis (runs over different windows line up by date). The
+newest run's monthly returns (%, compounded per year) sit beside the statistics.
+Backtests use only sessions the engine has processed (never the demo replay's future
+bars).
 """
 
 from __future__ import annotations
@@ -15,10 +19,14 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.events import Resize
 from textual.widgets import Input, Select, Static
 from textual_plotext import PlotextPlot
 
 from qgtm.core.snapshot import EngineSnapshot
+from qgtm.engine.backtest.api import params_text, parse_param
+from qgtm.engine.backtest.result import BacktestError
+from qgtm.engine.backtest.stats import MONTH_LABELS, compact_percent, monthly_rows
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.themes import AMBER
 from qgtm.tui.widgets.live_table import Column, Row
@@ -27,14 +35,24 @@ from qgtm.tui.widgets.table_panel import TablePanel
 POLL_SECONDS = 0.2
 STAT_COLUMNS = (
     Column("stat", "Statistic", 22),
-    Column("a", "Latest run", 16, "right"),
-    Column("b", "Previous run", 16, "right"),
+    Column("a", "Latest run", 18, "right"),
+    Column("b", "Previous run", 18, "right"),
+)
+MONTH_COLUMNS = (  # no cell padding (see on_mount): a space leads each 4-character value
+    Column("year", "Year", 4),
+    *(Column(m.lower(), m, 5, "right") for m in MONTH_LABELS),
+    Column("total", "Total", 6, "right"),
 )
 NO_RUNS = "No runs yet: pick a strategy and a window, then press Enter or ctrl+r"
+NO_MONTHS = "Monthly returns of the newest run appear here"
+WIDE_WIDTH = 140  # the stats (66) and monthly (74) panels side by side; narrower: ctrl+t
+DATE_FORM = "Y-m-d"  # plotext's spelling of %Y-%m-%d, the curves' date strings
 SECOND_COLOUR = (90, 170, 250)
 STATS: tuple[tuple[str, str, str], ...] = (
     ("strategy", "Strategy", "text"),
-    ("window", "Window", "text"),
+    ("params", "Parameters", "text"),
+    ("start", "From", "text"),
+    ("end", "To", "text"),
     ("final_equity", "Final equity", "money"),
     ("trades", "Trades", "int"),
     ("cagr", "CAGR", "pct"),
@@ -58,7 +76,8 @@ def _rgb(hex_colour: str) -> tuple[int, int, int]:
 def _flat(run: dict[str, Any]) -> dict[str, Any]:
     out = {**run["report"], **run["validation"]}
     out["strategy"] = run["strategy"]
-    out["window"] = f"{run['start']}..{run['end']}"
+    out["start"], out["end"] = run["start"], run["end"]
+    out["params"] = params_text(run["params"])
     out["final_equity"] = run["final_equity"]
     out["trades"] = run["trades"]
     return out
@@ -78,6 +97,28 @@ def _cell(value: Any, kind: str) -> Text | str:
     return Text(f"{value:.3f}", justify="right")
 
 
+def parse_params(text: str) -> dict[str, float]:
+    """'lookback=126 skip=21' (spaces or commas between) -> {'lookback': 126.0, ...};
+    BacktestError naming the bad entry."""
+    params = {}
+    for entry in text.replace(",", " ").split():
+        try:
+            key, value = parse_param(entry)
+        except BacktestError:
+            raise BacktestError(f"bad parameter {entry!r}: want NAME=NUMBER") from None
+        params[key] = value
+    return params
+
+
+def month_rows(run: dict[str, Any]) -> list[Row]:
+    """The run's monthly returns table, newest year first: Year, Jan..Dec, Total (%)."""
+    rows = monthly_rows(run["report"]["monthly_returns"])
+    return [
+        (str(year), (str(year), *(Text(compact_percent(v), justify="right") for v in values)))
+        for year, values in reversed(rows)
+    ]
+
+
 def stat_rows(runs: list[dict[str, Any]]) -> list[Row]:
     """One row per statistic, newest run first, then the one before."""
     flats = [_flat(r) for r in runs[:2]]
@@ -93,15 +134,23 @@ class ResearchScreen(TerminalScreen):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+r", "run_backtest", "Run backtest", priority=True),
+        Binding("ctrl+t", "toggle_months", "Stats/Monthly", priority=True),
     ]
     DEFAULT_CSS = """
     ResearchScreen #research-form { height: 3; }
     ResearchScreen #strategy { width: 32; }
+    ResearchScreen #params { width: 1fr; }
     ResearchScreen #start, ResearchScreen #end { width: 18; }
     ResearchScreen #research-status { height: 1; padding: 0 1; }
     ResearchScreen #research-charts { height: 1fr; min-height: 10; }
     ResearchScreen #research-charts PlotextPlot { width: 1fr; }
-    ResearchScreen #research-stats { height: auto; max-height: 18; }
+    ResearchScreen #research-tables { height: auto; max-height: 19; }
+    ResearchScreen #research-stats { width: 66; height: auto; max-height: 19; }
+    ResearchScreen #research-months { width: 1fr; height: auto; max-height: 19; }
+    ResearchScreen.-narrow #research-stats { width: 1fr; }
+    ResearchScreen.-narrow #research-months { display: none; }
+    ResearchScreen.-narrow.-months #research-stats { display: none; }
+    ResearchScreen.-narrow.-months #research-months { display: block; }
     """
 
     def __init__(self) -> None:
@@ -111,17 +160,20 @@ class ResearchScreen(TerminalScreen):
         self.status_text = "Pick a strategy and a window"
 
     def compose_body(self) -> ComposeResult:
-        """Form, status line, equity + drawdown charts, stats table."""
+        """Form, status line, equity + drawdown charts, stats and monthly tables."""
         with Vertical():
             with Horizontal(id="research-form"):
                 yield Select[str]([], prompt="strategy", id="strategy")
+                yield Input(placeholder="params: name=value …", id="params")
                 yield Input(placeholder="from YYYY-MM-DD", id="start")
                 yield Input(placeholder="to YYYY-MM-DD", id="end")
             yield Static(self.status_text, id="research-status")
             with Horizontal(id="research-charts"):
                 yield PlotextPlot(id="equity-plot")
                 yield PlotextPlot(id="drawdown-plot")
-            yield TablePanel("RUNS", STAT_COLUMNS, NO_RUNS, id="research-stats")
+            with Horizontal(id="research-tables"):
+                yield TablePanel("RUNS", STAT_COLUMNS, NO_RUNS, id="research-stats")
+                yield TablePanel("MONTHLY %", MONTH_COLUMNS, NO_MONTHS, id="research-months")
 
     async def on_mount(self) -> None:
         """Fill the strategy list from the engine and start polling."""
@@ -129,8 +181,17 @@ class ResearchScreen(TerminalScreen):
         names = await self._qgtm_app.client.call("backtest.strategies")
         select = self.query_one("#strategy", Select)
         select.set_options((name, name) for name in names)
+        self.query_one("#research-months", TablePanel).table.cell_padding = 0
         self._draw()
         self.set_interval(POLL_SECONDS, self._poll, name="research-poll")
+
+    def on_resize(self, event: Resize) -> None:
+        """Side by side when both tables fit; else one at a time (ctrl+t switches)."""
+        self.set_class(event.size.width < WIDE_WIDTH, "-narrow")
+
+    def action_toggle_months(self) -> None:
+        """Narrow terminals: show the monthly returns in place of the stats, or back."""
+        self.toggle_class("-months")
 
     def show_body(self, snapshot: EngineSnapshot) -> None:
         """The research body does not follow the replay; only the banner does."""
@@ -140,7 +201,7 @@ class ResearchScreen(TerminalScreen):
         self.query_one("#research-status", Static).update(text)
 
     async def on_input_submitted(self, _event: Input.Submitted) -> None:
-        """Enter in a date field runs the backtest."""
+        """Enter in the parameters or a date field runs the backtest."""
         await self.action_run_backtest()
 
     async def action_run_backtest(self) -> None:
@@ -152,8 +213,9 @@ class ResearchScreen(TerminalScreen):
         start = self.query_one("#start", Input).value.strip() or None
         end = self.query_one("#end", Input).value.strip() or None
         try:
+            params = parse_params(self.query_one("#params", Input).value)
             job = await self._qgtm_app.client.call(
-                "backtest.run", strategy=str(select.value), start=start, end=end
+                "backtest.run", strategy=str(select.value), start=start, end=end, params=params
             )
         except Exception as exc:  # the engine's message is the user's answer
             self._set_status(f"Cannot run: {exc}")
@@ -183,6 +245,10 @@ class ResearchScreen(TerminalScreen):
             f" -> {job['result']['artifact']}"
         )
         self.query_one("#research-stats", TablePanel).sync(stat_rows(self.runs))
+        self.query_one("#research-months", TablePanel).sync(month_rows(self.runs[0]))
+        self.query_one(
+            "#research-months", TablePanel
+        ).border_title = f"MONTHLY % {self.runs[0]['strategy']}"
         self._draw()
 
     def _draw(self) -> None:
@@ -194,8 +260,10 @@ class ResearchScreen(TerminalScreen):
             plt = plot.plt
             plt.clear_figure()
             plt.frame(False)
+            plt.date_form(DATE_FORM)
             plt.title(title if self.runs else f"{title}: no runs yet")
             for run, colour in zip(self.runs[:2], (_rgb(AMBER), SECOND_COLOUR), strict=False):
+                days = [day for day, _ in run[key]]
                 values = [v for _, v in run[key]]
-                plt.plot(list(range(len(values))), values, color=colour, marker="braille")
+                plt.plot(days, values, color=colour, marker="braille")
             plot.refresh()

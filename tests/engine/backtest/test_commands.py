@@ -119,7 +119,7 @@ def test_report_fits_an_80_column_terminal_whole(
     lines = [line for line in out.splitlines() if not line.startswith("artifacts: ")]
     assert max(len(line) for line in lines) <= 80
     header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["year", "Jan"])
-    assert lines[header].split()[-1] == "Year" and len(lines[header].split()) == 14
+    assert lines[header].split()[-1] == "total" and len(lines[header].split()) == 14
     # the run starts in February 2020 (30-session warm-up): 11 months and the year
     first = lines[header + 2].split()
     assert first[0] == "2020" and len(first) == 13

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -115,3 +117,42 @@ def test_a_backtest_process_that_cannot_start_is_a_failed_job(
         assert crashes == []  # the watcher thread ends cleanly, not with a traceback
     finally:
         engine.close()
+
+
+STDERR_CAPTURED = """
+import multiprocessing, sys
+from pathlib import Path
+from tests.engine.backtest.engines import research_engine
+
+engine = research_engine(Path(sys.argv[1]))  # built before the terminal, as cli.py does
+
+
+class Capture:  # what Textual puts in sys.stderr while the terminal runs
+    def write(self, text): return len(text)
+    def flush(self): pass
+    def fileno(self): return -1
+
+
+sys.stderr = Capture()
+multiprocessing.get_context("spawn").Queue().close()  # what every backtest job makes first
+sys.stderr = sys.__stderr__
+engine.close()
+print("queue ok")
+"""
+
+
+def test_jobs_can_start_while_the_terminal_captures_stderr(tmp_path: Path) -> None:
+    """A fresh process, like `qgtm`: the engine is built, then Textual swaps sys.stderr
+    for a capture with fileno() -1. A job's first Queue must still start multiprocessing's
+    resource tracker (it was failing with 'bad value(s) in fds_to_keep', so the Research
+    screen could not run a backtest unless something had started the tracker before)."""
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run(
+        [sys.executable, "-c", STDERR_CAPTURED, str(tmp_path)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "queue ok"
