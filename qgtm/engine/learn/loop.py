@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -125,7 +126,11 @@ class LearningLoop:
 
     def _executor_or_default(self) -> Executor:
         if self._executor is None:
-            self._executor = ProcessPoolExecutor(max_workers=1)
+            # spawn, not fork: the engine's process runs threads (the step loop, the
+            # terminal), and a forked child may inherit a lock another thread held
+            self._executor = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+            )
         return self._executor
 
     def _resume_jobs(self) -> None:

@@ -117,3 +117,10 @@ def test_a_restart_trades_the_production_version_and_resumes_pending_jobs(tmp_pa
     assert production is not None
     assert again.strategies[0].params == production.params
     again.close()
+
+
+def test_retrains_run_in_a_spawned_process_not_a_fork(learned):
+    """The engine's process runs threads (step loop, terminal): forking it could hand the
+    retrain child a lock some other thread held. The retrain pool spawns a fresh one."""
+    executor = learned.learn._executor_or_default()
+    assert executor._mp_context.get_start_method() == "spawn"
