@@ -178,7 +178,9 @@ def _add_research_commands(
     from qgtm.engine.backtest.commands import add_backtest_arguments
 
     backtest = sub.add_parser(
-        "backtest", help="backtest a strategy (report, validation, Parquet artifacts)"
+        "backtest",
+        help="backtest a strategy (report, validation, Parquet artifacts); list, compare "
+        "and rerun stored runs",
     )
     _common(backtest)
     add_backtest_arguments(backtest)

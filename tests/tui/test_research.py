@@ -7,13 +7,14 @@ from pathlib import Path
 
 import numpy as np
 from textual.pilot import Pilot
-from textual.widgets import Input, Select
+from textual.widgets import Input, OptionList, Select
 from textual_plotext import PlotextPlot
 
 from qgtm.engine.backtest.stats import compact_percent
 from qgtm.tui.app import QGTMApp
 from qgtm.tui.screens.research import ResearchScreen
 from qgtm.tui.widgets.live_table import LiveTable
+from qgtm.tui.widgets.run_picker import RunPicker
 from tests.engine.backtest.engines import research_engine
 from tests.tui.conftest import RecordingClient
 
@@ -148,5 +149,44 @@ async def test_narrow_terminals_switch_between_stats_and_monthly_tables(tmp_path
             await pilot.pause(0.2)
             assert screen.status_text == "Cannot run: bad parameter 'skip': want NAME=NUMBER"
             assert screen.pending is None
+    finally:
+        engine.close()
+
+
+async def test_ctrl_o_loads_a_stored_run_for_comparison(tmp_path: Path) -> None:
+    """The picker lists the data dir's stored runs; typing narrows it, Enter loads the
+    match, which becomes the newest run in the stats, monthly table and charts."""
+    from tests.engine.backtest.test_service import _store_two_runs
+
+    engine = research_engine(tmp_path)
+    ids = _store_two_runs(engine)
+    app = QGTMApp(RecordingClient(engine))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("5")
+            await pilot.pause(0.2)
+            screen = app.screen
+            await pilot.press("ctrl+o")
+            await pilot.pause(0.2)
+            picker = app.screen
+            assert isinstance(picker, RunPicker)
+            options = picker.query_one(OptionList)
+            assert options.option_count == 2
+            await pilot.press(*ids[0][-6:])  # a piece of the first run's id
+            await pilot.pause()
+            assert options.option_count == 1
+            await pilot.press("enter")
+            await pilot.pause(0.3)
+            assert app.screen is screen and len(screen.runs) == 1
+            assert Path(screen.runs[0]["artifact"]).name == ids[0]
+            table = screen.query_one("#research-stats LiveTable", LiveTable)
+            assert str(table.get_row("params")[1]).startswith("fast=5 ")
+            assert screen.query_one("#research-months LiveTable", LiveTable).row_count > 0
+            assert f"Loaded {ids[0]}" in screen.status_text
+            await pilot.press("ctrl+o")
+            await pilot.pause(0.2)
+            await pilot.press("escape")  # closes without loading
+            await pilot.pause()
+            assert app.screen is screen and len(screen.runs) == 1
     finally:
         engine.close()

@@ -252,6 +252,7 @@ def run_backtest(
         "runner": runner,
         "settings": settings.as_dict(),
         "data_hash": data_hash(panel),
+        "data_until": panel.dates[-1].isoformat() if len(panel) else None,
         "inputs": strategy_inputs(strategy, context),
     }
     if sweep is None:

@@ -41,6 +41,15 @@ from qgtm.engine.backtest.api import (
 from qgtm.engine.backtest.decision import regime_cache_for, use_regime_cache
 from qgtm.engine.backtest.event_driven import Progress as ProgressFn
 from qgtm.engine.backtest.result import DECISIONS, BacktestError
+from qgtm.engine.backtest.runs import (
+    Comparison,
+    StoredRun,
+    compare_runs,
+    find_run,
+    list_runs,
+    rerun,
+    runs_dir,
+)
 from qgtm.engine.backtest.stats import MONTH_LABELS, compact_percent, monthly_rows
 from qgtm.engine.data.store import MarketStore, PricePanel
 from qgtm.engine.data.user_bars import load_user_bars, summary_lines, to_panel
@@ -83,6 +92,20 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
         "--all)",
     )
     parser.add_argument("--all", action="store_true", help="every strategy: a league table")
+    parser.add_argument(
+        "--runs", action="store_true", help="list the stored runs of this data dir, newest first"
+    )
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("RUN_A", "RUN_B"),
+        help="two stored runs side by side: stats, config differences, return correlation",
+    )
+    parser.add_argument(
+        "--rerun",
+        metavar="RUN",
+        help="run a stored run again from its config and check it reproduces (exit 1 if not)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
 
 
@@ -338,7 +361,7 @@ def _league(
             _fmt(r["sharpe"]),
             _fmt(r["max_drawdown"], True),
             _fmt(r["psr"]),
-            str(r["trades"]),
+            f"{r['trades']:,}",
         )
     Console().print(table)
     return 0
@@ -354,6 +377,11 @@ def backtest_command(args: argparse.Namespace, config: Config, data_dir: Path) -
     walk = _parse_walk(args.walk_forward)
     if walk is not None and sweep is None:
         raise BacktestError("--walk-forward needs a --sweep to choose from")
+    stored = [flag for flag in ("runs", "compare", "rerun") if getattr(args, flag, None)]
+    if stored:
+        if len(stored) > 1 or args.strategy or args.all:
+            raise BacktestError("--runs, --compare and --rerun go alone (no strategy, no --all)")
+        return _stored_runs_command(args, config, data_dir)
     if not args.all and not args.strategy:
         raise BacktestError("name a strategy (see `qgtm strategies`) or pass --all")
     if not args.all:
@@ -381,12 +409,134 @@ def backtest_command(args: argparse.Namespace, config: Config, data_dir: Path) -
             context,
             workers=os.cpu_count() or 1,  # a sweep's trials, one process per core
         )
+    if args.data is not None:  # where the bars came from, for --rerun
+        outcome.config["data_file"] = str(args.data.resolve())
     save_artifacts(outcome, data_dir)
     if args.json:
         print(json.dumps(outcome.summary(), indent=2, default=str))
     else:
         _print_report(outcome)
     return 0
+
+
+def _stored_runs_command(args: argparse.Namespace, config: Config, data_dir: Path) -> int:
+    """--runs, --compare A B, --rerun RUN over <data-dir>/artifacts/backtests."""
+    if args.runs:
+        runs, problems = list_runs(data_dir)
+        for line in problems:
+            print(f"skipped {line}", file=sys.stderr)
+        if args.json:
+            print(json.dumps([r.row() for r in runs], indent=2, default=str))
+        else:
+            _print_runs(runs, data_dir)
+        return 0
+    if args.compare:
+        comparison = compare_runs(*(find_run(data_dir, key) for key in args.compare))
+        if args.json:
+            print(json.dumps(comparison.as_dict(), indent=2, default=str))
+        else:
+            _print_comparison(comparison)
+        return 0
+    run = find_run(data_dir, args.rerun)
+    data_file = args.data
+    if data_file is None and run.config.get("data_file"):
+        data_file = Path(run.config["data_file"])
+        if not data_file.exists():
+            raise BacktestError(f"{run.run_id} ran on {data_file}, which is gone: pass --data")
+    panel, context = load_market(config, data_dir, data_file)
+    use_regime_cache(regime_cache_for(data_dir))
+    with _progress(f"rerun {run.run_id}") as progress:
+        check = rerun(run, panel, _sectors(panel), context, progress, os.cpu_count() or 1)
+    if args.json:
+        print(json.dumps(check.as_dict(), indent=2, default=str))
+    else:
+        verdict = "reproduced" if check.reproduced else "NOT reproduced"
+        console = Console()
+        console.print(
+            f"{run.run_id}: {verdict}: {check.sessions:,} sessions compared, largest equity "
+            f"difference {check.equity_max_difference:,.2f}; trades "
+            f"{'identical' if check.trades_identical else 'differ'} "
+            f"({check.trades_stored:,} stored, {check.trades_new:,} now)",
+            highlight=False,
+        )
+        for note in check.notes:
+            console.print(f"  {note}", highlight=False)
+    return 0 if check.reproduced else 1
+
+
+def _print_runs(runs: list[StoredRun], data_dir: Path) -> None:
+    """One line per run, ids whole (they are what --compare and --rerun take): 80
+    columns hold a 30-character id, runner, decision, window (months), Sharpe, CAGR."""
+    console = Console()
+    if not runs:
+        console.print(f"no stored runs in {runs_dir(data_dir)}", highlight=False)
+        return
+    table = Table(title=f"{len(runs)} stored runs, newest first", box=box.SIMPLE_HEAD, padding=0)
+    table.add_column("run", no_wrap=True)
+    for name in ("runner", "decision", "window"):
+        table.add_column(name, no_wrap=True)
+    for name in ("Sharpe", "CAGR"):
+        table.add_column(name, justify="right", min_width=7)
+    for run in runs:
+        row = run.row()
+        table.add_row(
+            run.run_id,
+            str(row["runner"]),
+            str(row["decision"]),
+            f"{row['start'][:7]}..{row['end'][:7]}",
+            _fmt(row["sharpe"]),
+            _fmt(row["cagr"], True),
+        )
+    console.print(table)
+
+
+def _compared(value: Any, kind: str) -> str:
+    if value is None:
+        return ""
+    if kind == "money":
+        return f"{value:,.2f}"
+    if kind == "count":
+        return f"{value:,.0f}"
+    return _fmt(float(value), kind == "pct")
+
+
+def _print_comparison(comparison: Comparison) -> None:
+    console = Console()
+    for tag, run in (("A", comparison.a), ("B", comparison.b)):
+        start, end = run.window
+        console.print(
+            f"{tag}: [bold]{run.run_id}[/] {start} .. {end}, "
+            f"{run.config.get('runner')} runner, {run.config['settings']['decision']} decision",
+            highlight=False,
+        )
+    table = Table(box=box.SIMPLE_HEAD)
+    for name in ("statistic", "A", "B", "B - A"):
+        table.add_column(name, justify="left" if name == "statistic" else "right")
+    for label, kind, a, b in comparison.stats:
+        both = a is not None and b is not None
+        table.add_row(
+            label,
+            _compared(a, kind),
+            _compared(b, kind),
+            _compared(b - a, kind) if both else "",
+        )
+    console.print(table)
+    if comparison.differences:
+        console.print("config differences (A -> B):", highlight=False)
+        for key, a, b in comparison.differences:
+            console.print(f"  {key}: {a} -> {b}", highlight=False, soft_wrap=True)
+    else:
+        console.print("same config", highlight=False)
+    if comparison.shared_sessions >= 2:
+        correlation = comparison.return_correlation
+        console.print(
+            f"{comparison.shared_sessions:,} shared sessions; daily return correlation "
+            f"{'n/a' if correlation is None else f'{correlation:.3f}'}; tracking error "
+            f"{comparison.tracking_error:.2%} a year",
+            highlight=False,
+        )
+    else:
+        console.print("no shared sessions", highlight=False)
 
 
 def data_import_command(args: argparse.Namespace, data_dir: Path) -> int:

@@ -63,6 +63,28 @@ class BacktestSettings:
             "decision": self.decision,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BacktestSettings:
+        """The settings `as_dict` wrote (a stored run's config); BacktestError when a
+        field is missing or not understood (a run stored by an incompatible version)."""
+        try:
+            costs = dict(data["costs"])
+            costs["commission_per_share"] = Decimal(costs["commission_per_share"])
+            return cls(
+                initial_cash=Decimal(data["initial_cash"]),
+                gross_target=float(data["gross_target"]),
+                risk=RiskLimits(**data["risk"]),
+                min_trade_value=Decimal(data["min_trade_value"]),
+                costs=CostModel(**costs),
+                start=date.fromisoformat(data["start"]) if data["start"] else None,
+                end=date.fromisoformat(data["end"]) if data["end"] else None,
+                kill_switch=bool(data["kill_switch"]),
+                portfolio=PortfolioConfig(**data["portfolio"]),
+                decision=str(data["decision"]),
+            )
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise BacktestError(f"stored settings not understood ({exc!r})") from None
+
 
 @dataclass(frozen=True, slots=True)
 class Trade:

@@ -18,7 +18,9 @@ import logging
 import multiprocessing
 import queue
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,6 +39,7 @@ from qgtm.engine.backtest.api import (
 )
 from qgtm.engine.backtest.decision import regime_cache_for, use_regime_cache
 from qgtm.engine.backtest.result import BacktestError
+from qgtm.engine.backtest.runs import find_run, list_runs
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features.auxiliary import StrategyContext
 from qgtm.engine.features.pit_features import ContextCache
@@ -88,6 +91,20 @@ def _thin(values: np.ndarray, points: int = CURVE_POINTS) -> list[int]:
     if len(values) <= points:
         return list(range(len(values)))
     return sorted({round(i * (len(values) - 1) / (points - 1)) for i in range(points)})
+
+
+def with_curves(
+    summary: dict[str, Any], dates: Sequence[date], equity: np.ndarray
+) -> dict[str, Any]:
+    """A run's summary plus its equity and drawdown curves, thinned to CURVE_POINTS
+    (what the Research screen draws), each point (ISO date, value)."""
+    peaks = np.maximum.accumulate(equity)
+    keep = _thin(equity)
+    return {
+        **summary,
+        "curve": [(dates[i].isoformat(), float(equity[i])) for i in keep],
+        "drawdown": [(dates[i].isoformat(), float(equity[i] / peaks[i] - 1.0)) for i in keep],
+    }
 
 
 class BacktestService:
@@ -187,6 +204,17 @@ class BacktestService:
         except KeyError:
             raise BacktestError(f"no backtest job {job}") from None
 
+    def stored(self) -> list[dict[str, Any]]:
+        """The data dir's stored runs, newest first, one line each (`qgtm backtest --runs`)."""
+        runs, _unreadable = list_runs(self.engine.data_dir)
+        return [run.row() for run in runs]
+
+    def load(self, run: str) -> dict[str, Any]:
+        """A stored run as a finished job's result: its summary and thinned curves."""
+        stored = find_run(self.engine.data_dir, run)
+        frame = stored.equity()
+        return with_curves(stored.summary, frame["date"].to_list(), frame["equity"].to_numpy())
+
     def list_jobs(self) -> list[dict[str, Any]]:
         """Every job's state without its curves."""
         return [
@@ -195,12 +223,15 @@ class BacktestService:
 
 
 def register_backtest_commands(engine: _Engine) -> BacktestService:
-    """Expose backtest.strategies / backtest.run / backtest.status / backtest.jobs."""
+    """Expose backtest.strategies / run / status / jobs, and the stored runs:
+    backtest.stored (the list) and backtest.load (one, with its curves)."""
     service = BacktestService(engine)
     engine.register_command("backtest.strategies", service.strategies)
     engine.register_command("backtest.run", service.run)
     engine.register_command("backtest.status", service.status)
     engine.register_command("backtest.jobs", service.list_jobs)
+    engine.register_command("backtest.stored", service.stored)
+    engine.register_command("backtest.load", service.load)
     return service
 
 
@@ -231,17 +262,7 @@ def _run_job(messages: Any, payload: tuple) -> None:
         )
         save_artifacts(outcome, data_dir)
         result = outcome.result
-        peaks = np.maximum.accumulate(result.equity)
-        keep = _thin(result.equity)
-        summary = {
-            **outcome.summary(),
-            "curve": [(result.dates[i].isoformat(), float(result.equity[i])) for i in keep],
-            "drawdown": [
-                (result.dates[i].isoformat(), float(result.equity[i] / peaks[i] - 1.0))
-                for i in keep
-            ],
-        }
-        messages.put(("done", summary))
+        messages.put(("done", with_curves(outcome.summary(), result.dates, result.equity)))
     except BacktestError as exc:
         messages.put(("failed", str(exc)))
     except Exception as exc:  # reported to the job, never lost with the process

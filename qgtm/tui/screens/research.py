@@ -4,7 +4,8 @@ Keys: pick the strategy (Tab to the selector, Enter, arrows, Enter), optionally 
 parameter overrides ("lookback=126 skip=21") and the window's dates, then Enter in a
 field or ctrl+r runs it. The engine runs the backtest in a process of its own
 (`backtest.run`); this screen polls `backtest.status`, so the terminal stays responsive.
-The two newest finished runs are compared side by side: statistics, and equity and
+ctrl+o lists the data dir's stored runs (`qgtm backtest --runs`); the one picked becomes
+the newest run. The two newest runs are compared side by side: statistics, and equity and
 drawdown charts on one date axis (runs over different windows line up by date). The
 newest run's monthly returns (%, compounded per year) sit beside the statistics.
 Backtests use only sessions the engine has processed (never the demo replay's future
@@ -26,10 +27,12 @@ from textual_plotext import PlotextPlot
 from qgtm.core.snapshot import EngineSnapshot
 from qgtm.engine.backtest.api import params_text, parse_param
 from qgtm.engine.backtest.result import BacktestError
+from qgtm.engine.backtest.runs import COMPARED
 from qgtm.engine.backtest.stats import MONTH_LABELS, compact_percent, monthly_rows
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.themes import AMBER
 from qgtm.tui.widgets.live_table import Column, Row
+from qgtm.tui.widgets.run_picker import RunPicker
 from qgtm.tui.widgets.table_panel import TablePanel
 
 POLL_SECONDS = 0.2
@@ -53,18 +56,8 @@ STATS: tuple[tuple[str, str, str], ...] = (
     ("params", "Parameters", "text"),
     ("start", "From", "text"),
     ("end", "To", "text"),
-    ("final_equity", "Final equity", "money"),
-    ("trades", "Trades", "int"),
-    ("cagr", "CAGR", "pct"),
-    ("volatility", "Volatility", "pct"),
-    ("sharpe", "Sharpe", "num"),
-    ("sortino", "Sortino", "num"),
-    ("calmar", "Calmar", "num"),
-    ("max_drawdown", "Max drawdown", "pct"),
-    ("max_drawdown_sessions", "Max DD sessions", "int"),
-    ("hit_rate", "Hit rate", "pct"),
-    ("turnover", "Turnover / yr", "num"),
-    ("psr_vs_zero", "PSR (SR>0)", "num"),
+    # the headline statistics `qgtm backtest --compare` lists, with capitalised labels
+    *((key, label[0].upper() + label[1:], kind) for key, label, kind in COMPARED),
 )
 
 
@@ -90,7 +83,7 @@ def _cell(value: Any, kind: str) -> Text | str:
         return str(value)
     if kind == "money":
         return Text(f"{value:,.0f}", justify="right")
-    if kind == "int":
+    if kind == "count":
         return Text(f"{int(value):,}", justify="right")
     if kind == "pct":
         return Text(f"{value:+.2%}", justify="right")
@@ -135,6 +128,7 @@ class ResearchScreen(TerminalScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+r", "run_backtest", "Run backtest", priority=True),
         Binding("ctrl+t", "toggle_months", "Stats/Monthly", priority=True),
+        Binding("ctrl+o", "open_stored", "Stored runs", priority=True),
     ]
     DEFAULT_CSS = """
     ResearchScreen #research-form { height: 3; }
@@ -144,9 +138,9 @@ class ResearchScreen(TerminalScreen):
     ResearchScreen #research-status { height: 1; padding: 0 1; }
     ResearchScreen #research-charts { height: 1fr; min-height: 10; }
     ResearchScreen #research-charts PlotextPlot { width: 1fr; }
-    ResearchScreen #research-tables { height: auto; max-height: 19; }
-    ResearchScreen #research-stats { width: 66; height: auto; max-height: 19; }
-    ResearchScreen #research-months { width: 1fr; height: auto; max-height: 19; }
+    ResearchScreen #research-tables { height: auto; max-height: 21; }
+    ResearchScreen #research-stats { width: 66; height: auto; max-height: 21; }
+    ResearchScreen #research-months { width: 1fr; height: auto; max-height: 21; }
     ResearchScreen.-narrow #research-stats { width: 1fr; }
     ResearchScreen.-narrow #research-months { display: none; }
     ResearchScreen.-narrow.-months #research-stats { display: none; }
@@ -224,6 +218,34 @@ class ResearchScreen(TerminalScreen):
         until = job["request"]["data_until"]
         self._set_status(f"Running {select.value} (job {self.pending}) on bars up to {until}")
 
+    async def action_open_stored(self) -> None:
+        """Pick a stored run (any earlier backtest of this data dir) to compare with."""
+        rows = await self._qgtm_app.client.call("backtest.stored")
+        if not rows:
+            self._set_status("No stored runs yet: run a backtest first")
+            return
+        self.app.push_screen(RunPicker(rows), self._load_stored)
+
+    async def _load_stored(self, run: str | None) -> None:
+        if run is None:
+            return
+        try:
+            result = await self._qgtm_app.client.call("backtest.load", run=run)
+        except Exception as exc:  # the engine's message is the user's answer
+            self._set_status(f"Cannot load {run}: {exc}")
+            return
+        self._show(result)
+        self._set_status(f"Loaded {run} (stored {result['artifact']})")
+
+    def _show(self, result: dict[str, Any]) -> None:
+        """Make `result` the newest run: tables and charts."""
+        self.runs.insert(0, result)
+        self.query_one("#research-stats", TablePanel).sync(stat_rows(self.runs))
+        months = self.query_one("#research-months", TablePanel)
+        months.sync(month_rows(result))
+        months.border_title = f"MONTHLY % {result['strategy']}"
+        self._draw()
+
     async def _poll(self) -> None:
         if self.pending is None:
             return
@@ -239,17 +261,11 @@ class ResearchScreen(TerminalScreen):
         if job["state"] == "failed":
             self._set_status(f"Backtest failed: {job['error']}")
             return
-        self.runs.insert(0, job["result"])
+        self._show(job["result"])
         self._set_status(
             f"Done: {job['result']['strategy']} Sharpe {job['result']['report']['sharpe']:.2f}"
             f" -> {job['result']['artifact']}"
         )
-        self.query_one("#research-stats", TablePanel).sync(stat_rows(self.runs))
-        self.query_one("#research-months", TablePanel).sync(month_rows(self.runs[0]))
-        self.query_one(
-            "#research-months", TablePanel
-        ).border_title = f"MONTHLY % {self.runs[0]['strategy']}"
-        self._draw()
 
     def _draw(self) -> None:
         for widget_id, key, title in (

@@ -156,3 +156,35 @@ def test_jobs_can_start_while_the_terminal_captures_stderr(tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "queue ok"
+
+
+def _store_two_runs(engine) -> list[str]:
+    """Two quick backtests of the engine's processed bars, saved as the CLI saves them."""
+    from qgtm.engine.backtest.api import run_backtest, save_artifacts
+    from qgtm.engine.backtest.result import BacktestSettings
+
+    panel = engine.panel.history_before(engine.next_index)
+    ids = []
+    for fast in (5, 8):
+        outcome = run_backtest(
+            panel, "sma_ref", BacktestSettings(decision="signal"), {"fast": fast}, "vector"
+        )
+        ids.append(save_artifacts(outcome, engine.data_dir).name)
+    return ids
+
+
+def test_stored_runs_are_listed_and_load_with_their_curves(tmp_path: Path) -> None:
+    engine = research_engine(tmp_path)
+    try:
+        ids = _store_two_runs(engine)
+        rows = engine.call("backtest.stored")
+        assert sorted(r["run"] for r in rows) == sorted(ids)
+        loaded = engine.call("backtest.load", run=ids[1][:14])
+        assert loaded["params"]["fast"] == 8 and Path(loaded["artifact"]).name == ids[1]
+        assert loaded["curve"][-1][0] == loaded["end"]
+        assert loaded["curve"][-1][1] == pytest.approx(loaded["final_equity"])
+        assert max(dd for _, dd in loaded["drawdown"]) <= 0.0
+        with pytest.raises(BacktestError, match="no stored run 'nosuch'"):
+            engine.call("backtest.load", run="nosuch")
+    finally:
+        engine.close()
