@@ -48,12 +48,13 @@ from qgtm.engine.risk.checks import RiskContext, run_checks, sleeve_day_return, 
 from qgtm.engine.risk.manager import check_targets
 from qgtm.engine.strategies.base import ALL_REGIMES, BaseStrategy
 
-REGIME_PANELS = 4
-"""How many panels' regime labels a process remembers (see `SessionDecision.regime`)."""
-REGIME_VERSION = 1
+REGIME_ENTRIES = 100_000
+"""Labels a detector setting keeps (memory and file), about 20 demo-length panels; the
+oldest are dropped first."""
+REGIME_VERSION = 2
 """Part of every stored label's key: bump it when RegimeDetector.label can answer
 differently for the same bars and settings, so no label of the old code is reused."""
-_REGIME_LABELS: dict[tuple, dict[int, str | None]] = {}
+_REGIME_LABELS: dict[tuple, dict[str, str | None]] = {}  # detector settings -> labels
 _REGIME_LOCK = threading.Lock()  # the Research screen runs backtests in threads
 _REGIME_DIR: list[Path] = []  # where labels are also kept on disk (use_regime_cache)
 
@@ -63,9 +64,10 @@ def use_regime_cache(directory: Path | None) -> None:
 
     Every backtest process (a CLI run, a league or sweep worker, a Research-screen job)
     otherwise fits the Markov model and runs the filters for its first regime-filtered
-    strategy again: about 7 s over the demo market. A file per panel fingerprint and
-    detector settings (and REGIME_VERSION) holds {session index: label}; an unreadable
-    file is ignored and rewritten.
+    strategy again: about 7 s over the demo market. One file per detector setting (and
+    REGIME_VERSION) maps the bars before a session (`prefix_keys`) to its label, so a
+    panel that extends another (a data refresh, the replay's point-in-time cut) reuses
+    every label of the sessions they share. An unreadable file is ignored and rewritten.
     """
     _REGIME_DIR[:] = [directory] if directory is not None else []
 
@@ -80,51 +82,71 @@ def regime_cache_for(data_dir: Path) -> Path:
     return data_dir / "cache" / "regime"
 
 
-def _regime_file(key: tuple) -> Path | None:
+def _regime_file(settings: tuple) -> Path | None:
     if not _REGIME_DIR:
         return None
-    name = hashlib.blake2b(repr((REGIME_VERSION, key)).encode(), digest_size=16).hexdigest()
+    name = hashlib.blake2b(repr((REGIME_VERSION, settings)).encode(), digest_size=16).hexdigest()
     return _REGIME_DIR[0] / f"regime-{name}.json"
 
 
-def _load_labels(key: tuple) -> dict[int, str | None]:
-    path = _regime_file(key)
+def _load_labels(settings: tuple) -> dict[str, str | None]:
+    path = _regime_file(settings)
     if path is None or not path.exists():
         return {}
     try:
         stored = json.loads(path.read_text())
-        return {int(k): (None if v is None else str(v)) for k, v in stored.items()}
+        return {str(k): (None if v is None else str(v)) for k, v in stored.items()}
     except (OSError, ValueError, AttributeError, TypeError):
         logging.getLogger(__name__).warning("event=regime_cache_unreadable path=%s", path)
         return {}
 
 
-def _store_labels(key: tuple, labels: dict[int, str | None]) -> None:
-    path = _regime_file(key)
+def _capped(labels: dict[str, str | None]) -> dict[str, str | None]:
+    """The newest REGIME_ENTRIES labels (insertion order)."""
+    if len(labels) <= REGIME_ENTRIES:
+        return labels
+    return dict(list(labels.items())[-REGIME_ENTRIES:])
+
+
+def _store_labels(settings: tuple, labels: dict[str, str | None]) -> None:
+    """Merge `labels` into the settings' file (another process may have added some)."""
+    path = _regime_file(settings)
     if path is None:
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        merged = _capped({**_load_labels(settings), **labels})
         partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        partial.write_text(json.dumps({str(k): v for k, v in sorted(labels.items())}))
+        partial.write_text(json.dumps(merged))
         os.replace(partial, path)  # whole or not at all, also with workers racing
     except OSError:
         logging.getLogger(__name__).warning("event=regime_cache_not_written path=%s", path)
 
 
-def _regime_key(panel: PricePanel, detector: RegimeDetector) -> tuple:
-    """What a regime label depends on: the closes, dates and symbols, and the detector's
-    settings (RegimeDetector.label is a pure function of those and the session)."""
-    digest = hashlib.blake2b(np.ascontiguousarray(panel.close, dtype=float).tobytes())
-    digest.update(",".join(d.isoformat() for d in panel.dates).encode())
-    digest.update(",".join(panel.symbols).encode())
-    settings = (
+def detector_settings(detector: RegimeDetector) -> tuple:
+    """What besides the bars a regime label depends on (RegimeDetector.label is a pure
+    function of the bars before the session and these)."""
+    return (
         detector.refit_every,
         detector.fit_window,
         detector.min_history,
         detector.trend_threshold,
     )
-    return (digest.hexdigest(), settings)
+
+
+def prefix_keys(panel: PricePanel) -> list[str]:
+    """keys[i] names the bars before session i (symbols, dates, closes) by a hash chain:
+    keys[i + 1] = H(keys[i], date_i, closes_i). A panel that extends another shares its
+    keys for every session they have in common; a changed bar changes every later key."""
+    chain = hashlib.blake2b(",".join(panel.symbols).encode(), digest_size=16)
+    keys = [chain.hexdigest()]
+    closes = np.ascontiguousarray(panel.close, dtype=float)
+    for day, row in zip(panel.dates, closes, strict=True):
+        chain = hashlib.blake2b(
+            chain.digest() + day.isoformat().encode() + row.tobytes(), digest_size=16
+        )
+        keys.append(chain.hexdigest())
+    return keys
 
 
 def universe_sectors(symbols: Sequence[str]) -> dict[str, str]:
@@ -161,43 +183,45 @@ class SessionDecision:
         # the regime only changes a decision when some strategy sits out some regime
         restricted = any(set(ALL_REGIMES) - set(s.regimes) for s in strategies)
         self.detector = RegimeDetector() if restricted and self.live else None
-        self._labels: dict[int, str | None] | None = None
-        self._regime_key: tuple | None = None
-        self._labels_stored = 0
+        self._labels: dict[str, str | None] | None = None
+        self._settings: tuple | None = None
+        self._keys: list[str] = []
+        self._added: dict[str, str | None] = {}  # labels this run computed
         if self.detector is not None:
-            key = self._regime_key = _regime_key(panel, self.detector)
+            settings = self._settings = detector_settings(self.detector)
+            self._keys = prefix_keys(panel)
             with _REGIME_LOCK:
-                if key not in _REGIME_LABELS:
-                    if len(_REGIME_LABELS) >= REGIME_PANELS:
-                        _REGIME_LABELS.pop(next(iter(_REGIME_LABELS)))
-                    _REGIME_LABELS[key] = _load_labels(key)
-                self._labels = _REGIME_LABELS[key]
-                self._labels_stored = len(self._labels)
+                if settings not in _REGIME_LABELS:
+                    _REGIME_LABELS[settings] = _load_labels(settings)
+                self._labels = _REGIME_LABELS[settings]
 
     def regime(self, history: PricePanel, day: date) -> str | None:
         """The live engine's regime label for `day` (None when no strategy filters on it).
 
-        `history` is the panel's bars before `day`. The label depends only on those bars,
-        the day and the detector's settings, so it is remembered per panel for the whole
-        process: every backtest on the same bars (a league's strategies, a sweep's
-        trials) fits the Markov model and filters once per session, not once per run.
+        `history` is the panel's bars before `day`. The label depends only on those bars
+        and the detector's settings, so it is remembered by `prefix_keys` for the whole
+        process (and on disk with use_regime_cache): every backtest on the same bars, or
+        on bars extending them, fits the Markov model and filters once per session.
         """
         if self.detector is None or self._labels is None:
             return None
-        index = len(history)
-        if index not in self._labels:
+        key = self._keys[len(history)]
+        if key not in self._labels:
             reading = self.detector.label(history, day)
-            self._labels[index] = reading.label if reading is not None else None
-        return self._labels[index]
+            label = reading.label if reading is not None else None
+            with _REGIME_LOCK:
+                self._labels[key] = self._added[key] = label
+                if len(self._labels) > REGIME_ENTRIES:
+                    _REGIME_LABELS[self._settings] = self._labels = _capped(self._labels)
+        return self._labels[key]
 
     def save_regimes(self) -> None:
-        """Write this panel's labels to the regime cache when this run added any."""
-        if self._regime_key is None or self._labels is None:
+        """Merge the labels this run computed into the regime cache's file."""
+        if self._settings is None or not self._added:
             return
         with _REGIME_LOCK:
-            if len(self._labels) > self._labels_stored:
-                _store_labels(self._regime_key, dict(self._labels))
-                self._labels_stored = len(self._labels)
+            _store_labels(self._settings, self._added)
+            self._added = {}
 
     def decide(
         self,

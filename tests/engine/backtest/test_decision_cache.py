@@ -102,12 +102,52 @@ def test_regime_labels_are_kept_on_disk_for_the_next_process(
     assert third.trades == first.trades
     assert json.loads(stored.read_text())  # rewritten whole
 
-    detector = RegimeDetector()
-    key = decision_module._regime_key(demo_panel, detector)
-    other = decision_module._regime_key(demo_panel, RegimeDetector(trend_threshold=0.3))
+    # one file per detector setting; other bars are other keys in the same file
+    settings = decision_module.detector_settings(RegimeDetector())
+    other = decision_module.detector_settings(RegimeDetector(trend_threshold=0.3))
+    assert decision_module._regime_file(settings) == stored
+    assert decision_module._regime_file(other) != stored
     moved = replace(demo_panel, close=demo_panel.close * 1.01)
-    files = {
-        decision_module._regime_file(k)
-        for k in (key, other, decision_module._regime_key(moved, detector))
-    }
-    assert len(files) == 3 and stored in files
+    keys, moved_keys = (decision_module.prefix_keys(p) for p in (demo_panel, moved))
+    assert keys[0] == moved_keys[0] and not set(keys[1:]) & set(moved_keys[1:])
+
+
+def test_a_panel_that_extends_another_reuses_every_shared_label(
+    demo_panel: PricePanel, monkeypatch, tmp_path
+) -> None:
+    """A data refresh appends sessions, and the Research screen cuts the panel at the
+    replay clock: the sessions both panels share keep their labels (also across
+    processes, through the file); only the new sessions are fitted. A changed bar
+    changes the keys from its session on, and only those."""
+    monkeypatch.setattr(decision_module, "_REGIME_LABELS", {})
+    decision_module.use_regime_cache(tmp_path / "regime")
+    strategies, settings = [create("rsi2")], BacktestSettings()
+    cut = demo_panel.history_before(len(demo_panel) - 20)
+    assert decision_module.prefix_keys(cut) == decision_module.prefix_keys(demo_panel)[:-20]
+    first = SessionDecision(cut, strategies, settings)
+    shared = range(len(cut) - 30, len(cut))
+    labels = [first.regime(cut.history_before(i), cut.dates[i]) for i in shared]
+    first.save_regimes()
+
+    monkeypatch.setattr(decision_module, "_REGIME_LABELS", {})  # a new process
+    calls: list[int] = []
+    label = RegimeDetector.label
+
+    def counting(self, history, day):
+        calls.append(len(history))
+        return label(self, history, day)
+
+    monkeypatch.setattr(RegimeDetector, "label", counting)
+    full = SessionDecision(demo_panel, strategies, settings)
+    again = [full.regime(demo_panel.history_before(i), demo_panel.dates[i]) for i in shared]
+    assert again == labels and calls == []
+    for i in range(len(cut), len(demo_panel)):
+        full.regime(demo_panel.history_before(i), demo_panel.dates[i])
+    assert calls == list(range(len(cut), len(demo_panel)))
+
+    close = demo_panel.close.copy()
+    close[-10] *= 1.01
+    changed = decision_module.prefix_keys(replace(demo_panel, close=close))
+    keys = decision_module.prefix_keys(demo_panel)
+    assert changed[:-10] == keys[:-10]
+    assert all(a != b for a, b in zip(changed[-10:], keys[-10:], strict=True))
