@@ -16,10 +16,8 @@ from qgtm.engine.features.regime import RegimeDetector
 from qgtm.engine.strategies.registry import create
 
 
-def test_regime_labels_are_fitted_once_per_panel_and_equal_a_fresh_detector(
-    demo_panel: PricePanel, monkeypatch
-) -> None:
-    monkeypatch.setattr(decision_module, "_REGIME_LABELS", {})
+def _count_fits(monkeypatch) -> list[int]:
+    """Make RegimeDetector.label record the history length of every call it answers."""
     calls: list[int] = []
     label = RegimeDetector.label
 
@@ -28,6 +26,15 @@ def test_regime_labels_are_fitted_once_per_panel_and_equal_a_fresh_detector(
         return label(self, history, day)
 
     monkeypatch.setattr(RegimeDetector, "label", counting)
+    return calls
+
+
+def test_regime_labels_are_fitted_once_per_panel_and_equal_a_fresh_detector(
+    demo_panel: PricePanel, monkeypatch
+) -> None:
+    monkeypatch.setattr(decision_module, "_REGIME_LABELS", {})
+    label = RegimeDetector.label
+    calls = _count_fits(monkeypatch)
     strategies = [create("rsi2")]  # trades in some regimes only
     sessions = range(len(demo_panel) - 40, len(demo_panel))
     first = SessionDecision(demo_panel, strategies, BacktestSettings())
@@ -130,14 +137,7 @@ def test_a_panel_that_extends_another_reuses_every_shared_label(
     first.save_regimes()
 
     monkeypatch.setattr(decision_module, "_REGIME_LABELS", {})  # a new process
-    calls: list[int] = []
-    label = RegimeDetector.label
-
-    def counting(self, history, day):
-        calls.append(len(history))
-        return label(self, history, day)
-
-    monkeypatch.setattr(RegimeDetector, "label", counting)
+    calls = _count_fits(monkeypatch)
     full = SessionDecision(demo_panel, strategies, settings)
     again = [full.regime(demo_panel.history_before(i), demo_panel.dates[i]) for i in shared]
     assert again == labels and calls == []
