@@ -495,9 +495,10 @@ def run_sweep(
         ) as pool:
             yield from pool.map(_sweep_trial, rest)
 
-    # progress: one step per trial's signals or run (the slow parts) and one per trial
-    # the compiled pass hands back to Python; compiled booking itself is instant
-    steps = len(trials)
+    # progress: one step per trial's signals or run (the slow parts) and, with the quick
+    # decision, one per trial's booking (instant when compiled, a Python pass when the
+    # kernel hands the trial back); the total is known up front, so the bar only advances
+    steps = len(trials) * (2 if settings.decision == "signal" else 1)
     done = 0
 
     def advance() -> None:
@@ -518,10 +519,9 @@ def run_sweep(
             targets.append(target_matrix(netted(computed[-1]), vols, settings.gross_target))
             advance()
         booked = _compiled(panel, settings, first, last, volumes, targets)
-        python = [k for k, entry in enumerate(booked) if isinstance(entry, str)]
-        steps += len(python)
-        for k in python:
-            results[k] = job.run_python(k, computed[k])
+        for k, entry in enumerate(booked):
+            if isinstance(entry, str):
+                results[k] = job.run_python(k, computed[k])
             advance()
     else:
         for k, out in enumerate(per_trial()):

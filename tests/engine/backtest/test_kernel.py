@@ -287,19 +287,25 @@ def test_price_units_are_the_money_matrix_in_hundredths_of_a_cent(seed: int) -> 
 
 
 def test_a_sweep_reports_progress_through_every_trial(demo_panel: PricePanel) -> None:
-    """Signals are the slow part of a quick sweep: each trial's counts as a step, and a
-    trial booked in Python (here: all, with impact costs) adds its own step."""
+    """A quick sweep counts each trial's signals and each trial's booking (compiled, or a
+    Python pass: here all, with impact costs) as a step; the total is fixed from the start,
+    so the bar never steps back. The live decision counts one step per trial's run."""
     strategies = [[SmaCrossover(fast=f, slow=30)] for f in (5, 10, 15)]
-    for settings_, total in (
-        (BacktestSettings(decision="signal"), 3),
-        (BacktestSettings(decision="signal", costs=CostModel(impact_bps_at_full_adv=5.0)), 6),
+    for settings_, booking in (
+        (BacktestSettings(decision="signal"), "compiled"),
+        (
+            BacktestSettings(decision="signal", costs=CostModel(impact_bps_at_full_adv=5.0)),
+            "market impact charges are booked in Python",
+        ),
+        (BacktestSettings(decision="live"), "live decision"),
     ):
         seen: list[tuple[int, int]] = []
-        run_sweep(
+        sweep = run_sweep(
             demo_panel, strategies, settings_, progress=lambda d, n, out=seen: out.append((d, n))
         )
-        assert [d for d, _ in seen] == list(range(1, total + 1))
-        assert seen[-1] == (total, total)
+        assert sweep.booking == [booking] * 3
+        total = 3 if settings_.decision == "live" else 6
+        assert seen == [(d, total) for d in range(1, total + 1)]
 
 
 def test_books_too_large_for_exact_float_quotients_are_refused() -> None:
@@ -342,7 +348,8 @@ def test_a_sweep_in_worker_processes_equals_the_serial_sweep(
         demo_panel, trials, settings_, workers=2, progress=lambda d, n: seen.append(d)
     )
     assert parallel.processes == 3  # this one (the first trial) and two workers
-    assert seen == [1, 2, 3, 4]
+    # one step per trial's signals (quick decision: and one per booking) or whole run
+    assert seen == list(range(1, 9 if decision == "signal" else 5))
     assert parallel.booking == serial.booking
     np.testing.assert_array_equal(parallel.positions, serial.positions)
     np.testing.assert_array_equal(parallel.equity, serial.equity)
