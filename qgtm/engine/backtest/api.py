@@ -246,6 +246,9 @@ def run_backtest(
     config names the source of each input ("inputs")."""
     params = dict(params or {})
     strategy = make_strategy(strategy_name, params)
+    reason = strategy.cannot_trade(panel.symbols)
+    if reason is not None:  # it would run to the end with no trade at all
+        raise BacktestError(reason)
     config = {
         "strategy": strategy_name,
         "params": params,

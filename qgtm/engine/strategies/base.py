@@ -93,6 +93,10 @@ class BaseStrategy(ABC):
     ) -> list[Signal]:
         """Signals for decision session `as_of` from `history` (bars before `as_of`)."""
 
+    def cannot_trade(self, symbols: Sequence[str]) -> str | None:
+        """Why this strategy can give no signal on bars of `symbols` (None: it can)."""
+        return None
+
     def trades_in(self, regime: str | None) -> bool:
         """True when the strategy is active in `regime` (unknown regime: active)."""
         return regime is None or regime in self.regimes
@@ -127,15 +131,20 @@ class RuleStrategy(BaseStrategy):
     requires: ClassVar[tuple[str, ...]] = ()
     needs_full_history: ClassVar[bool] = False
 
+    def cannot_trade(self, symbols: Sequence[str]) -> str | None:
+        """The `requires` symbols missing, or none of the `traded` ones present."""
+        missing = [s for s in self.requires if s not in symbols]
+        if missing:
+            return f"{self.name} needs {', '.join(self.requires)}; no bars of {', '.join(missing)}"
+        if self.traded is not None and not set(self.traded) & set(symbols):
+            return f"{self.name} trades only {', '.join(self.traded)}; none is in the bars"
+        return None
+
     def generate(
         self, history: PricePanel, as_of: date, *, context: StrategyContext | None = None
     ) -> list[Signal]:
         """Signals for `as_of` from the last `warmup` sessions of `history`."""
-        if len(history) < self.warmup:
-            return []
-        if self.traded is not None and not set(self.traded) & set(history.symbols):
-            return []
-        if not set(self.requires) <= set(history.symbols):
+        if len(history) < self.warmup or self.cannot_trade(history.symbols) is not None:
             return []
         view = history if self.needs_full_history else tail(history, self.warmup)
         ctx = demo_context() if context is None else context
