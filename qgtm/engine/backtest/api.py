@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -22,6 +23,7 @@ from qgtm.engine.backtest.result import BacktestError, BacktestResult, BacktestS
 from qgtm.engine.backtest.sma import SmaCrossover
 from qgtm.engine.backtest.stats import Report, cagr, drawdown, report, sharpe_ratio
 from qgtm.engine.backtest.validation import (
+    cross_validate,
     deflated_sharpe_ratio,
     min_track_record_length,
     probabilistic_sharpe_ratio,
@@ -204,6 +206,11 @@ def _sharpe_validation(returns: np.ndarray, n_trials: int = 1, trials_var: float
     return out
 
 
+def cv_embargo(sessions: int) -> int:
+    """The default embargo: 1% of the sessions, rounded up (AFML 7.4.2)."""
+    return math.ceil(0.01 * sessions)
+
+
 def _sweep_row(
     key: str,
     value: float,
@@ -236,10 +243,13 @@ def run_backtest(
     progress: Progress | None = None,
     context: StrategyContext | None = None,
     workers: int = 1,
+    cv: tuple[int, int | None] | None = None,
 ) -> RunOutcome:
     """One backtest, or a sweep (vectorised) whose best in-sample value is reported with
     the deflated Sharpe over all trials, PBO by CSCV and, if asked, a walk-forward.
-    A sweep computes its trials in `workers` processes (see run_sweep).
+    A sweep computes its trials in `workers` processes (see run_sweep). `cv` = (k,
+    embargo) scores the sweep's selection by purged k-fold cross-validation (embargo
+    None: 1% of the sessions, AFML's suggestion).
 
     `context`: the macro/COT inputs the live engine would give the strategies (see
     `commands.load_market`); None runs them on the demo fallback series. The artifact's
@@ -258,6 +268,8 @@ def run_backtest(
         "data_until": panel.dates[-1].isoformat() if len(panel) else None,
         "inputs": strategy_inputs(strategy, context),
     }
+    if sweep is None and (walk is not None or cv is not None):
+        raise BacktestError("walk-forward and cross-validation need a sweep to choose from")
     if sweep is None:
         result = _run(runner, panel, strategy, settings, progress, context)
         outcome = RunOutcome(
@@ -308,10 +320,29 @@ def run_backtest(
             "oos_sharpe": sharpe_ratio(wf.oos_returns),
             **{f"oos_{k}": v for k, v in _sharpe_validation(wf.oos_returns).items()},
         }
+    if cv is not None:
+        k, embargo = cv
+        if embargo is None:
+            embargo = cv_embargo(matrix.shape[0])
+        cv = (k, embargo)
+        try:
+            folds = cross_validate(matrix, k, embargo)
+        except ValueError as exc:
+            raise BacktestError(f"--cv {k}:{embargo}: {exc}") from None
+        outcome.validation["cross_validation"] = {
+            "folds": k,
+            "embargo": embargo,
+            "chosen": [strategies[j].params[key] for j in folds.chosen],
+            "oos_sharpe": sharpe_ratio(folds.oos_returns),
+            "worst_fold_sharpe": min(folds.fold_sharpes) * np.sqrt(252),
+            **{f"oos_{name}": v for name, v in _sharpe_validation(folds.oos_returns).items()},
+        }
     config["runner"] = "vector"
     config["sweep"] = {key: list(values), "processes": swept.processes}
     if walk is not None:
         config["walk_forward"] = list(walk)
+    if cv is not None:
+        config["cv"] = list(cv)
     outcome.config = config
     return outcome
 

@@ -77,6 +77,12 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
         help="walk-forward over the sweep: train/test sessions, rolling unless ':anchored'",
     )
     parser.add_argument(
+        "--cv",
+        metavar="K[:EMBARGO]",
+        help="purged k-fold cross-validation of the sweep's choice (AFML ch. 7): K folds, "
+        "EMBARGO sessions after each test fold left out of training (default 1%% of them)",
+    )
+    parser.add_argument(
         "--runner", choices=("event", "vector"), default="event", help="default: event"
     )
     parser.add_argument(
@@ -107,6 +113,23 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
         help="run a stored run again from its config and check it reproduces (exit 1 if not)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
+
+
+def _parse_cv(text: str | None) -> tuple[int, int | None] | None:
+    """'5' -> (5, None: 1% of the sessions), '5:10' -> (5, 10)."""
+    if text is None:
+        return None
+    parts = text.split(":")
+    try:
+        if len(parts) not in (1, 2):
+            raise ValueError
+        k = int(parts[0])
+        embargo = int(parts[1]) if len(parts) == 2 else None
+        if k < 2 or (embargo is not None and embargo < 0):
+            raise ValueError
+        return k, embargo
+    except ValueError:
+        raise BacktestError(f"bad --cv {text!r}: want K[:EMBARGO], K >= 2") from None
 
 
 def _parse_walk(text: str | None) -> tuple[int, int, bool] | None:
@@ -180,9 +203,14 @@ def _fmt(value: Any, pct: bool = False) -> str:
     return str(value)
 
 
-COUNTS = {"observations", "trials", "train", "test", "trades"}
+COUNTS = {"observations", "trials", "train", "test", "trades", "folds", "embargo"}
 """Statistics that are numbers of sessions or trials: printed whole, with separators."""
 PERCENTS = {"cagr", "max_drawdown"}
+VALIDATIONS = {
+    "walk_forward": ("walk-forward", "test window"),
+    "cross_validation": ("purged CV", "test fold"),
+}
+"""Validation blocks of a sweep: their label in the report, and what each choice is for."""
 
 
 def _stat(key: str, value: Any) -> str:
@@ -229,23 +257,24 @@ def _print_report(outcome: RunOutcome) -> None:
     if inputs:
         rows.append(("inputs", inputs))
     rows += [(f"exposure {k}", _fmt(v, True)) for k, v in rep.exposure_by_sector.items()]
-    chosen: list[Any] = []
+    chosen: list[str] = []
+    swept = next(iter(outcome.sweep[0])) if outcome.sweep else "value"
     for key, value in outcome.validation.items():
-        if isinstance(value, dict):  # the walk-forward; its choices follow the table
-            chosen = value.get("chosen", [])
+        if isinstance(value, dict):  # a walk-forward or CV; its choices follow the table
+            name, per = VALIDATIONS[key]
             rows += [
-                (f"walk-forward {k.replace('_', ' ')}", _stat(k, v))
+                (f"{name} {k.replace('_', ' ')}", _stat(k, v))
                 for k, v in value.items()
                 if k != "chosen"
             ]
+            chosen.append(f"{name} {swept} per {per}: {_fmt(value.get('chosen', []))}")
         else:
             rows.append((key.replace("_", " "), _stat(key, value)))
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)
-    if chosen:
-        swept = next(iter(outcome.sweep[0])) if outcome.sweep else "value"
-        console.print(f"walk-forward {swept} per test window: {_fmt(chosen)}", highlight=False)
+    for line in chosen:
+        console.print(line, highlight=False)
     months = Table(title="monthly returns, %", box=box.SIMPLE_HEAD, padding=0, show_edge=False)
     months.add_column("year")
     for label in (*MONTH_LABELS, "total"):
@@ -377,6 +406,9 @@ def backtest_command(args: argparse.Namespace, config: Config, data_dir: Path) -
     walk = _parse_walk(args.walk_forward)
     if walk is not None and sweep is None:
         raise BacktestError("--walk-forward needs a --sweep to choose from")
+    cv = _parse_cv(getattr(args, "cv", None))
+    if cv is not None and sweep is None:
+        raise BacktestError("--cv needs a --sweep to choose from")
     stored = [flag for flag in ("runs", "compare", "rerun") if getattr(args, flag, None)]
     if stored:
         if len(stored) > 1 or args.strategy or args.all:
@@ -408,6 +440,7 @@ def backtest_command(args: argparse.Namespace, config: Config, data_dir: Path) -
             progress,
             context,
             workers=os.cpu_count() or 1,  # a sweep's trials, one process per core
+            cv=cv,
         )
     if args.data is not None:  # where the bars came from, for --rerun
         outcome.config["data_file"] = str(args.data.resolve())

@@ -297,6 +297,7 @@ def rerun(
     if "walk_forward" in config:
         train, test, anchored = config["walk_forward"]
         walk = (int(train), int(test), bool(anchored))
+    cv = (int(config["cv"][0]), int(config["cv"][1])) if "cv" in config else None
     outcome = run_backtest(
         bars,
         config["strategy"],
@@ -309,6 +310,7 @@ def rerun(
         progress,
         context,
         workers=workers,
+        cv=cv,
     )
     stored = run.equity()
     new = pl.DataFrame({"date": outcome.result.dates, "new": outcome.result.equity})

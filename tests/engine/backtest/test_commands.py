@@ -92,6 +92,9 @@ def test_sweep_with_walk_forward_reports_dsr_pbo_and_oos(
         (["backtest", "tsmom", "--from", "2020-02-30"], "bad --from"),
         (["backtest", "tsmom", "--sweep", "lookback=5"], "bad --sweep"),
         (["backtest", "tsmom", "--walk-forward", "10:5"], "needs a --sweep"),
+        (["backtest", "tsmom", "--cv", "4"], "--cv needs a --sweep"),
+        (["backtest", "tsmom", "--sweep", "lookback=60:80:10", "--cv", "1"], "bad --cv '1'"),
+        (["backtest", "tsmom", "--sweep", "lookback=60:80:10", "--cv", "3:x"], "bad --cv"),
         (["backtest", "tsmom", "--data", "/nonexistent.csv"], "no such file"),
     ],
 )
@@ -101,6 +104,41 @@ def test_bad_input_is_one_line_and_exit_2(
     assert main([*argv, "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_cv_scores_the_sweeps_choice_by_purged_kfold_and_reruns(
+    tmp_path: Path, bars_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--cv K: each fold's pick (best Sharpe on its purged, embargoed training sessions)
+    tested on the fold; the embargo defaults to 1% of the sessions, rounded up. The same
+    numbers come from cross_validate over run_sweep's own return matrix, and a rerun of
+    the stored run reproduces it."""
+    from qgtm.engine.backtest.result import BacktestSettings
+    from qgtm.engine.backtest.sma import SmaCrossover
+    from qgtm.engine.backtest.validation import cross_validate
+    from qgtm.engine.backtest.vectorised import run_sweep
+    from qgtm.engine.data.user_bars import load_user_bars, to_panel
+
+    argv = ["backtest", "sma_ref", "--data", str(bars_file), "--json", "--data-dir"]
+    argv += [str(tmp_path), "--sweep", "fast=3:9:2", "--cv", "4"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    cv = out["validation"]["cross_validation"]
+    sessions = out["report"]["sessions"]
+    assert cv["folds"] == 4 and cv["embargo"] == -(-sessions // 100)
+    assert len(cv["chosen"]) == 4 and set(cv["chosen"]) <= {3, 5, 7, 9}
+    assert out["config"]["cv"] == [4, cv["embargo"]]
+
+    panel = to_panel(load_user_bars(bars_file).bars)
+    trials = [[SmaCrossover(fast=f)] for f in (3, 5, 7, 9)]
+    swept = run_sweep(panel, trials, BacktestSettings.from_dict(out["config"]["settings"]))
+    folds = cross_validate(swept.returns.T, 4, cv["embargo"])
+    assert [(3, 5, 7, 9)[j] for j in folds.chosen] == cv["chosen"]
+    assert cv["oos_observations"] == len(folds.oos_returns) == sessions
+
+    run = Path(out["artifact"]).name
+    assert main(["backtest", "--rerun", run, "--json", "--data-dir", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out)["reproduced"]
 
 
 def test_report_fits_an_80_column_terminal_whole(

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from qgtm.engine.backtest.validation import (
+    cross_validate,
     deflated_sharpe_ratio,
     expected_max_sharpe,
     min_track_record_length,
@@ -153,3 +154,34 @@ def test_pbo_from_block_moments_equals_the_row_by_row_sharpes(seed: int) -> None
     )
     assert fast.logits == row_by_row.logits
     assert fast.pbo == row_by_row.pbo
+
+
+def test_cross_validation_picks_on_purged_training_sessions_by_hand() -> None:
+    """Config A earns in sessions 0..3 and loses in 4..7, config B the reverse. k = 2:
+    fold 1 tests 0..3 and trains on 4..7 -> B, whose test returns are B's losing half;
+    fold 2 trains on 0..3 -> A, tested on A's losing half. The stitched out-of-sample
+    returns are both losing halves: the rule picks yesterday's winner, CV shows it.
+    Each losing half [-0.01, 0, -0.01, 0]: mean -0.005, sd sqrt(4 * 0.005^2 / 3) =
+    0.0057735 -> daily Sharpe -0.8660."""
+    good, bad = [0.01, 0.02, 0.01, 0.02], [-0.01, 0.0, -0.01, 0.0]
+    result = cross_validate(np.array([good + bad, bad + good]).T, k=2)
+    assert result.chosen == (1, 0)
+    assert result.oos_returns.tolist() == bad + bad
+    assert result.fold_sharpes == pytest.approx((-0.8660254, -0.8660254))
+
+
+def test_cross_validation_purging_and_embargo_change_the_choice() -> None:
+    """n = 10, k = 2, labels [i, i+1], embargo 2: fold 1 trains only on 8, 9 (see
+    test_purged_kfold_by_hand). Config 0 earns 5% in 5..7 and loses a little in 8, 9;
+    config 1 earns in 8, 9. Unpurged, fold 1 trains on 5..9: config 0's Sharpe
+    0.0294 / 0.0282 = 1.04 beats config 1's 0.0064 / 0.0086 = 0.74 -> 0. Purged and
+    embargoed, sessions 5..7 (next to the test fold) are out: 8, 9 alone -> 1."""
+    c0 = [0.0, 0.001, 0.0, 0.001, 0.0, 0.05, 0.05, 0.05, -0.001, -0.002]
+    c1 = [0.01, 0.02, 0.01, 0.02, 0.0, 0.001, 0.0, 0.001, 0.01, 0.02]
+    matrix = np.array([c0, c1]).T
+    assert cross_validate(matrix, k=2).chosen[0] == 0
+    purged = cross_validate(matrix, k=2, embargo=2, label_horizon=1)
+    assert purged.chosen == (1, 1)
+    assert purged.oos_returns.tolist() == c1
+    with pytest.raises(ValueError, match="training sessions left after purging"):
+        cross_validate(matrix, k=2, embargo=8, label_horizon=1)
