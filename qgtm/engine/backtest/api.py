@@ -21,7 +21,16 @@ from qgtm.engine.backtest.costs import CostModel
 from qgtm.engine.backtest.event_driven import Progress, run_event_driven
 from qgtm.engine.backtest.result import BacktestError, BacktestResult, BacktestSettings
 from qgtm.engine.backtest.sma import SmaCrossover
-from qgtm.engine.backtest.stats import Report, cagr, drawdown, report, sharpe_ratio
+from qgtm.engine.backtest.stats import (
+    EQUAL_WEIGHT,
+    Report,
+    benchmark_returns,
+    cagr,
+    check_benchmark,
+    drawdown,
+    report,
+    sharpe_ratio,
+)
 from qgtm.engine.backtest.validation import (
     cross_validate,
     deflated_sharpe_ratio,
@@ -244,12 +253,14 @@ def run_backtest(
     context: StrategyContext | None = None,
     workers: int = 1,
     cv: tuple[int, int | None] | None = None,
+    benchmark: str | None = EQUAL_WEIGHT,
 ) -> RunOutcome:
     """One backtest, or a sweep (vectorised) whose best in-sample value is reported with
     the deflated Sharpe over all trials, PBO by CSCV and, if asked, a walk-forward.
     A sweep computes its trials in `workers` processes (see run_sweep). `cv` = (k,
     embargo) scores the sweep's selection by purged k-fold cross-validation (embargo
-    None: 1% of the sessions, AFML's suggestion).
+    None: 1% of the sessions, AFML's suggestion). `benchmark` (EQUAL_WEIGHT, a symbol,
+    or None) adds beta, alpha, information ratio and more to the report.
 
     `context`: the macro/COT inputs the live engine would give the strategies (see
     `commands.load_market`); None runs them on the demo fallback series. The artifact's
@@ -259,6 +270,14 @@ def run_backtest(
     reason = strategy.cannot_trade(panel.symbols)
     if reason is not None:  # it would run to the end with no trade at all
         raise BacktestError(reason)
+    if benchmark is not None:
+        check_benchmark(panel, benchmark)
+
+    def bench(result: BacktestResult) -> tuple[str, np.ndarray] | None:
+        if benchmark is None:
+            return None
+        return benchmark, benchmark_returns(panel, result.dates, benchmark)
+
     config = {
         "strategy": strategy_name,
         "params": params,
@@ -266,6 +285,7 @@ def run_backtest(
         "settings": settings.as_dict(),
         "data_hash": data_hash(panel),
         "data_until": panel.dates[-1].isoformat() if len(panel) else None,
+        "benchmark": benchmark,
         "inputs": strategy_inputs(strategy, context),
     }
     if sweep is None and (walk is not None or cv is not None):
@@ -273,7 +293,7 @@ def run_backtest(
     if sweep is None:
         result = _run(runner, panel, strategy, settings, progress, context)
         outcome = RunOutcome(
-            strategy_name, strategy.params, runner, result, report(result, sector_of)
+            strategy_name, strategy.params, runner, result, report(result, sector_of, bench(result))
         )
         outcome.validation = _sharpe_validation(result.returns)
         outcome.config = config
@@ -295,7 +315,11 @@ def run_backtest(
     daily = [s / np.sqrt(252) for s in sharpes]
     chosen = swept.result(best)
     outcome = RunOutcome(
-        strategy_name, strategies[best].params, "vector", chosen, report(chosen, sector_of)
+        strategy_name,
+        strategies[best].params,
+        "vector",
+        chosen,
+        report(chosen, sector_of, bench(chosen)),
     )
     outcome.sweep = [
         _sweep_row(key, strategy.params[key], sharpe, swept.equity[k], settings, booking)

@@ -50,7 +50,12 @@ from qgtm.engine.backtest.runs import (
     rerun,
     runs_dir,
 )
-from qgtm.engine.backtest.stats import MONTH_LABELS, compact_percent, monthly_rows
+from qgtm.engine.backtest.stats import (
+    EQUAL_WEIGHT,
+    MONTH_LABELS,
+    compact_percent,
+    monthly_rows,
+)
 from qgtm.engine.data.store import MarketStore, PricePanel
 from qgtm.engine.data.user_bars import load_user_bars, summary_lines, to_panel
 from qgtm.engine.features.auxiliary import StrategyContext
@@ -81,6 +86,13 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="K[:EMBARGO]",
         help="purged k-fold cross-validation of the sweep's choice (AFML ch. 7): K folds, "
         "EMBARGO sessions after each test fold left out of training (default 1%% of them)",
+    )
+    parser.add_argument(
+        "--benchmark",
+        default=EQUAL_WEIGHT,
+        metavar="NAME",
+        help="compare with: 'equal' (every symbol, equal weights; default), a symbol of "
+        "the bars, or 'none' (beta, alpha, information ratio, tracking error)",
     )
     parser.add_argument(
         "--runner", choices=("event", "vector"), default="event", help="default: event"
@@ -206,6 +218,16 @@ def _fmt(value: Any, pct: bool = False) -> str:
 COUNTS = {"observations", "trials", "train", "test", "trades", "folds", "embargo"}
 """Statistics that are numbers of sessions or trials: printed whole, with separators."""
 PERCENTS = {"cagr", "max_drawdown"}
+RELATIVE = (
+    ("benchmark_cagr", "benchmark CAGR", True),
+    ("benchmark_sharpe", "benchmark Sharpe", False),
+    ("beta", "beta", False),
+    ("alpha", "alpha / year", True),
+    ("correlation", "correlation", False),
+    ("tracking_error", "tracking error", True),
+    ("information_ratio", "information ratio", False),
+)
+"""The report's rows against the benchmark (stats.relative_stats), in order."""
 VALIDATIONS = {
     "walk_forward": ("walk-forward", "test window"),
     "cross_validation": ("purged CV", "test fold"),
@@ -257,6 +279,9 @@ def _print_report(outcome: RunOutcome) -> None:
     if inputs:
         rows.append(("inputs", inputs))
     rows += [(f"exposure {k}", _fmt(v, True)) for k, v in rep.exposure_by_sector.items()]
+    if rep.benchmark:
+        rows.append(("benchmark", rep.benchmark))
+        rows += [(label, _fmt(rep.relative[key], pct)) for key, label, pct in RELATIVE]
     chosen: list[str] = []
     swept = next(iter(outcome.sweep[0])) if outcome.sweep else "value"
     for key, value in outcome.validation.items():
@@ -441,6 +466,7 @@ def backtest_command(args: argparse.Namespace, config: Config, data_dir: Path) -
             context,
             workers=os.cpu_count() or 1,  # a sweep's trials, one process per core
             cv=cv,
+            benchmark=None if args.benchmark.lower() == "none" else args.benchmark,
         )
     if args.data is not None:  # where the bars came from, for --rerun
         outcome.config["data_file"] = str(args.data.resolve())

@@ -47,6 +47,9 @@ COMPARED: tuple[tuple[str, str, str], ...] = (
     ("hit_rate", "hit rate", "pct"),
     ("turnover", "turnover / year", "num"),
     ("psr_vs_zero", "PSR vs zero", "num"),
+    ("beta", "beta", "num"),
+    ("alpha", "alpha / year", "pct"),
+    ("information_ratio", "information ratio", "num"),
 )
 
 
@@ -76,8 +79,10 @@ class StoredRun:
         return str(self.summary["start"]), str(self.summary["end"])
 
     def stat(self, key: str) -> Any:
-        """A headline number from the summary (report, validation or top level)."""
-        for part in (self.summary, self.summary.get("report", {}), self.summary["validation"]):
+        """A headline number from the summary (report, relative, validation, top level)."""
+        report = self.summary.get("report", {})
+        parts = (self.summary, report, report.get("relative", {}), self.summary["validation"])
+        for part in parts:
             if key in part:
                 return part[key]
         return None
@@ -311,6 +316,7 @@ def rerun(
         context,
         workers=workers,
         cv=cv,
+        benchmark=config.get("benchmark"),  # runs stored before benchmarks: None
     )
     stored = run.equity()
     new = pl.DataFrame({"date": outcome.result.dates, "new": outcome.result.equity})

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date
 
 import numpy as np
 
-from qgtm.engine.backtest.result import BacktestResult
+from qgtm.engine.backtest.result import BacktestError, BacktestResult
+from qgtm.engine.data.store import PricePanel
 
 TRADING_DAYS = 252
 
@@ -43,6 +44,8 @@ class Report:
     turnover: float
     exposure_by_sector: dict[str, float]
     monthly_returns: dict[int, dict[int, float]]
+    benchmark: str = ""  # what `relative` compares with ("" : nothing)
+    relative: dict[str, float] = field(default_factory=dict)  # relative_stats
 
     def as_dict(self) -> dict:
         """Plain data (JSON-ready)."""
@@ -122,6 +125,60 @@ def monthly_returns(dates: Sequence[date], returns: np.ndarray) -> dict[int, dic
     return table
 
 
+EQUAL_WEIGHT = "equal"
+"""The default benchmark: every symbol of the bars, equal weights rebalanced daily."""
+
+
+def check_benchmark(panel: PricePanel, benchmark: str) -> None:
+    """BacktestError unless `benchmark` is EQUAL_WEIGHT or a symbol of the bars."""
+    if benchmark != EQUAL_WEIGHT and benchmark not in panel.symbols:
+        raise BacktestError(
+            f"unknown benchmark {benchmark!r}: use {EQUAL_WEIGHT}, none or one of "
+            f"{', '.join(panel.symbols)}"
+        )
+
+
+def benchmark_returns(panel: PricePanel, dates: Sequence[date], benchmark: str) -> np.ndarray:
+    """Daily close-to-close returns of `benchmark` on `dates` (consecutive sessions of
+    `panel`): one symbol, or EQUAL_WEIGHT (the mean of every symbol's return, i.e. equal
+    weights rebalanced each close). The first session's return is from the close before
+    it (0 when the panel starts there). BacktestError for an unknown benchmark."""
+    check_benchmark(panel, benchmark)
+    if benchmark == EQUAL_WEIGHT:
+        columns = slice(None)
+    else:
+        columns = slice(panel.symbols.index(benchmark), panel.symbols.index(benchmark) + 1)
+    first = panel.dates.index(dates[0])
+    closes = panel.close[max(first - 1, 0) : first + len(dates), columns]
+    daily = np.nanmean(closes[1:] / closes[:-1] - 1.0, axis=1)
+    return np.concatenate([[0.0], daily]) if first == 0 else daily
+
+
+def relative_stats(returns: np.ndarray, bench: np.ndarray) -> dict[str, float]:
+    """The run against a benchmark's daily returns over the same sessions:
+    beta = cov(r, b) / var(b); alpha = (mean(r) - beta * mean(b)) * 252 (Jensen 1968,
+    rf = 0); correlation; tracking error = std(r - b) * sqrt(252); information ratio =
+    mean(r - b) * 252 / tracking error; and the benchmark's own CAGR and Sharpe.
+    Sample moments use ddof = 1."""
+    active = returns - bench
+    var_b = float(np.var(bench, ddof=1)) if len(bench) > 1 else 0.0
+    beta = float(np.cov(returns, bench, ddof=1)[0, 1]) / var_b if var_b > 0 else 0.0
+    both = len(bench) > 1 and np.std(returns) > 0 and var_b > 0
+    tracking = float(np.std(active, ddof=1) * math.sqrt(TRADING_DAYS)) if len(bench) > 1 else 0.0
+    growth = float(np.prod(1.0 + bench))
+    return {
+        "benchmark_cagr": cagr(1.0, growth, len(bench)),
+        "benchmark_sharpe": sharpe_ratio(bench),
+        "beta": beta,
+        "alpha": (float(np.mean(returns)) - beta * float(np.mean(bench))) * TRADING_DAYS,
+        "correlation": float(np.corrcoef(returns, bench)[0, 1]) if both else 0.0,
+        "tracking_error": tracking,
+        "information_ratio": float(np.mean(active)) * TRADING_DAYS / tracking
+        if tracking > 0
+        else 0.0,
+    }
+
+
 MONTH_LABELS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -150,8 +207,13 @@ def compact_percent(value: float | None) -> str:
     return f"{pct:.1f}" if abs(pct) < 9.95 else f"{pct:.0f}"
 
 
-def report(result: BacktestResult, sector_of: Mapping[str, str] | None = None) -> Report:
-    """Every headline statistic of `result`."""
+def report(
+    result: BacktestResult,
+    sector_of: Mapping[str, str] | None = None,
+    benchmark: tuple[str, np.ndarray] | None = None,
+) -> Report:
+    """Every headline statistic of `result`; with `benchmark` (name, daily returns on
+    the result's sessions) also the relative ones (relative_stats)."""
     initial = float(result.meta.get("initial_cash", result.equity[0]))
     returns = result.returns
     dd = drawdown(result.equity, initial)
@@ -170,4 +232,6 @@ def report(result: BacktestResult, sector_of: Mapping[str, str] | None = None) -
         turnover=annual_turnover(result.traded_value(), result.equity),
         exposure_by_sector=sector_exposure(result.weights(), result.symbols, sector_of or {}),
         monthly_returns=monthly_returns(result.dates, returns),
+        benchmark=benchmark[0] if benchmark else "",
+        relative=relative_stats(returns, benchmark[1]) if benchmark else {},
     )

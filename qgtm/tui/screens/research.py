@@ -38,8 +38,8 @@ from qgtm.tui.widgets.table_panel import TablePanel
 POLL_SECONDS = 0.2
 STAT_COLUMNS = (
     Column("stat", "Statistic", 22),
-    Column("a", "Latest run", 18, "right"),
-    Column("b", "Previous run", 18, "right"),
+    Column("a", "Latest run", 17, "right"),
+    Column("b", "Previous run", 17, "right"),
 )
 MONTH_COLUMNS = (  # no cell padding (see on_mount): a space leads each 4-character value
     Column("year", "Year", 4),
@@ -67,7 +67,7 @@ def _rgb(hex_colour: str) -> tuple[int, int, int]:
 
 
 def _flat(run: dict[str, Any]) -> dict[str, Any]:
-    out = {**run["report"], **run["validation"]}
+    out = {**run["report"], **run["report"].get("relative", {}), **run["validation"]}
     out["strategy"] = run["strategy"]
     out["start"], out["end"] = run["start"], run["end"]
     out["params"] = params_text(run["params"])
@@ -138,9 +138,9 @@ class ResearchScreen(TerminalScreen):
     ResearchScreen #research-status { height: 1; padding: 0 1; }
     ResearchScreen #research-charts { height: 1fr; min-height: 10; }
     ResearchScreen #research-charts PlotextPlot { width: 1fr; }
-    ResearchScreen #research-tables { height: auto; max-height: 21; }
-    ResearchScreen #research-stats { width: 66; height: auto; max-height: 21; }
-    ResearchScreen #research-months { width: 1fr; height: auto; max-height: 21; }
+    ResearchScreen #research-tables { height: auto; max-height: 23; }
+    ResearchScreen #research-stats { width: 66; height: auto; max-height: 23; }
+    ResearchScreen #research-months { width: 1fr; height: auto; max-height: 23; }
     ResearchScreen.-narrow #research-stats { width: 1fr; }
     ResearchScreen.-narrow #research-months { display: none; }
     ResearchScreen.-narrow.-months #research-stats { display: none; }

@@ -93,6 +93,7 @@ def test_sweep_with_walk_forward_reports_dsr_pbo_and_oos(
         (["backtest", "tsmom", "--sweep", "lookback=5"], "bad --sweep"),
         (["backtest", "tsmom", "--walk-forward", "10:5"], "needs a --sweep"),
         (["backtest", "tsmom", "--cv", "4"], "--cv needs a --sweep"),
+        (["backtest", "tsmom", "--benchmark", "XYZ"], "unknown benchmark 'XYZ'"),
         (["backtest", "tsmom", "--sweep", "lookback=60:80:10", "--cv", "1"], "bad --cv '1'"),
         (["backtest", "tsmom", "--sweep", "lookback=60:80:10", "--cv", "3:x"], "bad --cv"),
         (["backtest", "tsmom", "--data", "/nonexistent.csv"], "no such file"),
@@ -139,6 +140,33 @@ def test_cv_scores_the_sweeps_choice_by_purged_kfold_and_reruns(
     run = Path(out["artifact"]).name
     assert main(["backtest", "--rerun", run, "--json", "--data-dir", str(tmp_path)]) == 0
     assert json.loads(capsys.readouterr().out)["reproduced"]
+
+
+def test_benchmark_relative_stats_default_to_equal_weights(
+    tmp_path: Path, bars_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Default: against the equal-weight book of the file's symbols; --benchmark AAA: the
+    one fund; none: no relative rows. The numbers are relative_stats of the stored daily
+    returns against benchmark_returns over the run's sessions."""
+    from qgtm.engine.backtest.stats import benchmark_returns, relative_stats
+    from qgtm.engine.data.user_bars import load_user_bars, to_panel
+
+    panel = to_panel(load_user_bars(bars_file).bars)
+    argv = ["backtest", "sma_ref", "--data", str(bars_file), "--json", "--data-dir"]
+    for name, flag in (("equal", []), ("AAA", ["--benchmark", "AAA"])):
+        assert main([*argv, str(tmp_path), *flag]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["report"]["benchmark"] == name == out["config"]["benchmark"]
+        equity = pl.read_parquet(Path(out["artifact"]) / "equity.parquet")
+        expected = relative_stats(
+            equity["return"].to_numpy(),
+            benchmark_returns(panel, equity["date"].to_list(), name),
+        )
+        assert out["report"]["relative"] == pytest.approx(expected, rel=1e-12)
+        assert out["report"]["relative"]["beta"] != 0.0
+    assert main([*argv, str(tmp_path), "--benchmark", "none"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["report"]["relative"] == {} and out["config"]["benchmark"] is None
 
 
 def test_report_fits_an_80_column_terminal_whole(

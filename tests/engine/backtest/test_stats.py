@@ -8,15 +8,19 @@ from datetime import date
 import numpy as np
 import pytest
 
-from qgtm.engine.backtest.result import BacktestResult
+from qgtm.engine.backtest.result import BacktestError, BacktestResult
 from qgtm.engine.backtest.stats import (
+    EQUAL_WEIGHT,
     annual_turnover,
+    benchmark_returns,
     compact_percent,
     drawdown,
     monthly_rows,
+    relative_stats,
     report,
     sector_exposure,
 )
+from qgtm.engine.data.store import PricePanel
 
 DATES = (date(2024, 1, 30), date(2024, 1, 31), date(2024, 2, 1), date(2024, 2, 2))
 EQUITY = np.array([110.0, 99.0, 99.0, 121.0])  # from an initial 100
@@ -114,3 +118,39 @@ def test_monthly_rows_compound_each_year_from_its_months() -> None:
 def test_compact_percent_fits_four_characters(value: float | None, text: str) -> None:
     assert compact_percent(value) == text
     assert len(compact_percent(value)) <= 4
+
+
+def test_relative_stats_match_the_hand_computation() -> None:
+    """r = [0.01, -0.02, 0.03] (mean 2/300), b = [0.02, -0.01, 0] (mean 1/300).
+    Sums of products of deviations (x 30000): r.r 38, b.b 14, r.b 10.
+    beta = 10/14 = 0.7142857; alpha = (2/300 - (5/7)(1/300)) * 252 = 1.08;
+    correlation = 10 / sqrt(38 * 14) = 0.4335550;
+    r - b = [-0.01, -0.01, 0.03]: mean 1/300, sd sqrt(0.0010667 / 2) = 0.0230940,
+    tracking error 0.0230940 * sqrt(252) = 0.3666061, information ratio
+    (1/300 * 252) / 0.3666061 = 2.2912878; benchmark: growth 1.02 * 0.99 = 1.0098,
+    CAGR 1.0098^84 - 1, Sharpe (1/300) / sqrt(14/60000) * sqrt(252) = 3.4641016."""
+    got = relative_stats(np.array([0.01, -0.02, 0.03]), np.array([0.02, -0.01, 0.0]))
+    assert got["beta"] == pytest.approx(10 / 14, rel=1e-9)
+    assert got["alpha"] == pytest.approx(1.08, rel=1e-9)
+    assert got["correlation"] == pytest.approx(0.4335550, rel=1e-6)
+    assert got["tracking_error"] == pytest.approx(0.3666061, rel=1e-6)
+    assert got["information_ratio"] == pytest.approx(2.2912878, rel=1e-6)
+    assert got["benchmark_cagr"] == pytest.approx(1.0098**84 - 1, rel=1e-9)
+    assert got["benchmark_sharpe"] == pytest.approx(3.4641016, rel=1e-6)
+
+
+def test_benchmark_returns_of_one_symbol_or_equal_weights() -> None:
+    """Closes A 10, 11, 11, 12.1 and B 20, 20, 22, 22: A returns 10%, 0, 10%; B 0, 10%, 0;
+    equal weights rebalanced daily: 5% each day. A run starting on the first session has
+    no close before it: its first benchmark return is 0."""
+    days = tuple(date(2024, 1, d) for d in (2, 3, 4, 5))
+    closes = np.array([[10.0, 20.0], [11.0, 20.0], [11.0, 22.0], [12.1, 22.0]])
+    panel = PricePanel(days, ("A", "B"), closes, closes, closes, closes, np.ones((4, 2)))
+    assert benchmark_returns(panel, days[1:], "A") == pytest.approx([0.1, 0.0, 0.1])
+    assert benchmark_returns(panel, days[1:], "B") == pytest.approx([0.0, 0.1, 0.0])
+    assert benchmark_returns(panel, days[1:], EQUAL_WEIGHT) == pytest.approx([0.05] * 3)
+    assert benchmark_returns(panel, days, "A") == pytest.approx([0.0, 0.1, 0.0, 0.1])
+    with pytest.raises(
+        BacktestError, match="unknown benchmark 'C': use equal, none or one of A, B"
+    ):
+        benchmark_returns(panel, days, "C")
