@@ -274,7 +274,16 @@ def _print_report(outcome: RunOutcome) -> None:
         ("max drawdown sessions", f"{rep.max_drawdown_sessions:,}"),
         ("hit rate", _fmt(rep.hit_rate, True)),
         ("turnover / year", _fmt(rep.turnover)),
+        ("round trips", f"{rep.trips.get('round_trips', 0):,}"),
     ]
+    if rep.trips.get("round_trips"):
+        rows += [
+            ("trip win rate", _fmt(rep.trips["trip_win_rate"], True)),
+            ("average win", f"{rep.trips['average_win']:,.2f}"),
+            ("average loss", f"{rep.trips['average_loss']:,.2f}"),
+            ("profit factor", _fmt(rep.trips["profit_factor"])),
+            ("average sessions held", f"{rep.trips['average_sessions_held']:,.1f}"),
+        ]
     inputs = summarise_inputs(outcome.config.get("inputs", {}))
     if inputs:
         rows.append(("inputs", inputs))

@@ -46,6 +46,8 @@ COMPARED: tuple[tuple[str, str, str], ...] = (
     ("max_drawdown_sessions", "max drawdown sessions", "count"),
     ("hit_rate", "hit rate", "pct"),
     ("turnover", "turnover / year", "num"),
+    ("round_trips", "round trips", "count"),
+    ("profit_factor", "profit factor", "num"),
     ("psr_vs_zero", "PSR vs zero", "num"),
     ("beta", "beta", "num"),
     ("alpha", "alpha / year", "pct"),
@@ -81,7 +83,13 @@ class StoredRun:
     def stat(self, key: str) -> Any:
         """A headline number from the summary (report, relative, validation, top level)."""
         report = self.summary.get("report", {})
-        parts = (self.summary, report, report.get("relative", {}), self.summary["validation"])
+        parts = (
+            self.summary,
+            report,
+            report.get("relative", {}),
+            report.get("trips", {}),
+            self.summary["validation"],
+        )
         for part in parts:
             if key in part:
                 return part[key]

@@ -7,13 +7,15 @@ Conventions: simple daily returns r_t = E_t / E_{t-1} - 1 (E_0 the initial cash)
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from decimal import Decimal
 
 import numpy as np
 
-from qgtm.engine.backtest.result import BacktestError, BacktestResult
+from qgtm.engine.backtest.result import BacktestError, BacktestResult, Trade
 from qgtm.engine.data.store import PricePanel
 
 TRADING_DAYS = 252
@@ -46,6 +48,7 @@ class Report:
     monthly_returns: dict[int, dict[int, float]]
     benchmark: str = ""  # what `relative` compares with ("" : nothing)
     relative: dict[str, float] = field(default_factory=dict)  # relative_stats
+    trips: dict[str, float] = field(default_factory=dict)  # trade_stats of round_trips
 
     def as_dict(self) -> dict:
         """Plain data (JSON-ready)."""
@@ -103,6 +106,69 @@ def hit_rate(returns: np.ndarray) -> float:
 def annual_turnover(traded_value: np.ndarray, equity: np.ndarray) -> float:
     """Value traded per year as a multiple of equity: mean(traded_t / E_t) * 252."""
     return float(np.mean(traded_value / equity) * TRADING_DAYS) if len(equity) else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RoundTrip:
+    """Shares opened and later closed, matched first in, first out (one lot or part)."""
+
+    symbol: str
+    opened: date
+    closed: date
+    quantity: int  # signed: > 0 a long, < 0 a short
+    entry: Decimal
+    exit: Decimal
+    pnl: Decimal  # (exit - entry) * quantity less the pro-rata commissions of both fills
+    sessions: int  # sessions held (closed - opened, in sessions of the run)
+
+
+def round_trips(trades: Sequence[Trade], dates: Sequence[date]) -> list[RoundTrip]:
+    """Every closed lot of `trades` (in booking order), matched FIFO per symbol.
+
+    A fill that reduces a position closes the oldest open lots first (partly if need
+    be); what is left of it opens a lot on the other side. Each fill's commission is
+    spread over its shares, so a part of a lot carries its share of both fills'
+    commissions. Lots still open at the end are not round trips."""
+    index = {d: i for i, d in enumerate(dates)}
+    lots: dict[str, deque[list]] = {}  # symbol -> [day, signed shares left, price, fee/share]
+    out = []
+    for trade in trades:
+        fee = trade.commission / abs(trade.quantity) if trade.quantity else Decimal(0)
+        left = trade.quantity
+        book = lots.setdefault(trade.symbol, deque())
+        while left and book and (book[0][1] > 0) != (left > 0):
+            day, shares, price, entry_fee = book[0]
+            closed = min(abs(left), abs(shares)) * (1 if shares > 0 else -1)
+            pnl = (trade.price - price) * closed - (entry_fee + fee) * abs(closed)
+            sessions = index.get(trade.day, 0) - index.get(day, 0)
+            out.append(
+                RoundTrip(trade.symbol, day, trade.day, closed, price, trade.price, pnl, sessions)
+            )
+            book[0][1] -= closed
+            left += closed
+            if book[0][1] == 0:
+                book.popleft()
+        if left:
+            book.append([trade.day, left, trade.price, fee])
+    return out
+
+
+def trade_stats(trips: Sequence[RoundTrip]) -> dict[str, float]:
+    """Round trips, their win rate, average win and loss (money), profit factor (gross
+    wins / gross losses; inf without a loss) and mean sessions held."""
+    if not trips:
+        return {"round_trips": 0}
+    pnl = [float(t.pnl) for t in trips]
+    wins = [v for v in pnl if v > 0]
+    losses = [v for v in pnl if v < 0]
+    return {
+        "round_trips": len(trips),
+        "trip_win_rate": len(wins) / len(trips),
+        "average_win": sum(wins) / len(wins) if wins else 0.0,
+        "average_loss": sum(losses) / len(losses) if losses else 0.0,
+        "profit_factor": sum(wins) / -sum(losses) if losses else math.inf,
+        "average_sessions_held": sum(t.sessions for t in trips) / len(trips),
+    }
 
 
 def sector_exposure(
@@ -234,4 +300,5 @@ def report(
         monthly_returns=monthly_returns(result.dates, returns),
         benchmark=benchmark[0] if benchmark else "",
         relative=relative_stats(returns, benchmark[1]) if benchmark else {},
+        trips=trade_stats(round_trips(result.trades, result.dates)),
     )

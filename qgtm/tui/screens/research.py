@@ -67,7 +67,8 @@ def _rgb(hex_colour: str) -> tuple[int, int, int]:
 
 
 def _flat(run: dict[str, Any]) -> dict[str, Any]:
-    out = {**run["report"], **run["report"].get("relative", {}), **run["validation"]}
+    report = run["report"]
+    out = {**report, **report.get("relative", {}), **report.get("trips", {}), **run["validation"]}
     out["strategy"] = run["strategy"]
     out["start"], out["end"] = run["start"], run["end"]
     out["params"] = params_text(run["params"])
@@ -138,9 +139,9 @@ class ResearchScreen(TerminalScreen):
     ResearchScreen #research-status { height: 1; padding: 0 1; }
     ResearchScreen #research-charts { height: 1fr; min-height: 10; }
     ResearchScreen #research-charts PlotextPlot { width: 1fr; }
-    ResearchScreen #research-tables { height: auto; max-height: 23; }
-    ResearchScreen #research-stats { width: 66; height: auto; max-height: 23; }
-    ResearchScreen #research-months { width: 1fr; height: auto; max-height: 23; }
+    ResearchScreen #research-tables { height: auto; max-height: 25; }
+    ResearchScreen #research-stats { width: 66; height: auto; max-height: 25; }
+    ResearchScreen #research-months { width: 1fr; height: auto; max-height: 25; }
     ResearchScreen.-narrow #research-stats { width: 1fr; }
     ResearchScreen.-narrow #research-months { display: none; }
     ResearchScreen.-narrow.-months #research-stats { display: none; }

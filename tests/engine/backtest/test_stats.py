@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from datetime import date
+from decimal import Decimal
 
 import numpy as np
 import pytest
 
-from qgtm.engine.backtest.result import BacktestError, BacktestResult
+from qgtm.engine.backtest.result import BacktestError, BacktestResult, Trade
 from qgtm.engine.backtest.stats import (
     EQUAL_WEIGHT,
     annual_turnover,
@@ -18,7 +19,9 @@ from qgtm.engine.backtest.stats import (
     monthly_rows,
     relative_stats,
     report,
+    round_trips,
     sector_exposure,
+    trade_stats,
 )
 from qgtm.engine.data.store import PricePanel
 
@@ -154,3 +157,46 @@ def test_benchmark_returns_of_one_symbol_or_equal_weights() -> None:
         BacktestError, match="unknown benchmark 'C': use equal, none or one of A, B"
     ):
         benchmark_returns(panel, days, "C")
+
+
+def test_round_trips_match_fifo_lots_by_hand() -> None:
+    """Buy 10 @ 100 (fee 1), buy 10 @ 110 (fee 1), sell 15 @ 120 (fee 1.5), sell 5 @ 90
+    (fee 0.5); short 10 @ 50 (fee 0.5), cover 10 @ 40 (fee 0.5). FIFO:
+    lot 1 closes 10 @ 120: 10 * 20 - (1 + 1) = 198, held 2 sessions;
+    lot 2 closes 5 @ 120: 5 * 10 - (0.5 + 0.5) = 49, held 1; its last 5 @ 90:
+    5 * -20 - (0.5 + 0.5) = -101, held 2; the short: -10 * (40 - 50) - 1 = 99, held 1.
+    Win rate 3/4, average win 346/3, average loss -101, profit factor 346/101,
+    mean sessions held 6/4."""
+    days = [date(2024, 1, d) for d in (2, 3, 4, 5, 8)]
+    trades = [
+        Trade(days[0], "A", 10, Decimal("100"), Decimal("1")),
+        Trade(days[1], "A", 10, Decimal("110"), Decimal("1")),
+        Trade(days[2], "A", -15, Decimal("120"), Decimal("1.5")),
+        Trade(days[3], "A", -5, Decimal("90"), Decimal("0.5")),
+        Trade(days[3], "B", -10, Decimal("50"), Decimal("0.5")),
+        Trade(days[4], "B", 10, Decimal("40"), Decimal("0.5")),
+    ]
+    trips = round_trips(trades, days)
+    assert [(t.symbol, t.quantity, t.pnl, t.sessions) for t in trips] == [
+        ("A", 10, Decimal("198"), 2),
+        ("A", 5, Decimal("49"), 1),
+        ("A", 5, Decimal("-101"), 2),
+        ("B", -10, Decimal("99"), 1),
+    ]
+    got = trade_stats(trips)
+    assert got["round_trips"] == 4 and got["trip_win_rate"] == 0.75
+    assert got["average_win"] == pytest.approx(346 / 3)
+    assert got["average_loss"] == pytest.approx(-101)
+    assert got["profit_factor"] == pytest.approx(346 / 101)
+    assert got["average_sessions_held"] == 1.5
+    # a flip: long 5 then sell 8 closes the 5 and opens a 3-share short
+    flip = round_trips(
+        [
+            Trade(days[0], "C", 5, Decimal("10"), Decimal(0)),
+            Trade(days[1], "C", -8, Decimal("12"), Decimal(0)),
+            Trade(days[2], "C", 3, Decimal("11"), Decimal(0)),
+        ],
+        days,
+    )
+    assert [(t.quantity, t.pnl) for t in flip] == [(5, Decimal("10")), (-3, Decimal("3"))]
+    assert trade_stats([]) == {"round_trips": 0}
