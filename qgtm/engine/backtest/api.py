@@ -29,6 +29,7 @@ from qgtm.engine.backtest.stats import (
     check_benchmark,
     drawdown,
     report,
+    round_trips,
     sharpe_ratio,
 )
 from qgtm.engine.backtest.validation import (
@@ -372,7 +373,7 @@ def run_backtest(
 
 
 def save_artifacts(outcome: RunOutcome, data_dir: Path) -> Path:
-    """Write equity, positions, trades and a summary as Parquet under
+    """Write equity, positions, trades, round trips and a summary as Parquet under
     <data-dir>/artifacts/backtests/<run id>/; the id hashes config + data hash, so the
     same run lands in the same place."""
     blob = json.dumps(outcome.config, sort_keys=True, default=str)
@@ -408,6 +409,29 @@ def save_artifacts(outcome: RunOutcome, data_dir: Path) -> Path:
             "commission": pl.String,
         },
     ).write_parquet(folder / "trades.parquet")
+    trips = round_trips(result.trades, result.dates)
+    pl.DataFrame(
+        {
+            "symbol": [t.symbol for t in trips],
+            "opened": [t.opened for t in trips],
+            "closed": [t.closed for t in trips],
+            "quantity": [t.quantity for t in trips],
+            "entry": [str(t.entry) for t in trips],
+            "exit": [str(t.exit) for t in trips],
+            "pnl": [str(t.pnl) for t in trips],
+            "sessions": [t.sessions for t in trips],
+        },
+        schema={
+            "symbol": pl.String,
+            "opened": pl.Date,
+            "closed": pl.Date,
+            "quantity": pl.Int64,
+            "entry": pl.String,
+            "exit": pl.String,
+            "pnl": pl.String,
+            "sessions": pl.Int64,
+        },
+    ).write_parquet(folder / "round_trips.parquet")
     outcome.artifact = folder
     summary = outcome.summary()
     pl.DataFrame(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,12 @@ def test_backtest_json_reports_stats_and_writes_parquet_artifacts(
     assert json.loads(summary["config_json"][0])["strategy"] == "sma_ref"
     equity = pl.read_parquet(folder / "equity.parquet")
     assert equity["equity"][-1] == pytest.approx(out["final_equity"])
+    # the round trips behind the report's trade statistics, money as exact decimals
+    trips = pl.read_parquet(folder / "round_trips.parquet")
+    assert trips.height == out["report"]["trips"]["round_trips"] > 0
+    wins = [Decimal(v) for v in trips["pnl"] if Decimal(v) > 0]
+    assert float(sum(wins)) / len(wins) == pytest.approx(out["report"]["trips"]["average_win"])
+    assert (trips["closed"] >= trips["opened"]).all()
 
 
 def test_sweep_with_walk_forward_reports_dsr_pbo_and_oos(
