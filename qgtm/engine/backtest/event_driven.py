@@ -127,12 +127,14 @@ def run_event_driven(
             FLATTEN_SET if tier >= KillTier.FLATTEN else set_key,
             settings.min_trade_value,
         )
-        adv = average_daily_volume(history.volume)
-        impact = {
-            o.client_order_id: costs.impact_bps(o.quantity, int(adv[column[o.symbol]]))
-            for o in orders
-        }
-        volumes = mean_volumes(history.volume, costs.adv_window)
+        impact = {}
+        if orders:  # volume statistics only matter to orders (impact, algo choice)
+            adv = average_daily_volume(history.volume)
+            impact = {
+                o.client_order_id: costs.impact_bps(o.quantity, int(adv[column[o.symbol]]))
+                for o in orders
+            }
+            volumes = mean_volumes(history.volume, costs.adv_window)
         for order in orders:
             algo = select_algo(
                 order.quantity,
