@@ -40,13 +40,37 @@ class RejectedRow:
     reason: str
 
 
+JUMP_RATIO = 1.8
+"""A close at least this many times the previous one (or at most its inverse) is flagged:
+in a commodity ETF such a day is almost always a split the file is not adjusted for, or
+a bad print, and a backtest would book it as a return."""
+
+
+@dataclass(frozen=True, slots=True)
+class Jump:
+    """An accepted close suspiciously far from the symbol's previous accepted close."""
+
+    symbol: str
+    day: date
+    previous: float
+    close: float
+
+    @property
+    def ratio(self) -> float:
+        """close / previous close."""
+        return self.close / self.previous
+
+
 @dataclass(frozen=True, slots=True)
 class UserBars:
-    """Accepted bars (COLUMNS, sorted by symbol then date) and the rejected rows."""
+    """Accepted bars (COLUMNS, sorted by symbol then date), the rejected rows, and the
+    accepted closes that jump by JUMP_RATIO or more from the previous one (kept, but
+    reported: see summary_lines)."""
 
     bars: pl.DataFrame
     rejected: tuple[RejectedRow, ...]
     close_only: bool
+    jumps: tuple[Jump, ...] = ()
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -158,7 +182,20 @@ def load_user_bars(path: Path, symbol: str | None = None) -> UserBars:
         },
         orient="row",
     ).sort("symbol", "date")
-    return UserBars(bars, tuple(rejected), close_only=not full)
+    return UserBars(bars, tuple(rejected), close_only=not full, jumps=_jumps(bars))
+
+
+def _jumps(bars: pl.DataFrame) -> tuple[Jump, ...]:
+    """Closes at least JUMP_RATIO times (or at most 1 / JUMP_RATIO of) the previous one."""
+    previous = pl.col("close").shift(1).over("symbol")
+    flagged = bars.with_columns(previous.alias("previous")).filter(
+        (pl.col("close") >= pl.col("previous") * JUMP_RATIO)
+        | (pl.col("close") * JUMP_RATIO <= pl.col("previous"))
+    )
+    return tuple(
+        Jump(row["symbol"], row["date"], row["previous"], row["close"])
+        for row in flagged.iter_rows(named=True)
+    )
 
 
 def to_panel(bars: pl.DataFrame) -> PricePanel:
@@ -190,6 +227,14 @@ def summary_lines(result: UserBars, limit: int = 10) -> list[str]:
     ]
     if result.close_only:
         lines.append("close-only series: open = high = low = close, volume 0")
+    for jump in result.jumps[:limit]:
+        lines.append(
+            f"warning: {jump.symbol} {jump.day} close {jump.close:g} after {jump.previous:g} "
+            f"(x{jump.ratio:.2f}): a split the file is not adjusted for, or a bad print? "
+            "A backtest books it as a return"
+        )
+    if len(result.jumps) > limit:
+        lines.append(f"warning: ... and {len(result.jumps) - limit} more such jumps")
     lines.append(f"rejected {len(result.rejected)} rows")
     lines += [f"  line {r.line} {r.symbol}: {r.reason}" for r in result.rejected[:limit]]
     if len(result.rejected) > limit:
@@ -199,6 +244,7 @@ def summary_lines(result: UserBars, limit: int = 10) -> list[str]:
 
 __all__ = [
     "COLUMNS",
+    "Jump",
     "RejectedRow",
     "UserBars",
     "UserBarsError",

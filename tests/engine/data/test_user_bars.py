@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from qgtm.engine.data.store import MarketStore
-from qgtm.engine.data.user_bars import UserBarsError, load_user_bars, to_panel
+from qgtm.engine.data.user_bars import UserBarsError, load_user_bars, summary_lines, to_panel
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # the reference data sit in ../shared/data beside the project (or one level up from a
@@ -92,3 +92,35 @@ def test_real_wti_series_keeps_good_days_and_rejects_the_negative_settlement() -
 def test_real_henry_hub_missing_value_is_reported() -> None:
     result = load_user_bars(SHARED / "eia_henry_hub_spot_daily.csv", symbol="NG")
     assert any(r.reason == "missing or unparseable number" for r in result.rejected)
+
+
+def test_a_split_the_file_is_not_adjusted_for_is_flagged_not_dropped(tmp_path: Path) -> None:
+    """USO's 1-for-8 reverse split (2020-04-29) in an unadjusted file: the close jumps
+    x8.2. The bar is kept (it may be real) and reported with the reason it matters;
+    ordinary days and the other symbol are not flagged."""
+    rows = [
+        "Symbol,Date,Open,High,Low,Close,Volume",
+        "USO,2020-04-27,2.10,2.20,2.00,2.05,100",
+        "USO,2020-04-28,2.06,2.10,1.98,2.00,100",
+        "USO,2020-04-29,16.00,16.60,15.80,16.40,100",
+        "USO,2020-04-30,16.30,16.90,16.10,16.80,100",
+        "GLD,2020-04-27,160,161,159,160.5,100",
+        "GLD,2020-04-28,160,162,159,161.0,100",
+    ]
+    path = tmp_path / "raw.csv"
+    path.write_text("\n".join(rows) + "\n")
+    result = load_user_bars(path)
+    assert result.bars.height == 6 and not result.rejected
+    (jump,) = result.jumps
+    assert (jump.symbol, str(jump.day), jump.previous, jump.close) == (
+        "USO",
+        "2020-04-29",
+        2.0,
+        16.4,
+    )
+    assert jump.ratio == pytest.approx(8.2)
+    lines = summary_lines(result)
+    assert (
+        "warning: USO 2020-04-29 close 16.4 after 2 (x8.20): a split the file is not adjusted "
+        "for, or a bad print? A backtest books it as a return"
+    ) in lines
