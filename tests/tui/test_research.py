@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ from textual.widgets import Input, OptionList, Select
 from textual_plotext import PlotextPlot
 
 from qgtm.engine.backtest.stats import compact_percent
+from qgtm.engine.live.engine import TradingEngine
 from qgtm.tui.app import QGTMApp
 from qgtm.tui.screens.research import ResearchScreen
 from qgtm.tui.widgets.live_table import LiveTable
@@ -48,6 +51,19 @@ async def _wait_runs(pilot: Pilot, screen: ResearchScreen, count: int, timeout: 
     while len(screen.runs) < count and time.monotonic() < deadline:
         await pilot.pause(0.1)
     assert len(screen.runs) == count, screen.status_text
+
+
+@asynccontextmanager
+async def _on_research(
+    engine: TradingEngine, size: tuple[int, int] = SIZE
+) -> AsyncIterator[tuple[Pilot, ResearchScreen]]:
+    """The terminal on `engine`, switched to the Research screen."""
+    app = QGTMApp(RecordingClient(engine))
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("5")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, ResearchScreen)
+        yield pilot, app.screen
 
 
 async def test_research_runs_two_backtests_in_background_and_compares_them(
@@ -125,12 +141,8 @@ async def test_narrow_terminals_switch_between_stats_and_monthly_tables(tmp_path
     """At 140 columns both tables sit side by side; narrower, one at a time (ctrl+t);
     a bad parameter entry is refused in the screen with the entry named."""
     engine = research_engine(tmp_path)
-    app = QGTMApp(RecordingClient(engine))
     try:
-        async with app.run_test(size=(100, 30)) as pilot:
-            await pilot.press("5")
-            await pilot.pause(0.2)
-            screen = app.screen
+        async with _on_research(engine, (100, 30)) as (pilot, screen):
             stats = screen.query_one("#research-stats")
             months = screen.query_one("#research-months")
             assert stats.display and not months.display
@@ -147,7 +159,9 @@ async def test_narrow_terminals_switch_between_stats_and_monthly_tables(tmp_path
             screen.query_one("#params", Input).value = "lookback=84 skip"
             await pilot.press("ctrl+r")
             await pilot.pause(0.2)
-            assert screen.status_text == "Cannot run: bad parameter 'skip': want NAME=NUMBER"
+            assert screen.status_text == (
+                "Cannot run: bad parameter 'skip': want NAME=NUMBER or NAME=LOW:HIGH:STEP"
+            )
             assert screen.pending is None
     finally:
         engine.close()
@@ -160,12 +174,9 @@ async def test_ctrl_o_loads_a_stored_run_for_comparison(tmp_path: Path) -> None:
 
     engine = research_engine(tmp_path)
     ids = _store_two_runs(engine)
-    app = QGTMApp(RecordingClient(engine))
     try:
-        async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("5")
-            await pilot.pause(0.2)
-            screen = app.screen
+        async with _on_research(engine) as (pilot, screen):
+            app = pilot.app
             await pilot.press("ctrl+o")
             await pilot.pause(0.2)
             picker = app.screen
@@ -188,5 +199,38 @@ async def test_ctrl_o_loads_a_stored_run_for_comparison(tmp_path: Path) -> None:
             await pilot.press("escape")  # closes without loading
             await pilot.pause()
             assert app.screen is screen and len(screen.runs) == 1
+    finally:
+        engine.close()
+
+
+async def test_a_range_in_the_parameters_sweeps_it_and_shows_the_sweep_table(
+    tmp_path: Path,
+) -> None:
+    """'fast=20:40:10' sweeps fast (quick decision, vectorised): the best value's run is
+    the newest run, with the deflated Sharpe and PBO over the three trials, and the sweep
+    table takes the monthly table's place. Two ranges at once are refused."""
+    engine = research_engine(tmp_path)
+    try:
+        async with _on_research(engine) as (pilot, screen):
+            await _choose(pilot, "sma_cross")
+            screen.query_one("#params", Input).value = "fast=20:40:10 slow=1:2:1"
+            await pilot.press("ctrl+r")
+            await pilot.pause(0.2)
+            assert screen.status_text == "Cannot run: one swept parameter at a time, not 2"
+            screen.query_one("#params", Input).value = "fast=20:40:10"
+            await pilot.press("ctrl+r")
+            await _wait_runs(pilot, screen, 1, timeout=60)
+            run = screen.runs[0]
+            assert [row["fast"] for row in run["sweep"]] == [20, 30, 40]
+            best = max(run["sweep"], key=lambda row: row["sharpe"])
+            assert run["params"]["fast"] == best["fast"]
+            assert run["config"]["settings"]["decision"] == "signal"
+            table = screen.query_one("#research-sweep LiveTable", LiveTable)
+            assert table.row_count == 3
+            assert screen.query_one("#research-sweep").display
+            assert not screen.query_one("#research-months").display
+            stats = screen.query_one("#research-stats LiveTable", LiveTable)
+            dsr = str(stats.get_row("deflated_sharpe")[1])
+            assert 0.0 <= float(dsr) <= 1.0
     finally:
         engine.close()

@@ -49,6 +49,8 @@ COMPARED: tuple[tuple[str, str, str], ...] = (
     ("round_trips", "round trips", "count"),
     ("profit_factor", "profit factor", "num"),
     ("psr_vs_zero", "PSR vs zero", "num"),
+    ("deflated_sharpe", "deflated Sharpe", "num"),
+    ("pbo", "PBO", "num"),
     ("beta", "beta", "num"),
     ("alpha", "alpha / year", "pct"),
     ("information_ratio", "information ratio", "num"),

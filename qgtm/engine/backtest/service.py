@@ -19,7 +19,7 @@ import multiprocessing
 import queue
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from multiprocessing import resource_tracker
 from pathlib import Path
@@ -32,6 +32,7 @@ from qgtm.core.universe import Universe
 from qgtm.engine.backtest.api import (
     make_strategy,
     parse_date,
+    parse_sweep,
     run_backtest,
     save_artifacts,
     settings_from_config,
@@ -133,14 +134,25 @@ class BacktestService:
         end: str | None = None,
         params: dict[str, float] | None = None,
         runner: str = "event",
+        sweep: str | None = None,
     ) -> dict[str, Any]:
-        """Validate and queue a backtest; returns its job record at once."""
+        """Validate and queue a backtest; returns its job record at once.
+
+        `sweep` ("lookback=21:126:21", as `qgtm backtest --sweep`) runs every value in
+        the vectorised runner with the quick decision and reports the best one with the
+        deflated Sharpe and PBO over all of them."""
         request = {"strategy": strategy, "start": start, "end": end, "params": params or {}}
         request["runner"] = runner
         make_strategy(strategy, params)
         settings = settings_from_config(
             self.engine.config, parse_date(start, "from"), parse_date(end, "to")
         )
+        if sweep:
+            key, values = parse_sweep(sweep)
+            for value in (values[0], values[-1]):  # a bad name or range fails here
+                make_strategy(strategy, {**(params or {}), key: value})
+            request["sweep"] = [key, values]
+            settings = replace(settings, decision="signal")
         # the handler runs under the engine's step lock: a consistent point-in-time cut
         panel = self.engine.panel.history_before(self.engine.next_index)
         if len(panel) == 0:
@@ -256,6 +268,7 @@ def _run_job(messages: Any, payload: tuple) -> None:
             settings,
             request["params"],
             request["runner"],
+            tuple(request["sweep"]) if request.get("sweep") else None,
             sector_of=sectors,
             progress=progress,
             context=context,

@@ -1,15 +1,16 @@
 """Research: backtest a strategy over a window in the background, chart it, compare runs.
 
 Keys: pick the strategy (Tab to the selector, Enter, arrows, Enter), optionally type
-parameter overrides ("lookback=126 skip=21") and the window's dates, then Enter in a
-field or ctrl+r runs it. The engine runs the backtest in a process of its own
-(`backtest.run`); this screen polls `backtest.status`, so the terminal stays responsive.
-ctrl+o lists the data dir's stored runs (`qgtm backtest --runs`); the one picked becomes
-the newest run. The two newest runs are compared side by side: statistics, and equity and
-drawdown charts on one date axis (runs over different windows line up by date). The
-newest run's monthly returns (%, compounded per year) sit beside the statistics.
-Backtests use only sessions the engine has processed (never the demo replay's future
-bars).
+parameter overrides ("lookback=126 skip=21"; one may be a range, "lookback=21:126:21",
+to sweep it: the best value's run is shown, the sweep table replaces the monthly one)
+and the window's dates, then Enter in a field or ctrl+r runs it. The engine runs the
+backtest in a process of its own (`backtest.run`); this screen polls `backtest.status`,
+so the terminal stays responsive. ctrl+o lists the data dir's stored runs (`qgtm
+backtest --runs`); the one picked becomes the newest run. The two newest runs are
+compared side by side: statistics, and equity and drawdown charts on one date axis (runs
+over different windows line up by date). The newest run's monthly returns (%, compounded
+per year) sit beside the statistics. Backtests use only sessions the engine has
+processed (never the demo replay's future bars).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from textual.widgets import Input, Select, Static
 from textual_plotext import PlotextPlot
 
 from qgtm.core.snapshot import EngineSnapshot
-from qgtm.engine.backtest.api import params_text, parse_param
+from qgtm.engine.backtest.api import params_text, parse_param, parse_sweep
 from qgtm.engine.backtest.result import BacktestError
 from qgtm.engine.backtest.runs import COMPARED
 from qgtm.engine.backtest.stats import MONTH_LABELS, compact_percent, monthly_rows
@@ -45,6 +46,13 @@ MONTH_COLUMNS = (  # no cell padding (see on_mount): a space leads each 4-charac
     Column("year", "Year", 4),
     *(Column(m.lower(), m, 5, "right") for m in MONTH_LABELS),
     Column("total", "Total", 6, "right"),
+)
+SWEEP_COLUMNS = (
+    Column("value", "Value", 8, "right"),
+    Column("sharpe", "Sharpe", 8, "right"),
+    Column("cagr", "CAGR", 8, "right"),
+    Column("dd", "Max DD", 8, "right"),
+    Column("booking", "Booked", 24),
 )
 NO_RUNS = "No runs yet: pick a strategy and a window, then press Enter or ctrl+r"
 NO_MONTHS = "Monthly returns of the newest run appear here"
@@ -91,17 +99,48 @@ def _cell(value: Any, kind: str) -> Text | str:
     return Text(f"{value:.3f}", justify="right")
 
 
-def parse_params(text: str) -> dict[str, float]:
-    """'lookback=126 skip=21' (spaces or commas between) -> {'lookback': 126.0, ...};
-    BacktestError naming the bad entry."""
-    params = {}
+def parse_params(text: str) -> tuple[dict[str, float], str | None]:
+    """'lookback=126 skip=21' (spaces or commas between) -> ({'lookback': 126.0, ...}, None);
+    one entry may be a range, 'lookback=21:126:21', swept as `qgtm backtest --sweep`:
+    (the other parameters, 'lookback=21:126:21'). BacktestError naming the bad entry."""
+    params: dict[str, float] = {}
+    sweeps = []
     for entry in text.replace(",", " ").split():
+        if entry.count(":") == 2:
+            parse_sweep(entry)  # a bad range fails here, with its own message
+            sweeps.append(entry)
+            continue
         try:
             key, value = parse_param(entry)
         except BacktestError:
-            raise BacktestError(f"bad parameter {entry!r}: want NAME=NUMBER") from None
+            raise BacktestError(
+                f"bad parameter {entry!r}: want NAME=NUMBER or NAME=LOW:HIGH:STEP"
+            ) from None
         params[key] = value
-    return params
+    if len(sweeps) > 1:
+        raise BacktestError(f"one swept parameter at a time, not {len(sweeps)}")
+    return params, (sweeps[0] if sweeps else None)
+
+
+def sweep_rows(run: dict[str, Any]) -> list[Row]:
+    """One row per swept value: value, Sharpe, CAGR, max drawdown, how it was booked."""
+    rows = []
+    for row in run.get("sweep") or []:
+        key = next(iter(row))
+        value = row[key]
+        rows.append(
+            (
+                f"{key}={value}",
+                (
+                    Text(f"{value:g}", justify="right"),
+                    Text(f"{row['sharpe']:.3f}", justify="right"),
+                    Text(f"{row['cagr']:+.2%}", justify="right"),
+                    Text(f"{row['max_drawdown']:.2%}", justify="right"),
+                    str(row["booking"]),
+                ),
+            )
+        )
+    return rows
 
 
 def month_rows(run: dict[str, Any]) -> list[Row]:
@@ -142,10 +181,16 @@ class ResearchScreen(TerminalScreen):
     ResearchScreen #research-tables { height: auto; max-height: 25; }
     ResearchScreen #research-stats { width: 66; height: auto; max-height: 25; }
     ResearchScreen #research-months { width: 1fr; height: auto; max-height: 25; }
+    ResearchScreen #research-sweep { width: 1fr; height: auto; max-height: 25; display: none; }
+    ResearchScreen.-sweep #research-months { display: none; }
+    ResearchScreen.-sweep #research-sweep { display: block; }
     ResearchScreen.-narrow #research-stats { width: 1fr; }
     ResearchScreen.-narrow #research-months { display: none; }
+    ResearchScreen.-narrow #research-sweep { display: none; }
     ResearchScreen.-narrow.-months #research-stats { display: none; }
     ResearchScreen.-narrow.-months #research-months { display: block; }
+    ResearchScreen.-narrow.-months.-sweep #research-months { display: none; }
+    ResearchScreen.-narrow.-months.-sweep #research-sweep { display: block; }
     """
 
     def __init__(self) -> None:
@@ -169,6 +214,7 @@ class ResearchScreen(TerminalScreen):
             with Horizontal(id="research-tables"):
                 yield TablePanel("RUNS", STAT_COLUMNS, NO_RUNS, id="research-stats")
                 yield TablePanel("MONTHLY %", MONTH_COLUMNS, NO_MONTHS, id="research-months")
+                yield TablePanel("SWEEP", SWEEP_COLUMNS, "", id="research-sweep")
 
     async def on_mount(self) -> None:
         """Fill the strategy list from the engine and start polling."""
@@ -208,9 +254,14 @@ class ResearchScreen(TerminalScreen):
         start = self.query_one("#start", Input).value.strip() or None
         end = self.query_one("#end", Input).value.strip() or None
         try:
-            params = parse_params(self.query_one("#params", Input).value)
+            params, sweep = parse_params(self.query_one("#params", Input).value)
             job = await self._qgtm_app.client.call(
-                "backtest.run", strategy=str(select.value), start=start, end=end, params=params
+                "backtest.run",
+                strategy=str(select.value),
+                start=start,
+                end=end,
+                params=params,
+                sweep=sweep,
             )
         except Exception as exc:  # the engine's message is the user's answer
             self._set_status(f"Cannot run: {exc}")
@@ -245,6 +296,12 @@ class ResearchScreen(TerminalScreen):
         months = self.query_one("#research-months", TablePanel)
         months.sync(month_rows(result))
         months.border_title = f"MONTHLY % {result['strategy']}"
+        swept = self.query_one("#research-sweep", TablePanel)
+        swept.sync(sweep_rows(result))
+        if result.get("sweep"):
+            key = next(iter(result["sweep"][0]))
+            swept.border_title = f"SWEEP {key}: best {result['params'][key]:g}"
+        self.set_class(bool(result.get("sweep")), "-sweep")
         self._draw()
 
     async def _poll(self) -> None:
@@ -253,8 +310,9 @@ class ResearchScreen(TerminalScreen):
         job = await self._qgtm_app.client.call("backtest.status", job=self.pending)
         if job["state"] in ("queued", "running"):
             total = job["total"] or 1
+            unit = "steps" if job["request"].get("sweep") else "sessions"
             self._set_status(
-                f"Running {job['request']['strategy']}: {job['done']}/{job['total']} sessions"
+                f"Running {job['request']['strategy']}: {job['done']}/{job['total']} {unit}"
                 f" ({job['done'] / total:.0%})"
             )
             return
