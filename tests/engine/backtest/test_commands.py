@@ -202,31 +202,22 @@ def test_report_fits_an_80_column_terminal_whole(
     assert "params: fast=" in out and "walk-forward fast per test window: " in out
 
 
-@pytest.mark.parametrize(
-    ("strategy", "message"),
-    [
-        ("pair_gld_slv", "pair_gld_slv needs GLD, SLV; no bars of GLD, SLV"),
-        ("gold_autumn", "gold_autumn trades only GLD; none is in the bars"),
-    ],
-)
+CANNOT_TRADE = {
+    "pair_gld_slv": "pair_gld_slv needs GLD, SLV; no bars of GLD, SLV",
+    "gold_autumn": "gold_autumn trades only GLD; none is in the bars",
+}
+
+
 def test_a_strategy_that_cannot_trade_the_bars_is_refused_not_run_flat(
-    tmp_path: Path,
-    bars_file: Path,
-    strategy: str,
-    message: str,
-    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path, bars_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The file holds AAA and BBB: a GLD/SLV pair or a GLD seasonal would run to the end
-    with no trade and a report of zeros; it is a one-line error instead. In a league the
-    row carries the reason."""
-    argv = ["backtest", strategy, "--data", str(bars_file), "--data-dir", str(tmp_path)]
-    assert main(argv) == 2
-    assert capsys.readouterr().err.strip().endswith(f"qgtm: {message}")
-    league = ["backtest", "--all", "--data", str(bars_file), "--json", "--data-dir"]
-    assert main([*league, str(tmp_path)]) == 0
-    rows = {r["strategy"]: r for r in json.loads(capsys.readouterr().out)}
-    assert rows[strategy]["error"] == message
-    assert "error" not in rows["sma_ref"]
+    with no trade and a report of zeros; it is a one-line error instead (in a league,
+    the row's error: see the league test)."""
+    for strategy, message in CANNOT_TRADE.items():
+        argv = ["backtest", strategy, "--data", str(bars_file), "--data-dir", str(tmp_path)]
+        assert main(argv) == 2
+        assert capsys.readouterr().err.strip().endswith(f"qgtm: {message}")
 
 
 def test_all_prints_a_league_of_every_registered_strategy(
@@ -238,6 +229,10 @@ def test_all_prints_a_league_of_every_registered_strategy(
     assert main(argv) == 0
     rows = json.loads(capsys.readouterr().out)
     assert sorted(r["strategy"] for r in rows) == strategy_names()
+    by_name = {r["strategy"]: r for r in rows}
+    for strategy, message in CANNOT_TRADE.items():  # the bars have no GLD or SLV
+        assert by_name[strategy]["error"] == message
+    assert "error" not in by_name["sma_ref"]
 
 
 def test_data_import_stores_accepted_bars_and_lists_rejections(
