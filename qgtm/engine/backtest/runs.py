@@ -156,6 +156,8 @@ def list_runs(data_dir: Path) -> tuple[list[StoredRun], list[str]]:
 
 def find_run(data_dir: Path, key: str) -> StoredRun:
     """The run whose id is `key`, or the only one starting with it."""
+    if not key or "/" in key or "\\" in key or key.startswith("."):
+        raise BacktestError(f"bad run id {key!r}: a name from `qgtm backtest --runs`")
     root = runs_dir(data_dir)
     if (root / key / "summary.parquet").exists():
         return load_run(root / key)

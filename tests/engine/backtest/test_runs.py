@@ -151,6 +151,9 @@ def test_unknown_or_ambiguous_run_ids_are_clear_errors(
         find_run(tmp_path, "nosuch")
     with pytest.raises(BacktestError, match="'sma_ref' matches 2 runs"):
         find_run(tmp_path, "sma_ref")
+    for outside in ("../../x", "..", "", "a\\b"):  # ids never leave the runs folder
+        with pytest.raises(BacktestError, match="bad run id"):
+            find_run(tmp_path, outside)
     assert main(["backtest", "--rerun", "x", "tsmom", "--data-dir", str(tmp_path)]) == 2
     assert "go alone" in capsys.readouterr().err
     (tmp_path / "artifacts" / "backtests" / "broken").mkdir()
