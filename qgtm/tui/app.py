@@ -253,6 +253,7 @@ class QGTMApp(App[None]):
             ("tables", TablePanel.BINDINGS),
             ("command line", CommandLine.BINDINGS),
             ("confirm", ConfirmModal.BINDINGS),
+            ("research", ResearchScreen.BINDINGS),
         ]
         rows = []
         for where, bindings in sources:

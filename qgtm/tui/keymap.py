@@ -28,6 +28,9 @@ DEFAULT_KEYS: dict[str, str] = {
     "table.export_csv": "x",
     "table.export_parquet": "X",
     "table.reverse": "S",
+    "research.run": "ctrl+r",
+    "research.switch_tables": "ctrl+t",
+    "research.stored_runs": "ctrl+o",
 }
 """Binding id -> default keys (comma-separated). Screen keys are added from SCREEN_SLOTS."""
 

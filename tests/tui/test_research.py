@@ -55,10 +55,10 @@ async def _wait_runs(pilot: Pilot, screen: ResearchScreen, count: int, timeout: 
 
 @asynccontextmanager
 async def _on_research(
-    engine: TradingEngine, size: tuple[int, int] = SIZE
+    engine: TradingEngine, size: tuple[int, int] = SIZE, keymap: dict[str, str] | None = None
 ) -> AsyncIterator[tuple[Pilot, ResearchScreen]]:
-    """The terminal on `engine`, switched to the Research screen."""
-    app = QGTMApp(RecordingClient(engine))
+    """The terminal on `engine` (with `keymap` overrides), on the Research screen."""
+    app = QGTMApp(RecordingClient(engine), keymap=keymap)
     async with app.run_test(size=size) as pilot:
         await pilot.press("5")
         await pilot.pause(0.2)
@@ -232,5 +232,25 @@ async def test_a_range_in_the_parameters_sweeps_it_and_shows_the_sweep_table(
             stats = screen.query_one("#research-stats LiveTable", LiveTable)
             dsr = str(stats.get_row("deflated_sharpe")[1])
             assert 0.0 <= float(dsr) <= 1.0
+    finally:
+        engine.close()
+
+
+async def test_research_keys_are_remapped_by_id(tmp_path: Path) -> None:
+    """[tui.keymap] "research.stored_runs" = "ctrl+y": ctrl+y opens the stored runs; the
+    Help screen's table lists the Research ids with the keys in force."""
+    from tests.engine.backtest.test_service import _store_two_runs
+
+    engine = research_engine(tmp_path)
+    _store_two_runs(engine)
+    try:
+        keymap = {"research.stored_runs": "ctrl+y"}
+        async with _on_research(engine, keymap=keymap) as (pilot, _screen):
+            rows = {row[0]: row[1] for row in pilot.app.binding_table()}
+            assert rows["research.stored_runs"] == "ctrl+y"
+            assert rows["research.run"] == "ctrl+r"
+            await pilot.press("ctrl+y")
+            await pilot.pause(0.2)
+            assert isinstance(pilot.app.screen, RunPicker)
     finally:
         engine.close()

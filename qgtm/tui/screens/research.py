@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.widgets import Input, Select, Static
@@ -30,6 +30,7 @@ from qgtm.engine.backtest.api import params_text, parse_param, parse_sweep
 from qgtm.engine.backtest.result import BacktestError
 from qgtm.engine.backtest.runs import COMPARED
 from qgtm.engine.backtest.stats import MONTH_LABELS, compact_percent, monthly_rows
+from qgtm.tui.keymap import bind
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.themes import AMBER
 from qgtm.tui.widgets.live_table import Column, Row
@@ -166,9 +167,9 @@ class ResearchScreen(TerminalScreen):
     """Backtests from the keyboard, charts and a side-by-side stats table."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+r", "run_backtest", "Run backtest", priority=True),
-        Binding("ctrl+t", "toggle_months", "Stats/Monthly", priority=True),
-        Binding("ctrl+o", "open_stored", "Stored runs", priority=True),
+        bind("research.run", "run_backtest", "Run backtest", priority=True),
+        bind("research.switch_tables", "toggle_months", "Stats/Monthly", priority=True),
+        bind("research.stored_runs", "open_stored", "Stored runs", priority=True),
     ]
     DEFAULT_CSS = """
     ResearchScreen #research-form { height: 3; }
