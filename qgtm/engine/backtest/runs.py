@@ -242,7 +242,8 @@ class Reproduction:
 
     run: StoredRun
     outcome: RunOutcome
-    sessions: int  # sessions compared
+    stored_sessions: int  # sessions in the stored curve
+    sessions: int  # sessions compared (dates in both curves)
     equity_max_difference: float  # max |new - stored| equity over those sessions
     trades_stored: int
     trades_new: int
@@ -253,7 +254,7 @@ class Reproduction:
     def reproduced(self) -> bool:
         """Same sessions, same equity to the cent, the same trades."""
         return (
-            self.sessions == len(self.outcome.result.dates)
+            self.stored_sessions == self.sessions == len(self.outcome.result.dates)
             and self.equity_max_difference < 0.005
             and self.trades_identical
         )
@@ -263,6 +264,7 @@ class Reproduction:
         return {
             "run": self.run.run_id,
             "reproduced": self.reproduced,
+            "stored_sessions": self.stored_sessions,
             "sessions": self.sessions,
             "equity_max_difference": self.equity_max_difference,
             "trades_stored": self.trades_stored,
@@ -359,6 +361,7 @@ def rerun(
     return Reproduction(
         run,
         outcome,
+        stored.height,
         joined.height,
         difference,
         old_trades.height,

@@ -123,6 +123,13 @@ def test_rerun_reproduces_a_run_and_a_sweep_and_notices_changes(
     code, check = _cli(capsys, "backtest", "--rerun", one, "--json", "--data-dir", str(tmp_path))
     assert code == 1 and not check["reproduced"] and check["equity_max_difference"] == 1.0
 
+    # a stored curve with a session the rerun does not have: not reproduced either
+    extra = equity.tail(1).with_columns(pl.col("date") + pl.duration(days=3))
+    pl.concat([equity, extra]).write_parquet(folder / "equity.parquet")
+    code, check = _cli(capsys, "backtest", "--rerun", one, "--json", "--data-dir", str(tmp_path))
+    assert code == 1 and not check["reproduced"]
+    assert check["equity_max_difference"] == 0.0  # every shared session still matches
+
     # other bars than the run used: refused before running, with both hashes' heads
     frame = pl.read_csv(bars_file)
     frame.with_columns(pl.col("Open", "High", "Low", "Close") * 1.01).write_csv(bars_file)
