@@ -10,6 +10,7 @@ import pytest
 from textual.pilot import Pilot
 
 from qgtm.tui.app import QGTMApp
+from qgtm.tui.widgets.equity_chart import EquityChart
 from tests.tui.conftest import RecordingClient, make_engine
 
 SIZES = [(80, 24), (200, 60)]
@@ -28,12 +29,17 @@ def _after_ten_sessions(keys: list[str]):
         await app.client.advance(10)
         app.poll_snapshot()
         await pilot.pause()
-        # The Monitor reloads signals at most once a second; ten sessions run well inside
-        # that second, so the reload of the tenth session's signals is deferred. Wait for
-        # it: the picture then shows the signals whatever the machine's speed (it used to
-        # depend on whether a second had passed by the screenshot).
-        for _ in range(60):
-            if not getattr(app.screen, "_signals_timer_set", False):
+        # The Monitor reloads signals at most once a second and redraws the equity chart
+        # at most every CHART_INTERVAL; ten sessions run well inside that, so the tenth
+        # session's signals and curve are deferred. Wait for both: the picture then shows
+        # them whatever the machine's speed (it used to depend on whether the intervals
+        # had passed by the screenshot, and failed on a loaded machine).
+        for _ in range(120):
+            charts = app.screen.query(EquityChart)
+            deferred = getattr(app.screen, "_signals_timer_set", False) or any(
+                chart.redraw_pending for chart in charts
+            )
+            if not deferred:
                 break
             await pilot.pause(0.05)
         await app.workers.wait_for_complete()

@@ -87,6 +87,11 @@ class EquityChart(PlotextPlot):
             return
         self.redraw()
 
+    @property
+    def redraw_pending(self) -> bool:
+        """True while a newer curve waits for its CHART_INTERVAL to be drawn."""
+        return self._pending is not None
+
     def _draw_pending(self) -> None:
         self._pending = None
         self.redraw()
