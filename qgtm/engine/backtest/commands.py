@@ -245,16 +245,24 @@ def _stat(key: str, value: Any) -> str:
     return _fmt(value, key in PERCENTS)
 
 
+def _run_header(config: dict[str, Any], start: str, end: str, name: str | None = None) -> str:
+    """'tsmom_3m 2008-04-07 .. 2025-12-31, event runner, live decision' (rich markup);
+    `name` defaults to the config's strategy (a stored run shows its id)."""
+    decision = config.get("settings", {}).get("decision", "live")
+    return (
+        f"[bold]{name or config['strategy']}[/] {start} .. {end}, "
+        f"{config.get('runner')} runner, {decision} decision"
+    )
+
+
 def _print_report(outcome: RunOutcome) -> None:
     """The report for a terminal: header lines, the statistics, the monthly returns
     (13 narrow columns, so an 80-column terminal shows them whole) and any sweep."""
     console = Console()
     rep = outcome.report
     result = outcome.result
-    decision = outcome.config.get("settings", {}).get("decision", "live")
     console.print(
-        f"[bold]{outcome.strategy}[/] {result.dates[0]} .. {result.dates[-1]}, "
-        f"{outcome.runner} runner, {decision} decision",
+        _run_header(outcome.config, str(result.dates[0]), str(result.dates[-1])),
         highlight=False,
     )
     console.print(f"params: {params_text(outcome.params)}", highlight=False)
@@ -571,12 +579,7 @@ def _compared(value: Any, kind: str) -> str:
 def _print_comparison(comparison: Comparison) -> None:
     console = Console()
     for tag, run in (("A", comparison.a), ("B", comparison.b)):
-        start, end = run.window
-        console.print(
-            f"{tag}: [bold]{run.run_id}[/] {start} .. {end}, "
-            f"{run.config.get('runner')} runner, {run.config['settings']['decision']} decision",
-            highlight=False,
-        )
+        console.print(f"{tag}: {_run_header(run.config, *run.window, run.run_id)}", highlight=False)
     table = Table(box=box.SIMPLE_HEAD)
     for name in ("statistic", "A", "B", "B - A"):
         table.add_column(name, justify="left" if name == "statistic" else "right")

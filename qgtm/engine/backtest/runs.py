@@ -16,6 +16,7 @@ its summary) beside equity.parquet, positions.parquet and trades.parquet.
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -27,6 +28,7 @@ import polars as pl
 
 from qgtm.engine.backtest.api import ARTIFACTS, RunOutcome, data_hash, run_backtest
 from qgtm.engine.backtest.result import BacktestError, BacktestSettings
+from qgtm.engine.backtest.stats import relative_stats
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features.auxiliary import StrategyContext
 
@@ -220,11 +222,12 @@ def compare_runs(a: StoredRun, b: StoredRun) -> Comparison:
         .join(b.equity().select("date", pl.col("return").alias("b")), on="date")
     )
     correlation = tracking = None
-    if joined.height >= 2:
+    if joined.height >= 2:  # B against A as its benchmark (stats.relative_stats)
         ra, rb = joined["a"].to_numpy(), joined["b"].to_numpy()
-        if np.std(ra) > 0 and np.std(rb) > 0:
-            correlation = float(np.corrcoef(ra, rb)[0, 1])
-        tracking = float(np.std(ra - rb, ddof=1) * np.sqrt(252))
+        relative = relative_stats(rb, ra)
+        tracking = relative["tracking_error"]
+        if np.std(ra) > 0 and np.std(rb) > 0:  # else no correlation to speak of
+            correlation = relative["correlation"]
     return Comparison(
         a,
         b,
@@ -284,17 +287,13 @@ def matching_bars(run: StoredRun, panel: PricePanel) -> PricePanel:
     if data_hash(panel) == wanted:
         return panel
     until = run.config.get("data_until") or run.window[1]
-    cut = panel.history_before(_index_after(panel, date.fromisoformat(until)))
+    cut = panel.history_before(bisect_right(panel.dates, date.fromisoformat(until)))
     if len(cut) and data_hash(cut) == wanted:
         return cut
     raise BacktestError(
         f"the bars differ from the ones {run.run_id} used (data hash {str(wanted)[:12]}, "
         f"now {data_hash(panel)[:12]}): pass --data with the file it ran on"
     )
-
-
-def _index_after(panel: PricePanel, day: date) -> int:
-    return sum(1 for d in panel.dates if d <= day)
 
 
 def rerun(
