@@ -15,7 +15,7 @@ from textual_plotext import PlotextPlot
 from qgtm.engine.backtest.stats import compact_percent
 from qgtm.engine.live.engine import TradingEngine
 from qgtm.tui.app import QGTMApp
-from qgtm.tui.screens.research import ResearchScreen
+from qgtm.tui.screens.research import ResearchScreen, stat_rows
 from qgtm.tui.widgets.live_table import LiveTable
 from qgtm.tui.widgets.run_picker import RunPicker
 from tests.engine.backtest.engines import research_engine
@@ -254,3 +254,29 @@ async def test_research_keys_are_remapped_by_id(tmp_path: Path) -> None:
             assert isinstance(pilot.app.screen, RunPicker)
     finally:
         engine.close()
+
+
+def test_the_stats_table_names_the_worst_kill_tier_and_its_month() -> None:
+    """The 17-column cell holds the worst tier and the month it was entered; a run the
+    switch never stopped says so, and a run stored before spells were kept is blank."""
+
+    def run(report: dict) -> dict:
+        return {
+            "report": report, "validation": {}, "strategy": "tsmom", "params": {},
+            "start": "2008-04-07", "end": "2025-12-31", "final_equity": 1.0, "trades": 1,
+        }  # fmt: skip
+
+    spells = {
+        "WARN": {"sessions": 300, "first": "2011-03-04"},
+        "FLATTEN": {"sessions": 224, "first": "2025-02-11"},
+    }
+    tripped = run({"kill_switch": "FLATTEN from 2025-02-11 (224 sessions)", "kill_spells": spells})
+    calm = run({"kill_switch": "not tripped", "kill_spells": {}})
+    rows = dict(stat_rows([tripped, calm]))
+    assert [str(c) for c in rows["kill_switch"]] == [
+        "Kill switch",
+        "FLATTEN 2025-02",
+        "not tripped",
+    ]
+    rows = dict(stat_rows([run({})]))
+    assert [str(c) for c in rows["kill_switch"]] == ["Kill switch", "", ""]

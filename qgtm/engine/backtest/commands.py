@@ -49,11 +49,14 @@ from qgtm.engine.backtest.runs import (
     list_runs,
     rerun,
     runs_dir,
+    stat_text,
 )
 from qgtm.engine.backtest.stats import (
     EQUAL_WEIGHT,
     MONTH_LABELS,
+    Report,
     compact_percent,
+    kill_switch_text,
     monthly_rows,
 )
 from qgtm.engine.data.store import MarketStore, PricePanel
@@ -255,6 +258,17 @@ def _run_header(config: dict[str, Any], start: str, end: str, name: str | None =
     )
 
 
+def _kill_switch_rows(rep: Report) -> list[tuple[str, str]]:
+    """'kill switch' and every tier the run entered, mildest first (the worst alone is
+    rep.kill_switch), so a book throttled in year two shows it on the report."""
+    if len(rep.kill_spells) < 2:
+        return [("kill switch", rep.kill_switch)]
+    return [
+        ("kill switch" if k == 0 else "", kill_switch_text({tier: spell}))
+        for k, (tier, spell) in enumerate(rep.kill_spells.items())
+    ]
+
+
 def _print_report(outcome: RunOutcome) -> None:
     """The report for a terminal: header lines, the statistics, the monthly returns
     (13 narrow columns, so an 80-column terminal shows them whole) and any sweep."""
@@ -280,6 +294,7 @@ def _print_report(outcome: RunOutcome) -> None:
         ("Calmar", _fmt(rep.calmar)),
         ("max drawdown", _fmt(rep.max_drawdown, True)),
         ("max drawdown sessions", f"{rep.max_drawdown_sessions:,}"),
+        *_kill_switch_rows(rep),
         ("hit rate", _fmt(rep.hit_rate, True)),
         ("turnover / year", _fmt(rep.turnover)),
         ("round trips", f"{rep.trips.get('round_trips', 0):,}"),
@@ -566,16 +581,6 @@ def _print_runs(runs: list[StoredRun], data_dir: Path) -> None:
     console.print(table)
 
 
-def _compared(value: Any, kind: str) -> str:
-    if value is None:
-        return ""
-    if kind == "money":
-        return f"{value:,.2f}"
-    if kind == "count":
-        return f"{value:,.0f}"
-    return _fmt(float(value), kind == "pct")
-
-
 def _print_comparison(comparison: Comparison) -> None:
     console = Console()
     for tag, run in (("A", comparison.a), ("B", comparison.b)):
@@ -584,12 +589,12 @@ def _print_comparison(comparison: Comparison) -> None:
     for name in ("statistic", "A", "B", "B - A"):
         table.add_column(name, justify="left" if name == "statistic" else "right")
     for label, kind, a, b in comparison.stats:
-        both = a is not None and b is not None
+        both = a is not None and b is not None and kind != "text"
         table.add_row(
             label,
-            _compared(a, kind),
-            _compared(b, kind),
-            _compared(b - a, kind) if both else "",
+            stat_text(a, kind),
+            stat_text(b, kind),
+            stat_text(b - a, kind) if both else "",
         )
     console.print(table)
     if comparison.differences:

@@ -138,7 +138,12 @@ class BacktestResult:
             closes=price_units(panel.close)[first:last] / 10_000,
             trades=trades,
             kill_tiers=kill_tiers,
-            meta={"initial_cash": str(settings.initial_cash), "runner": runner, **meta},
+            meta={
+                "initial_cash": str(settings.initial_cash),
+                "runner": runner,
+                "kill_switch": settings.kill_switch,
+                **meta,
+            },
         )
 
     @property

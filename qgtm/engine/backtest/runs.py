@@ -16,6 +16,7 @@ its summary) beside equity.parquet, positions.parquet and trades.parquet.
 from __future__ import annotations
 
 import json
+import math
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ COMPARED: tuple[tuple[str, str, str], ...] = (
     ("calmar", "Calmar", "num"),
     ("max_drawdown", "max drawdown", "pct"),
     ("max_drawdown_sessions", "max drawdown sessions", "count"),
+    ("kill_switch", "kill switch", "text"),
     ("hit_rate", "hit rate", "pct"),
     ("turnover", "turnover / year", "num"),
     ("round_trips", "round trips", "count"),
@@ -57,6 +59,25 @@ COMPARED: tuple[tuple[str, str, str], ...] = (
     ("alpha", "alpha / year", "pct"),
     ("information_ratio", "information ratio", "num"),
 )
+
+
+def stat_text(value: Any, kind: str, signed: bool = False) -> str:
+    """A COMPARED statistic as text: money with cents, counts whole, 'pct' as a percent
+    to 2 decimals, 'num' to 3; `signed` puts + before positive percents. '' for None."""
+    if value is None:
+        return ""
+    if kind == "text":
+        return str(value)
+    if kind == "money":
+        return f"{value:,.2f}"
+    if kind == "count":
+        return f"{value:,.0f}"
+    number = float(value)
+    if not math.isfinite(number):
+        return "nan" if number != number else ("inf" if number > 0 else "-inf")
+    if kind == "pct":
+        return f"{number:+.2%}" if signed else f"{number:.2%}"
+    return f"{number:.3f}"
 
 
 def runs_dir(data_dir: Path) -> Path:

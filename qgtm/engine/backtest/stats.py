@@ -15,6 +15,7 @@ from decimal import Decimal
 
 import numpy as np
 
+from qgtm.core.enums import KillTier
 from qgtm.engine.backtest.result import BacktestError, BacktestResult, Trade
 from qgtm.engine.data.store import PricePanel
 
@@ -49,6 +50,8 @@ class Report:
     benchmark: str = ""  # what `relative` compares with ("" : nothing)
     relative: dict[str, float] = field(default_factory=dict)  # relative_stats
     trips: dict[str, float] = field(default_factory=dict)  # trade_stats of round_trips
+    kill_switch: str = ""  # kill_switch_text: the worst tier reached, 'not tripped', 'off'
+    kill_spells: dict[str, dict[str, int | str]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         """Plain data (JSON-ready)."""
@@ -171,6 +174,41 @@ def trade_stats(trips: Sequence[RoundTrip]) -> dict[str, float]:
     }
 
 
+def kill_switch_spells(
+    dates: Sequence[date], tiers: Sequence[str]
+) -> dict[str, dict[str, int | str]]:
+    """Each kill tier above NORMAL the book closed in: {tier: {"sessions": n, "first":
+    ISO date it was first entered}}, mildest tier first. A backtest has no operator to
+    reset the switch (tiers only step up, as `escalate`), so a tier entered once holds
+    for the rest of the run and everything after it trades under that tier."""
+    spells: dict[str, dict[str, int | str]] = {}
+    for day, tier in zip(dates, tiers, strict=True):
+        if tier == KillTier.NORMAL.name:
+            continue
+        spell = spells.setdefault(tier, {"sessions": 0, "first": day.isoformat()})
+        spell["sessions"] = int(spell["sessions"]) + 1
+    return dict(sorted(spells.items(), key=lambda item: KillTier[item[0]]))
+
+
+def kill_switch_text(spells: Mapping[str, Mapping[str, int | str]], enabled: bool = True) -> str:
+    """'FLATTEN from 2025-02-11 (224 sessions)': the worst tier the run reached;
+    'not tripped', or 'off' when the run had no kill switch."""
+    if not enabled:
+        return "off"
+    if not spells:
+        return "not tripped"
+    tier, spell = worst_spell(spells)
+    sessions = int(spell["sessions"])
+    return f"{tier} from {spell['first']} ({sessions:,} session{'' if sessions == 1 else 's'})"
+
+
+def worst_spell(
+    spells: Mapping[str, Mapping[str, int | str]],
+) -> tuple[str, Mapping[str, int | str]]:
+    """The most restrictive tier of non-empty `spells` with its spell."""
+    return max(spells.items(), key=lambda item: KillTier[item[0]])
+
+
 def sector_exposure(
     weights: np.ndarray, symbols: Sequence[str], sector_of: Mapping[str, str]
 ) -> dict[str, float]:
@@ -284,6 +322,7 @@ def report(
     returns = result.returns
     dd = drawdown(result.equity, initial)
     growth = cagr(initial, float(result.equity[-1]), len(returns))
+    spells = kill_switch_spells(result.dates, result.kill_tiers)
     return Report(
         sessions=len(returns),
         total_return=float(result.equity[-1] / initial - 1.0),
@@ -301,4 +340,6 @@ def report(
         benchmark=benchmark[0] if benchmark else "",
         relative=relative_stats(returns, benchmark[1]) if benchmark else {},
         trips=trade_stats(round_trips(result.trades, result.dates)),
+        kill_switch=kill_switch_text(spells, bool(result.meta.get("kill_switch", True))),
+        kill_spells=spells,
     )

@@ -28,8 +28,13 @@ from textual_plotext import PlotextPlot
 from qgtm.core.snapshot import EngineSnapshot
 from qgtm.engine.backtest.api import params_text, parse_param, parse_sweep
 from qgtm.engine.backtest.result import BacktestError
-from qgtm.engine.backtest.runs import COMPARED
-from qgtm.engine.backtest.stats import MONTH_LABELS, compact_percent, monthly_rows
+from qgtm.engine.backtest.runs import COMPARED, stat_text
+from qgtm.engine.backtest.stats import (
+    MONTH_LABELS,
+    compact_percent,
+    monthly_rows,
+    worst_spell,
+)
 from qgtm.tui.keymap import bind
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.themes import AMBER
@@ -83,21 +88,16 @@ def _flat(run: dict[str, Any]) -> dict[str, Any]:
     out["params"] = params_text(run["params"])
     out["final_equity"] = run["final_equity"]
     out["trades"] = run["trades"]
+    if report.get("kill_spells"):  # the column is narrow: the worst tier and its month
+        tier, spell = worst_spell(report["kill_spells"])
+        out["kill_switch"] = f"{tier} {str(spell['first'])[:7]}"
     return out
 
 
 def _cell(value: Any, kind: str) -> Text | str:
-    if value is None:
-        return ""
-    if kind == "text":
-        return str(value)
-    if kind == "money":
-        return Text(f"{value:,.0f}", justify="right")
-    if kind == "count":
-        return Text(f"{int(value):,}", justify="right")
-    if kind == "pct":
-        return Text(f"{value:+.2%}", justify="right")
-    return Text(f"{value:.3f}", justify="right")
+    """A stats-table cell: text as it is, numbers right-aligned, percents signed."""
+    text = stat_text(value, kind, signed=True)
+    return text if kind == "text" else Text(text, justify="right")
 
 
 def parse_params(text: str) -> tuple[dict[str, float], str | None]:

@@ -268,3 +268,29 @@ def test_decision_flag_picks_the_live_or_the_quick_decision(
     with pytest.raises(SystemExit) as exc:
         main([*args, str(tmp_path), "--decision", "both"])
     assert exc.value.code == 2
+
+
+def test_the_report_says_when_the_kill_switch_flattened_the_book(
+    tmp_path: Path, bars_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a 1% drawdown limit the book is flattened on the first close more than 1%
+    below its peak and stays flat (a backtest has no operator to reset it): the report
+    names that session, counted from the stored equity curve."""
+    config = tmp_path / "config.toml"
+    config.write_text("[risk]\nmax_drawdown_pct = 0.01\n")
+    argv = ["backtest", "sma_ref", "--data", str(bars_file), "--data-dir", str(tmp_path)]
+    argv += ["--config", str(config)]
+    assert main([*argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    equity = pl.read_parquet(Path(out["artifact"]) / "equity.parquet")
+    values = equity["equity"].to_numpy()
+    peaks = np.maximum.accumulate(np.r_[1_000_000.0, values])[1:]
+    first = int(np.argmax((peaks - values) / peaks > 0.01))
+    assert first > 0
+    flatten = out["report"]["kill_spells"]["FLATTEN"]
+    assert flatten["first"] == equity["date"][first].isoformat()
+    assert flatten["sessions"] == equity.height - first
+    shown = f"FLATTEN from {flatten['first']} ({flatten['sessions']:,} sessions)"
+    assert out["report"]["kill_switch"] == shown
+    assert main(argv) == 0
+    assert shown in capsys.readouterr().out

@@ -98,6 +98,10 @@ def test_runs_lists_newest_first_and_compare_shows_what_differs(
     assert same["return_correlation"] == pytest.approx(1.0)
     code, text = _cli(capsys, "backtest", "--compare", *ids, "--data-dir", str(tmp_path))
     assert "params.fast: 5.0 -> 8.0" in text and "B - A" in text
+    # a text statistic has no difference column
+    kill = next(line for line in text.splitlines() if "kill switch" in line)
+    shown = [first["report"]["kill_switch"], second["report"]["kill_switch"]]
+    assert kill.split() == ["kill", "switch", *" ".join(shown).split()]
 
 
 def test_rerun_reproduces_a_run_and_a_sweep_and_notices_changes(

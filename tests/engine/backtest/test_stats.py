@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
@@ -16,6 +17,8 @@ from qgtm.engine.backtest.stats import (
     benchmark_returns,
     compact_percent,
     drawdown,
+    kill_switch_spells,
+    kill_switch_text,
     monthly_rows,
     relative_stats,
     report,
@@ -200,3 +203,21 @@ def test_round_trips_match_fifo_lots_by_hand() -> None:
     )
     assert [(t.quantity, t.pnl) for t in flip] == [(5, Decimal("10")), (-3, Decimal("3"))]
     assert trade_stats([]) == {"round_trips": 0}
+
+
+def test_kill_switch_spells_count_each_tier_from_the_day_it_was_entered() -> None:
+    """Tiers at the closes: NORMAL, WARN, WARN, FLATTEN -> WARN 2 sessions from the 2nd
+    session, FLATTEN 1 from the 4th; the worst is named on the report."""
+    tiers = ["NORMAL", "WARN", "WARN", "FLATTEN"]
+    spells = kill_switch_spells(DATES, tiers)
+    assert spells == {
+        "WARN": {"sessions": 2, "first": DATES[1].isoformat()},
+        "FLATTEN": {"sessions": 1, "first": DATES[3].isoformat()},
+    }
+    assert kill_switch_text(spells) == f"FLATTEN from {DATES[3].isoformat()} (1 session)"
+    tripped = replace(_result(), kill_tiers=tiers, meta={"initial_cash": "100"})
+    assert report(tripped).kill_spells == spells
+    assert report(tripped).kill_switch == kill_switch_text(spells)
+    assert report(_result()).kill_switch == "not tripped"
+    off = replace(_result(), meta={"initial_cash": "100", "kill_switch": False})
+    assert report(off).kill_switch == "off"
