@@ -45,6 +45,8 @@ from qgtm.tui.themes import (
 )
 from qgtm.tui.widgets.command_line import CommandLine
 from qgtm.tui.widgets.confirm import ConfirmModal
+from qgtm.tui.widgets.operator_modal import OperatorModal
+from qgtm.tui.widgets.run_picker import RunPicker
 from qgtm.tui.widgets.table_panel import TablePanel
 
 REFRESH_HZ = 4.0
@@ -254,15 +256,19 @@ class QGTMApp(App[None]):
             ("command line", CommandLine.BINDINGS),
             ("confirm", ConfirmModal.BINDINGS),
             ("research", ResearchScreen.BINDINGS),
+            ("risk", RiskScreen.BINDINGS),
+            ("audit", AuditScreen.BINDINGS),
+            ("data quality", DataScreen.BINDINGS),
+            ("reconciliation", ReconScreen.BINDINGS),
+            ("operator dialog", OperatorModal.BINDINGS),
+            ("stored runs", RunPicker.BINDINGS),
         ]
         rows = []
         for where, bindings in sources:
             for binding in bindings:
-                if not isinstance(binding, Binding):
-                    continue
-                binding_id = binding.id or f"{where}.{binding.action}"
-                keys = self._keymap.get(binding_id, binding.key) if binding.id else binding.key
-                rows.append((binding_id, keys, binding.description or binding.action, where))
+                if isinstance(binding, Binding) and binding.id:  # bind(): every one has an id
+                    keys = self._keymap.get(binding.id, binding.key)
+                    rows.append((binding.id, keys, binding.description or binding.action, where))
         return rows
 
     # Actions: key bindings and palette commands both land here.

@@ -31,6 +31,22 @@ DEFAULT_KEYS: dict[str, str] = {
     "research.run": "ctrl+r",
     "research.switch_tables": "ctrl+t",
     "research.stored_runs": "ctrl+o",
+    "risk.request_reset": "r",
+    "risk.approve_reset": "a",
+    "audit.filter": "slash",
+    "audit.leave_filter": "escape",
+    "audit.event": "e",
+    "audit.actor": "a",
+    "audit.clear": "c",
+    "data.refresh": "r",
+    "recon.reconcile": "r",
+    "command_line.close": "escape",
+    "command_line.older": "up",
+    "command_line.newer": "down",
+    "confirm.yes": "y,enter",
+    "confirm.no": "n,escape",
+    "operator.cancel": "escape",
+    "stored_runs.close": "escape",
 }
 """Binding id -> default keys (comma-separated). Screen keys are added from SCREEN_SLOTS."""
 

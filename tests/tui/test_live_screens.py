@@ -87,3 +87,24 @@ async def test_audit_screen_filters_by_event_actor_and_text_from_the_keyboard(tm
         await pilot.pause(0.3)
         assert not screen.filtering and table.row_count == unfiltered
     client.engine.close()
+
+
+async def test_a_screens_own_key_is_remapped_by_its_id(tmp_path: Path):
+    """[tui.keymap] "audit.event" = "ctrl+e": on the Audit screen `e` no longer cycles the
+    event filter and ctrl+e does; the Help screen's table shows the new key."""
+    client = _client(tmp_path)
+    app = QGTMApp(client, keymap={"audit.event": "ctrl+e"})
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("3")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, AuditScreen)
+        await pilot.press("e")
+        await pilot.pause(0.2)
+        assert screen.event is None
+        await pilot.press("ctrl+e")
+        await pilot.pause(0.2)
+        assert screen.event == "ORDER_SUBMITTED"
+        rows = {row[0]: row[1] for row in app.binding_table()}
+        assert rows["audit.event"] == "ctrl+e" and rows["audit.actor"] == "a"
+    client.engine.close()

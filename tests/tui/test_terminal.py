@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 import time
 from pathlib import Path
 
 import polars as pl
 import pytest
+from textual.binding import Binding
 from textual.pilot import Pilot
 from textual.widgets import Label, Static
 
@@ -265,6 +269,25 @@ async def test_a_keymap_override_from_config_rebinds_the_key(
         assert paused_client.snapshot().running
         await pilot.press("ctrl+t")
         assert not paused_client.snapshot().running
+
+
+def test_every_binding_of_the_terminal_has_an_id_the_keymap_knows(
+    paused_client: RecordingClient, tmp_path: Path
+) -> None:
+    """Every Binding a class of qgtm.tui declares can be remapped: it has an id and the
+    app's keymap check knows it (an id-less binding would accept an override silently
+    and ignore it)."""
+    known = QGTMApp(paused_client, theme_file=tmp_path / "t").binding_ids()
+    declared = []
+    package = importlib.import_module("qgtm.tui")
+    for module_info in pkgutil.walk_packages(package.__path__, "qgtm.tui."):
+        module = importlib.import_module(module_info.name)
+        for cls in vars(module).values():
+            if inspect.isclass(cls) and cls.__module__ == module.__name__:
+                bindings = cls.__dict__.get("BINDINGS", [])
+                declared += [(cls.__name__, b) for b in bindings if isinstance(b, Binding)]
+    assert len(declared) > 30
+    assert [(name, b.key) for name, b in declared if b.id not in known] == []
 
 
 def test_a_keymap_override_with_an_unknown_id_is_refused(

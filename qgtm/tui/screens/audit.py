@@ -12,10 +12,11 @@ from typing import ClassVar
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.widgets import Input, Static
 
 from qgtm.core.snapshot import AuditPage, AuditRow, EngineSnapshot
+from qgtm.tui.keymap import bind
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.widgets.live_table import Column, Row
 from qgtm.tui.widgets.table_panel import TablePanel
@@ -61,11 +62,11 @@ class AuditScreen(TerminalScreen):
 
     AUTO_FOCUS = "LiveTable"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "focus_filter", "Filter", key_display="/"),
-        Binding("escape", "leave_filter", "Back", show=False),
-        Binding("e", "cycle_event", "Event"),
-        Binding("a", "cycle_actor", "Actor"),
-        Binding("c", "clear_filters", "Clear"),
+        bind("audit.filter", "focus_filter", "Filter"),
+        bind("audit.leave_filter", "leave_filter", "Back", show=False),
+        bind("audit.event", "cycle_event", "Event"),
+        bind("audit.actor", "cycle_actor", "Actor"),
+        bind("audit.clear", "clear_filters", "Clear"),
     ]
 
     def __init__(self) -> None:

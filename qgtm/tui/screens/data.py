@@ -7,10 +7,11 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 
 from qgtm.core.snapshot import EngineSnapshot
 from qgtm.engine.data.quality import DatasetStatus, QualityFailure
+from qgtm.tui.keymap import bind
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.widgets.live_table import Column, Row
 from qgtm.tui.widgets.table_panel import TablePanel
@@ -69,7 +70,7 @@ def failure_row(failure: QualityFailure, index: int) -> Row:
 class DataScreen(TerminalScreen):
     """Datasets and their quality; `r` runs the scheduled refresh now."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "refresh_data", "Refresh data")]
+    BINDINGS: ClassVar[list[BindingType]] = [bind("data.refresh", "refresh_data", "Refresh data")]
 
     def __init__(self) -> None:
         super().__init__()

@@ -6,10 +6,11 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.widgets import Static
 
 from qgtm.core.snapshot import EngineSnapshot, ReconRow
+from qgtm.tui.keymap import bind
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.widgets.live_table import Column, Row
 from qgtm.tui.widgets.table_panel import TablePanel
@@ -58,7 +59,9 @@ def recon_summary(snapshot: EngineSnapshot) -> str:
 class ReconScreen(TerminalScreen):
     """Reconciliation status; `r` runs one now."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "app.reconcile", "Reconcile now")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        bind("recon.reconcile", "app.reconcile", "Reconcile now")
+    ]
 
     def compose_body(self) -> ComposeResult:
         """Summary line above the discrepancy table."""

@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, ClassVar
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, HorizontalScroll
 from textual.widgets import Static
 
 from qgtm.core.enums import KillTier
 from qgtm.core.risk_status import LimitUsage, RiskStatus
 from qgtm.core.snapshot import EngineSnapshot
+from qgtm.tui.keymap import bind
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.themes import GAIN, LOSS, MUTED
 from qgtm.tui.widgets.confirm import ConfirmModal
@@ -114,8 +115,8 @@ class RiskScreen(TerminalScreen):
     """Everything the risk manager knows, and the reset keys."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "request_reset", "Request reset"),
-        Binding("a", "approve_reset", "Approve reset"),
+        bind("risk.request_reset", "request_reset", "Request reset"),
+        bind("risk.approve_reset", "approve_reset", "Approve reset"),
     ]
     AUTO_FOCUS = "#risk-history LiveTable"  # the heat map scrolls, but is not the start
     DEFAULT_CSS = """

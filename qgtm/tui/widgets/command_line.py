@@ -11,13 +11,14 @@ from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.fuzzy import Matcher
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Input, Static
 
+from qgtm.tui.keymap import bind
 from qgtm.tui.mnemonics import Mnemonic, Target, UnknownMnemonicError, resolve
 
 MAX_MATCHES = 6
@@ -50,9 +51,9 @@ class CommandLine(ModalScreen[Target | None]):
     CommandLine Input { border: none; height: 1; padding: 0 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "close", "Close"),
-        Binding("up", "history(-1)", "Older", show=False),
-        Binding("down", "history(1)", "Newer", show=False),
+        bind("command_line.close", "close", "Close"),
+        bind("command_line.older", "history(-1)", "Older", show=False),
+        bind("command_line.newer", "history(1)", "Newer", show=False),
     ]
 
     def __init__(self, table: dict[str, Mnemonic], history: list[str]) -> None:

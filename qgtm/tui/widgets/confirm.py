@@ -10,11 +10,13 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
+
+from qgtm.tui.keymap import bind
 
 
 class ConfirmModal(ModalScreen[bool]):
@@ -33,8 +35,8 @@ class ConfirmModal(ModalScreen[bool]):
     ConfirmModal Button { margin-left: 2; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y,enter", "confirm", "Confirm"),
-        Binding("n,escape", "cancel", "Cancel"),
+        bind("confirm.yes", "confirm", "Confirm"),
+        bind("confirm.no", "cancel", "Cancel"),
     ]
 
     def __init__(self, title: str, details: Sequence[str], confirm_label: str = "Confirm") -> None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
+
+from qgtm.tui.keymap import bind
 
 
 class OperatorModal(ModalScreen[tuple[str, str] | None]):
@@ -27,7 +29,7 @@ class OperatorModal(ModalScreen[tuple[str, str] | None]):
     OperatorModal #operator-title { text-style: bold; color: $warning; margin-bottom: 1; }
     OperatorModal #operator-error { color: $error; height: auto; }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [bind("operator.cancel", "cancel", "Cancel")]
 
     def __init__(self, title: str, repeat_passphrase: bool = False) -> None:
         super().__init__()

@@ -12,11 +12,13 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
+
+from qgtm.tui.keymap import bind
 
 
 def run_label(row: Mapping[str, Any], id_width: int = 0) -> Text:
@@ -44,7 +46,7 @@ class RunPicker(ModalScreen[str | None]):
     RunPicker #picker-title { text-style: bold; margin-bottom: 1; }
     RunPicker OptionList { height: auto; max-height: 20; }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [bind("stored_runs.close", "cancel", "Close")]
 
     def __init__(self, rows: Sequence[Mapping[str, Any]]) -> None:
         super().__init__()
