@@ -162,17 +162,37 @@ def load_run(folder: Path) -> StoredRun:
         raise BacktestError(f"{folder.name}: not a readable stored run ({exc})") from None
 
 
+_LISTED: dict[Path, tuple[tuple[int, int], StoredRun]] = {}
+"""list_runs' runs by folder, with the summary file's (mtime_ns, size) they were read at."""
+
+
 def list_runs(data_dir: Path) -> tuple[list[StoredRun], list[str]]:
-    """Every stored run, newest first, and one line per folder that could not be read."""
+    """Every stored run, newest first, and one line per folder that could not be read.
+
+    A folder whose summary file has not changed since the last listing in this process
+    is not read again (the Research screen lists them under the engine's command lock;
+    a league writes dozens of runs)."""
     root = runs_dir(data_dir)
     runs, problems = [], []
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         if not folder.is_dir():
             continue
         try:
-            runs.append(load_run(folder))
+            stat = (folder / "summary.parquet").stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            stamp = (-1, -1)
+        seen = _LISTED.get(folder)
+        if seen is not None and seen[0] == stamp:
+            runs.append(seen[1])
+            continue
+        try:
+            run = load_run(folder)
         except BacktestError as exc:
             problems.append(str(exc))
+            continue
+        _LISTED[folder] = (stamp, run)
+        runs.append(run)
     runs.sort(key=lambda r: (r.saved, r.run_id), reverse=True)
     return runs, problems
 

@@ -16,6 +16,7 @@ import pytest
 from qgtm.cli import main
 from qgtm.core.config import PortfolioConfig
 from qgtm.core.types import RiskLimits
+from qgtm.engine.backtest import runs as runs_module
 from qgtm.engine.backtest.api import run_backtest, save_artifacts
 from qgtm.engine.backtest.costs import CostModel
 from qgtm.engine.backtest.result import BacktestError, BacktestSettings
@@ -179,3 +180,32 @@ def test_config_differences_name_every_changed_field_by_its_path() -> None:
         ("extra", None, 1),
         ("settings.risk.vol_target", 0.15, 0.10),
     ]
+
+
+def test_listing_reads_each_summary_once_until_it_changes(
+    tmp_path: Path, bars_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    """A second listing reads no summary file; a rewritten summary (a --rerun, or a run
+    saved again under its id) and a new run are read."""
+    first = _run(capsys, tmp_path, bars_file, "--param", "fast=5")
+    reads: list[str] = []
+    real = runs_module.load_run
+
+    def counting(folder: Path) -> runs_module.StoredRun:
+        reads.append(folder.name)
+        return real(folder)
+
+    monkeypatch.setattr(runs_module, "load_run", counting)
+    ids = [r.run_id for r in runs_module.list_runs(tmp_path)[0]]
+    assert ids == [Path(first["artifact"]).name]
+    reads.clear()
+    assert [r.run_id for r in runs_module.list_runs(tmp_path)[0]] == ids and reads == []
+    second = _run(capsys, tmp_path, bars_file, "--param", "fast=8")
+    summary = Path(first["artifact"]) / "summary.parquet"
+    frame = pl.read_parquet(summary)
+    stored = json.loads(frame["summary_json"][0])
+    stored["final_equity"] = 1.0
+    frame.with_columns(pl.lit(json.dumps(stored)).alias("summary_json")).write_parquet(summary)
+    runs = {r.run_id: r for r in runs_module.list_runs(tmp_path)[0]}
+    assert sorted(reads) == sorted([Path(first["artifact"]).name, Path(second["artifact"]).name])
+    assert runs[Path(first["artifact"]).name].summary["final_equity"] == 1.0
