@@ -1,5 +1,5 @@
 # `make run`: venv + install + open the terminal on the demo market.
-# `make test`: venv + install with the dev extra + lint + the whole test suite.
+# `make test`: venv + install with the dev extra + lint + the whole test suite (every core).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -32,7 +32,7 @@ lint: $(STAMP_DEV)
 	$(BIN)/ruff format --check .
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 format: $(STAMP_DEV)
 	$(BIN)/ruff format .
