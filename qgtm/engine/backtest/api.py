@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from qgtm.core.config import Config
+from qgtm.core.paths import replaced_whole
 from qgtm.engine.backtest.costs import CostModel
 from qgtm.engine.backtest.event_driven import Progress, run_event_driven
 from qgtm.engine.backtest.result import BacktestError, BacktestResult, BacktestSettings
@@ -375,13 +376,14 @@ def run_backtest(
 def save_artifacts(outcome: RunOutcome, data_dir: Path) -> Path:
     """Write equity, positions, trades, round trips and a summary as Parquet under
     <data-dir>/artifacts/backtests/<run id>/; the id hashes config + data hash, so the
-    same run lands in the same place."""
+    same run lands in the same place. Each file replaces its old self in one rename, so
+    a crash or a second writer of the same run never leaves half a file."""
     blob = json.dumps(outcome.config, sort_keys=True, default=str)
     run_id = f"{outcome.strategy}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
     folder = data_dir / ARTIFACTS / "backtests" / run_id
-    folder.mkdir(parents=True, exist_ok=True)
     result = outcome.result
-    pl.DataFrame(
+    frames: dict[str, pl.DataFrame] = {}
+    frames["equity"] = pl.DataFrame(
         {
             "date": result.dates,
             "equity": result.equity,
@@ -389,11 +391,11 @@ def save_artifacts(outcome: RunOutcome, data_dir: Path) -> Path:
             "return": result.returns,
             "kill_tier": result.kill_tiers,
         }
-    ).write_parquet(folder / "equity.parquet")
-    pl.DataFrame(
+    )
+    frames["positions"] = pl.DataFrame(
         {"date": result.dates, **{s: result.positions[:, j] for j, s in enumerate(result.symbols)}}
-    ).write_parquet(folder / "positions.parquet")
-    pl.DataFrame(
+    )
+    frames["trades"] = pl.DataFrame(
         {
             "date": [t.day for t in result.trades],
             "symbol": [t.symbol for t in result.trades],
@@ -408,9 +410,9 @@ def save_artifacts(outcome: RunOutcome, data_dir: Path) -> Path:
             "price": pl.String,
             "commission": pl.String,
         },
-    ).write_parquet(folder / "trades.parquet")
+    )
     trips = round_trips(result.trades, result.dates)
-    pl.DataFrame(
+    frames["round_trips"] = pl.DataFrame(
         {
             "symbol": [t.symbol for t in trips],
             "opened": [t.opened for t in trips],
@@ -431,10 +433,10 @@ def save_artifacts(outcome: RunOutcome, data_dir: Path) -> Path:
             "pnl": pl.String,
             "sessions": pl.Int64,
         },
-    ).write_parquet(folder / "round_trips.parquet")
+    )
     outcome.artifact = folder
     summary = outcome.summary()
-    pl.DataFrame(
+    frames["summary"] = pl.DataFrame(
         {
             "run_id": [run_id],
             "strategy": [outcome.strategy],
@@ -442,7 +444,15 @@ def save_artifacts(outcome: RunOutcome, data_dir: Path) -> Path:
             "config_json": [blob],
             "summary_json": [json.dumps(summary, default=str)],
         }
-    ).write_parquet(folder / "summary.parquet")
+    )
+    # each file whole or not at all, the summary (what marks a stored run) last
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, frame in frames.items():
+            with replaced_whole(folder / f"{name}.parquet") as partial:
+                frame.write_parquet(partial)
+    except OSError as exc:
+        raise BacktestError(f"cannot save the run in {folder}: {exc}") from None
     return folder
 
 

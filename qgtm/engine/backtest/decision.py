@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from qgtm.core.enums import KillTier, SignalDirection
+from qgtm.core.paths import replaced_whole
 from qgtm.core.types import Signal
 from qgtm.core.universe import load_universe
 from qgtm.engine.backtest.result import BacktestSettings
@@ -116,9 +116,8 @@ def _store_labels(settings: tuple, labels: dict[str, str | None]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         merged = _capped({**_load_labels(settings), **labels})
-        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        partial.write_text(json.dumps(merged))
-        os.replace(partial, path)  # whole or not at all, also with workers racing
+        with replaced_whole(path) as partial:  # whole or not at all, with workers racing
+            partial.write_text(json.dumps(merged))
     except OSError:
         logging.getLogger(__name__).warning("event=regime_cache_not_written path=%s", path)
 

@@ -209,3 +209,30 @@ def test_listing_reads_each_summary_once_until_it_changes(
     runs = {r.run_id: r for r in runs_module.list_runs(tmp_path)[0]}
     assert sorted(reads) == sorted([Path(first["artifact"]).name, Path(second["artifact"]).name])
     assert runs[Path(first["artifact"]).name].summary["final_equity"] == 1.0
+
+
+def test_a_save_that_fails_midway_leaves_the_stored_run_readable(
+    tmp_path: Path, bars_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    """Saving the same run again (same config and bars, same id) dies while writing the
+    trades: the stored run keeps its whole files, lists and reruns as before."""
+    first = _run(capsys, tmp_path, bars_file)
+    folder = Path(first["artifact"])
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    real = pl.DataFrame.write_parquet
+
+    def dies_on_trades(frame: pl.DataFrame, path: Path, *args, **kwargs) -> None:
+        if Path(path).name.startswith("trades.parquet"):
+            Path(path).write_bytes(b"PAR1 half a file")
+            raise OSError("disk full")
+        real(frame, path, *args, **kwargs)
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", dies_on_trades)
+    code = main(["backtest", "sma_ref", "--data", str(bars_file), "--data-dir", str(tmp_path)])
+    assert code == 2
+    assert capsys.readouterr().err.strip().endswith(f"cannot save the run in {folder}: disk full")
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in folder.iterdir()}.keys() == before.keys()
+    assert (folder / "trades.parquet").read_bytes() == before["trades.parquet"]
+    code, out = _cli(capsys, "backtest", "--rerun", folder.name, "--data-dir", str(tmp_path))
+    assert code == 0, out
