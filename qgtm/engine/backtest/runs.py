@@ -39,8 +39,8 @@ COMPARED: tuple[tuple[str, str, str], ...] = (
     # (key in the summary's report / validation, label, kind)
     ("final_equity", "final equity", "money"),
     ("trades", "trades", "count"),
-    ("total_return", "total return", "pct"),
-    ("cagr", "CAGR", "pct"),
+    ("total_return", "total return", "return"),
+    ("cagr", "CAGR", "return"),
     ("volatility", "volatility", "pct"),
     ("sharpe", "Sharpe", "num"),
     ("sortino", "Sortino", "num"),
@@ -56,14 +56,15 @@ COMPARED: tuple[tuple[str, str, str], ...] = (
     ("deflated_sharpe", "deflated Sharpe", "num"),
     ("pbo", "PBO", "num"),
     ("beta", "beta", "num"),
-    ("alpha", "alpha / year", "pct"),
+    ("alpha", "alpha / year", "return"),
     ("information_ratio", "information ratio", "num"),
 )
 
 
 def stat_text(value: Any, kind: str, signed: bool = False) -> str:
-    """A COMPARED statistic as text: money with cents, counts whole, 'pct' as a percent
-    to 2 decimals, 'num' to 3; `signed` puts + before positive percents. '' for None."""
+    """A COMPARED statistic as text: money with cents, counts whole, 'pct' and 'return'
+    as percents to 2 decimals, 'num' to 3; `signed` puts + before a positive 'return'
+    (a gain; a volatility or a drawdown has no sign to show). '' for None."""
     if value is None:
         return ""
     if kind == "text":
@@ -75,8 +76,8 @@ def stat_text(value: Any, kind: str, signed: bool = False) -> str:
     number = float(value)
     if not math.isfinite(number):
         return "nan" if number != number else ("inf" if number > 0 else "-inf")
-    if kind == "pct":
-        return f"{number:+.2%}" if signed else f"{number:.2%}"
+    if kind in ("pct", "return"):
+        return f"{number:+.2%}" if signed and kind == "return" else f"{number:.2%}"
     return f"{number:.3f}"
 
 
