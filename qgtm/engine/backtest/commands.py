@@ -56,6 +56,7 @@ from qgtm.engine.backtest.stats import (
     MONTH_LABELS,
     Report,
     compact_percent,
+    kill_switch_brief,
     kill_switch_text,
     monthly_rows,
 )
@@ -396,6 +397,8 @@ def _league_row(name: str) -> dict[str, Any]:
         "max_drawdown": outcome.report.max_drawdown,
         "psr": outcome.validation.get("psr_vs_zero", 0.0),
         "trades": len(outcome.result.trades),
+        "kill_switch": outcome.report.kill_switch,
+        "kill_spells": outcome.report.kill_spells,
     }
 
 
@@ -433,13 +436,15 @@ def _league(
         return 0
     table = Table(
         title=f"league: {len(names)} strategies, {panel.dates[0]} .. {panel.dates[-1]}, "
-        f"{decision} decision"
+        f"{decision} decision",
+        box=box.SIMPLE_HEAD,  # no rules or edges: 80 columns hold the kill-switch column
+        show_edge=False,
+        pad_edge=False,
     )
-    for col in ("strategy", "CAGR", "Sharpe", "max DD", "PSR", "trades"):
-        table.add_column(col, justify="left" if col == "strategy" else "right")
+    for col in ("strategy", "CAGR", "Sharpe", "max DD", "PSR", "trades", "kill switch"):
+        table.add_column(col, justify="left" if col in ("strategy", "kill switch") else "right")
     for r in rows:
-        if "error" in r:
-            table.add_row(r["strategy"], r["error"], "", "", "", "")
+        if "error" in r:  # listed under the table: a message would widen a number column
             continue
         table.add_row(
             r["strategy"],
@@ -448,8 +453,15 @@ def _league(
             _fmt(r["max_drawdown"], True),
             _fmt(r["psr"]),
             f"{r['trades']:,}",
+            kill_switch_brief(r) or "",
         )
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for r in rows:
+        if "error" in r:
+            name, error = r["strategy"], r["error"]
+            reason = error if error.startswith(f"{name} ") else f"{name}: {error}"
+            console.print(f"not run: {reason}", highlight=False)
     return 0
 
 

@@ -202,6 +202,17 @@ def kill_switch_text(spells: Mapping[str, Mapping[str, int | str]], enabled: boo
     return f"{tier} from {spell['first']} ({sessions:,} session{'' if sessions == 1 else 's'})"
 
 
+def kill_switch_brief(report: Mapping[str, object]) -> str | None:
+    """The worst tier and its month ('FLATTEN 2025-02') for narrow columns, from a
+    report's dict; None when the switch never tripped (report's own kill_switch text
+    then says why) or the report predates spells."""
+    spells = report.get("kill_spells")
+    if not spells or not isinstance(spells, Mapping):
+        return None
+    tier, spell = worst_spell(spells)
+    return f"{tier} {str(spell['first'])[:7]}"
+
+
 def worst_spell(
     spells: Mapping[str, Mapping[str, int | str]],
 ) -> tuple[str, Mapping[str, int | str]]:

@@ -32,8 +32,8 @@ from qgtm.engine.backtest.runs import COMPARED, stat_text
 from qgtm.engine.backtest.stats import (
     MONTH_LABELS,
     compact_percent,
+    kill_switch_brief,
     monthly_rows,
-    worst_spell,
 )
 from qgtm.tui.keymap import bind
 from qgtm.tui.screens.base import TerminalScreen
@@ -88,9 +88,7 @@ def _flat(run: dict[str, Any]) -> dict[str, Any]:
     out["params"] = params_text(run["params"])
     out["final_equity"] = run["final_equity"]
     out["trades"] = run["trades"]
-    if report.get("kill_spells"):  # the column is narrow: the worst tier and its month
-        tier, spell = worst_spell(report["kill_spells"])
-        out["kill_switch"] = f"{tier} {str(spell['first'])[:7]}"
+    out["kill_switch"] = kill_switch_brief(report) or report.get("kill_switch")  # narrow
     return out
 
 

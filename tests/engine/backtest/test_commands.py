@@ -221,18 +221,40 @@ def test_a_strategy_that_cannot_trade_the_bars_is_refused_not_run_flat(
 
 
 def test_all_prints_a_league_of_every_registered_strategy(
-    tmp_path: Path, bars_file: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    bars_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """JSON rows for every strategy; the table at 80 columns names each strategy the
+    kill switch stopped (a 1% drawdown limit here) with its tier and month."""
     from qgtm.engine.backtest.api import strategy_names
 
-    argv = ["backtest", "--all", "--data", str(bars_file), "--json", "--data-dir", str(tmp_path)]
-    assert main(argv) == 0
+    config = tmp_path / "config.toml"
+    config.write_text("[risk]\nmax_drawdown_pct = 0.01\n")
+    argv = ["backtest", "--all", "--data", str(bars_file), "--data-dir", str(tmp_path)]
+    argv += ["--config", str(config)]
+    assert main([*argv, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert sorted(r["strategy"] for r in rows) == strategy_names()
     by_name = {r["strategy"]: r for r in rows}
     for strategy, message in CANNOT_TRADE.items():  # the bars have no GLD or SLV
         assert by_name[strategy]["error"] == message
     assert "error" not in by_name["sma_ref"]
+    stopped = {r["strategy"]: r for r in rows if r.get("kill_spells", {}).get("FLATTEN")}
+    assert "sma_ref" in stopped
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 80 and "…" not in "".join(lines)
+    for name, row in stopped.items():
+        line = next(line for line in lines if line.split()[:1] == [name])
+        assert line.split()[-2:] == ["FLATTEN", row["kill_spells"]["FLATTEN"]["first"][:7]]
+    # strategies that could not run are listed under the table, each named once
+    words = " ".join(lines).split()
+    for message in CANNOT_TRADE.values():
+        assert " ".join(f"not run: {message}".split()) in " ".join(words)
+    assert words.count("not") == sum("error" in r for r in rows)
 
 
 def test_data_import_stores_accepted_bars_and_lists_rejections(
