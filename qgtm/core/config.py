@@ -8,6 +8,7 @@ come from keyring.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -116,6 +117,21 @@ class LearnConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class BacktestConfig:
+    """Costs backtests charge beyond the paper broker's (which has neither): `qgtm
+    backtest --impact / --borrow` override them for one run."""
+
+    impact_bps_at_full_adv: float = 0.0  # impact in bps at 100% of ADV, linear below
+    borrow_bps_annual: float = 0.0  # yearly fee on the value of shorts, charged each close
+
+    def __post_init__(self) -> None:
+        for name in ("impact_bps_at_full_adv", "borrow_bps_annual"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+
+
+@dataclass(frozen=True, slots=True)
 class TuiConfig:
     """Terminal preferences."""
 
@@ -184,6 +200,7 @@ class Config:
     portfolio: PortfolioConfig = field(default_factory=PortfolioConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
     learn: LearnConfig = field(default_factory=LearnConfig)
+    backtest: BacktestConfig = field(default_factory=BacktestConfig)
 
     @property
     def is_demo(self) -> bool:
@@ -201,6 +218,7 @@ _SECTIONS = (
     "portfolio",
     "live",
     "learn",
+    "backtest",
 )
 
 

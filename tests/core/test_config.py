@@ -65,3 +65,14 @@ def test_the_printed_config_reads_back_to_the_same_config(tmp_path: Path, capsys
     printed = capsys.readouterr().out
     assert 'source = "alpaca"' in printed and "[tui.keymap]" in printed
     assert "Config(" not in printed  # TOML, not a Python repr
+
+
+def test_backtest_costs_come_from_their_section_and_refuse_negatives(tmp_path: Path):
+    path = tmp_path / "config.toml"
+    path.write_text("[backtest]\nimpact_bps_at_full_adv = 50\n")
+    config = load_config(path, environ={"QGTM_BACKTEST__BORROW_BPS_ANNUAL": "150"})
+    assert config.backtest.impact_bps_at_full_adv == 50.0
+    assert config.backtest.borrow_bps_annual == 150.0
+    path.write_text("[backtest]\nborrow_bps_annual = -1\n")
+    with pytest.raises(ConfigError, match=r"\[backtest\]: borrow_bps_annual must be"):
+        load_config(path, environ={})

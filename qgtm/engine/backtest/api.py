@@ -116,13 +116,18 @@ def parse_date(text: str | None, flag: str) -> date | None:
 
 def settings_from_config(config: Config, start: date | None, end: date | None) -> BacktestSettings:
     """The live book's cash, gross target, allocation ([portfolio]), risk limits and
-    paper-broker costs (slippage, spread, commission): what the live engine trades with."""
+    paper-broker costs (slippage, spread, commission): what the live engine trades with;
+    plus [backtest]'s impact and borrow costs, which only backtests charge."""
     return BacktestSettings(
         initial_cash=Decimal(config.engine.initial_cash),
         gross_target=config.engine.gross_target,
         risk=config.risk,
         min_trade_value=Decimal(config.execution.min_trade_value),
-        costs=CostModel.from_execution(config.execution),
+        costs=CostModel.from_execution(
+            config.execution,
+            impact_bps_at_full_adv=config.backtest.impact_bps_at_full_adv,
+            borrow_bps_annual=config.backtest.borrow_bps_annual,
+        ),
         start=start,
         end=end,
         portfolio=config.portfolio,

@@ -92,6 +92,18 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
         "EMBARGO sessions after each test fold left out of training (default 1%% of them)",
     )
     parser.add_argument(
+        "--impact",
+        metavar="BPS",
+        help="market impact in bps at 100%% of ADV, linear in participation "
+        "(default: [backtest] impact_bps_at_full_adv, 0)",
+    )
+    parser.add_argument(
+        "--borrow",
+        metavar="BPS",
+        help="yearly borrow fee in bps on the value of shorts, charged each close "
+        "(default: [backtest] borrow_bps_annual, 0)",
+    )
+    parser.add_argument(
         "--benchmark",
         default=EQUAL_WEIGHT,
         metavar="NAME",
@@ -259,6 +271,16 @@ def _run_header(config: dict[str, Any], start: str, end: str, name: str | None =
     )
 
 
+def _costs_text(costs: dict[str, Any]) -> str:
+    """'$0.005/sh, slippage 5bp, spread 2bp, impact 0bp at ADV, borrow 0bp/yr': a stored
+    CostModel.as_dict in one line of at most 80 characters."""
+    return (
+        f"${costs['commission_per_share']}/sh, slippage {costs['slippage_bps']:g}bp, "
+        f"spread {costs['spread_bps']:g}bp, impact {costs['impact_bps_at_full_adv']:g}bp "
+        f"at ADV, borrow {costs['borrow_bps_annual']:g}bp/yr"
+    )
+
+
 def _kill_switch_rows(rep: Report) -> list[tuple[str, str]]:
     """'kill switch' and every tier the run entered, mildest first (the worst alone is
     rep.kill_switch), so a book throttled in year two shows it on the report."""
@@ -281,6 +303,7 @@ def _print_report(outcome: RunOutcome) -> None:
         highlight=False,
     )
     console.print(f"params: {params_text(outcome.params)}", highlight=False)
+    console.print(f"costs: {_costs_text(outcome.config['settings']['costs'])}", highlight=False)
     table = Table(box=box.SIMPLE_HEAD)
     table.add_column("statistic")
     table.add_column("value", justify="right")
@@ -465,6 +488,24 @@ def _league(
     return 0
 
 
+def _with_costs(config: Config, impact: str | None, borrow: str | None) -> Config:
+    """`config` with --impact / --borrow in its [backtest] costs (BacktestError if bad)."""
+    flags = {"--impact": impact, "--borrow": borrow}
+    fields = {"--impact": "impact_bps_at_full_adv", "--borrow": "borrow_bps_annual"}
+    values = {}
+    for flag, text in flags.items():
+        if text is None:
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value >= 0):
+            raise BacktestError(f"bad {flag} {text!r}: want bps, a number >= 0")
+        values[fields[flag]] = value
+    return replace(config, backtest=replace(config.backtest, **values)) if values else config
+
+
 def backtest_command(args: argparse.Namespace, config: Config, data_dir: Path) -> int:
     """Run `qgtm backtest`; expected mistakes raise BacktestError / UserBarsError."""
     start, end = parse_date(args.start, "--from"), parse_date(args.end, "--to")
@@ -478,6 +519,7 @@ def backtest_command(args: argparse.Namespace, config: Config, data_dir: Path) -
     cv = _parse_cv(getattr(args, "cv", None))
     if cv is not None and sweep is None:
         raise BacktestError("--cv needs a --sweep to choose from")
+    config = _with_costs(config, getattr(args, "impact", None), getattr(args, "borrow", None))
     stored = [flag for flag in ("runs", "compare", "rerun") if getattr(args, flag, None)]
     if stored:
         if len(stored) > 1 or args.strategy or args.all:

@@ -316,3 +316,33 @@ def test_the_report_says_when_the_kill_switch_flattened_the_book(
     assert out["report"]["kill_switch"] == shown
     assert main(argv) == 0
     assert shown in capsys.readouterr().out
+
+
+def test_impact_and_borrow_costs_are_charged_stored_and_shown(
+    tmp_path: Path, bars_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """tsmom goes short on the falling name: with --impact and --borrow the run ends
+    lower, the stored settings carry both (so --rerun charges them again) and the
+    report's costs line names them; [backtest] in the config file sets the same."""
+    argv = ["backtest", "tsmom", "--data", str(bars_file), "--data-dir", str(tmp_path)]
+    assert main([*argv, "--json"]) == 0
+    free = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--json", "--impact", "50", "--borrow", "150"]) == 0
+    costly = json.loads(capsys.readouterr().out)
+    costs = costly["config"]["settings"]["costs"]
+    assert (costs["impact_bps_at_full_adv"], costs["borrow_bps_annual"]) == (50.0, 150.0)
+    assert free["config"]["settings"]["costs"]["borrow_bps_annual"] == 0.0
+    positions = pl.read_parquet(Path(costly["artifact"]) / "positions.parquet")
+    assert (positions.drop("date").to_numpy() < 0).any()  # the borrow fee had shorts to charge
+    assert costly["final_equity"] < free["final_equity"]
+    run = Path(costly["artifact"]).name
+    assert main(["backtest", "--rerun", run, "--data-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    config = tmp_path / "config.toml"
+    config.write_text("[backtest]\nimpact_bps_at_full_adv = 50\nborrow_bps_annual = 150\n")
+    assert main([*argv, "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "costs: $0.005/sh, slippage 5bp, spread 2bp, impact 50bp at ADV, borrow 150bp/yr" in out
+    assert f"final equity {costly['final_equity']:,.2f}" in " ".join(out.split())
+    assert main([*argv, "--impact", "-3"]) == 2
+    assert "bad --impact '-3': want bps, a number >= 0" in capsys.readouterr().err
