@@ -116,15 +116,26 @@ class LearnConfig:
     cooldown_sessions: int = 126  # no new retrain of a strategy within this after the last
 
 
+KILL_RESETS = ("hold", "daily")
+"""How a backtest, which has no operator, lets kill tiers step down
+(killswitch.tier_after_close): "hold" never, "daily" the daily-loss tiers each session."""
+
+
 @dataclass(frozen=True, slots=True)
 class BacktestConfig:
-    """Costs backtests charge beyond the paper broker's (which has neither): `qgtm
-    backtest --impact / --borrow` override them for one run."""
+    """What backtests add to the live book's settings: costs the paper broker does not
+    charge, and how the kill switch steps down without an operator. `qgtm backtest
+    --impact / --borrow / --kill-reset` override them for one run."""
 
     impact_bps_at_full_adv: float = 0.0  # impact in bps at 100% of ADV, linear below
     borrow_bps_annual: float = 0.0  # yearly fee on the value of shorts, charged each close
+    kill_reset: str = "hold"  # hold: tiers stay, as live with nobody to reset; or daily
 
     def __post_init__(self) -> None:
+        if self.kill_reset not in KILL_RESETS:
+            raise ValueError(
+                f"kill_reset must be one of {', '.join(KILL_RESETS)}, got {self.kill_reset!r}"
+            )
         for name in ("impact_bps_at_full_adv", "borrow_bps_annual"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):

@@ -117,7 +117,8 @@ def parse_date(text: str | None, flag: str) -> date | None:
 def settings_from_config(config: Config, start: date | None, end: date | None) -> BacktestSettings:
     """The live book's cash, gross target, allocation ([portfolio]), risk limits and
     paper-broker costs (slippage, spread, commission): what the live engine trades with;
-    plus [backtest]'s impact and borrow costs, which only backtests charge."""
+    plus [backtest]: the impact and borrow costs only backtests charge, and how kill
+    tiers step down without an operator."""
     return BacktestSettings(
         initial_cash=Decimal(config.engine.initial_cash),
         gross_target=config.engine.gross_target,
@@ -128,6 +129,7 @@ def settings_from_config(config: Config, start: date | None, end: date | None) -
             impact_bps_at_full_adv=config.backtest.impact_bps_at_full_adv,
             borrow_bps_annual=config.backtest.borrow_bps_annual,
         ),
+        kill_reset=config.backtest.kill_reset,
         start=start,
         end=end,
         portfolio=config.portfolio,

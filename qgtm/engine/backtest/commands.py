@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from qgtm.core.config import Config
+from qgtm.core.config import KILL_RESETS, Config
 from qgtm.core.universe import load_universe
 from qgtm.engine.backtest.api import (
     RunOutcome,
@@ -102,6 +102,13 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="BPS",
         help="yearly borrow fee in bps on the value of shorts, charged each close "
         "(default: [backtest] borrow_bps_annual, 0)",
+    )
+    parser.add_argument(
+        "--kill-reset",
+        choices=KILL_RESETS,
+        help="how kill tiers step down: hold (never, as live with nobody to reset them) "
+        "or daily (WARN/THROTTLE/NO_NEW last one session; FLATTEN holds) "
+        "(default: [backtest] kill_reset, hold)",
     )
     parser.add_argument(
         "--benchmark",
@@ -264,10 +271,12 @@ def _stat(key: str, value: Any) -> str:
 def _run_header(config: dict[str, Any], start: str, end: str, name: str | None = None) -> str:
     """'tsmom_3m 2008-04-07 .. 2025-12-31, event runner, live decision' (rich markup);
     `name` defaults to the config's strategy (a stored run shows its id)."""
-    decision = config.get("settings", {}).get("decision", "live")
+    settings = config.get("settings", {})
+    reset = settings.get("kill_reset", "hold")
     return (
         f"[bold]{name or config['strategy']}[/] {start} .. {end}, "
-        f"{config.get('runner')} runner, {decision} decision"
+        f"{config.get('runner')} runner, {settings.get('decision', 'live')} decision"
+        + ("" if reset == "hold" else f", {reset} kill reset")
     )
 
 
@@ -281,13 +290,13 @@ def _costs_text(costs: dict[str, Any]) -> str:
     )
 
 
-def _kill_switch_rows(rep: Report) -> list[tuple[str, str]]:
+def _kill_switch_rows(rep: Report, reset: str) -> list[tuple[str, str]]:
     """'kill switch' and every tier the run entered, mildest first (the worst alone is
     rep.kill_switch), so a book throttled in year two shows it on the report."""
     if len(rep.kill_spells) < 2:
         return [("kill switch", rep.kill_switch)]
     return [
-        ("kill switch" if k == 0 else "", kill_switch_text({tier: spell}))
+        ("kill switch" if k == 0 else "", kill_switch_text({tier: spell}, reset=reset))
         for k, (tier, spell) in enumerate(rep.kill_spells.items())
     ]
 
@@ -318,7 +327,7 @@ def _print_report(outcome: RunOutcome) -> None:
         ("Calmar", _fmt(rep.calmar)),
         ("max drawdown", _fmt(rep.max_drawdown, True)),
         ("max drawdown sessions", f"{rep.max_drawdown_sessions:,}"),
-        *_kill_switch_rows(rep),
+        *_kill_switch_rows(rep, outcome.config["settings"].get("kill_reset", "hold")),
         ("hit rate", _fmt(rep.hit_rate, True)),
         ("turnover / year", _fmt(rep.turnover)),
         ("round trips", f"{rep.trips.get('round_trips', 0):,}"),
@@ -488,11 +497,14 @@ def _league(
     return 0
 
 
-def _with_costs(config: Config, impact: str | None, borrow: str | None) -> Config:
-    """`config` with --impact / --borrow in its [backtest] costs (BacktestError if bad)."""
-    flags = {"--impact": impact, "--borrow": borrow}
+def _with_backtest_flags(config: Config, args: argparse.Namespace) -> Config:
+    """`config` with --impact / --borrow / --kill-reset in its [backtest] section
+    (BacktestError naming a bad value)."""
+    flags = {"--impact": getattr(args, "impact", None), "--borrow": getattr(args, "borrow", None)}
     fields = {"--impact": "impact_bps_at_full_adv", "--borrow": "borrow_bps_annual"}
-    values = {}
+    values: dict[str, Any] = {}
+    if getattr(args, "kill_reset", None):
+        values["kill_reset"] = args.kill_reset
     for flag, text in flags.items():
         if text is None:
             continue
@@ -519,7 +531,7 @@ def backtest_command(args: argparse.Namespace, config: Config, data_dir: Path) -
     cv = _parse_cv(getattr(args, "cv", None))
     if cv is not None and sweep is None:
         raise BacktestError("--cv needs a --sweep to choose from")
-    config = _with_costs(config, getattr(args, "impact", None), getattr(args, "borrow", None))
+    config = _with_backtest_flags(config, args)
     stored = [flag for flag in ("runs", "compare", "rerun") if getattr(args, flag, None)]
     if stored:
         if len(stored) > 1 or args.strategy or args.all:

@@ -10,8 +10,9 @@ Per session t, in this order (as TradingEngine does it):
          approved weights -> orders_for_targets at the t-1 close marks -> select_algo
          on the mean volume; the orders wait for t+1;
   close  mark to market, borrow fee on shorts, peak and kill-tier update (tier_for /
-         escalate, as RiskManager.update_pnl; FLATTEN replaces the working orders with
-         closing orders, as TradingEngine._flatten_now).
+         escalate, as RiskManager.update_pnl, or the daily reset: tier_after_close;
+         FLATTEN replaces the working orders with closing orders, as
+         TradingEngine._flatten_now).
 No value from bar t reaches a decision taken on t, and a fill never uses the bar that
 produced its signal. tests/engine/backtest/test_live_parity.py checks that this runner's
 book equals the live TradingEngine's book session by session.
@@ -43,7 +44,7 @@ from qgtm.engine.execution.oms import orders_for_targets, strategy_set_key
 from qgtm.engine.features.auxiliary import StrategyContext
 from qgtm.engine.portfolio.aggregator import aggregate
 from qgtm.engine.portfolio.book import Book
-from qgtm.engine.risk.killswitch import escalate, tier_for
+from qgtm.engine.risk.killswitch import tier_after_close, tier_for
 from qgtm.engine.strategies.base import BaseStrategy
 
 Progress = Callable[[int, int], None]
@@ -159,7 +160,7 @@ def run_event_driven(
             called = tier_for(
                 float(equity - prev_equity), float(prev_equity), drawdown, settings.risk
             )
-            new_tier = escalate(tier, called)
+            new_tier = tier_after_close(tier, called, settings.kill_reset)
             if new_tier >= KillTier.FLATTEN > tier:
                 broker = _broker(costs)
                 avg_marks = {s: h.avg_price for s, h in book.holdings.items()}

@@ -124,6 +124,7 @@ class KernelInputs:
     twap_weights: np.ndarray
     limits: np.ndarray  # see _limits_vector
     kill_switch: bool
+    kill_daily: bool  # settings.kill_reset == "daily" (killswitch.tier_after_close)
 
 
 def _limits_vector(settings: BacktestSettings) -> np.ndarray:
@@ -183,6 +184,7 @@ def kernel_inputs(
         twap_weights=schedule_weights(Algo.TWAP),
         limits=_limits_vector(settings),
         kill_switch=settings.kill_switch,
+        kill_daily=settings.kill_reset == "daily",
     )
 
 
@@ -230,6 +232,7 @@ def book_trial(inputs: KernelInputs, targets: np.ndarray, capacity: int = 0) -> 
         inputs.twap_weights,
         inputs.limits,
         inputs.kill_switch,
+        inputs.kill_daily,
         float(SHARE_TOLERANCE),
         equity,
         cash,
@@ -412,6 +415,7 @@ def _book(
     twap_weights,
     limits,
     kill_switch,
+    kill_daily,
     share_tolerance,
     equity_out,
     cash_out,
@@ -555,7 +559,8 @@ def _book(
             called = _tier_for(
                 (equity - prev_equity) / 10_000.0, prev_equity / 10_000.0, drawdown, limits
             )
-            new_tier = max(tier, called)
+            # killswitch.tier_after_close
+            new_tier = called if kill_daily and tier < FLATTEN else max(tier, called)
             if new_tier >= FLATTEN and tier < FLATTEN:
                 pending_count = 0
                 for j in range(m):

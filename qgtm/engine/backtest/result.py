@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from qgtm.core.config import PortfolioConfig
+from qgtm.core.config import KILL_RESETS, PortfolioConfig
 from qgtm.core.types import RiskLimits
 from qgtm.engine.backtest.costs import CostModel
 from qgtm.engine.data.store import PricePanel
@@ -35,6 +35,7 @@ class BacktestSettings:
     start: date | None = None
     end: date | None = None
     kill_switch: bool = True
+    kill_reset: str = "hold"  # KILL_RESETS: how tiers step down (tier_after_close)
     portfolio: PortfolioConfig = field(default_factory=PortfolioConfig)
     sectors: Mapping[str, str] | None = None  # None: the universe's sector tags
     # "live": the live engine's decision (regime, aggregate, allocate, every risk check);
@@ -46,6 +47,10 @@ class BacktestSettings:
         if self.decision not in DECISIONS:
             raise BacktestError(
                 f"unknown decision {self.decision!r}; use one of {', '.join(DECISIONS)}"
+            )
+        if self.kill_reset not in KILL_RESETS:
+            raise BacktestError(
+                f"unknown kill reset {self.kill_reset!r}; use one of {', '.join(KILL_RESETS)}"
             )
 
     def as_dict(self) -> dict[str, Any]:
@@ -59,6 +64,7 @@ class BacktestSettings:
             "start": self.start.isoformat() if self.start else None,
             "end": self.end.isoformat() if self.end else None,
             "kill_switch": self.kill_switch,
+            "kill_reset": self.kill_reset,
             "portfolio": asdict(self.portfolio),
             "decision": self.decision,
         }
@@ -79,6 +85,7 @@ class BacktestSettings:
                 start=date.fromisoformat(data["start"]) if data["start"] else None,
                 end=date.fromisoformat(data["end"]) if data["end"] else None,
                 kill_switch=bool(data["kill_switch"]),
+                kill_reset=str(data.get("kill_reset", "hold")),  # runs stored before: hold
                 portfolio=PortfolioConfig(**data["portfolio"]),
                 decision=str(data["decision"]),
             )
@@ -142,6 +149,7 @@ class BacktestResult:
                 "initial_cash": str(settings.initial_cash),
                 "runner": runner,
                 "kill_switch": settings.kill_switch,
+                "kill_reset": settings.kill_reset,
                 **meta,
             },
         )

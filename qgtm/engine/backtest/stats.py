@@ -179,8 +179,8 @@ def kill_switch_spells(
 ) -> dict[str, dict[str, int | str]]:
     """Each kill tier above NORMAL the book closed in: {tier: {"sessions": n, "first":
     ISO date it was first entered}}, mildest tier first. A backtest has no operator to
-    reset the switch (tiers only step up, as `escalate`), so a tier entered once holds
-    for the rest of the run and everything after it trades under that tier."""
+    reset the switch: with kill_reset "hold" (tiers only step up, as `escalate`) a tier
+    entered once holds for the rest of the run; "daily" lets the daily-loss tiers go."""
     spells: dict[str, dict[str, int | str]] = {}
     for day, tier in zip(dates, tiers, strict=True):
         if tier == KillTier.NORMAL.name:
@@ -190,16 +190,22 @@ def kill_switch_spells(
     return dict(sorted(spells.items(), key=lambda item: KillTier[item[0]]))
 
 
-def kill_switch_text(spells: Mapping[str, Mapping[str, int | str]], enabled: bool = True) -> str:
-    """'FLATTEN from 2025-02-11 (224 sessions)': the worst tier the run reached;
-    'not tripped', or 'off' when the run had no kill switch."""
+def kill_switch_text(
+    spells: Mapping[str, Mapping[str, int | str]], enabled: bool = True, reset: str = "hold"
+) -> str:
+    """The worst tier the run reached: 'FLATTEN from 2025-02-11 (224 sessions)' when
+    tiers hold (to the end of the run), 'THROTTLE on 12 sessions, first 2011-01-04'
+    with the daily reset; 'not tripped', or 'off' when the run had no kill switch."""
     if not enabled:
         return "off"
     if not spells:
         return "not tripped"
     tier, spell = worst_spell(spells)
-    sessions = int(spell["sessions"])
-    return f"{tier} from {spell['first']} ({sessions:,} session{'' if sessions == 1 else 's'})"
+    count = int(spell["sessions"])
+    sessions = f"{count:,} session{'' if count == 1 else 's'}"
+    if reset == "daily" and tier != KillTier.FLATTEN.name:
+        return f"{tier} on {sessions}, first {spell['first']}"
+    return f"{tier} from {spell['first']} ({sessions})"
 
 
 def kill_switch_brief(report: Mapping[str, object]) -> str | None:
@@ -351,6 +357,10 @@ def report(
         benchmark=benchmark[0] if benchmark else "",
         relative=relative_stats(returns, benchmark[1]) if benchmark else {},
         trips=trade_stats(round_trips(result.trades, result.dates)),
-        kill_switch=kill_switch_text(spells, bool(result.meta.get("kill_switch", True))),
+        kill_switch=kill_switch_text(
+            spells,
+            bool(result.meta.get("kill_switch", True)),
+            str(result.meta.get("kill_reset", "hold")),
+        ),
         kill_spells=spells,
     )

@@ -61,7 +61,7 @@ from qgtm.engine.execution.oms import skip_small_trade, target_quantity
 from qgtm.engine.features.auxiliary import StrategyContext
 from qgtm.engine.portfolio.aggregator import deduplicate
 from qgtm.engine.portfolio.allocator import TRADING_DAYS, VOL_WINDOW
-from qgtm.engine.risk.killswitch import escalate, tier_for
+from qgtm.engine.risk.killswitch import tier_after_close, tier_for
 from qgtm.engine.strategies.base import BaseStrategy
 
 
@@ -264,7 +264,7 @@ def run_vectorised(
             called = tier_for(
                 float(equity - prev_equity), float(prev_equity), drawdown, settings.risk
             )
-            new_tier = escalate(tier, called)
+            new_tier = tier_after_close(tier, called, settings.kill_reset)
             if new_tier >= KillTier.FLATTEN > tier:
                 pending = [(j, -held[j], Decimal(0), Algo.MARKET) for j in order if held[j]]
             tier = new_tier

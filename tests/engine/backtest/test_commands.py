@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import polars as pl
 import pytest
 
 from qgtm.cli import main
+from qgtm.core.enums import KillTier
 
 
 def _write_bars(path: Path, sessions: int = 320, seed: int = 5) -> Path:
@@ -346,3 +348,36 @@ def test_impact_and_borrow_costs_are_charged_stored_and_shown(
     assert f"final equity {costly['final_equity']:,.2f}" in " ".join(out.split())
     assert main([*argv, "--impact", "-3"]) == 2
     assert "bad --impact '-3': want bps, a number >= 0" in capsys.readouterr().err
+
+
+def test_kill_reset_daily_lets_the_daily_loss_tiers_go(
+    tmp_path: Path, bars_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a 0.3% daily loss limit, tiers held from the first bad day ('hold', the
+    default) or stepped down after each session ('daily'): the header names the reset,
+    the stored settings carry it and --rerun reproduces it."""
+    config = tmp_path / "config.toml"
+    config.write_text("[risk]\ndaily_loss_limit = 0.003\nmax_drawdown_pct = 0.5\n")
+    argv = ["backtest", "sma_ref", "--data", str(bars_file), "--data-dir", str(tmp_path)]
+    argv += ["--config", str(config), "--param", "fast=5"]
+    assert main([*argv, "--json"]) == 0
+    held = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--json", "--kill-reset", "daily"]) == 0
+    daily = json.loads(capsys.readouterr().out)
+    assert daily["config"]["settings"]["kill_reset"] == "daily"
+    tiers = pl.read_parquet(Path(daily["artifact"]) / "equity.parquet")["kill_tier"].to_list()
+    assert any(a != "NORMAL" and b == "NORMAL" for a, b in pairwise(tiers))
+    held_tiers = pl.read_parquet(Path(held["artifact"]) / "equity.parquet")["kill_tier"]
+    assert held_tiers[-1] != "NORMAL"  # tripped, and never stepped down
+    assert all(KillTier[a] <= KillTier[b] for a, b in pairwise(held_tiers.to_list()))
+    worst, spell = max(daily["report"]["kill_spells"].items(), key=lambda item: KillTier[item[0]])
+    count = spell["sessions"]
+    assert daily["report"]["kill_switch"] == (
+        f"{worst} on {count:,} session{'s' if count > 1 else ''}, first {spell['first']}"
+    )
+    assert main([*argv, "--kill-reset", "daily"]) == 0
+    assert "decision, daily kill reset" in capsys.readouterr().out
+    assert (
+        main(["backtest", "--rerun", Path(daily["artifact"]).name, "--data-dir", str(tmp_path)])
+        == 0
+    )

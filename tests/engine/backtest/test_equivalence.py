@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -47,6 +49,29 @@ def test_runners_agree_through_a_kill_switch_flatten(demo_panel: PricePanel) -> 
     vector = run_vectorised(demo_panel, [strategy], tight)
     assert "FLATTEN" in event.kill_tiers
     assert event.positions[-1].sum() == 0
+    np.testing.assert_array_equal(event.positions, vector.positions)
+    np.testing.assert_allclose(vector.equity, event.equity, rtol=1e-9, atol=0)
+    assert event.kill_tiers == vector.kill_tiers
+
+
+def test_runners_agree_when_daily_tiers_step_down(demo_panel: PricePanel) -> None:
+    """kill_reset "daily" with a tight daily loss limit: THROTTLE and NO_NEW days come
+    and go (each lasts one session), and both runners book them identically."""
+    from dataclasses import replace
+
+    from qgtm.core.types import RiskLimits
+
+    daily = replace(
+        COSTLY, risk=RiskLimits(daily_loss_limit=0.004, max_drawdown_pct=0.5), kill_reset="daily"
+    )
+    strategy = SmaCrossover(fast=5, slow=20)
+    event = run_event_driven(demo_panel, [strategy], daily)
+    vector = run_vectorised(demo_panel, [strategy], daily)
+    tiers = event.kill_tiers
+    stepped_down = [a for a, b in pairwise(tiers) if a in ("THROTTLE", "NO_NEW") and b == "NORMAL"]
+    assert len(stepped_down) >= 3
+    held = run_event_driven(demo_panel, [strategy], replace(daily, kill_reset="hold"))
+    assert held.kill_tiers[-1] in ("THROTTLE", "NO_NEW") and held.trades != event.trades
     np.testing.assert_array_equal(event.positions, vector.positions)
     np.testing.assert_allclose(vector.equity, event.equity, rtol=1e-9, atol=0)
     assert event.kill_tiers == vector.kill_tiers

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -73,6 +74,7 @@ books = st.fixed_dictionaries(
         "cap": st.sampled_from([0.05, 0.1, 1.0]),
         "min_trade": st.sampled_from(["0", "500", "5000"]),
         "kill_switch": st.booleans(),
+        "kill_reset": st.sampled_from(["hold", "daily"]),
         "cash": st.sampled_from(["1000000", "250000.5", "31337.1234"]),
     }
 )
@@ -99,6 +101,7 @@ def _settings(case: dict) -> BacktestSettings:
             participation_cap=case["cap"],
         ),
         kill_switch=case["kill_switch"],
+        kill_reset=case.get("kill_reset", "hold"),
         decision="signal",
     )
 
@@ -158,7 +161,13 @@ def test_the_random_books_reach_what_they_claim_to_cover() -> None:
         if (result.positions < 0).any():
             seen.add("shorts")
         seen.update(result.kill_tiers)
-    assert {"algo children", "shorts", "THROTTLE", "FLATTEN"} <= seen
+        daily = run_vectorised(
+            panel, [PLACEHOLDER], _settings({**case, "kill_reset": "daily"}), signals=signals
+        )
+        tiers = daily.kill_tiers
+        if any(a in ("WARN", "THROTTLE", "NO_NEW") and b == "NORMAL" for a, b in pairwise(tiers)):
+            seen.add("daily step-down")
+    assert {"algo children", "shorts", "THROTTLE", "FLATTEN", "daily step-down"} <= seen
 
 
 def test_the_sma_benchmark_book_is_compiled_and_equals_the_event_driven_runner(
