@@ -133,6 +133,7 @@ class EngineSnapshot:
     risk: RiskStatus | None = None
     recon: ReconView | None = None
     regime: str | None = None
+    regime_raw: str | None = None  # the session's own reading, before confirmation
     data_refresh: DataRefreshView | None = None
 
     @property

@@ -27,6 +27,7 @@ from qgtm.tui.client import InProcessClient, lower_thread_priority
 from qgtm.tui.formatting import price
 from qgtm.tui.screens import monitor as monitor_module
 from qgtm.tui.screens.monitor import MonitorScreen, status_line
+from qgtm.tui.screens.regime import regime_text
 from qgtm.tui.widgets import equity_chart as chart_module
 from qgtm.tui.widgets.banner import Banner
 from qgtm.tui.widgets.equity_chart import EquityChart, thinned
@@ -313,3 +314,12 @@ async def test_a_fast_replay_syncs_one_big_table_per_render_then_all_when_it_set
         watch = dict(screen.query_one("#watchlist LiveTable", LiveTable).visible_rows())
         assert watch[quote.symbol][2] == price(quote.last).plain
     engine.close()
+
+
+def test_the_regime_screen_says_when_today_calls_for_a_regime_not_yet_confirmed() -> None:
+    held = dataclasses.replace(SNAPSHOT, regime="trending", regime_raw="crisis")
+    lines = regime_text(held).splitlines()
+    assert lines[0].startswith("Current regime: trending (")
+    assert lines[1].startswith("Today's indicators call crisis: a new regime takes over once")
+    agreed = dataclasses.replace(SNAPSHOT, regime="trending", regime_raw="trending")
+    assert len(regime_text(agreed).splitlines()) == 1

@@ -51,7 +51,7 @@ from qgtm.engine.strategies.base import ALL_REGIMES, BaseStrategy
 REGIME_ENTRIES = 100_000
 """Labels a detector setting keeps (memory and file), about 20 demo-length panels; the
 oldest are dropped first."""
-REGIME_VERSION = 2
+REGIME_VERSION = 3
 """Part of every stored label's key: bump it when RegimeDetector.label can answer
 differently for the same bars and settings, so no label of the old code is reused."""
 _REGIME_LABELS: dict[tuple, dict[str, str | None]] = {}  # detector settings -> labels
@@ -130,6 +130,7 @@ def detector_settings(detector: RegimeDetector) -> tuple:
         detector.fit_window,
         detector.min_history,
         detector.trend_threshold,
+        detector.confirm,
     )
 
 

@@ -15,15 +15,17 @@ Label (first match wins):
                   (percentile >= 0.95); or a drawdown of 30% or more;
   trending        mean efficiency ratio >= `trend_threshold`;
   mean_reverting  otherwise.
-Thresholds were chosen on the demo market's hidden regimes (2008-2014,
-bench/regime_accuracy.py): crisis recall ~58% and precision ~38% at a 13% base rate,
-on par with the vol-percentile rule alone; trending vs calm is barely separable there.
-
-Speed: the Markov model is refitted only every `refit_every` sessions (default 21, about
-monthly) on the `fit_window` sessions before the refit point, using EM only (about 0.1 s);
-between refits the stored parameters run the Hamilton filter forward over the new days,
-which costs microseconds. Fits are cached by refit point and a digest of their data, so a
-label for session t depends only on bars before t.
+That is the session's own ("raw") label. The label a session gets is confirmed: a new
+regime takes over only once the raw label has called it `confirm` sessions in a row
+(default 2); until then the last confirmed regime holds (`confirmed_label`). The raw
+rules alone flip often: on the demo market (2008-2025) the raw label changed 609 times
+in 4,229 sessions (median spell 2 sessions), and each flip moves every regime-filtered
+strategy in or out of the book. Confirmed over 2 sessions it changes 218 times (median
+spell 9), with crisis recall 56% and precision 37% on the hidden regimes below (58% and
+35% raw). Over 3 sessions: 131 changes, recall 52%; letting a crisis in at once instead:
+311-394 changes, recall 70-75% but precision 32-34% (bench/regime_accuracy.py, all on
+2026-11-26). The confirmed label is still a function of the bars before the session
+only: it reads the raw labels of the sessions before it.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from __future__ import annotations
 import hashlib
 import math
 import warnings
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
@@ -43,6 +46,13 @@ from qgtm.engine.features import transforms as tf
 TRENDING = "trending"
 MEAN_REVERTING = "mean_reverting"
 CRISIS = "crisis"
+CONFIRM_DEFAULT = 2
+"""Sessions in a row the raw label must call a new regime before it takes over."""
+CONFIRM_SCAN = 63
+"""Sessions `RegimeDetector.label` reads back for a confirmed regime before it gives up
+and takes the session's own label (a quarter of flicker without 2 equal labels in a row)."""
+RAW_MEMO = 4096
+"""Raw readings a detector remembers (a backtest's sessions; the oldest go first)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +69,35 @@ class RegimeReading:
     """The label for `day` and the indicators behind it."""
 
     day: date
-    label: str
+    label: str  # the confirmed regime (see the module docstring)
     high_vol_probability: float
     vol_percentile: float
     drawdown: float
     correlation_percentile: float
     efficiency: float
+    raw_label: str = ""  # what this session's own indicators call for
+
+
+def confirmed_label(newest_first: Sequence[str | None], confirm: int) -> str | None:
+    """The confirmed regime from raw labels, the session's own first, then the sessions
+    before it: the newest label that closes `confirm` equal labels in a row. None when
+    the labels run out (or reach a session without a label) first: the caller then
+    takes the session's own label.
+
+    ("crisis", "trending", "trending") with confirm 2: trending holds until the crisis
+    is called twice in a row.
+    """
+    for j, label in enumerate(newest_first):
+        if label is None:
+            return None
+        if confirm <= 1:
+            return label
+        run = newest_first[j : j + confirm]
+        if len(run) < confirm:
+            return None
+        if all(other == label for other in run):
+            return label
+    return None
 
 
 def fit_markov(returns_pct: np.ndarray) -> MarkovFit:
@@ -114,12 +147,15 @@ class RegimeDetector:
         fit_window: int = 504,
         min_history: int = 300,
         trend_threshold: float = 0.18,
+        confirm: int = CONFIRM_DEFAULT,
     ) -> None:
         self.refit_every = refit_every
         self.fit_window = fit_window
         self.min_history = min_history
         self.trend_threshold = trend_threshold
+        self.confirm = confirm
         self._fits: dict[tuple[date, str], MarkovFit] = {}
+        self._raw: dict[tuple[date, int, bytes], RegimeReading | None] = {}
         self.fits_done = 0
 
     def _fit_for(self, history: PricePanel) -> tuple[MarkovFit, np.ndarray]:
@@ -139,10 +175,45 @@ class RegimeDetector:
         return self._fits[key], index_pct
 
     def label(self, history: PricePanel, day: date) -> RegimeReading | None:
-        """The regime for decision session `day` from `history` (bars before it); None
-        until `min_history` sessions exist."""
+        """The confirmed regime for decision session `day` from `history` (bars before
+        it), with the session's own indicators; None until `min_history` sessions exist.
+
+        Reads the raw labels of the sessions before `day` (each from the bars before
+        it, remembered) until one confirms a regime (`confirmed_label`), at most
+        CONFIRM_SCAN sessions back; without one, the session's own label stands."""
+        reading = self._raw_reading(history, day)
+        if reading is None or self.confirm <= 1:
+            return reading
+        labels: list[str | None] = [reading.label]
+        confirmed = None
+        for back in range(1, CONFIRM_SCAN + self.confirm):
+            earlier = self._raw_reading(
+                history.history_before(len(history) - back), history.dates[-back]
+            )
+            labels.append(earlier.label if earlier is not None else None)
+            if earlier is None or len(labels) >= self.confirm:
+                confirmed = confirmed_label(labels, self.confirm)
+                if confirmed is not None or earlier is None:
+                    break
+        return replace(reading, label=confirmed or reading.label)
+
+    def _raw_reading(self, history: PricePanel, day: date) -> RegimeReading | None:
+        """The session's own reading (the rules of the module docstring), remembered by
+        the bars it reads (the fit window's start to the end of `history`)."""
         if len(history) <= self.min_history:
             return None
+        rows = len(history) - 1
+        anchor = self.min_history + (rows - self.min_history) // self.refit_every * self.refit_every
+        start = max(anchor - self.fit_window, 0)
+        tail = np.ascontiguousarray(history.close[start:])
+        key = (day, len(history), hashlib.blake2b(tail.tobytes(), digest_size=16).digest())
+        if key not in self._raw:
+            if len(self._raw) >= RAW_MEMO:
+                del self._raw[next(iter(self._raw))]  # the oldest first
+            self._raw[key] = self._compute(history, day)
+        return self._raw[key]
+
+    def _compute(self, history: PricePanel, day: date) -> RegimeReading:
         fit, index_pct = self._fit_for(history)
         # The filter forgets its start within ~1 / (1 - p_stay) sessions; a year is ample.
         probabilities = hamilton_filter(fit, index_pct[-252:])
@@ -167,4 +238,4 @@ class RegimeDetector:
             label = TRENDING
         else:
             label = MEAN_REVERTING
-        return RegimeReading(day, label, high, vol_pct, drawdown, corr_pct, efficiency)
+        return RegimeReading(day, label, high, vol_pct, drawdown, corr_pct, efficiency, label)

@@ -211,6 +211,7 @@ class TradingEngine:
         self.prev_equity = Decimal(self.state.get_meta("prev_equity") or initial)
         self.daily_pnl = Decimal(self.state.get_meta("daily_pnl") or 0)
         self.regime: str | None = self.state.get_meta("regime") or None
+        self.regime_raw: str | None = None  # known again at the next decision
         if getattr(self, "broker", None) is None or isinstance(self.broker, PaperBroker):
             self.broker = self._make_broker()
         self.oms = OrderManager(
@@ -373,6 +374,7 @@ class TradingEngine:
         """Regime for `day`, then the aggregator's per-strategy signal sets (recorded)."""
         reading = self.regime_detector.label(history, day)
         self.regime = reading.label if reading is not None else None
+        self.regime_raw = reading.raw_label if reading is not None else None
         self.state.set_meta("regime", self.regime or "")
         aggregation = aggregate(
             self.strategies, history, day, self.regime, self.strategy_inputs.get()
@@ -1063,6 +1065,7 @@ class TradingEngine:
             risk=self.risk_status(),
             recon=self.recon_view,
             regime=self.regime,
+            regime_raw=self.regime_raw,
             data_refresh=self.data_refresh,
         )
 

@@ -7,6 +7,7 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 from qgtm.core.snapshot import EngineSnapshot
+from qgtm.engine.features.regime import CONFIRM_DEFAULT
 from qgtm.tui.formatting import DASH
 from qgtm.tui.screens.base import TerminalScreen
 
@@ -20,6 +21,18 @@ def regime_label(snapshot: EngineSnapshot) -> str:
     """The snapshot's regime if the engine reports one, else a dash."""
     regime = getattr(snapshot, "regime", None)
     return DASH if regime in (None, "") else str(regime)
+
+
+def regime_text(snapshot: EngineSnapshot) -> str:
+    """The confirmed regime, and today's own reading when it calls for another one."""
+    label, raw = regime_label(snapshot), snapshot.regime_raw
+    text = f"Current regime: {label} (strategies outside their declared regimes sit out; see STRAT)"
+    if raw and raw != label:
+        text += (
+            f"\nToday's indicators call {raw}: a new regime takes over once they call it "
+            f"{CONFIRM_DEFAULT} sessions in a row, so one odd session moves no strategy."
+        )
+    return text
 
 
 class RegimeScreen(TerminalScreen):
@@ -36,9 +49,4 @@ class RegimeScreen(TerminalScreen):
         label = regime_label(snapshot)
         line = self.query_one("#regime-line", Static)
         line.set_class(label == DASH, "empty-state")
-        line.update(
-            NO_REGIME
-            if label == DASH
-            else f"Current regime: {label} (strategies outside their declared regimes sit out; "
-            "see STRAT)"
-        )
+        line.update(NO_REGIME if label == DASH else regime_text(snapshot))

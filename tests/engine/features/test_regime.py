@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, timedelta
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from qgtm.engine.features.regime import (
     TRENDING,
     MarkovFit,
     RegimeDetector,
+    confirmed_label,
     hamilton_filter,
 )
 
@@ -52,14 +54,14 @@ def test_steady_trends_are_trending_and_a_range_is_mean_reverting():
     noise = np.r_[rng.normal(0, 0.004, (380, 5)), rng.normal(0, 0.002, (40, 5))]
     reading = RegimeDetector().label(_panel(0.003 + noise), date(2030, 1, 1))
     assert reading.vol_percentile < 0.6
-    assert reading.label == TRENDING
+    assert reading.raw_label == TRENDING  # the session's own rule
     # Alternating +-1% with calm noise: a 63-day efficiency ratio near zero.
     zigzag = np.where(np.arange(420) % 2 == 0, 0.01, -0.01)[:, None] + rng.normal(
         0, 0.001, (420, 5)
     )
     reading = RegimeDetector().label(_panel(zigzag), date(2030, 1, 1))
     assert reading.efficiency < 0.18
-    assert reading.label == MEAN_REVERTING
+    assert reading.raw_label == MEAN_REVERTING
 
 
 def test_no_label_before_the_minimum_history():
@@ -102,3 +104,46 @@ def test_hamilton_filter_by_hand_for_one_step():
     expected = prior * density / (prior * density).sum()
     np.testing.assert_allclose(hamilton_filter(fit, np.array([r]))[0], expected)
     assert expected[1] == pytest.approx(hamilton_filter(fit, np.array([r]))[0, 1])
+
+
+@pytest.mark.parametrize(
+    ("newest_first", "confirm", "confirmed"),
+    [
+        (["trending", "trending"], 2, "trending"),
+        # a new regime waits until it is called `confirm` times in a row
+        (["crisis", "trending", "trending"], 2, "trending"),
+        (["crisis", "crisis", "trending"], 2, "crisis"),
+        (["trending", "mean_reverting", "crisis", "crisis", "trending"], 2, "crisis"),
+        (["trending", "trending", "mean_reverting", "mean_reverting", "mean_reverting"], 3,
+         "mean_reverting"),
+        (["crisis", "crisis"], 1, "crisis"),
+        (["crisis", "trending"], 1, "crisis"),
+        # no confirmed regime before the labels run out or reach a session without one
+        (["trending", "mean_reverting"], 2, None),
+        (["trending", "mean_reverting", None, None], 2, None),
+    ],
+)  # fmt: skip
+def test_confirmed_label_by_hand(
+    newest_first: list[str | None], confirm: int, confirmed: str | None
+) -> None:
+    assert confirmed_label(newest_first, confirm) == confirmed
+
+
+def test_each_label_is_the_confirmation_of_the_raw_labels_before_it():
+    """Over 200 sessions of a calm market with two crashes, every label equals
+    confirmed_label of the raw labels of its session and the sessions before it (a
+    detector with confirm=1 gives the raw ones), never changes more often than they do,
+    and differs from them where a new regime was not yet confirmed."""
+    rng = np.random.default_rng(11)
+    crash = rng.normal(-0.02, 0.03, (12, 1)) + np.zeros((12, 5))
+    panel = _panel(np.r_[_calm(380, seed=5), crash, _calm(60, seed=6), crash, _calm(60, seed=7)])
+    raw_detector, detector = RegimeDetector(confirm=1), RegimeDetector()
+    days = range(320, len(panel))
+    raw = [raw_detector.label(panel.history_before(d), panel.dates[d]).label for d in days]
+    labels = [detector.label(panel.history_before(d), panel.dates[d]).label for d in days]
+    for k in range(len(raw)):
+        newest_first = raw[k::-1]
+        assert labels[k] == (confirmed_label(newest_first, 2) or raw[k])
+    changes = sum(a != b for a, b in pairwise(labels))
+    assert CRISIS in labels and changes <= sum(a != b for a, b in pairwise(raw))
+    assert any(a != b for a, b in zip(labels, raw, strict=True))  # some were held
