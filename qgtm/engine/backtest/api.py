@@ -3,6 +3,7 @@ persist. The numeric work lives in the runners, stats and validation modules."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -134,6 +135,19 @@ def settings_from_config(config: Config, start: date | None, end: date | None) -
         end=end,
         portfolio=config.portfolio,
     )
+
+
+@functools.cache
+def code_hash() -> str:
+    """blake2b over every .py file of the qgtm package (relative path and bytes), 16 hex
+    digits: names the engine code a run was made with, so a rerun that differs can tell
+    a changed engine from a non-reproducible one."""
+    root = Path(__file__).resolve().parents[2]  # the qgtm package
+    digest = hashlib.blake2b(digest_size=8)
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def data_hash(panel: PricePanel) -> str:
@@ -294,6 +308,7 @@ def run_backtest(
         "settings": settings.as_dict(),
         "data_hash": data_hash(panel),
         "data_until": panel.dates[-1].isoformat() if len(panel) else None,
+        "code": code_hash(),
         "benchmark": benchmark,
         "inputs": strategy_inputs(strategy, context),
     }

@@ -618,6 +618,12 @@ def _stored_runs_command(args: argparse.Namespace, config: Config, data_dir: Pat
         )
         for note in check.notes:
             console.print(f"  {note}", highlight=False)
+        if not check.reproduced and not check.notes:
+            console.print(
+                "  same engine code, bars and inputs: a result that does not reproduce is "
+                "a bug; please report it with this run's folder",
+                highlight=False,
+            )
     return 0 if check.reproduced else 1
 
 

@@ -393,6 +393,12 @@ def rerun(
         )
     )
     notes = []
+    code_then, code_now = config.get("code"), outcome.config.get("code")
+    if code_then != code_now:  # runs stored before code hashes: None
+        notes.append(
+            f"made by engine code {code_then or 'unrecorded'}, this is {code_now}: "
+            "a changed engine can change results"
+        )
     inputs_then = config.get("inputs", {})
     inputs_now = outcome.config.get("inputs", {})
     if inputs_then != inputs_now:

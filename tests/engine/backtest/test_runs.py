@@ -17,7 +17,7 @@ from qgtm.cli import main
 from qgtm.core.config import PortfolioConfig
 from qgtm.core.types import RiskLimits
 from qgtm.engine.backtest import runs as runs_module
-from qgtm.engine.backtest.api import run_backtest, save_artifacts
+from qgtm.engine.backtest.api import code_hash, run_backtest, save_artifacts
 from qgtm.engine.backtest.costs import CostModel
 from qgtm.engine.backtest.result import BacktestError, BacktestSettings
 from qgtm.engine.backtest.runs import config_differences, find_run, matching_bars
@@ -110,6 +110,7 @@ def test_rerun_reproduces_a_run_and_a_sweep_and_notices_changes(
 ) -> None:
     one = Path(_run(capsys, tmp_path, bars_file)["artifact"]).name
     swept = _run(capsys, tmp_path, bars_file, "--sweep", "fast=3:9:3", "--walk-forward", "60:30")
+    assert swept["config"]["code"] == code_hash()  # the engine code that made the run
     for run in (one, Path(swept["artifact"]).name):
         # the stored config names the bars file, so --data is not needed again
         code, check = _cli(
@@ -127,6 +128,9 @@ def test_rerun_reproduces_a_run_and_a_sweep_and_notices_changes(
     equity.with_columns(pl.col("equity") + 1.0).write_parquet(folder / "equity.parquet")
     code, check = _cli(capsys, "backtest", "--rerun", one, "--json", "--data-dir", str(tmp_path))
     assert code == 1 and not check["reproduced"] and check["equity_max_difference"] == 1.0
+    assert check["notes"] == []  # same code, bars and inputs: the text says it is a bug
+    code, text = _cli(capsys, "backtest", "--rerun", one, "--data-dir", str(tmp_path))
+    assert "NOT reproduced" in text and "is a bug" in " ".join(text.split())
 
     # a stored curve with a session the rerun does not have: not reproduced either
     extra = equity.tail(1).with_columns(pl.col("date") + pl.duration(days=3))
@@ -236,3 +240,25 @@ def test_a_save_that_fails_midway_leaves_the_stored_run_readable(
     assert (folder / "trades.parquet").read_bytes() == before["trades.parquet"]
     code, out = _cli(capsys, "backtest", "--rerun", folder.name, "--data-dir", str(tmp_path))
     assert code == 0, out
+
+
+def test_a_rerun_names_a_changed_engine(
+    tmp_path: Path, bars_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run stored by other engine code (here: its recorded code hash edited) still
+    reruns; the check says the code differs, and without a difference it reproduces."""
+    folder = Path(_run(capsys, tmp_path, bars_file)["artifact"])
+    summary = pl.read_parquet(folder / "summary.parquet")
+    config = json.loads(summary["config_json"][0])
+    config["code"] = "0123456789abcdef"
+    summary.with_columns(pl.lit(json.dumps(config)).alias("config_json")).write_parquet(
+        folder / "summary.parquet"
+    )
+    code, check = _cli(
+        capsys, "backtest", "--rerun", folder.name, "--json", "--data-dir", str(tmp_path)
+    )
+    assert code == 0 and check["reproduced"]
+    assert check["notes"] == [
+        f"made by engine code 0123456789abcdef, this is {code_hash()}: "
+        "a changed engine can change results"
+    ]
