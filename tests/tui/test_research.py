@@ -103,6 +103,8 @@ async def test_research_runs_two_backtests_in_background_and_compares_them(
             assert screen.runs[0]["params"]["lookback"] == 84  # the typed override ran
             assert str(table.get_row("params")[1]).startswith("lookback=84 skip=0 ")
             assert "Done: tsmom" in screen.status_text
+            # the runs used [backtest]'s defaults: no impact or borrow, tiers held
+            assert "impact 0bp, borrow 0bp/yr, kill reset hold -> " in screen.status_text
             assert Path(screen.runs[0]["artifact"]).exists()
             # the newest run's months, newest year first, each year compounded
             months = screen.query_one("#research-months LiveTable", LiveTable)

@@ -319,10 +319,16 @@ class ResearchScreen(TerminalScreen):
         if job["state"] == "failed":
             self._set_status(f"Backtest failed: {job['error']}")
             return
-        self._show(job["result"])
+        result = job["result"]
+        self._show(result)
+        settings = result["config"]["settings"]
+        costs = settings["costs"]
         self._set_status(
-            f"Done: {job['result']['strategy']} Sharpe {job['result']['report']['sharpe']:.2f}"
-            f" -> {job['result']['artifact']}"
+            f"Done: {result['strategy']} Sharpe {result['report']['sharpe']:.2f} · "
+            # what [backtest] adds to the live book's costs and risk rules
+            f"impact {costs['impact_bps_at_full_adv']:g}bp, borrow "
+            f"{costs['borrow_bps_annual']:g}bp/yr, kill reset {settings['kill_reset']}"
+            f" -> {result['artifact']}"
         )
 
     def _draw(self) -> None:
