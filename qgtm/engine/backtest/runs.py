@@ -29,7 +29,7 @@ import polars as pl
 
 from qgtm.engine.backtest.api import ARTIFACTS, RunOutcome, data_hash, run_backtest
 from qgtm.engine.backtest.result import BacktestError, BacktestSettings
-from qgtm.engine.backtest.stats import relative_stats
+from qgtm.engine.backtest.stats import kill_switch_cell, relative_stats
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features.auxiliary import StrategyContext
 
@@ -107,8 +107,11 @@ class StoredRun:
         return str(self.summary["start"]), str(self.summary["end"])
 
     def stat(self, key: str) -> Any:
-        """A headline number from the summary (report, relative, validation, top level)."""
+        """A headline number from the summary (report, relative, validation, top level);
+        "kill_switch" as a narrow cell (kill_switch_cell)."""
         report = self.summary.get("report", {})
+        if key == "kill_switch":
+            return kill_switch_cell(report)
         parts = (
             self.summary,
             report,

@@ -219,6 +219,14 @@ def kill_switch_brief(report: Mapping[str, object]) -> str | None:
     return f"{tier} {str(spell['first'])[:7]}"
 
 
+def kill_switch_cell(report: Mapping[str, object]) -> str | None:
+    """A report dict's kill switch for a narrow cell: the worst tier and its month when
+    tripped (kill_switch_brief), else its text ('not tripped', 'off'; None before spells
+    were reported)."""
+    text = report.get("kill_switch")
+    return kill_switch_brief(report) or (str(text) if text is not None else None)
+
+
 def worst_spell(
     spells: Mapping[str, Mapping[str, int | str]],
 ) -> tuple[str, Mapping[str, int | str]]:

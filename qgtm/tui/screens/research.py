@@ -32,7 +32,7 @@ from qgtm.engine.backtest.runs import COMPARED, stat_text
 from qgtm.engine.backtest.stats import (
     MONTH_LABELS,
     compact_percent,
-    kill_switch_brief,
+    kill_switch_cell,
     monthly_rows,
 )
 from qgtm.tui.keymap import bind
@@ -88,7 +88,7 @@ def _flat(run: dict[str, Any]) -> dict[str, Any]:
     out["params"] = params_text(run["params"])
     out["final_equity"] = run["final_equity"]
     out["trades"] = run["trades"]
-    out["kill_switch"] = kill_switch_brief(report) or report.get("kill_switch")  # narrow
+    out["kill_switch"] = kill_switch_cell(report)
     return out
 
 

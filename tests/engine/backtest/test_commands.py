@@ -318,6 +318,11 @@ def test_the_report_says_when_the_kill_switch_flattened_the_book(
     assert out["report"]["kill_switch"] == shown
     assert main(argv) == 0
     assert shown in capsys.readouterr().out
+    # --compare's narrow columns give the tier and its month
+    run = Path(out["artifact"]).name
+    assert main(["backtest", "--compare", run, run, "--data-dir", str(tmp_path)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "kill switch" in line)
+    assert row.split()[2:] == ["FLATTEN", flatten["first"][:7]] * 2
 
 
 def test_impact_and_borrow_costs_are_charged_stored_and_shown(
