@@ -38,6 +38,13 @@ def _write_bars(path: Path, sessions: int = 320, seed: int = 5) -> Path:
     return path
 
 
+def _config(tmp_path: Path, toml: str) -> list[str]:
+    """`--config FILE` for a config file holding `toml`."""
+    path = tmp_path / "config.toml"
+    path.write_text(toml)
+    return ["--config", str(path)]
+
+
 @pytest.fixture
 def bars_file(tmp_path: Path) -> Path:
     return _write_bars(tmp_path / "two.csv")
@@ -232,10 +239,8 @@ def test_all_prints_a_league_of_every_registered_strategy(
     kill switch stopped (a 1% drawdown limit here) with its tier and month."""
     from qgtm.engine.backtest.api import strategy_names
 
-    config = tmp_path / "config.toml"
-    config.write_text("[risk]\nmax_drawdown_pct = 0.01\n")
     argv = ["backtest", "--all", "--data", str(bars_file), "--data-dir", str(tmp_path)]
-    argv += ["--config", str(config)]
+    argv += _config(tmp_path, "[risk]\nmax_drawdown_pct = 0.01\n")
     assert main([*argv, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert sorted(r["strategy"] for r in rows) == strategy_names()
@@ -300,10 +305,8 @@ def test_the_report_says_when_the_kill_switch_flattened_the_book(
     """With a 1% drawdown limit the book is flattened on the first close more than 1%
     below its peak and stays flat (a backtest has no operator to reset it): the report
     names that session, counted from the stored equity curve."""
-    config = tmp_path / "config.toml"
-    config.write_text("[risk]\nmax_drawdown_pct = 0.01\n")
     argv = ["backtest", "sma_ref", "--data", str(bars_file), "--data-dir", str(tmp_path)]
-    argv += ["--config", str(config)]
+    argv += _config(tmp_path, "[risk]\nmax_drawdown_pct = 0.01\n")
     assert main([*argv, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     equity = pl.read_parquet(Path(out["artifact"]) / "equity.parquet")
@@ -345,9 +348,8 @@ def test_impact_and_borrow_costs_are_charged_stored_and_shown(
     run = Path(costly["artifact"]).name
     assert main(["backtest", "--rerun", run, "--data-dir", str(tmp_path)]) == 0
     capsys.readouterr()
-    config = tmp_path / "config.toml"
-    config.write_text("[backtest]\nimpact_bps_at_full_adv = 50\nborrow_bps_annual = 150\n")
-    assert main([*argv, "--config", str(config)]) == 0
+    costs = "[backtest]\nimpact_bps_at_full_adv = 50\nborrow_bps_annual = 150\n"
+    assert main([*argv, *_config(tmp_path, costs)]) == 0
     out = capsys.readouterr().out
     assert "costs: $0.005/sh, slippage 5bp, spread 2bp, impact 50bp at ADV, borrow 150bp/yr" in out
     assert f"final equity {costly['final_equity']:,.2f}" in " ".join(out.split())
@@ -361,10 +363,9 @@ def test_kill_reset_daily_lets_the_daily_loss_tiers_go(
     """With a 0.3% daily loss limit, tiers held from the first bad day ('hold', the
     default) or stepped down after each session ('daily'): the header names the reset,
     the stored settings carry it and --rerun reproduces it."""
-    config = tmp_path / "config.toml"
-    config.write_text("[risk]\ndaily_loss_limit = 0.003\nmax_drawdown_pct = 0.5\n")
     argv = ["backtest", "sma_ref", "--data", str(bars_file), "--data-dir", str(tmp_path)]
-    argv += ["--config", str(config), "--param", "fast=5"]
+    argv += _config(tmp_path, "[risk]\ndaily_loss_limit = 0.003\nmax_drawdown_pct = 0.5\n")
+    argv += ["--param", "fast=5"]
     assert main([*argv, "--json"]) == 0
     held = json.loads(capsys.readouterr().out)
     assert main([*argv, "--json", "--kill-reset", "daily"]) == 0
