@@ -468,7 +468,8 @@ def _league(
         return 0
     table = Table(
         title=f"league: {len(names)} strategies, {panel.dates[0]} .. {panel.dates[-1]}, "
-        f"{decision} decision",
+        f"{decision} decision"
+        + ("" if settings.kill_reset == "hold" else f", {settings.kill_reset} kill reset"),
         box=box.SIMPLE_HEAD,  # no rules or edges: 80 columns hold the kill-switch column
         show_edge=False,
         pad_edge=False,

@@ -236,11 +236,12 @@ def test_all_prints_a_league_of_every_registered_strategy(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """JSON rows for every strategy; the table at 80 columns names each strategy the
-    kill switch stopped (a 1% drawdown limit here) with its tier and month."""
+    kill switch stopped (a 1% drawdown limit here, which the daily reset keeps) with its
+    tier and month, and its title the daily reset."""
     from qgtm.engine.backtest.api import strategy_names
 
     argv = ["backtest", "--all", "--data", str(bars_file), "--data-dir", str(tmp_path)]
-    argv += _config(tmp_path, "[risk]\nmax_drawdown_pct = 0.01\n")
+    argv += [*_config(tmp_path, "[risk]\nmax_drawdown_pct = 0.01\n"), "--kill-reset", "daily"]
     assert main([*argv, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert sorted(r["strategy"] for r in rows) == strategy_names()
@@ -253,6 +254,7 @@ def test_all_prints_a_league_of_every_registered_strategy(
     monkeypatch.setenv("COLUMNS", "80")
     assert main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
+    assert "signal decision, daily kill reset" in " ".join(" ".join(lines[:2]).split())
     assert max(len(line) for line in lines) <= 80 and "…" not in "".join(lines)
     for name, row in stopped.items():
         line = next(line for line in lines if line.split()[:1] == [name])
