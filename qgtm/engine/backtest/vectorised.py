@@ -170,6 +170,7 @@ def run_vectorised(
     decision = SessionDecision(panel, strategies, settings)
     volumes = mean_volume_matrix(panel.volume, settings.costs.adv_window, first, last)
     quick = None
+    declined: dict[str, str] = {}  # why the compiled pass handed the book back, if it did
     if not decision.live:
         quick = target_matrix(netted(signals), vol_matrix(panel.close), settings.gross_target)
         if compiled:
@@ -178,6 +179,7 @@ def run_vectorised(
                 if progress is not None:
                     progress(last - first, last - first)
                 return booked.make()
+            declined["booking"] = booked
     opens, closes = money_matrix(panel.open), money_matrix(panel.close)
     highs, lows = money_matrix(panel.high), money_matrix(panel.low)
     adv = adv_matrix(panel.volume)
@@ -286,6 +288,7 @@ def run_vectorised(
         positions=positions,
         trades=trades,
         kill_tiers=tiers,
+        **declined,
     )
 
 

@@ -9,7 +9,7 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from qgtm.core.types import RiskLimits
@@ -106,8 +106,17 @@ def _settings(case: dict) -> BacktestSettings:
     )
 
 
+DECLINED = {  # a book the compiled pass hands back to Python (an inexact tie)
+    "seed": 26130, "sessions": 63, "symbols": ("SLV", "DBA", "GLD", "UNG"), "gross": 0.6,
+    "position": 0.2, "net": 0.3, "daily_loss": 0.005, "drawdown": 0.03, "slippage": 2.5,
+    "spread": 1.0, "commission": "0", "vwap": 0.0005, "twap": 0.002, "cap": 0.05,
+    "min_trade": "0", "kill_switch": False, "kill_reset": "hold", "cash": "1000000",
+}  # fmt: skip
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(books)
+@example(DECLINED)
 def test_compiled_booking_equals_the_python_pass(case: dict) -> None:
     """Random books: shorts, algo children against participation caps, every kill tier,
     the no-trade band, odd commissions and half-bps spreads. Trades, holdings, cash and
@@ -118,7 +127,15 @@ def test_compiled_booking_equals_the_python_pass(case: dict) -> None:
     settings_ = _settings(case)
     python = run_vectorised(panel, [PLACEHOLDER], settings_, signals=signals, compiled=False)
     compiled = run_vectorised(panel, [PLACEHOLDER], settings_, signals=signals)
-    assert compiled.meta.get("booking") == "compiled"
+    # the compiled pass books every book it can round exactly and hands back the rest:
+    # a share count or a child price on a rounding edge after an inexact float division
+    # (DECLINED: an inexact tie). The coverage test below checks that ordinary books are
+    # compiled.
+    assert compiled.meta.get("booking") in (
+        "compiled",
+        "booked in Python: inexact shares",
+        "booked in Python: inexact tie",
+    )
     assert compiled.trades == python.trades
     np.testing.assert_array_equal(compiled.positions, python.positions)
     np.testing.assert_array_equal(compiled.equity, python.equity)
