@@ -397,9 +397,10 @@ def run_backtest(
 
 def save_artifacts(outcome: RunOutcome, data_dir: Path) -> Path:
     """Write equity, positions, trades, round trips and a summary as Parquet under
-    <data-dir>/artifacts/backtests/<run id>/; the id hashes config + data hash, so the
-    same run lands in the same place. Each file replaces its old self in one rename, so
-    a crash or a second writer of the same run never leaves half a file."""
+    <data-dir>/artifacts/backtests/<run id>/; the id hashes the config (with the data and
+    code hashes), so the same run of the same engine lands in the same place. Each file
+    replaces its old self in one rename, so a crash or a second writer of the same run
+    never leaves half a file."""
     blob = json.dumps(outcome.config, sort_keys=True, default=str)
     run_id = f"{outcome.strategy}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
     folder = data_dir / ARTIFACTS / "backtests" / run_id

@@ -282,7 +282,7 @@ def _run_header(config: dict[str, Any], start: str, end: str, name: str | None =
 
 def _costs_text(costs: dict[str, Any]) -> str:
     """'$0.005/sh, slippage 5bp, spread 2bp, impact 0bp at ADV, borrow 0bp/yr': a stored
-    CostModel.as_dict in one line of at most 80 characters."""
+    CostModel.as_dict in one line (the report's `costs:` line)."""
     return (
         f"${costs['commission_per_share']}/sh, slippage {costs['slippage_bps']:g}bp, "
         f"spread {costs['spread_bps']:g}bp, impact {costs['impact_bps_at_full_adv']:g}bp "

@@ -1,8 +1,9 @@
 """Stored backtest runs: list them, compare two, rerun one to check it reproduces.
 
 Every run is saved by `api.save_artifacts` under <data-dir>/artifacts/backtests/<run id>/:
-summary.parquet (the run id, strategy, data hash, the config that produced the run and
-its summary) beside equity.parquet, positions.parquet and trades.parquet.
+summary.parquet (the run id, strategy, data hash, the config that produced the run, with
+the engine's code hash, and its summary) beside equity.parquet, positions.parquet,
+trades.parquet and round_trips.parquet.
 
 - `list_runs`: every readable run, newest first (an unreadable folder is reported, not
   fatal).
