@@ -352,9 +352,9 @@ def _run_terminal(config: Config, data_dir: Path) -> int:
 
 def _attach(config: Config, data_dir: Path) -> int:
     """Another engine owns the data dir: attach to its daemon's socket instead."""
+    from qgtm.engine.live.attach import AttachError, SocketClient
     from qgtm.engine.live.control import socket_path
     from qgtm.tui.app import QGTMApp
-    from qgtm.tui.client import AttachError, SocketClient
 
     client = SocketClient(socket_path(data_dir))
     try:

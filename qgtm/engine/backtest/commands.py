@@ -51,6 +51,7 @@ from qgtm.engine.backtest.runs import (
     runs_dir,
     stat_text,
 )
+from qgtm.engine.backtest.service import unpack_market
 from qgtm.engine.backtest.stats import (
     EQUAL_WEIGHT,
     MONTH_LABELS,
@@ -200,10 +201,7 @@ def load_market(
     try:
         store = MarketStore(data_dir)
     except duckdb.IOException:
-        raise BacktestError(
-            f"{data_dir}/market.duckdb is held by a running engine; backtest from its "
-            "Research screen or pass another --data-dir"
-        ) from None
+        return engine_market(data_dir)
     try:
         store.ensure_demo(universe, config.demo)
         panel = store.load_panel(universe.symbols)
@@ -211,6 +209,28 @@ def load_market(
         return panel, (None if context.source == "demo" else context)
     finally:
         store.close()
+
+
+def engine_market(data_dir: Path) -> tuple[PricePanel, StrategyContext | None]:
+    """The bars and strategy inputs of the engine that holds `data_dir`'s market store
+    (DuckDB opens a file in one process only), borrowed over its attach socket: the
+    sessions it has processed, as its Research screen sees them."""
+    from qgtm.engine.live.attach import AttachError, RemoteCommandError, call_engine
+
+    try:
+        lent = call_engine(data_dir, "backtest.market")
+    except (AttachError, RemoteCommandError, OSError) as exc:  # TimeoutError is an OSError
+        raise BacktestError(
+            f"{data_dir}/market.duckdb is held by a running engine that did not lend its "
+            f"bars ({exc or type(exc).__name__}); backtest from its Research screen or "
+            "pass another --data-dir"
+        ) from None
+    print(
+        f"market.duckdb is held by the running engine (pid {lent['pid']}): backtesting on "
+        f"the {lent['sessions']:,} sessions it has processed, to {lent['data_until']}",
+        file=sys.stderr,
+    )
+    return unpack_market(lent["market"])
 
 
 @contextmanager

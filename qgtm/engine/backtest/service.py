@@ -9,13 +9,20 @@ a CPU-bound backtest in a thread of this process stretched key presses to 50-180
 bench/README.md), watched by a thread that copies its progress and result into the job.
 The engine's step lock (held while a command handler runs) is released at once and the
 replay keeps going. The screen polls `backtest.status`.
+
+`backtest.market` lends the same point-in-time cut to `qgtm backtest` in another
+process: DuckDB lets one process open market.duckdb, so while the engine holds it the
+CLI runs on the engine's bars (`pack_market` / `unpack_market`), not on none.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import itertools
 import logging
 import multiprocessing
+import os
 import queue
 import threading
 from collections.abc import Sequence
@@ -42,7 +49,7 @@ from qgtm.engine.backtest.decision import regime_cache_for, use_regime_cache
 from qgtm.engine.backtest.result import BacktestError
 from qgtm.engine.backtest.runs import find_run, list_runs
 from qgtm.engine.data.store import PricePanel
-from qgtm.engine.features.auxiliary import StrategyContext
+from qgtm.engine.features.auxiliary import AuxSeries, StrategyContext
 from qgtm.engine.features.pit_features import ContextCache
 
 log = logging.getLogger(__name__)
@@ -106,6 +113,57 @@ def with_curves(
         "curve": [(dates[i].isoformat(), float(equity[i])) for i in keep],
         "drawdown": [(dates[i].isoformat(), float(equity[i] / peaks[i] - 1.0)) for i in keep],
     }
+
+
+_PANEL_FIELDS = ("open", "high", "low", "close", "volume")
+
+
+def pack_market(panel: PricePanel, context: StrategyContext | None) -> str:
+    """`panel` and the strategies' `context` (None: the demo fallback) as base64 of an
+    .npz archive: exact floats (NaN included), no pickle, about 1.4x the raw arrays."""
+    arrays: dict[str, np.ndarray] = {
+        "dates": np.array(panel.dates, dtype="datetime64[D]"),
+        "symbols": np.array(panel.symbols, dtype=str),
+    }
+    for name in _PANEL_FIELDS:
+        arrays[name] = getattr(panel, name)
+    if context is not None:
+        names = sorted(context.series)
+        arrays["aux_names"] = np.array(names, dtype=str)
+        arrays["aux_sources"] = np.array([context.sources.get(n, "") for n in names], dtype=str)
+        arrays["aux_context"] = np.array([context.source, str(int(context.demo_fallback))])
+        for k, name in enumerate(names):
+            aux = context.series[name]
+            arrays[f"aux{k}_observed"], arrays[f"aux{k}_known"] = aux.observed, aux.known
+            arrays[f"aux{k}_values"] = aux.values
+    buffer = io.BytesIO()
+    np.savez(buffer, allow_pickle=False, **arrays)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def unpack_market(packed: str) -> tuple[PricePanel, StrategyContext | None]:
+    """What `pack_market` packed."""
+    with np.load(io.BytesIO(base64.b64decode(packed)), allow_pickle=False) as archive:
+        panel = PricePanel(
+            tuple(archive["dates"].astype(object).tolist()),
+            tuple(str(s) for s in archive["symbols"]),
+            *(archive[name] for name in _PANEL_FIELDS),
+        )
+        if "aux_names" not in archive:
+            return panel, None
+        names = [str(n) for n in archive["aux_names"]]
+        series = {
+            name: AuxSeries(
+                name,
+                archive[f"aux{k}_observed"],
+                archive[f"aux{k}_known"],
+                archive[f"aux{k}_values"],
+            )
+            for k, name in enumerate(names)
+        }
+        sources = {n: str(s) for n, s in zip(names, archive["aux_sources"], strict=True) if s}
+        source, fallback = (str(v) for v in archive["aux_context"])
+    return panel, StrategyContext(series, source, fallback == "1", sources)
 
 
 class BacktestService:
@@ -209,6 +267,20 @@ class BacktestService:
                 process.join(timeout=5)
             messages.close()
 
+    def market(self) -> dict[str, Any]:
+        """The bars and strategy inputs a Research run would see now (the sessions this
+        engine has processed), packed for `qgtm backtest` in another process."""
+        panel = self.engine.panel.history_before(self.engine.next_index)
+        if len(panel) == 0:
+            raise BacktestError("no processed sessions yet to backtest on")
+        context = self.engine.strategy_inputs.get()
+        return {
+            "pid": os.getpid(),
+            "sessions": len(panel),
+            "data_until": panel.dates[-1].isoformat(),
+            "market": pack_market(panel, None if context.source == "demo" else context),
+        }
+
     def status(self, job: int) -> dict[str, Any]:
         """The job's state, progress and, once done, its summary and curves."""
         try:
@@ -235,8 +307,9 @@ class BacktestService:
 
 
 def register_backtest_commands(engine: _Engine) -> BacktestService:
-    """Expose backtest.strategies / run / status / jobs, and the stored runs:
-    backtest.stored (the list) and backtest.load (one, with its curves)."""
+    """Expose backtest.strategies / run / status / jobs, the stored runs
+    (backtest.stored: the list; backtest.load: one, with its curves) and
+    backtest.market (the engine's bars, lent to `qgtm backtest`)."""
     service = BacktestService(engine)
     engine.register_command("backtest.strategies", service.strategies)
     engine.register_command("backtest.run", service.run)
@@ -244,6 +317,7 @@ def register_backtest_commands(engine: _Engine) -> BacktestService:
     engine.register_command("backtest.jobs", service.list_jobs)
     engine.register_command("backtest.stored", service.stored)
     engine.register_command("backtest.load", service.load)
+    engine.register_command("backtest.market", service.market)
     return service
 
 

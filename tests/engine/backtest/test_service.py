@@ -188,3 +188,50 @@ def test_stored_runs_are_listed_and_load_with_their_curves(tmp_path: Path) -> No
             engine.call("backtest.load", run="nosuch")
     finally:
         engine.close()
+
+
+def test_a_packed_market_unpacks_to_the_same_bars_and_inputs(demo_panel) -> None:
+    from dataclasses import replace as with_fields
+
+    import numpy as np
+
+    from qgtm.engine.backtest.api import data_hash
+    from qgtm.engine.backtest.service import pack_market, unpack_market
+    from qgtm.engine.features.auxiliary import StrategyContext, demo_context
+
+    close = demo_panel.close.copy()
+    close[3, 1] = np.nan  # a missing bar survives the trip as NaN
+    panel = with_fields(demo_panel, close=close)
+    fallback = demo_context()
+    names = sorted(fallback.series)[:2]
+    context = StrategyContext(
+        {n: fallback.series[n] for n in names}, "store", True, {names[0]: "FRED"}
+    )
+    back, back_context = unpack_market(pack_market(panel, context))
+    assert back.dates == panel.dates and back.symbols == panel.symbols
+    assert data_hash(back) == data_hash(panel)
+    assert np.isnan(back.close[3, 1])
+    assert back_context is not None and sorted(back_context.series) == names
+    assert back_context.source == "store" and back_context.demo_fallback
+    assert back_context.source_of(names[0]) == "FRED"
+    assert back_context.source_of(names[1]) == "store"
+    for name in names:
+        day = back.dates[-1]
+        assert np.array_equal(back_context.known_before(name, day), context.known_before(name, day))
+    assert unpack_market(pack_market(panel, None))[1] is None
+
+
+def test_the_engine_lends_the_bars_it_has_processed(tmp_path: Path) -> None:
+    from qgtm.engine.backtest.api import data_hash
+    from qgtm.engine.backtest.service import unpack_market
+
+    engine = research_engine(tmp_path)
+    try:
+        lent = engine.call("backtest.market")
+        panel, context = unpack_market(lent["market"])
+        cut = engine.panel.history_before(engine.next_index)
+        assert lent["sessions"] == len(cut) and lent["data_until"] < "2010-01-04"
+        assert data_hash(panel) == data_hash(cut)
+        assert context is None  # the demo engine's inputs are the demo fallback
+    finally:
+        engine.close()

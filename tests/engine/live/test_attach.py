@@ -20,8 +20,8 @@ from qgtm.core.enums import KillTier, Mode, Side, Source
 from qgtm.core.snapshot import AuditRow, EngineSnapshot, OrderRow, PositionRow, QuoteRow
 from qgtm.core.types import Fill
 from qgtm.engine.live import wire
+from qgtm.engine.live.attach import AttachError, RemoteCommandError, SocketClient
 from qgtm.engine.live.control import socket_path
-from qgtm.tui.client import AttachError, RemoteCommandError, SocketClient
 
 SHORT = {"QGTM_DEMO__END": "2010-06-30", "QGTM_DEMO__SEED": "11"}
 
@@ -143,6 +143,38 @@ def test_a_socket_open_to_others_is_refused(tmp_path: Path):
         SocketClient(tmp_path / "missing.sock").check_socket()
 
 
+def test_qgtm_backtest_runs_on_the_bars_of_the_engine_holding_the_store(
+    daemon, monkeypatch, capsys
+):
+    """DuckDB opens market.duckdb in one process: `qgtm backtest` borrows the daemon's
+    processed sessions over the socket instead of failing."""
+    import json
+
+    from qgtm import cli
+
+    _, data_dir = daemon
+    for key, value in SHORT.items():
+        monkeypatch.setenv(key, value)
+
+    async def advance() -> None:
+        client = SocketClient(socket_path(data_dir))
+        await client.start(subscribe=False)
+        try:
+            await client.advance(12)  # enough sessions for a 3/5 crossover
+        finally:
+            await client.stop()
+
+    asyncio.run(advance())
+    argv = ["--data-dir", str(data_dir), "backtest", "sma_ref", "--param", "fast=3"]
+    assert cli.main([*argv, "--param", "slow=5", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "held by the running engine" in err
+    until = err.split(" to ")[-1].strip()
+    summary = json.loads(out)
+    assert summary["end"] == until < SHORT["QGTM_DEMO__END"]  # not the unprocessed bars
+    assert Path(summary["artifact"]).exists()
+
+
 async def test_socket_client_streams_state_and_runs_commands(daemon):
     proc, data_dir = daemon
     sock = socket_path(data_dir)
@@ -232,3 +264,21 @@ def test_a_list_of_qgtm_dataclasses_round_trips_through_the_wire():
 
     rows = [SignalRecord("tsmom", date(2020, 1, 2), "GLD", "LONG", 0.5, 0.7, "up")]
     assert unpack_result(pack_result(rows)) == rows
+
+
+def test_a_held_store_without_a_daemon_socket_fails_a_backtest_in_one_line(tmp_path: Path):
+    import duckdb
+
+    holder = duckdb.connect(str(tmp_path / "market.duckdb"))  # stands in for an engine
+    try:  # in another process: DuckDB shares one file between connections of a process
+        done = subprocess.run(
+            [sys.executable, "-m", "qgtm.cli", "--data-dir", str(tmp_path), "backtest", "sma_ref"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **SHORT},
+        )
+    finally:
+        holder.close()
+    assert done.returncode == 2, done.stderr
+    err = done.stderr.strip()
+    assert err.count("\n") == 0 and "did not lend its bars" in err and "no daemon socket" in err
