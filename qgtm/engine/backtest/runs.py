@@ -179,9 +179,11 @@ def list_runs(data_dir: Path) -> tuple[list[StoredRun], list[str]]:
     a league writes dozens of runs)."""
     root = runs_dir(data_dir)
     runs, problems = [], []
-    for folder in sorted(root.iterdir()) if root.is_dir() else []:
-        if not folder.is_dir():
-            continue
+    folders = [f for f in sorted(root.iterdir()) if f.is_dir()] if root.is_dir() else []
+    present = set(folders)
+    for gone in [f for f in _LISTED if f.parent == root and f not in present]:
+        del _LISTED[gone]  # deleted since the last listing: do not keep it in memory
+    for folder in folders:
         try:
             stat = (folder / "summary.parquet").stat()
             stamp = (stat.st_mtime_ns, stat.st_size)

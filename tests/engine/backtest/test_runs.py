@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -213,6 +214,9 @@ def test_listing_reads_each_summary_once_until_it_changes(
     runs = {r.run_id: r for r in runs_module.list_runs(tmp_path)[0]}
     assert sorted(reads) == sorted([Path(first["artifact"]).name, Path(second["artifact"]).name])
     assert runs[Path(first["artifact"]).name].summary["final_equity"] == 1.0
+    shutil.rmtree(first["artifact"])  # a deleted run leaves the listing and its memo
+    assert [r.run_id for r in runs_module.list_runs(tmp_path)[0]] == [Path(second["artifact"]).name]
+    assert Path(first["artifact"]) not in runs_module._LISTED
 
 
 def test_a_save_that_fails_midway_leaves_the_stored_run_readable(
