@@ -8,14 +8,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, Select
 from textual_plotext import PlotextPlot
 
+from qgtm.engine.backtest.result import BacktestError
 from qgtm.engine.backtest.stats import compact_percent
 from qgtm.engine.live.engine import TradingEngine
 from qgtm.tui.app import QGTMApp
-from qgtm.tui.screens.research import ResearchScreen, stat_rows
+from qgtm.tui.screens.research import ResearchScreen, parse_params, stat_rows
 from qgtm.tui.widgets.live_table import LiveTable
 from qgtm.tui.widgets.run_picker import RunPicker
 from tests.engine.backtest.engines import research_engine
@@ -282,3 +284,39 @@ def test_the_stats_table_names_the_worst_kill_tier_and_its_month() -> None:
     ]
     rows = dict(stat_rows([run({})]))
     assert [str(c) for c in rows["kill_switch"]] == ["Kill switch", "", ""]
+
+
+def test_the_parameters_field_takes_the_clis_cost_and_kill_reset_flags() -> None:
+    asked = parse_params("fast=20, --impact 25 --borrow=50 --kill-reset daily slow=40:60:10")
+    assert asked.params == {"fast": 20.0} and asked.sweep == "slow=40:60:10"
+    assert asked.flags == {"--impact": "25", "--borrow": "50", "--kill-reset": "daily"}
+    for text, message in (
+        ("--spread 3", "unknown option --spread"),
+        ("fast=20 --impact", "--impact needs a value"),
+    ):
+        with pytest.raises(BacktestError, match=message):
+            parse_params(text)
+
+
+async def test_a_run_takes_its_own_impact_and_kill_reset(tmp_path: Path) -> None:
+    """The flags reach the engine's settings for this run only, the status line names
+    them, and a bad value is the engine's one-line reason."""
+    engine = research_engine(tmp_path)
+    try:
+        async with _on_research(engine) as (pilot, screen):
+            await _choose(pilot, "sma_cross")
+            params = screen.query_one("#params", Input)
+            params.value = "--kill-reset weekly"
+            await pilot.press("ctrl+r")
+            await pilot.pause(0.2)
+            assert screen.status_text == "Cannot run: bad --kill-reset 'weekly': want hold or daily"
+            params.value = "--impact 25 --kill-reset daily"
+            await pilot.press("ctrl+r")
+            await _wait_runs(pilot, screen, 1, timeout=60)
+            settings = screen.runs[0]["config"]["settings"]
+            assert settings["costs"]["impact_bps_at_full_adv"] == 25.0
+            assert settings["kill_reset"] == "daily"
+            assert "impact 25bp" in screen.status_text and "kill reset daily" in screen.status_text
+        assert engine.config.backtest.impact_bps_at_full_adv == 0.0  # the engine's own: unchanged
+    finally:
+        engine.close()

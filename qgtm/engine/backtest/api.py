@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from qgtm.core.config import Config
+from qgtm.core.config import KILL_RESETS, Config
 from qgtm.core.paths import replaced_whole
 from qgtm.engine.backtest.costs import CostModel
 from qgtm.engine.backtest.event_driven import Progress, run_event_driven
@@ -113,6 +113,38 @@ def parse_date(text: str | None, flag: str) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         raise BacktestError(f"bad {flag} {text!r}: want YYYY-MM-DD") from None
+
+
+BACKTEST_FLAGS = {
+    "--impact": "impact_bps_at_full_adv",
+    "--borrow": "borrow_bps_annual",
+    "--kill-reset": "kill_reset",
+}
+"""One run's [backtest] overrides, as `qgtm backtest` and the Research screen spell them."""
+
+
+def with_backtest_flags(config: Config, flags: Mapping[str, Any]) -> Config:
+    """`config` with `flags` (--impact BPS, --borrow BPS, --kill-reset hold|daily; a value
+    of None: not given) in its [backtest] section. BacktestError naming a bad one."""
+    values: dict[str, Any] = {}
+    for flag, text in flags.items():
+        if flag not in BACKTEST_FLAGS:
+            raise BacktestError(f"unknown option {flag}: want {', '.join(BACKTEST_FLAGS)}")
+        if text is None:
+            continue
+        if flag == "--kill-reset":
+            if text not in KILL_RESETS:
+                raise BacktestError(f"bad {flag} {text!r}: want {' or '.join(KILL_RESETS)}")
+            values[BACKTEST_FLAGS[flag]] = text
+            continue
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            value = math.nan
+        if not (math.isfinite(value) and value >= 0):
+            raise BacktestError(f"bad {flag} {text!r}: want bps, a number >= 0")
+        values[BACKTEST_FLAGS[flag]] = value
+    return replace(config, backtest=replace(config.backtest, **values)) if values else config
 
 
 def settings_from_config(config: Config, start: date | None, end: date | None) -> BacktestSettings:

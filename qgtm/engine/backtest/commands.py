@@ -37,6 +37,7 @@ from qgtm.engine.backtest.api import (
     save_artifacts,
     settings_from_config,
     strategy_names,
+    with_backtest_flags,
 )
 from qgtm.engine.backtest.decision import regime_cache_for, use_regime_cache
 from qgtm.engine.backtest.event_driven import Progress as ProgressFn
@@ -518,27 +519,6 @@ def _league(
     return 0
 
 
-def _with_backtest_flags(config: Config, args: argparse.Namespace) -> Config:
-    """`config` with --impact / --borrow / --kill-reset in its [backtest] section
-    (BacktestError naming a bad value)."""
-    flags = {"--impact": getattr(args, "impact", None), "--borrow": getattr(args, "borrow", None)}
-    fields = {"--impact": "impact_bps_at_full_adv", "--borrow": "borrow_bps_annual"}
-    values: dict[str, Any] = {}
-    if getattr(args, "kill_reset", None):
-        values["kill_reset"] = args.kill_reset
-    for flag, text in flags.items():
-        if text is None:
-            continue
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and value >= 0):
-            raise BacktestError(f"bad {flag} {text!r}: want bps, a number >= 0")
-        values[fields[flag]] = value
-    return replace(config, backtest=replace(config.backtest, **values)) if values else config
-
-
 def backtest_command(args: argparse.Namespace, config: Config, data_dir: Path) -> int:
     """Run `qgtm backtest`; expected mistakes raise BacktestError / UserBarsError."""
     start, end = parse_date(args.start, "--from"), parse_date(args.end, "--to")
@@ -552,7 +532,14 @@ def backtest_command(args: argparse.Namespace, config: Config, data_dir: Path) -
     cv = _parse_cv(getattr(args, "cv", None))
     if cv is not None and sweep is None:
         raise BacktestError("--cv needs a --sweep to choose from")
-    config = _with_backtest_flags(config, args)
+    config = with_backtest_flags(
+        config,
+        {
+            "--impact": getattr(args, "impact", None),
+            "--borrow": getattr(args, "borrow", None),
+            "--kill-reset": getattr(args, "kill_reset", None),
+        },
+    )
     stored = [flag for flag in ("runs", "compare", "rerun") if getattr(args, flag, None)]
     if stored:
         if len(stored) > 1 or args.strategy or args.all:

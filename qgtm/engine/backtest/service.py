@@ -44,6 +44,7 @@ from qgtm.engine.backtest.api import (
     save_artifacts,
     settings_from_config,
     strategy_names,
+    with_backtest_flags,
 )
 from qgtm.engine.backtest.decision import regime_cache_for, use_regime_cache
 from qgtm.engine.backtest.result import BacktestError
@@ -193,17 +194,22 @@ class BacktestService:
         params: dict[str, float] | None = None,
         runner: str = "event",
         sweep: str | None = None,
+        flags: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Validate and queue a backtest; returns its job record at once.
 
         `sweep` ("lookback=21:126:21", as `qgtm backtest --sweep`) runs every value in
         the vectorised runner with the quick decision and reports the best one with the
-        deflated Sharpe and PBO over all of them."""
+        deflated Sharpe and PBO over all of them. `flags`: this run's --impact, --borrow
+        and --kill-reset over the engine's [backtest] section."""
         request = {"strategy": strategy, "start": start, "end": end, "params": params or {}}
         request["runner"] = runner
+        request["flags"] = flags or {}
         make_strategy(strategy, params)
         settings = settings_from_config(
-            self.engine.config, parse_date(start, "from"), parse_date(end, "to")
+            with_backtest_flags(self.engine.config, flags or {}),
+            parse_date(start, "from"),
+            parse_date(end, "to"),
         )
         if sweep:
             key, values = parse_sweep(sweep)

@@ -2,10 +2,11 @@
 
 Keys: pick the strategy (Tab to the selector, Enter, arrows, Enter), optionally type
 parameter overrides ("lookback=126 skip=21"; one may be a range, "lookback=21:126:21",
-to sweep it: the best value's run is shown, the sweep table replaces the monthly one)
-and the window's dates, then Enter in a field or ctrl+r runs it. The engine runs the
-backtest in a process of its own (`backtest.run`); this screen polls `backtest.status`,
-so the terminal stays responsive. ctrl+o lists the data dir's stored runs (`qgtm
+to sweep it: the best value's run is shown, the sweep table replaces the monthly one;
+"--impact 10 --borrow 50 --kill-reset daily" set this run's costs and kill reset, as
+the CLI's flags) and the window's dates, then Enter in a field or ctrl+r runs it. The
+engine runs the backtest in a process of its own (`backtest.run`); this screen polls
+`backtest.status`, so the terminal stays responsive. ctrl+o lists the data dir's stored runs (`qgtm
 backtest --runs`); the one picked becomes the newest run. The two newest runs are
 compared side by side: statistics, and equity and drawdown charts on one date axis (runs
 over different windows line up by date). The newest run's monthly returns (%, compounded
@@ -15,6 +16,7 @@ processed (never the demo replay's future bars).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -26,7 +28,7 @@ from textual.widgets import Input, Select, Static
 from textual_plotext import PlotextPlot
 
 from qgtm.core.snapshot import EngineSnapshot
-from qgtm.engine.backtest.api import params_text, parse_param, parse_sweep
+from qgtm.engine.backtest.api import BACKTEST_FLAGS, params_text, parse_param, parse_sweep
 from qgtm.engine.backtest.result import BacktestError
 from qgtm.engine.backtest.runs import COMPARED, stat_text
 from qgtm.engine.backtest.stats import (
@@ -98,13 +100,34 @@ def _cell(value: Any, kind: str) -> Text | str:
     return text if kind == "text" else Text(text, justify="right")
 
 
-def parse_params(text: str) -> tuple[dict[str, float], str | None]:
-    """'lookback=126 skip=21' (spaces or commas between) -> ({'lookback': 126.0, ...}, None);
-    one entry may be a range, 'lookback=21:126:21', swept as `qgtm backtest --sweep`:
-    (the other parameters, 'lookback=21:126:21'). BacktestError naming the bad entry."""
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """What the parameters field asks for: parameter values, at most one swept range and
+    the run's [backtest] overrides (--impact, --borrow, --kill-reset, as the CLI's)."""
+
+    params: dict[str, float] = field(default_factory=dict)
+    sweep: str | None = None
+    flags: dict[str, str] = field(default_factory=dict)
+
+
+def parse_params(text: str) -> RunRequest:
+    """'lookback=126 skip=21' (spaces or commas between) -> params {'lookback': 126.0, ...};
+    one entry may be a range, 'lookback=21:126:21', swept as `qgtm backtest --sweep`;
+    '--impact 10', '--borrow=50', '--kill-reset daily' as the CLI's flags. BacktestError
+    naming the bad entry."""
     params: dict[str, float] = {}
     sweeps = []
-    for entry in text.replace(",", " ").split():
+    flags: dict[str, str] = {}
+    entries = iter(text.replace(",", " ").split())
+    for entry in entries:
+        if entry.startswith("--"):
+            flag, _, value = entry.partition("=")
+            if flag not in BACKTEST_FLAGS:
+                raise BacktestError(f"unknown option {flag}: want {', '.join(BACKTEST_FLAGS)}")
+            flags[flag] = value or next(entries, "")
+            if not flags[flag]:
+                raise BacktestError(f"{flag} needs a value")
+            continue
         if entry.count(":") == 2:
             parse_sweep(entry)  # a bad range fails here, with its own message
             sweeps.append(entry)
@@ -118,7 +141,7 @@ def parse_params(text: str) -> tuple[dict[str, float], str | None]:
         params[key] = value
     if len(sweeps) > 1:
         raise BacktestError(f"one swept parameter at a time, not {len(sweeps)}")
-    return params, (sweeps[0] if sweeps else None)
+    return RunRequest(params, sweeps[0] if sweeps else None, flags)
 
 
 def sweep_rows(run: dict[str, Any]) -> list[Row]:
@@ -253,14 +276,15 @@ class ResearchScreen(TerminalScreen):
         start = self.query_one("#start", Input).value.strip() or None
         end = self.query_one("#end", Input).value.strip() or None
         try:
-            params, sweep = parse_params(self.query_one("#params", Input).value)
+            asked = parse_params(self.query_one("#params", Input).value)
             job = await self._qgtm_app.client.call(
                 "backtest.run",
                 strategy=str(select.value),
                 start=start,
                 end=end,
-                params=params,
-                sweep=sweep,
+                params=asked.params,
+                sweep=asked.sweep,
+                flags=asked.flags,
             )
         except Exception as exc:  # the engine's message is the user's answer
             self._set_status(f"Cannot run: {exc}")
