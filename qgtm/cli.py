@@ -181,6 +181,9 @@ def _add_research_commands(
         "backtest",
         help="backtest a strategy (report, validation, Parquet artifacts); list, compare "
         "and rerun stored runs",
+        description="Backtest on the live engine's components. While an engine runs on "
+        "the data dir it holds market.duckdb; the backtest then runs on the sessions that "
+        "engine has processed, borrowed over its attach socket.",
     )
     _common(backtest)
     add_backtest_arguments(backtest)
