@@ -237,6 +237,12 @@ class SessionDecision:
         `equity` and `peak` are the book's Decimal equity at the decision marks and the
         risk manager's peak; drawdown = (peak - equity) / peak, 1 when equity <= 0.
         With decision="signal": inverse_vol_weights of every signal, then check_targets.
+
+        A session with no target and nothing held (most sessions of a strategy that is
+        often flat) skips the checks: run_checks only ever changes the weights of names
+        targeted or held, so it would approve {} whatever it measured (a property test in
+        tests/engine/risk/test_checks.py holds it to that); the live engine still runs
+        them, for the audit log's outcomes.
         """
         if not self.live:
             targets: dict[str, float] = {}
@@ -260,6 +266,8 @@ class SessionDecision:
             )
             targets, sleeves = allocation.targets, allocation.sleeves
             self._sleeves[index] = {k: dict(sorted(v.items())) for k, v in sleeves.items()}
+        if not targets and not current:
+            return {}  # run_checks approves no weight for a book with no names (see below)
         context = RiskContext(
             symbols=self.symbols,
             sectors=self.sectors,
@@ -273,6 +281,8 @@ class SessionDecision:
         self, targets: Mapping[str, float], current: Mapping[str, float], tier: KillTier
     ) -> dict[str, float]:
         """decision="signal": the context-free checks (kill tier, position, gross, net)."""
+        if not targets and not current:
+            return {}  # run_checks approves no weight for a book with no names (see decide)
         approved, _ = check_targets(targets, current, tier, self.limits)
         return approved
 

@@ -236,3 +236,17 @@ def test_kill_tiers_hold_under_every_limit_set(targets, current, tier, limits):
         elif tier >= KillTier.NO_NEW:  # only closes or reductions
             same_side = have != 0.0 and math.copysign(1, got) == math.copysign(1, have)
             assert got == 0.0 or (same_side and abs(got) <= abs(have) + 1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(targets=books, current=books, tier=st.sampled_from(list(KillTier)), limits=limit_sets)
+def test_approved_names_are_exactly_the_names_targeted_or_held(targets, current, tier, limits):
+    # SessionDecision skips the checks for a book with no names on this property
+    result = run_checks(targets, current, tier, limits, CONTEXT)
+    assert set(result.approved) == set(targets) | set(current)
+
+
+@pytest.mark.parametrize("tier", list(KillTier))
+def test_a_book_with_no_names_is_approved_empty_under_every_tier(tier):
+    for context in (CONTEXT, RiskContext(), None):
+        assert run_checks({}, {}, tier, RiskLimits(), context).approved == {}
