@@ -88,9 +88,13 @@ class RiskContext:
 
     def usable_window(self, limits: RiskLimits) -> np.ndarray | None:
         """`window` when it can carry a measure (2-D, 3+ rows, one column per symbol)."""
-        window = self.window(limits)
+        key = ("usable", limits.risk_lookback)
+        if key in self.memo:  # asked by every measure of every check (None is an answer)
+            return self.memo[key]  # type: ignore[return-value]
+        window: np.ndarray | None = self.window(limits)
         if window.ndim != 2 or window.shape[0] < 3 or window.shape[1] != len(self.symbols):
-            return None
+            window = None
+        self.memo[key] = window
         return window
 
     def covariance(self, limits: RiskLimits) -> np.ndarray:
@@ -206,6 +210,8 @@ def held_groups(
     if window is None:
         return []
     cols = tuple(j for j, s in enumerate(context.symbols) if weights.get(s, 0.0) != 0.0)
+    if len(cols) < 2:
+        return []  # a group needs two names (correlated_groups' own first answer)
     key = ("groups", limits.risk_lookback, limits.correlation_threshold, cols)
     cached = context.memo.get(key)
     if cached is None:
@@ -232,6 +238,22 @@ def book_volatility(
         cov = context.covariance(limits)
         cached = context.memo[key] = math.sqrt(max(float(w @ cov @ w), 0.0) * TRADING_DAYS)
     return cached  # type: ignore[return-value]
+
+
+def mean_and_variance(series: np.ndarray) -> tuple[float, float]:
+    """(mean, unbiased variance) of a 1-D float64 series of 2+ values:
+    m = sum(x) / n, s^2 = sum((x - m)^2) / (n - 1).
+
+    The steps of numpy's own `series.mean()` and `series.var(ddof=1)` (one pairwise
+    np.add.reduce, then a true division by the count; centring, squaring, a second
+    reduce), without their Python-level argument handling, which costs more than the
+    arithmetic on a risk window: bit-for-bit equal to them
+    (tests/engine/risk/test_measure_cache.py). sqrt of the variance is numpy's std.
+    """
+    n = series.shape[0]
+    mean = float(np.add.reduce(series)) / n
+    centred = series - mean
+    return mean, float(np.add.reduce(centred * centred)) / (n - 1)
 
 
 def historical_cvar(portfolio_returns: np.ndarray, alpha: float) -> float:
@@ -276,9 +298,10 @@ def book_cvar(
     cached = context.memo.get(key)
     if cached is None:
         series = window @ w
+        mean, variance = mean_and_variance(series)
         cached = context.memo[key] = (
             historical_cvar(series, limits.cvar_alpha),
-            parametric_cvar(float(series.mean()), float(series.std(ddof=1)), limits.cvar_alpha),
+            parametric_cvar(mean, math.sqrt(variance), limits.cvar_alpha),
         )
     return cached  # type: ignore[return-value]
 
@@ -287,8 +310,12 @@ def kelly_cap(daily_returns: Sequence[float], fraction: float) -> float:
     """Fractional Kelly leverage: fraction * mu / sigma^2 (continuous-time Kelly, Thorp 2006),
     mu and sigma^2 annualised from daily returns; 0 when the edge is not positive."""
     series = np.asarray(daily_returns, dtype=float)
-    variance = float(series.var(ddof=1)) * TRADING_DAYS
-    mu = float(series.mean()) * TRADING_DAYS
+    if series.ndim == 1 and series.shape[0] >= 2:
+        mean, variance = mean_and_variance(series)
+        variance, mu = variance * TRADING_DAYS, mean * TRADING_DAYS
+    else:  # numpy's answer (NaN, with its warning) for a series too short for a variance
+        variance = float(series.var(ddof=1)) * TRADING_DAYS
+        mu = float(series.mean()) * TRADING_DAYS
     if variance <= 0 or mu <= 0:
         return 0.0
     return fraction * mu / variance

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -82,6 +83,34 @@ def test_sample_covariance_is_bit_for_bit_numpy_cov(
     got = sample_covariance(view)
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(view, before)  # the input is not centred in place
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n=st.integers(2, 600),
+    seed=st.integers(0, 2**32 - 1),
+    scale=st.sampled_from([1e-6, 0.01, 1.0, 1e150]),
+    strided=st.booleans(),
+    special=st.sampled_from([None, 0.0, -0.0, np.nan, np.inf]),
+)
+def test_mean_and_variance_are_bit_for_bit_numpy_mean_and_var(
+    n: int, seed: int, scale: float, strided: bool, special: float | None
+) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.0003 * scale, scale, size=n * 2)
+    series = x[::2] if strided else x[:n]
+    if special is not None:
+        series[rng.integers(0, n)] = special
+    with np.errstate(all="ignore"):
+        got = checks.mean_and_variance(series)
+        want = (float(series.mean()), float(series.var(ddof=1)))
+    # repr tells -0.0 from 0.0 and shows NaN equal to itself
+    assert [repr(v) for v in got] == [repr(v) for v in want]
+
+
+def test_kelly_cap_of_a_series_too_short_for_a_variance_is_numpys_answer() -> None:
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        assert repr(checks.kelly_cap([0.01], 0.5)) == repr(reference.kelly_cap([0.01], 0.5))
 
 
 @settings(max_examples=150, deadline=None)
@@ -197,6 +226,9 @@ def test_each_measure_equals_its_uncached_value_on_a_shared_context(
             book, old, lim
         )
         np.testing.assert_array_equal(shared.window(lim), old.window(lim))
+        window = old.window(lim)
+        usable = window.ndim == 2 and window.shape[0] >= 3 and window.shape[1] == len(SYMBOLS)
+        assert (shared.usable_window(lim) is not None) == usable  # remembered per lookback
 
 
 SHARED: dict[tuple[int, bool], checks.RiskContext] = {}
