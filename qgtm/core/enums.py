@@ -27,7 +27,10 @@ class SignalDirection(StrEnum):
     @property
     def sign(self) -> int:
         """+1 long, -1 short, 0 flat."""
-        return {"LONG": 1, "SHORT": -1, "FLAT": 0}[self.value]
+        # asked for every signal the allocator nets: no mapping built per call
+        if self is SignalDirection.LONG:
+            return 1
+        return -1 if self is SignalDirection.SHORT else 0
 
 
 class OrderStatus(StrEnum):

@@ -124,13 +124,23 @@ def sleeve_weights(
     `returns` is a (T x N) matrix of daily returns known before the decision, columns in
     `symbols` order; names without a usable history are left out.
     """
+    return _sleeve_from_directions(_directions(signals), returns, symbols, method, budget)
+
+
+def _sleeve_from_directions(
+    directions: Mapping[str, float],
+    returns: np.ndarray,
+    symbols: Sequence[str],
+    method: str,
+    budget: float,
+) -> dict[str, float]:
+    """`sleeve_weights` from the strategy's netted directions (`_directions`)."""
     try:
         scheme = SCHEMES[method]
     except KeyError:
         known = ", ".join(sorted(SCHEMES))
         raise ValueError(f"unknown allocation method {method!r} (known: {known})") from None
     column = {s: i for i, s in enumerate(symbols)}
-    directions = _directions(signals)
     names = sorted(s for s in directions if s in column)
     if not names or returns.shape[0] < 3:
         return {}
@@ -139,8 +149,9 @@ def sleeve_weights(
     usable = [i for i in range(len(names)) if cov[i, i] > 0 and np.isfinite(cov[i, i])]
     if not usable:
         return {}
-    names = [names[i] for i in usable]
-    cov = cov[np.ix_(usable, usable)]
+    if len(usable) < len(names):  # the usual case keeps every name: no copy to take
+        names = [names[i] for i in usable]
+        cov = cov[np.ix_(usable, usable)]
     weights = scheme(cov)
     return {
         s: float(np.sign(directions[s]) * w * budget) for s, w in zip(names, weights, strict=True)
@@ -169,12 +180,14 @@ def allocate(
         settings.dampen_start,
         settings.dampen_full,
     )
-    active = {k: v for k, v in signals_by_strategy.items() if _directions(v)}
+    # each strategy's signals are netted once, for the activity test and for its sleeve
+    netted = {k: _directions(v) for k, v in signals_by_strategy.items()}
+    active = {k: v for k, v in netted.items() if v}
     sleeves: dict[str, dict[str, float]] = {}
     if active:
         budget = settings.gross_target * leverage / len(active)
         for strategy in sorted(active):
-            sleeves[strategy] = sleeve_weights(
+            sleeves[strategy] = _sleeve_from_directions(
                 active[strategy], returns, symbols, settings.method, budget
             )
     combined: dict[str, float] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -166,19 +167,22 @@ class RuleStrategy(BaseStrategy):
         note: Sequence[str] | str,
     ) -> list[Signal]:
         wanted = set(self.traded) if self.traded is not None else None
+        # Python floats (tolist) and math.isfinite: numpy scalars cost more than the rule
+        positions = np.asarray(position, dtype=float).tolist()
+        confidences = np.asarray(confidence, dtype=float).tolist()
         out = []
         for i, symbol in enumerate(symbols):
             if wanted is not None and symbol not in wanted:
                 continue
-            value = float(position[i])
-            if not np.isfinite(value):
+            value = positions[i]
+            if not math.isfinite(value):
                 continue
             side = SignalDirection.FLAT
             if value > 0:
                 side = SignalDirection.LONG
             elif value < 0:
                 side = SignalDirection.SHORT
-            conf = float(confidence[i]) if np.isfinite(confidence[i]) else 0.0
+            conf = confidences[i] if math.isfinite(confidences[i]) else 0.0
             out.append(
                 Signal(
                     symbol=symbol,

@@ -287,10 +287,15 @@ class PaperBroker:
 
     def _set_status(self, cid: str, status: OrderStatus, filled: int | None = None) -> None:
         known = self._known[cid]
-        self._known[cid] = replace(
-            known,
-            status=status,
-            filled_quantity=known.filled_quantity if filled is None else filled,
+        # the constructor, not dataclasses.replace: this runs for every fill
+        self._known[cid] = BrokerOrder(
+            known.client_order_id,
+            known.broker_order_id,
+            known.symbol,
+            status,
+            known.quantity,
+            known.filled_quantity if filled is None else filled,
+            known.avg_fill_price,
         )
 
     def _buying_power(self) -> Decimal:
