@@ -40,7 +40,6 @@ from qgtm.engine.features.regime import RegimeDetector
 from qgtm.engine.portfolio.allocator import (
     AllocationSettings,
     allocate,
-    daily_returns,
     inverse_vol_weights,
     realised_vols,
 )
@@ -177,6 +176,10 @@ class SessionDecision:
             else universe_sectors(self.symbols)
         )
         self._column = {s: j for j, s in enumerate(self.symbols)}
+        # r_k = C[k+1] / C[k] - 1 for the whole panel, once: every session's window is a
+        # slice of it (`returns_before`), element for element daily_returns' own division
+        closes = np.asarray(panel.close)
+        self._daily = closes[1:] / closes[:-1] - 1.0
         self._sleeves: dict[int, dict[str, dict[str, float]]] = {}
         self._known: dict[str, tuple[list[int], list[float]]] = {}
         self._known_to = -1  # sleeve returns of sessions <= this are in _known
@@ -251,7 +254,7 @@ class SessionDecision:
                 vols = realised_vols(self.closes[:index], self.symbols)
                 targets = inverse_vol_weights(signals, vols, self.gross_target)
             return self.check_signal_targets(targets, current, tier)
-        returns = daily_returns(self.closes[:index], self.limits.risk_lookback)
+        returns = self.returns_before(index)
         targets = {}
         sleeves: dict[str, dict[str, float]] = {}
         if tier < KillTier.FLATTEN:
@@ -276,6 +279,17 @@ class SessionDecision:
             strategy_returns=self.strategy_returns(index) if sleeves else {},
         )
         return run_checks(targets, current, tier, self.limits, context).approved
+
+    def returns_before(self, index: int) -> np.ndarray:
+        """daily_returns(closes[:index], risk_lookback), as a slice of the panel's returns.
+
+        daily_returns divides the newest risk_lookback + 1 closes before session `index`
+        (rows start .. index - 1); their returns are rows start .. index - 2 of `_daily`.
+        """
+        start = max(index - self.limits.risk_lookback - 1, 0)
+        if index - start < 2:
+            return np.zeros((0, self.closes.shape[1]))
+        return self._daily[start : index - 1]
 
     def check_signal_targets(
         self, targets: Mapping[str, float], current: Mapping[str, float], tier: KillTier

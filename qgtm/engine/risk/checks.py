@@ -265,7 +265,7 @@ def historical_cvar(portfolio_returns: np.ndarray, alpha: float) -> float:
     if losses.size == 0:
         return 0.0
     tail = max(1, math.ceil((1.0 - alpha) * losses.size - 1e-9))
-    return float(losses[:tail].mean())
+    return float(np.add.reduce(losses[:tail])) / tail  # ndarray.mean's steps, leaner
 
 
 def parametric_cvar(mean: float, std: float, alpha: float) -> float:

@@ -13,6 +13,7 @@ from qgtm.engine.backtest.result import BacktestSettings
 from qgtm.engine.backtest.vectorised import run_vectorised
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features.regime import RegimeDetector
+from qgtm.engine.portfolio.allocator import daily_returns
 from qgtm.engine.strategies.registry import create
 
 
@@ -151,3 +152,31 @@ def test_a_panel_that_extends_another_reuses_every_shared_label(
     keys = decision_module.prefix_keys(demo_panel)
     assert changed[:-10] == keys[:-10]
     assert all(a != b for a, b in zip(changed[-10:], keys[-10:], strict=True))
+
+
+def test_returns_before_each_session_are_daily_returns_bit_for_bit(
+    demo_panel: PricePanel,
+) -> None:
+    close = demo_panel.close.copy()
+    close[5:9, 2] = np.nan  # a gap: NaN returns around it, as daily_returns gives
+    panel = replace(demo_panel, close=close)
+    for lookback in (20, 252, 10_000):
+        settings = BacktestSettings(risk=replace(BacktestSettings().risk, risk_lookback=lookback))
+        decision = SessionDecision(panel, [create("tsmom_3m")], settings)
+        for index in range(len(panel) + 1):
+            got = decision.returns_before(index)
+            want = daily_returns(close[:index], lookback)
+            assert got.shape == want.shape
+            assert got.tobytes() == want.tobytes()  # every bit, NaN and signed zeros too
+
+
+def test_returns_before_follow_the_panel_the_decision_was_built_on(
+    demo_panel: PricePanel,
+) -> None:
+    close = demo_panel.close * 1.0
+    close[-10:, 0] *= 1.5
+    moved = SessionDecision(replace(demo_panel, close=close), [], BacktestSettings())
+    same = SessionDecision(demo_panel, [], BacktestSettings())
+    index = len(demo_panel)
+    assert moved.returns_before(index).tobytes() == daily_returns(close, 252).tobytes()
+    assert moved.returns_before(index).tobytes() != same.returns_before(index).tobytes()

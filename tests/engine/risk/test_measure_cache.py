@@ -108,6 +108,18 @@ def test_mean_and_variance_are_bit_for_bit_numpy_mean_and_var(
     assert [repr(v) for v in got] == [repr(v) for v in want]
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    n=st.integers(1, 600),
+    seed=st.integers(0, 2**32 - 1),
+    alpha=st.sampled_from([0.5, 0.95, 0.975, 0.99]),
+)
+def test_historical_cvar_is_bit_for_bit_the_uncached_one(n: int, seed: int, alpha: float) -> None:
+    series = np.random.default_rng(seed).normal(0.0003, 0.01, n)
+    got = checks.historical_cvar(series, alpha)
+    assert repr(got) == repr(reference.historical_cvar(series, alpha))
+
+
 def test_kelly_cap_of_a_series_too_short_for_a_variance_is_numpys_answer() -> None:
     with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
         assert repr(checks.kelly_cap([0.01], 0.5)) == repr(reference.kelly_cap([0.01], 0.5))
