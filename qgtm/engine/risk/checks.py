@@ -475,9 +475,9 @@ def _kelly(run: _Run, context: RiskContext, limits: RiskLimits) -> None:
         worst = max(worst, gross / cap if cap > 0 else math.inf)
         if gross > cap:
             factors[strategy] = cap / gross
-    for symbol in sorted(run.weights):
+    for symbol in sorted(run.weights) if factors else ():  # no cut, nothing to pass on
         total = sum(sl.get(symbol, 0.0) for sl in context.sleeves.values())
-        if abs(total) <= EPS or not factors:
+        if abs(total) <= EPS:
             continue
         kept = sum(factors.get(k, 1.0) * sl.get(symbol, 0.0) for k, sl in context.sleeves.items())
         ratio = min(max(kept / total, 0.0), 1.0)
