@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
-from textual.app import App
+from textual.app import App, ScreenStackError
 from textual.binding import Binding, BindingType
 
 from qgtm.core.paths import default_data_dir
@@ -239,8 +239,12 @@ class QGTMApp(App[None]):
         if previous is not None:
             for alert in _new_alerts(previous.alerts, snapshot.alerts):
                 self.notify(alert, title="Alert", severity="warning", markup=False)
-        if isinstance(self.screen, TerminalScreen):
-            self.screen.show(snapshot)
+        try:
+            screen = self.screen
+        except ScreenStackError:  # a poll that lands while the app shuts down
+            return
+        if isinstance(screen, TerminalScreen):
+            screen.show(snapshot)
 
     # Key bindings as data --------------------------------------------------------
 

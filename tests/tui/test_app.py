@@ -215,3 +215,18 @@ async def test_monitor_renders_every_panel_at_small_and_large_sizes(
             panel = app.screen.query_one(f"#{panel_id}")
             assert panel.region.width > 0
             assert panel.region.height > 0
+
+
+async def test_a_poll_landing_during_shutdown_is_ignored(client: RecordingClient) -> None:
+    """The poll timer can fire after the app's screens are gone (seen in CI as
+    ScreenStackError from the timer): news then has no screen to go to."""
+    app = QGTMApp(client)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.1)
+        stack = app._screen_stacks[app._current_mode]
+        screens = list(stack)
+        stack.clear()  # as during shutdown
+        client.engine.step()  # news for the poll
+        app.poll_snapshot()
+        assert app.latest is client.snapshot()
+        stack.extend(screens)
