@@ -8,11 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import multiprocessing
 import os
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +23,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from qgtm.core.config import KILL_RESETS, Config
+from qgtm.core.processes import worker_pool
 from qgtm.core.universe import load_universe
 from qgtm.engine.backtest.api import (
     RunOutcome,
@@ -473,14 +472,8 @@ def _league(
     names = strategy_names()
     rows = []
     workers = max(1, min(os.cpu_count() or 1, len(names)))
-    spawn = multiprocessing.get_context("spawn")  # the progress bar runs a thread: no fork
-    with (
-        _progress("league") as progress,
-        ProcessPoolExecutor(
-            workers, mp_context=spawn, initializer=_league_init, initargs=init
-        ) as pool,
-    ):
-        for n, row in enumerate(pool.map(_league_row, names)):
+    with _progress("league") as progress, worker_pool(workers, _league_init, init) as pool:
+        for n, row in enumerate(pool.imap(_league_row, names)):
             rows.append(row)
             progress(n + 1, len(names))
     rows.sort(key=lambda r: -r.get("sharpe", -math.inf))

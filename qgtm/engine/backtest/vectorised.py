@@ -13,10 +13,8 @@ positions and equity therefore match the event-driven runner exactly
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
@@ -26,6 +24,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from qgtm.core.enums import KillTier
+from qgtm.core.processes import worker_pool
 from qgtm.engine.backtest.costs import adv_matrix, mean_volumes
 from qgtm.engine.backtest.decision import (
     SessionDecision,
@@ -492,11 +491,8 @@ def run_sweep(
                 yield job.run(k)
             return
         used[0] = 1 + pool_size
-        spawn = multiprocessing.get_context("spawn")  # callers may run threads: no fork
-        with ProcessPoolExecutor(
-            pool_size, mp_context=spawn, initializer=_sweep_init, initargs=(job,)
-        ) as pool:
-            yield from pool.map(_sweep_trial, rest)
+        with worker_pool(pool_size, _sweep_init, (job,)) as pool:
+            yield from pool.imap(_sweep_trial, rest)
 
     # progress: one step per trial's signals or run (the slow parts) and, with the quick
     # decision, one per trial's booking (instant when compiled, a Python pass when the
