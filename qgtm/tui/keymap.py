@@ -31,6 +31,7 @@ DEFAULT_KEYS: dict[str, str] = {
     "research.run": "ctrl+r",
     "research.switch_tables": "ctrl+t",
     "research.stored_runs": "ctrl+o",
+    "research.cancel": "ctrl+g",
     "risk.request_reset": "r",
     "risk.approve_reset": "a",
     "audit.filter": "slash",

@@ -320,3 +320,27 @@ async def test_a_run_takes_its_own_impact_and_kill_reset(tmp_path: Path) -> None
         assert engine.config.backtest.impact_bps_at_full_adv == 0.0  # the engine's own: unchanged
     finally:
         engine.close()
+
+
+async def test_ctrl_g_cancels_the_running_backtest(tmp_path: Path) -> None:
+    engine = research_engine(tmp_path)
+    try:
+        async with _on_research(engine) as (pilot, screen):
+            await pilot.press("ctrl+g")
+            await pilot.pause(0.1)
+            assert screen.status_text == "No backtest running"
+            await _choose(pilot, "tsmom")
+            screen.query_one("#params", Input).value = "lookback=60:300:20"
+            await pilot.press("ctrl+r")
+            await pilot.pause(0.2)
+            job = screen.pending
+            assert job is not None
+            await pilot.press("ctrl+g")
+            await pilot.pause(0.2)
+            assert screen.status_text == f"Cancelled tsmom (job {job})"
+            assert screen.pending is None
+            await pilot.pause(1.0)  # polls go on: nothing arrives from the cancelled job
+            assert screen.runs == [] and screen.status_text.startswith("Cancelled")
+            assert engine.call("backtest.status", job=job)["state"] == "cancelled"
+    finally:
+        engine.close()

@@ -77,7 +77,7 @@ class BacktestJob:
 
     job_id: int
     request: dict[str, Any]
-    state: str = "queued"  # queued | running | done | failed
+    state: str = "queued"  # queued | running | done | failed | cancelled
     done: int = 0
     total: int = 0
     error: str = ""
@@ -173,6 +173,7 @@ class BacktestService:
     def __init__(self, engine: _Engine) -> None:
         self.engine = engine
         self.jobs: dict[int, BacktestJob] = {}
+        self._processes: dict[int, multiprocessing.process.BaseProcess] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         # A job's Queue starts multiprocessing's resource tracker on first use, passing it
@@ -239,7 +240,6 @@ class BacktestService:
         self, job: BacktestJob, settings: Any, panel: PricePanel, context: StrategyContext
     ) -> None:
         """Run the job in a spawned process and copy what it reports into `job`."""
-        job.state = "running"
         sectors = {s: self.engine.universe.sector_of(s) for s in panel.symbols}
         payload = (job.request, settings, panel, sectors, context, self.engine.data_dir)
         messages = _SPAWN.Queue()
@@ -249,29 +249,63 @@ class BacktestService:
             name=f"qgtm-backtest-{job.job_id}",
             daemon=True,  # ends with the engine's process
         )
+        with self._lock:
+            if job.state != "queued":  # cancelled before it started
+                return
+            job.state = "running"
+            self._processes[job.job_id] = process
         try:
-            process.start()
+            process.start()  # seconds for a big panel: not under the lock cancel() takes
+            if job.state == "cancelled":  # while it started
+                process.terminate()
             while job.state == "running":
                 try:
                     kind, *data = messages.get(timeout=0.25)
                 except queue.Empty:
                     if not process.is_alive() and messages.empty():
-                        job.error = f"backtest process exited with code {process.exitcode}"
-                        job.state = "failed"
+                        error = f"backtest process exited with code {process.exitcode}"
+                        self._finish(job, "failed", error=error)
                     continue
                 if kind == "progress":
                     job.done, job.total = data
                 elif kind == "done":
-                    job.result, job.state = data[0], "done"
+                    self._finish(job, "done", result=data[0])
                 else:
-                    job.error, job.state = data[0], "failed"
+                    self._finish(job, "failed", error=data[0])
         except Exception as exc:  # a background job must report, never vanish
             log.exception("event=backtest_failed job=%d", job.job_id)
-            job.error, job.state = f"{exc.__class__.__name__}: {exc}", "failed"
+            self._finish(job, "failed", error=f"{exc.__class__.__name__}: {exc}")
         finally:
             if process.pid is not None:  # start() itself may have failed
                 process.join(timeout=5)
+            self._processes.pop(job.job_id, None)
             messages.close()
+
+    def _finish(self, job: BacktestJob, state: str, **fields: Any) -> None:
+        """End a running job as `state` with `fields` (error, result), unless cancel()
+        ended it first: a job says what happened first, and stays so."""
+        with self._lock:
+            if job.state != "running":
+                return
+            for name, value in fields.items():
+                setattr(job, name, value)
+            job.state = state
+
+    def cancel(self, job: int) -> dict[str, Any]:
+        """Stop a queued or running job: its process is terminated (a run it had
+        already saved stays stored)."""
+        with self._lock:
+            record = self.jobs.get(int(job))
+            if record is None:
+                raise BacktestError(f"no backtest job {job}")
+            if record.state not in ("queued", "running"):
+                raise BacktestError(f"backtest job {job} is {record.state}: nothing to cancel")
+            record.state = "cancelled"  # the watcher stops copying its messages
+            process = self._processes.get(record.job_id)
+            if process is not None and process.is_alive():
+                process.terminate()  # one process: a Research sweep runs its trials in it
+        log.info("event=backtest_cancelled job=%d", record.job_id)
+        return record.as_dict()
 
     def market(self) -> dict[str, Any]:
         """The bars and strategy inputs a Research run would see now (the sessions this
@@ -313,13 +347,14 @@ class BacktestService:
 
 
 def register_backtest_commands(engine: _Engine) -> BacktestService:
-    """Expose backtest.strategies / run / status / jobs, the stored runs
+    """Expose backtest.strategies / run / status / cancel / jobs, the stored runs
     (backtest.stored: the list; backtest.load: one, with its curves) and
     backtest.market (the engine's bars, lent to `qgtm backtest`)."""
     service = BacktestService(engine)
     engine.register_command("backtest.strategies", service.strategies)
     engine.register_command("backtest.run", service.run)
     engine.register_command("backtest.status", service.status)
+    engine.register_command("backtest.cancel", service.cancel)
     engine.register_command("backtest.jobs", service.list_jobs)
     engine.register_command("backtest.stored", service.stored)
     engine.register_command("backtest.load", service.load)

@@ -4,14 +4,15 @@ Keys: pick the strategy (Tab to the selector, Enter, arrows, Enter), optionally 
 parameter overrides ("lookback=126 skip=21"; one may be a range, "lookback=21:126:21",
 to sweep it: the best value's run is shown, the sweep table replaces the monthly one;
 "--impact 10 --borrow 50 --kill-reset daily" set this run's costs and kill reset, as
-the CLI's flags) and the window's dates, then Enter in a field or ctrl+r runs it. The
-engine runs the backtest in a process of its own (`backtest.run`); this screen polls
-`backtest.status`, so the terminal stays responsive. ctrl+o lists the data dir's stored runs (`qgtm
-backtest --runs`); the one picked becomes the newest run. The two newest runs are
-compared side by side: statistics, and equity and drawdown charts on one date axis (runs
-over different windows line up by date). The newest run's monthly returns (%, compounded
-per year) sit beside the statistics. Backtests use only sessions the engine has
-processed (never the demo replay's future bars).
+the CLI's flags) and the window's dates, then Enter in a field or ctrl+r runs it;
+ctrl+g cancels it. The engine runs the backtest in a process of its own
+(`backtest.run`); this screen polls `backtest.status`, so the terminal stays responsive.
+ctrl+o lists the data dir's stored runs (`qgtm backtest --runs`); the one picked becomes
+the newest run. The two newest runs are compared side by side: statistics, and equity
+and drawdown charts on one date axis (runs over different windows line up by date). The
+newest run's monthly returns (%, compounded per year) sit beside the statistics.
+Backtests use only sessions the engine has processed (never the demo replay's future
+bars).
 """
 
 from __future__ import annotations
@@ -191,6 +192,7 @@ class ResearchScreen(TerminalScreen):
         bind("research.run", "run_backtest", "Run backtest", priority=True),
         bind("research.switch_tables", "toggle_months", "Stats/Monthly", priority=True),
         bind("research.stored_runs", "open_stored", "Stored runs", priority=True),
+        bind("research.cancel", "cancel_backtest", "Cancel", priority=True),
     ]
     DEFAULT_CSS = """
     ResearchScreen #research-form { height: 3; }
@@ -293,6 +295,19 @@ class ResearchScreen(TerminalScreen):
         until = job["request"]["data_until"]
         self._set_status(f"Running {select.value} (job {self.pending}) on bars up to {until}")
 
+    async def action_cancel_backtest(self) -> None:
+        """Stop the backtest this screen is waiting for (`backtest.cancel`)."""
+        if self.pending is None:
+            self._set_status("No backtest running")
+            return
+        try:
+            job = await self._qgtm_app.client.call("backtest.cancel", job=self.pending)
+        except Exception as exc:  # e.g. it finished meanwhile: the next poll shows it
+            self._set_status(f"Cannot cancel: {exc}")
+            return
+        self.pending = None
+        self._set_status(f"Cancelled {job['request']['strategy']} (job {job['job']})")
+
     async def action_open_stored(self) -> None:
         """Pick a stored run (any earlier backtest of this data dir) to compare with."""
         rows = await self._qgtm_app.client.call("backtest.stored")
@@ -342,6 +357,9 @@ class ResearchScreen(TerminalScreen):
         self.pending = None
         if job["state"] == "failed":
             self._set_status(f"Backtest failed: {job['error']}")
+            return
+        if job["state"] == "cancelled":  # by another client attached to the engine
+            self._set_status(f"Cancelled {job['request']['strategy']} (job {job['job']})")
             return
         result = job["result"]
         self._show(result)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import subprocess
 import sys
 import time
@@ -233,5 +234,32 @@ def test_the_engine_lends_the_bars_it_has_processed(tmp_path: Path) -> None:
         assert lent["sessions"] == len(cut) and lent["data_until"] < "2010-01-04"
         assert data_hash(panel) == data_hash(cut)
         assert context is None  # the demo engine's inputs are the demo fallback
+    finally:
+        engine.close()
+
+
+def test_a_running_job_can_be_cancelled_and_its_process_ends(tmp_path: Path) -> None:
+    engine = research_engine(tmp_path)
+    try:
+        # 13 trials: over a second of work after the process has started (another second)
+        job = engine.call("backtest.run", strategy="tsmom", sweep="lookback=60:300:20")
+        name = f"qgtm-backtest-{job['job']}"
+        deadline = time.monotonic() + 30
+        found: list[multiprocessing.process.BaseProcess] = []
+        while not found and time.monotonic() < deadline:
+            found = [p for p in multiprocessing.active_children() if p.name == name]
+            time.sleep(0.02)
+        (process,) = found
+        cancelled = engine.call("backtest.cancel", job=job["job"])
+        assert cancelled["state"] == "cancelled"
+        process.join(timeout=10)
+        assert not process.is_alive()
+        time.sleep(0.5)  # the watcher has seen the process end: still cancelled, not failed
+        assert engine.call("backtest.status", job=job["job"])["state"] == "cancelled"
+        with pytest.raises(BacktestError, match="is cancelled: nothing to cancel"):
+            engine.call("backtest.cancel", job=job["job"])
+        with pytest.raises(BacktestError, match="no backtest job 99"):
+            engine.call("backtest.cancel", job=99)
+        assert not list((tmp_path / "artifacts").rglob("summary.parquet"))  # stopped early
     finally:
         engine.close()
