@@ -251,6 +251,7 @@ class BacktestService:
         )
         with self._lock:
             if job.state != "queued":  # cancelled before it started
+                messages.close()
                 return
             job.state = "running"
             self._processes[job.job_id] = process
