@@ -41,7 +41,7 @@ from qgtm.engine.portfolio.allocator import (
     AllocationSettings,
     allocate,
     inverse_vol_weights,
-    realised_vols,
+    realised_vol_matrix,
 )
 from qgtm.engine.risk.checks import RiskContext, run_checks, sleeve_day_return, sleeve_window
 from qgtm.engine.risk.manager import check_targets
@@ -180,6 +180,7 @@ class SessionDecision:
         # slice of it (`returns_before`), element for element daily_returns' own division
         closes = np.asarray(panel.close)
         self._daily = closes[1:] / closes[:-1] - 1.0
+        self._vols: np.ndarray | None = None  # realised_vol_matrix, for the signal decision
         self._sleeves: dict[int, dict[str, dict[str, float]]] = {}
         self._known: dict[str, tuple[list[int], list[float]]] = {}
         self._known_to = -1  # sleeve returns of sessions <= this are in _known
@@ -251,8 +252,7 @@ class SessionDecision:
             targets: dict[str, float] = {}
             if tier < KillTier.FLATTEN:
                 signals = [s for group in by_strategy.values() for s in group]
-                vols = realised_vols(self.closes[:index], self.symbols)
-                targets = inverse_vol_weights(signals, vols, self.gross_target)
+                targets = inverse_vol_weights(signals, self.vols_before(index), self.gross_target)
             return self.check_signal_targets(targets, current, tier)
         returns = self.returns_before(index)
         targets = {}
@@ -279,6 +279,14 @@ class SessionDecision:
             strategy_returns=self.strategy_returns(index) if sleeves else {},
         )
         return run_checks(targets, current, tier, self.limits, context).approved
+
+    def vols_before(self, index: int) -> dict[str, float]:
+        """realised_vols(closes[:index]): a row of the panel's realised_vol_matrix,
+        computed once per run (equal bit for bit; a missing vol is NaN, which
+        inverse_vol_weights leaves out as it does a missing one)."""
+        if self._vols is None:
+            self._vols = realised_vol_matrix(np.asarray(self.closes, dtype=float))
+        return dict(zip(self.symbols, self._vols[index].tolist(), strict=True))
 
     def returns_before(self, index: int) -> np.ndarray:
         """daily_returns(closes[:index], risk_lookback), as a slice of the panel's returns.

@@ -21,7 +21,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from qgtm.core.enums import KillTier
 from qgtm.core.processes import worker_pool
@@ -59,7 +58,7 @@ from qgtm.engine.execution.brokers.paper import (
 from qgtm.engine.execution.oms import skip_small_trade, target_quantity
 from qgtm.engine.features.auxiliary import StrategyContext
 from qgtm.engine.portfolio.aggregator import deduplicate
-from qgtm.engine.portfolio.allocator import TRADING_DAYS, VOL_WINDOW
+from qgtm.engine.portfolio.allocator import realised_vol_matrix
 from qgtm.engine.risk.killswitch import tier_after_close, tier_for
 from qgtm.engine.strategies.base import BaseStrategy
 
@@ -100,20 +99,6 @@ def netted(signals: Mapping[str, np.ndarray]) -> np.ndarray:
     stacked = np.stack(list(signals.values()))
     total = np.nansum(stacked, axis=0)
     return np.where(np.isfinite(stacked).any(axis=0), total, np.nan)
-
-
-def vol_matrix(close: np.ndarray) -> np.ndarray:
-    """realised_vols known at each session i (rows before i); NaN when too short."""
-    sessions, symbols = close.shape
-    log_returns = np.diff(np.log(close), axis=0)
-    out = np.full((sessions, symbols), np.nan)
-    for i in range(3, min(VOL_WINDOW + 1, sessions)):
-        out[i] = log_returns[: i - 1].std(axis=0, ddof=1) * np.sqrt(TRADING_DAYS)
-    if sessions > VOL_WINDOW + 1:
-        windows = sliding_window_view(log_returns, VOL_WINDOW, axis=0)  # (k, symbols, 63)
-        sigma = windows.std(axis=2, ddof=1) * np.sqrt(TRADING_DAYS)
-        out[VOL_WINDOW + 1 :] = sigma[: sessions - VOL_WINDOW - 1]
-    return out
 
 
 def target_matrix(netted: np.ndarray, vols: np.ndarray, gross_target: float) -> np.ndarray:
@@ -171,7 +156,9 @@ def run_vectorised(
     quick = None
     declined: dict[str, str] = {}  # why the compiled pass handed the book back, if it did
     if not decision.live:
-        quick = target_matrix(netted(signals), vol_matrix(panel.close), settings.gross_target)
+        quick = target_matrix(
+            netted(signals), realised_vol_matrix(panel.close), settings.gross_target
+        )
         if compiled:
             booked = _compiled(panel, settings, first, last, volumes, [quick])[0]
             if isinstance(booked, _Booked):
@@ -510,7 +497,7 @@ def run_sweep(
     booked: list[_Booked | str] = ["live decision"] * len(trials)
     if settings.decision == "signal":
         volumes = mean_volume_matrix(panel.volume, settings.costs.adv_window, first, last)
-        vols = vol_matrix(panel.close)
+        vols = realised_vol_matrix(panel.close)
         computed: list[Mapping[str, np.ndarray]] = []
         targets: list[np.ndarray] = []
         for out in per_trial():

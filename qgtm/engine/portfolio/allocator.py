@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from qgtm.core.types import Signal
 from qgtm.engine.portfolio.leverage import adaptive_leverage, apply_no_trade_band
@@ -51,6 +52,22 @@ def realised_vols(closes: np.ndarray, symbols: Sequence[str]) -> dict[str, float
         return {}
     sigma = np.diff(np.log(window), axis=0).std(axis=0, ddof=1) * np.sqrt(TRADING_DAYS)
     return {s: float(v) for s, v in zip(symbols, sigma, strict=True)}
+
+
+def realised_vol_matrix(closes: np.ndarray) -> np.ndarray:
+    """Row i: `realised_vols` of the rows before i, for every session at once (NaN while
+    fewer than 3 closes). Each row is the same reduction over the same returns as
+    realised_vols(closes[:i]), so the values are equal bit for bit (tested)."""
+    sessions, symbols = closes.shape
+    log_returns = np.diff(np.log(closes), axis=0)
+    out = np.full((sessions, symbols), np.nan)
+    for i in range(3, min(VOL_WINDOW + 1, sessions)):
+        out[i] = log_returns[: i - 1].std(axis=0, ddof=1) * np.sqrt(TRADING_DAYS)
+    if sessions > VOL_WINDOW + 1:
+        windows = sliding_window_view(log_returns, VOL_WINDOW, axis=0)  # (k, symbols, 63)
+        sigma = windows.std(axis=2, ddof=1) * np.sqrt(TRADING_DAYS)
+        out[VOL_WINDOW + 1 :] = sigma[: sessions - VOL_WINDOW - 1]
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,3 +83,23 @@ def test_allocate_rejects_an_unknown_method():
     signals = {"a": [_strategy_sig("GLD", SignalDirection.LONG, "a")]}
     with pytest.raises(ValueError, match="unknown allocation method"):
         allocate(signals, _history(), SYMBOLS, {}, 0.0, AllocationSettings(method="magic"))
+
+
+def test_the_realised_vol_matrix_is_realised_vols_row_by_row_bit_for_bit():
+    """Row i of realised_vol_matrix equals realised_vols(closes[:i]) exactly (a backtest
+    looks rows up instead of recomputing, and share rounding must not move), through
+    the first sessions, the 63-session window and a symbol listed later (NaN closes)."""
+    from qgtm.engine.portfolio.allocator import realised_vol_matrix, realised_vols
+
+    rng = np.random.default_rng(5)
+    closes = 50 * np.exp(np.cumsum(rng.normal(0, 0.02, (200, 3)), axis=0))
+    closes[:90, 2] = np.nan  # listed on session 90
+    matrix = realised_vol_matrix(closes)
+    symbols = ("A", "B", "C")
+    assert np.isnan(matrix[:3]).all()
+    for i in range(3, len(closes)):
+        expected = realised_vols(closes[:i], symbols)
+        got = matrix[i]
+        for j, s in enumerate(symbols):
+            assert (np.isnan(got[j]) and np.isnan(expected[s])) or got[j] == expected[s], (i, s)
+    assert np.isfinite(matrix[90 + 65, 2]) and np.isnan(matrix[150, 2])
