@@ -29,17 +29,23 @@ def ctrl_c_left_to_parent() -> Iterator[None]:
     thread's signal mask across fork and exec, so the workers keep it blocked for life.
     Ignoring the signal instead (SIG_IGN is inherited too) would lose a Ctrl+C pressed
     while the workers start. Another thread of this process may still take the signal;
-    in the main thread the Python handler is swapped for one that only notes it, so
-    nothing is raised while a worker is being started (a parent interrupted while
-    handing a worker its start-up data leaves that worker a truncated pickle, and a
-    traceback).
+    where it would raise KeyboardInterrupt (Python's default handler, main thread) the
+    handler is swapped for one that only notes it, so nothing is raised while a worker
+    is being started (a parent interrupted while handing a worker its start-up data
+    leaves that worker a truncated pickle, and a traceback). Any other handler, such as
+    the daemon's asyncio one, keeps receiving Ctrl+C as before.
     """
     # Starting multiprocessing's resource tracker unblocks SIGINT in this thread (it
     # blocks and then unblocks it around the tracker's own start): have it running first
     resource_tracker.ensure_running()
     caught: list[int] = []
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, lambda n, _f: caught.append(n)) if main else None
+    # only where Ctrl+C would raise KeyboardInterrupt (the main thread with Python's
+    # default handler); another handler (asyncio's, in the daemon) is left in place
+    holds = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
+    previous = signal.signal(signal.SIGINT, lambda n, _f: caught.append(n)) if holds else None
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield

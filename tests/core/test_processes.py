@@ -93,3 +93,26 @@ def test_a_ctrl_c_while_workers_start_is_raised_when_they_have_started() -> None
     done = subprocess.run([sys.executable, "-c", EARLY], capture_output=True, text=True)
     assert done.returncode == 130, done.stderr
     assert done.stdout.splitlines() == ["the block ran to its end"]
+
+
+OTHER_HANDLER = """
+import os, signal, time
+from qgtm.core.processes import ctrl_c_left_to_parent
+
+seen = []
+signal.signal(signal.SIGINT, lambda n, f: seen.append(n))  # as asyncio's, in the daemon
+with ctrl_c_left_to_parent():
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.1)
+    print("held", seen, flush=True)
+time.sleep(0.1)
+print("handled", seen, flush=True)
+"""
+
+
+def test_a_handler_other_than_keyboard_interrupt_gets_the_ctrl_c_itself() -> None:
+    """The daemon's asyncio handler stays in place: it receives the Ctrl+C once the
+    workers have started, and nothing is raised in its place."""
+    done = subprocess.run([sys.executable, "-c", OTHER_HANDLER], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["held []", "handled [2]"]

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from qgtm.core.config import Config
+from qgtm.core.processes import ctrl_c_left_to_parent
 from qgtm.core.universe import Universe
 from qgtm.engine.backtest.api import (
     make_strategy,
@@ -256,7 +257,8 @@ class BacktestService:
             job.state = "running"
             self._processes[job.job_id] = process
         try:
-            process.start()  # seconds for a big panel: not under the lock cancel() takes
+            with ctrl_c_left_to_parent():  # Ctrl+C on a foreground daemon: no job traceback
+                process.start()  # seconds for a big panel: not under the lock cancel() takes
             if job.state == "cancelled":  # while it started
                 process.terminate()
             while job.state == "running":

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qgtm.core.config import LearnConfig
+from qgtm.core.processes import ctrl_c_left_to_parent
 from qgtm.engine.audit import AuditLog
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features.auxiliary import StrategyContext
@@ -141,16 +142,19 @@ class LearningLoop:
             self._submit(strategy, json.loads(params), index)
 
     def _submit(self, strategy: str, params: dict[str, float], index: int) -> None:
-        self._jobs[strategy] = self._executor_or_default().submit(
-            _run_retrain,
-            strategy,
-            params,
-            self.panel,
-            index,
-            self.config,
-            self.validator,
-            self._inputs(),
-        )
+        # the first submit starts the worker: Ctrl+C on a foreground daemon then stops
+        # the daemon cleanly instead of also printing the idle worker's traceback
+        with ctrl_c_left_to_parent():
+            self._jobs[strategy] = self._executor_or_default().submit(
+                _run_retrain,
+                strategy,
+                params,
+                self.panel,
+                index,
+                self.config,
+                self.validator,
+                self._inputs(),
+            )
 
     def resync(self) -> None:
         """After a rolled-back session: forget in-memory jobs, resume what the store holds."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import subprocess
 import sys
 import time
@@ -250,6 +251,12 @@ def test_a_running_job_can_be_cancelled_and_its_process_ends(tmp_path: Path) -> 
             found = [p for p in multiprocessing.active_children() if p.name == name]
             time.sleep(0.02)
         (process,) = found
+        while process.pid is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # Ctrl+C on a foreground daemon is the daemon's to handle: the job never sees it
+        status = Path(f"/proc/{process.pid}/status").read_text()
+        blocked = next(line for line in status.splitlines() if line.startswith("SigBlk:"))
+        assert int(blocked.split()[1], 16) & (1 << (signal.SIGINT - 1))
         cancelled = engine.call("backtest.cancel", job=job["job"])
         assert cancelled["state"] == "cancelled"
         process.join(timeout=10)

@@ -124,3 +124,20 @@ def test_retrains_run_in_a_spawned_process_not_a_fork(learned):
     retrain child a lock some other thread held. The retrain pool spawns a fresh one."""
     executor = learned.learn._executor_or_default()
     assert executor._mp_context.get_start_method() == "spawn"
+
+
+def test_the_retrain_worker_never_receives_ctrl_c(learned: TradingEngine) -> None:
+    """Ctrl+C on a foreground daemon reaches its whole process group; the retrain
+    worker keeps SIGINT blocked (ctrl_c_left_to_parent), so only the daemon handles it
+    and no worker prints a KeyboardInterrupt traceback on the way out."""
+    import multiprocessing
+    import signal
+
+    workers = [p for p in multiprocessing.active_children() if p.pid is not None]
+    assert workers, "the learning loop has a worker by now"
+    for worker in workers:
+        status = Path(f"/proc/{worker.pid}/status").read_text()
+        blocked = int(
+            next(line for line in status.splitlines() if line.startswith("SigBlk:")).split()[1], 16
+        )
+        assert blocked & (1 << (signal.SIGINT - 1)), worker.name
