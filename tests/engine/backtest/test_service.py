@@ -270,3 +270,27 @@ def test_a_running_job_can_be_cancelled_and_its_process_ends(tmp_path: Path) -> 
         assert not list((tmp_path / "artifacts").rglob("summary.parquet"))  # stopped early
     finally:
         engine.close()
+
+
+def test_a_job_cancelled_while_queued_never_starts_its_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from qgtm.engine.backtest.service import BacktestService
+
+    engine = research_engine(tmp_path)
+    held: list[threading.Thread] = []
+    try:
+        service = BacktestService(engine)
+        monkeypatch.setattr(threading.Thread, "start", lambda self: held.append(self))
+        job = service.run("tsmom")
+        monkeypatch.undo()
+        assert job["state"] == "queued" and len(held) == 1  # its worker thread not started
+        assert service.cancel(job["job"])["state"] == "cancelled"
+        held[0].run()  # the worker thread's body, now: it must see the cancel and stop
+        assert service.status(job["job"])["state"] == "cancelled"
+        names = [p.name for p in multiprocessing.active_children()]
+        assert f"qgtm-backtest-{job['job']}" not in names
+    finally:
+        engine.close()
