@@ -39,11 +39,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from websockets.sync.server import ServerConnection, serve
+
+from tests.fakes.loopback import LoopbackHTTPServer
 
 KEY_ID = "PKTESTKEY"
 SECRET = "test-secret"
@@ -134,8 +136,7 @@ class FakeAlpaca:
         self.state = FakeAlpacaState(symbols=set(symbols), cash=cash)
         self._listeners: list[ServerConnection] = []
         self._events: list[bytes] = []
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._http.daemon_threads = True
+        self._http = LoopbackHTTPServer(("127.0.0.1", 0), self._handler())
         self._ws = serve(self._stream_handler, "127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
         self.stream_url = f"ws://127.0.0.1:{self._ws.socket.getsockname()[1]}/stream"

@@ -168,8 +168,8 @@ def test_qgtm_backtest_runs_on_the_bars_of_the_engine_holding_the_store(
     argv = ["--data-dir", str(data_dir), "backtest", "sma_ref", "--param", "fast=3"]
     assert cli.main([*argv, "--param", "slow=5", "--json"]) == 0
     out, err = capsys.readouterr()
-    assert "held by the running engine" in err
-    until = err.split(" to ")[-1].strip()
+    (lent,) = [line for line in err.splitlines() if "held by the running engine" in line]
+    until = lent.split(" to ")[-1].strip()
     summary = json.loads(out)
     assert summary["end"] == until < SHORT["QGTM_DEMO__END"]  # not the unprocessed bars
     assert Path(summary["artifact"]).exists()
