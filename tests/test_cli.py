@@ -42,3 +42,18 @@ def test_strategies_lists_forty_plus_with_family_exposures_and_capacity(capsys):
         assert f"cap ${cls.capacity_usd / 1e6:,.0f}M" in line
         for factor in cls.factor_exposures:
             assert factor in line
+
+
+def test_a_reader_that_goes_away_stops_the_command_quietly(tmp_path):
+    """`qgtm strategies | head -1`: the pipe closes early; no BrokenPipeError traceback,
+    exit 141 (128 + SIGPIPE) as a shell reports for a writer killed by SIGPIPE."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "qgtm.cli", "--data-dir", str(tmp_path), "strategies"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first line is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
