@@ -26,6 +26,7 @@ from qgtm.core.config import KILL_RESETS, Config
 from qgtm.core.processes import worker_pool
 from qgtm.core.universe import load_universe
 from qgtm.engine.backtest.api import (
+    BACKTEST_FLAGS,
     RunOutcome,
     make_strategy,
     params_text,
@@ -525,14 +526,8 @@ def backtest_command(args: argparse.Namespace, config: Config, data_dir: Path) -
     cv = _parse_cv(getattr(args, "cv", None))
     if cv is not None and sweep is None:
         raise BacktestError("--cv needs a --sweep to choose from")
-    config = with_backtest_flags(
-        config,
-        {
-            "--impact": getattr(args, "impact", None),
-            "--borrow": getattr(args, "borrow", None),
-            "--kill-reset": getattr(args, "kill_reset", None),
-        },
-    )
+    given = {f: getattr(args, f[2:].replace("-", "_"), None) for f in BACKTEST_FLAGS}
+    config = with_backtest_flags(config, given)
     stored = [flag for flag in ("runs", "compare", "rerun") if getattr(args, flag, None)]
     if stored:
         if len(stored) > 1 or args.strategy or args.all:

@@ -111,6 +111,10 @@ class RunRequest:
     flags: dict[str, str] = field(default_factory=dict)
 
 
+def _cancelled(job: dict[str, Any]) -> str:
+    return f"Cancelled {job['request']['strategy']} (job {job['job']})"
+
+
 def parse_params(text: str) -> RunRequest:
     """'lookback=126 skip=21' (spaces or commas between) -> params {'lookback': 126.0, ...};
     one entry may be a range, 'lookback=21:126:21', swept as `qgtm backtest --sweep`;
@@ -306,7 +310,7 @@ class ResearchScreen(TerminalScreen):
             self._set_status(f"Cannot cancel: {exc}")
             return
         self.pending = None
-        self._set_status(f"Cancelled {job['request']['strategy']} (job {job['job']})")
+        self._set_status(_cancelled(job))
 
     async def action_open_stored(self) -> None:
         """Pick a stored run (any earlier backtest of this data dir) to compare with."""
@@ -359,7 +363,7 @@ class ResearchScreen(TerminalScreen):
             self._set_status(f"Backtest failed: {job['error']}")
             return
         if job["state"] == "cancelled":  # by another client attached to the engine
-            self._set_status(f"Cancelled {job['request']['strategy']} (job {job['job']})")
+            self._set_status(_cancelled(job))
             return
         result = job["result"]
         self._show(result)
