@@ -55,6 +55,22 @@ class Order:
         if self.quantity <= 0:
             raise ValueError(f"order quantity must be positive, got {self.quantity}")
 
+    def with_status(self, status: OrderStatus, order_type: str | None = None) -> Order:
+        """This order at `status` (and `order_type`, if given): dataclasses.replace,
+        through the constructor, as the broker and the backtest do for every order."""
+        return Order(
+            self.client_order_id,
+            self.symbol,
+            self.side,
+            self.quantity,
+            self.created_at,
+            self.decision_date,
+            status,
+            self.order_type if order_type is None else order_type,
+            self.reason,
+            self.filled_quantity,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Fill:
@@ -72,7 +88,7 @@ class Fill:
     @property
     def signed_quantity(self) -> int:
         """Quantity with the sign of the trade: positive buys, negative sells."""
-        return self.side.sign * self.quantity
+        return self.quantity if self.side is Side.BUY else -self.quantity
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,6 @@ book equals the live TradingEngine's book session by session.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, time
 from decimal import Decimal
 
@@ -143,9 +142,7 @@ def run_event_driven(
                 costs.vwap_adv_fraction,
                 costs.twap_adv_fraction,
             )
-            broker.submit(
-                replace(order, status=OrderStatus.SUBMITTED, order_type=algo.value.lower())
-            )
+            broker.submit(order.with_status(OrderStatus.SUBMITTED, algo.value.lower()))
         # close: mark, borrow, kill tier
         marks = dict(zip(symbols, closes[i], strict=True))
         short_value = sum(
@@ -169,7 +166,7 @@ def run_event_driven(
                 )
                 impact = {}
                 for order in closing:
-                    broker.submit(replace(order, status=OrderStatus.SUBMITTED))
+                    broker.submit(order.with_status(OrderStatus.SUBMITTED))
             tier = new_tier
         prev_equity = equity
         equity_out[row] = float(equity)

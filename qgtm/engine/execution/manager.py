@@ -215,7 +215,7 @@ class OrderManager:
         after that transaction commits. `adv` (average daily volume) sizes the
         participation cap of a sliced parent; without it the venue's data is asked.
         """
-        order = replace(order, status=OrderStatus.NEW, order_type=algo.value.lower())
+        order = order.with_status(OrderStatus.NEW, algo.value.lower())
         if not self.state.insert_order(order):
             return False
         self.conn.execute(

@@ -23,7 +23,8 @@ def client_order_id(strategy_set: str, decision_date: date, symbol: str, slice_n
     The same decision always yields the same id, so a replayed or retried rebalance is
     recognised by the store and the broker instead of trading twice.
     """
-    return f"{strategy_set}-{decision_date:%Y%m%d}-{symbol}-{slice_no}"
+    # YYYYMMDD as %Y%m%d gives it, without strftime (about 2 us an order in a backtest)
+    return f"{strategy_set}-{decision_date.isoformat().replace('-', '')}-{symbol}-{slice_no}"
 
 
 SHARE_TOLERANCE = Decimal("0.000001")

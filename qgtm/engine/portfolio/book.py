@@ -36,15 +36,16 @@ class Book:
         """
         signed = fill.signed_quantity
         self.cash -= fill.price * signed + fill.commission
-        held = self.holdings.get(fill.symbol, Holding(0, Decimal(0)))
-        new_qty = held.quantity + signed
+        held = self.holdings.get(fill.symbol)
+        had = 0 if held is None else held.quantity
+        new_qty = had + signed
         if new_qty == 0:
             self.holdings.pop(fill.symbol, None)
             return
-        if held.quantity == 0 or (held.quantity > 0) != (new_qty > 0):
+        if held is None or had == 0 or (had > 0) != (new_qty > 0):
             avg = fill.price
-        elif abs(new_qty) > abs(held.quantity):
-            avg = (held.avg_price * abs(held.quantity) + fill.price * abs(signed)) / abs(new_qty)
+        elif abs(new_qty) > abs(had):
+            avg = (held.avg_price * abs(had) + fill.price * abs(signed)) / abs(new_qty)
         else:
             avg = held.avg_price
         self.holdings[fill.symbol] = Holding(new_qty, avg)

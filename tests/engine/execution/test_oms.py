@@ -1,6 +1,9 @@
 from datetime import date, datetime
 from decimal import Decimal
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from qgtm.core.enums import Side
 from qgtm.engine.execution.oms import client_order_id, orders_for_targets, strategy_set_key
 
@@ -20,6 +23,13 @@ def test_the_same_decision_always_yields_the_same_client_order_id():
     assert key == strategy_set_key(["xsmom", "tsmom"])
     assert client_order_id(key, D, "GLD") == client_order_id(key, D, "GLD")
     assert client_order_id(key, D, "GLD") != client_order_id(key, date(2024, 3, 6), "GLD")
+
+
+@given(st.dates(min_value=date(1000, 1, 1)), st.integers(0, 99))
+def test_client_order_ids_keep_their_stored_form(day, slice_no):
+    """Ids are matched against orders stored by earlier versions: the date stays %Y%m%d."""
+    expected = f"set1-{day:%Y%m%d}-GLD-{slice_no}"
+    assert client_order_id("set1", day, "GLD", slice_no) == expected
 
 
 def test_target_weight_becomes_whole_shares_toward_zero():

@@ -124,7 +124,7 @@ class PaperBroker:
             order.client_order_id, "paper", order.symbol, status, order.quantity, 0, None
         )
         if not reason:
-            self._pending[order.client_order_id] = replace(order, status=OrderStatus.ACCEPTED)
+            self._pending[order.client_order_id] = order.with_status(OrderStatus.ACCEPTED)
         return OrderUpdate(order.client_order_id, status, broker_order_id="paper", reason=reason)
 
     def cancel(self, client_order_id: str) -> None:
@@ -173,7 +173,7 @@ class PaperBroker:
             order.filled_quantity,
             None,
         )
-        self._pending[order.client_order_id] = replace(order, status=OrderStatus.ACCEPTED)
+        self._pending[order.client_order_id] = order.with_status(OrderStatus.ACCEPTED)
 
     def update_marks(self, marks: Mapping[str, Decimal]) -> None:
         """Latest prices, used for buying power."""
