@@ -1,8 +1,12 @@
 """QGTM's runners against backtrader and vectorbt on the same bars and the same rule.
 
-1. Event-driven: one SMA(10/30) long-or-flat crossover on one demo ETF, sized to 95% of
-   equity, no costs, in QGTM's event-driven runner and in backtrader. Both decide on
-   bar t from bars before t and fill at the next open; trades are compared one by one.
+1. Event-driven: the SMA(10/30) long-or-flat crossover in QGTM's event-driven runner and
+   in backtrader, on one demo ETF (95% of equity) and on the whole 18-ETF demo universe
+   (each long name 95%/18 of equity), no costs. Both decide on bar t from bars before t
+   and fill at the next open; trades (day, symbol, signed quantity) are compared one by
+   one. Also timed: the strategy's own point-in-time calls alone (history_before +
+   generate, every session), the floor of any runner that asks the real strategy each
+   session, and so the best ratio such a runner could reach.
 2. Sweep: (fast, slow) pairs of a grid (--pairs, default 20 of 100) in QGTM's vectorised
    runner (`run_sweep`: with the signal decision, the compiled booking pass of
    backtest/kernel.py) and in vectorbt (Portfolio.from_orders, target-percent sizing at
@@ -24,6 +28,7 @@ import math
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -73,18 +78,40 @@ FAST_GRID = list(range(5, 55, 5))
 SLOW_GRID = list(range(60, 260, 20))
 
 
-def demo_panel() -> PricePanel:
-    """One ETF of the seeded demo market, 2008-2025."""
+def settings_for(names: int) -> BacktestSettings:
+    """SETTINGS for an equal-weight book of `names` ETFs: each long name WEIGHT / names.
+
+    The gross target is high enough that every long name's allocation reaches the
+    position cap, so the live and signal decisions both hold each long name at the cap,
+    as backtrader sizes it (the gross and net caps, 1.0, never bind on 95%).
+    """
+    if names == 1:
+        return SETTINGS
+    cap = WEIGHT / names
+    return replace(
+        SETTINGS,
+        gross_target=WEIGHT * names,
+        risk=replace(SETTINGS.risk, max_position_weight=cap),
+    )
+
+
+def demo_universe() -> PricePanel:
+    """The seeded demo market, 2008-2025: the 18 ETFs of the default universe."""
     universe = load_universe()
     store = MarketStore(Path(tempfile.mkdtemp()))
     store.ensure_demo(universe, DemoConfig(seed=7, start=date(2008, 1, 2), end=date(2025, 12, 31)))
     panel = store.load_panel(universe.symbols)
     store.close()
-    j = panel.symbols.index(SYMBOL)
+    return panel
+
+
+def one_etf(panel: PricePanel, symbol: str = SYMBOL) -> PricePanel:
+    """One column of `panel`."""
+    j = panel.symbols.index(symbol)
     pick = slice(j, j + 1)
     return replace(
         panel,
-        symbols=(SYMBOL,),
+        symbols=(symbol,),
         open=panel.open[:, pick].copy(),
         high=panel.high[:, pick].copy(),
         low=panel.low[:, pick].copy(),
@@ -93,43 +120,66 @@ def demo_panel() -> PricePanel:
     )
 
 
-def run_backtrader(panel: PricePanel) -> tuple[list[tuple[date, int]], float]:
-    """The same rule in backtrader: decide in next() on bar t from bars up to t-1."""
+def demo_panel() -> PricePanel:
+    """One ETF of the seeded demo market, 2008-2025."""
+    return one_etf(demo_universe())
+
+
+Fills = list[tuple[date, str, int]]
+
+
+def run_backtrader(panel: PricePanel) -> tuple[Fills, float]:
+    """The same rule in backtrader: decide in next() on bar t from bars up to t-1.
+
+    Each long name gets WEIGHT / names of the equity at the t-1 closes, in whole shares
+    truncated toward zero (QGTM's target_quantity, in Decimal as QGTM sizes).
+    """
     import backtrader as bt
     import pandas as pd
 
-    frame = pd.DataFrame(
-        {
-            "open": panel.open[:, 0],
-            "high": panel.high[:, 0],
-            "low": panel.low[:, 0],
-            "close": panel.close[:, 0],
-            "volume": panel.volume[:, 0].astype(float),
-        },
-        index=pd.to_datetime(list(panel.dates)),
-    )
+    index = pd.to_datetime(list(panel.dates))
+    weight = Decimal(str(WEIGHT / len(panel.symbols)))
 
     class Cross(bt.Strategy):
         def __init__(self) -> None:
-            self.fast = bt.indicators.SMA(self.data.close, period=FAST)
-            self.slow = bt.indicators.SMA(self.data.close, period=SLOW)
-            self.fills: list[tuple[date, int]] = []
+            self.averages = [
+                (
+                    bt.indicators.SMA(data.close, period=FAST),
+                    bt.indicators.SMA(data.close, period=SLOW),
+                )
+                for data in self.datas
+            ]
+            self.fills: Fills = []
 
         def notify_order(self, order) -> None:
             if order.status == order.Completed:
-                self.fills.append((bt.num2date(order.executed.dt).date(), int(order.executed.size)))
+                day = bt.num2date(order.executed.dt).date()
+                self.fills.append((day, order.data._name, int(order.executed.size)))
 
         def next(self) -> None:
             if len(self) <= SLOW + 1:  # QGTM decides from session warmup + 1 on
                 return
-            last_close = self.data.close[-1]
-            equity = self.broker.getcash() + self.position.size * last_close
-            long = self.fast[-1] > self.slow[-1]
-            target = int(Decimal(str(WEIGHT)) * Decimal(str(equity)) / Decimal(str(last_close)))
-            self.order_target_size(target=target if long else 0)
+            equity = self.broker.getcash() + sum(
+                self.getposition(data).size * data.close[-1] for data in self.datas
+            )
+            for data, (fast, slow) in zip(self.datas, self.averages, strict=True):
+                last_close = data.close[-1]
+                target = int(weight * Decimal(str(equity)) / Decimal(str(last_close)))
+                self.order_target_size(data=data, target=target if fast[-1] > slow[-1] else 0)
 
     cerebro = bt.Cerebro(stdstats=False)
-    cerebro.adddata(bt.feeds.PandasData(dataname=frame))
+    for j, symbol in enumerate(panel.symbols):
+        frame = pd.DataFrame(
+            {
+                "open": panel.open[:, j],
+                "high": panel.high[:, j],
+                "low": panel.low[:, j],
+                "close": panel.close[:, j],
+                "volume": panel.volume[:, j].astype(float),
+            },
+            index=index,
+        )
+        cerebro.adddata(bt.feeds.PandasData(dataname=frame), name=symbol)
     cerebro.addstrategy(Cross)
     cerebro.broker.setcash(1_000_000.0)
     cerebro.broker.set_checksubmit(False)
@@ -138,22 +188,41 @@ def run_backtrader(panel: PricePanel) -> tuple[list[tuple[date, int]], float]:
     return strategy.fills, time.process_time() - started
 
 
+def strategy_floor(panel: PricePanel, first: int) -> float:
+    """CPU seconds of the strategy's point-in-time calls alone, sessions first.. (min of 3):
+    what any runner that asks the real strategy every session spends at least."""
+    strategy = SmaCrossover(fast=FAST, slow=SLOW)
+    best = math.inf
+    for _ in range(3):
+        started = time.process_time()
+        for i in range(first, len(panel)):
+            strategy.generate(panel.history_before(i), panel.dates[i])
+        best = min(best, time.process_time() - started)
+    return best
+
+
 def event_driven_comparison(panel: PricePanel) -> None:
     theirs, bt_seconds = run_backtrader(panel)
-    print(f"event-driven: {len(panel)} sessions, SMA {FAST}/{SLOW} on {SYMBOL}")
+    where = panel.symbols[0] if len(panel.symbols) == 1 else f"{len(panel.symbols)} ETFs"
+    print(f"event-driven: {len(panel)} sessions, SMA {FAST}/{SLOW} on {where}")
     print(f"  backtrader {bt_seconds:.3f}s, {len(theirs)} trades")
     for decision in ("live", "signal"):
-        settings = replace(SETTINGS, decision=decision)
+        settings = replace(settings_for(len(panel.symbols)), decision=decision)
         started = time.process_time()
         result = run_event_driven(panel, [SmaCrossover(fast=FAST, slow=SLOW)], settings)
         qgtm_seconds = time.process_time() - started
-        ours = [(t.day, t.quantity) for t in result.trades]
-        same = sum(a == b for a, b in zip(ours, theirs, strict=False))
+        ours = [(t.day, t.symbol, t.quantity) for t in result.trades]
+        same = sum((Counter(ours) & Counter(theirs)).values())
         ratio = bt_seconds / qgtm_seconds
         print(
             f"  qgtm [{decision} decision] {qgtm_seconds:.3f}s, {len(ours)} trades, "
-            f"{same} identical (day, qty); ratio {ratio:.2f}x"
+            f"{same} identical (day, symbol, qty); ratio {ratio:.2f}x"
         )
+    floor = strategy_floor(panel, SLOW + 1)
+    print(
+        f"  the strategy's own calls alone (history_before + generate, each session) "
+        f"{floor:.3f}s: no runner asking it every session can beat {bt_seconds / floor:.1f}x"
+    )
 
 
 def sweep_comparison(panel: PricePanel, pairs: list[tuple[int, int]]) -> None:
@@ -234,8 +303,10 @@ def main() -> None:
         "--pairs", type=int, default=20, help="sweep pairs (of the 10 x 10 grid; default 20)"
     )
     args = parser.parse_args()
-    panel = demo_panel()
+    universe = demo_universe()
+    panel = one_etf(universe)
     event_driven_comparison(panel)
+    event_driven_comparison(universe)
     grid = [(f, s) for f in FAST_GRID for s in SLOW_GRID if f < s]
     step = max(1, len(grid) // max(1, args.pairs))
     sweep_comparison(panel, grid[::step][: args.pairs])
