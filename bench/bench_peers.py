@@ -120,11 +120,6 @@ def one_etf(panel: PricePanel, symbol: str = SYMBOL) -> PricePanel:
     )
 
 
-def demo_panel() -> PricePanel:
-    """One ETF of the seeded demo market, 2008-2025."""
-    return one_etf(demo_universe())
-
-
 Fills = list[tuple[date, str, int]]
 
 
