@@ -149,7 +149,30 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="RUN",
         help="run a stored run again from its config and check it reproduces (exit 1 if not)",
     )
-    parser.add_argument("--json", action="store_true", help="print JSON for machines")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON for machines (a statistic that is not finite, e.g. an infinite "
+        "minimum track record, is null)",
+    )
+
+
+def json_ready(value: Any) -> Any:
+    """`value` with every float that is not finite (an infinite minimum track record, a
+    NaN statistic) replaced by None, in dicts, lists and tuples at any depth."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    return value
+
+
+def print_json(value: Any) -> None:
+    """--json output: strict JSON (RFC 8259) that jq and JSON.parse read. Python's json
+    would print Infinity and NaN, which they reject; those are null here."""
+    print(json.dumps(json_ready(value), indent=2, default=str, allow_nan=False))
 
 
 def _parse_cv(text: str | None) -> tuple[int, int | None] | None:
@@ -479,7 +502,7 @@ def _league(
             progress(n + 1, len(names))
     rows.sort(key=lambda r: -r.get("sharpe", -math.inf))
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print_json(rows)
         return 0
     table = Table(
         title=f"league: {len(names)} strategies, {panel.dates[0]} .. {panel.dates[-1]}, "
@@ -566,7 +589,7 @@ def backtest_command(args: argparse.Namespace, config: Config, data_dir: Path) -
         outcome.config["data_file"] = str(args.data.resolve())
     save_artifacts(outcome, data_dir)
     if args.json:
-        print(json.dumps(outcome.summary(), indent=2, default=str))
+        print_json(outcome.summary())
     else:
         _print_report(outcome)
     return 0
@@ -579,14 +602,14 @@ def _stored_runs_command(args: argparse.Namespace, config: Config, data_dir: Pat
         for line in problems:
             print(f"skipped {line}", file=sys.stderr)
         if args.json:
-            print(json.dumps([r.row() for r in runs], indent=2, default=str))
+            print_json([r.row() for r in runs])
         else:
             _print_runs(runs, data_dir)
         return 0
     if args.compare:
         comparison = compare_runs(*(find_run(data_dir, key) for key in args.compare))
         if args.json:
-            print(json.dumps(comparison.as_dict(), indent=2, default=str))
+            print_json(comparison.as_dict())
         else:
             _print_comparison(comparison)
         return 0
@@ -601,7 +624,7 @@ def _stored_runs_command(args: argparse.Namespace, config: Config, data_dir: Pat
     with _progress(f"rerun {run.run_id}") as progress:
         check = rerun(run, panel, _sectors(panel), context, progress, os.cpu_count() or 1)
     if args.json:
-        print(json.dumps(check.as_dict(), indent=2, default=str))
+        print_json(check.as_dict())
     else:
         verdict = "reproduced" if check.reproduced else "NOT reproduced"
         console = Console()

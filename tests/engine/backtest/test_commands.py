@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import date, timedelta
 from decimal import Decimal
 from itertools import pairwise
@@ -14,6 +15,31 @@ import pytest
 
 from qgtm.cli import main
 from qgtm.core.enums import KillTier
+from qgtm.engine.backtest.commands import json_ready, print_json
+
+
+def strict_json(text: str) -> object:
+    """json.loads that, as jq and JSON.parse, refuses NaN and Infinity."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_output_is_strict_with_non_finite_statistics_as_null(capsys) -> None:
+    report = {"sharpe": -0.3, "min_track_record_sessions": math.inf, "psr": math.nan}
+    value = {"report": report, "sweep": [{"sharpe": np.float64("-inf")}], "pair": (1.5, math.nan)}
+    print_json(value)
+    out = strict_json(capsys.readouterr().out)
+    assert out == {
+        "report": {"sharpe": -0.3, "min_track_record_sessions": None, "psr": None},
+        "sweep": [{"sharpe": None}],
+        "pair": [1.5, None],
+    }
+    assert json_ready(date(2024, 1, 2)) == date(2024, 1, 2)  # default=str prints it
+    with pytest.raises(ValueError, match="Infinity"):
+        strict_json(json.dumps({"x": math.inf}))  # what the CLI printed before
 
 
 def _write_bars(path: Path, sessions: int = 320, seed: int = 5) -> Path:
@@ -57,7 +83,7 @@ def test_backtest_json_reports_stats_and_writes_parquet_artifacts(
         ["backtest", "sma_ref", "--data", str(bars_file), "--json", "--data-dir", str(tmp_path)]
     )
     assert code == 0
-    out = json.loads(capsys.readouterr().out)
+    out = strict_json(capsys.readouterr().out)
     assert out["trades"] > 0 and out["report"]["sessions"] == 320 - 30 - 1
     folder = Path(out["artifact"])
     summary = pl.read_parquet(folder / "summary.parquet")
@@ -79,7 +105,7 @@ def test_sweep_with_walk_forward_reports_dsr_pbo_and_oos(
     argv = ["backtest", "sma_ref", "--data", str(bars_file), "--json"]
     argv += ["--sweep", "fast=3:9:2", "--walk-forward", "60:30", "--data-dir", str(tmp_path)]
     assert main(argv) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = strict_json(capsys.readouterr().out)
     fasts = [row["fast"] for row in out["sweep"]]
     assert fasts == [3, 5, 7, 9] and all(isinstance(v, int) for v in fasts)  # a whole parameter
     # each trial's CAGR and drawdown; the best trial's are the report's own
@@ -139,7 +165,7 @@ def test_cv_scores_the_sweeps_choice_by_purged_kfold_and_reruns(
     argv = ["backtest", "sma_ref", "--data", str(bars_file), "--json", "--data-dir"]
     argv += [str(tmp_path), "--sweep", "fast=3:9:2", "--cv", "4"]
     assert main(argv) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = strict_json(capsys.readouterr().out)
     cv = out["validation"]["cross_validation"]
     sessions = out["report"]["sessions"]
     assert cv["folds"] == 4 and cv["embargo"] == -(-sessions // 100)
@@ -155,7 +181,7 @@ def test_cv_scores_the_sweeps_choice_by_purged_kfold_and_reruns(
 
     run = Path(out["artifact"]).name
     assert main(["backtest", "--rerun", run, "--json", "--data-dir", str(tmp_path)]) == 0
-    assert json.loads(capsys.readouterr().out)["reproduced"]
+    assert strict_json(capsys.readouterr().out)["reproduced"]
 
 
 def test_benchmark_relative_stats_default_to_equal_weights(
@@ -171,7 +197,7 @@ def test_benchmark_relative_stats_default_to_equal_weights(
     argv = ["backtest", "sma_ref", "--data", str(bars_file), "--json", "--data-dir"]
     for name, flag in (("equal", []), ("AAA", ["--benchmark", "AAA"])):
         assert main([*argv, str(tmp_path), *flag]) == 0
-        out = json.loads(capsys.readouterr().out)
+        out = strict_json(capsys.readouterr().out)
         assert out["report"]["benchmark"] == name == out["config"]["benchmark"]
         equity = pl.read_parquet(Path(out["artifact"]) / "equity.parquet")
         expected = relative_stats(
@@ -181,7 +207,7 @@ def test_benchmark_relative_stats_default_to_equal_weights(
         assert out["report"]["relative"] == pytest.approx(expected, rel=1e-12)
         assert out["report"]["relative"]["beta"] != 0.0
     assert main([*argv, str(tmp_path), "--benchmark", "none"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = strict_json(capsys.readouterr().out)
     assert out["report"]["relative"] == {} and out["config"]["benchmark"] is None
 
 
@@ -243,7 +269,7 @@ def test_all_prints_a_league_of_every_registered_strategy(
     argv = ["backtest", "--all", "--data", str(bars_file), "--data-dir", str(tmp_path)]
     argv += [*_config(tmp_path, "[risk]\nmax_drawdown_pct = 0.01\n"), "--kill-reset", "daily"]
     assert main([*argv, "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = strict_json(capsys.readouterr().out)
     assert sorted(r["strategy"] for r in rows) == strategy_names()
     by_name = {r["strategy"]: r for r in rows}
     for strategy, message in CANNOT_TRADE.items():  # the bars have no GLD or SLV
@@ -292,7 +318,7 @@ def test_decision_flag_picks_the_live_or_the_quick_decision(
     finals = {}
     for extra in ([], ["--decision", "signal"]):
         assert main([*args, str(tmp_path), *extra]) == 0
-        out = json.loads(capsys.readouterr().out)
+        out = strict_json(capsys.readouterr().out)
         finals[out["config"]["settings"]["decision"]] = out["final_equity"]
     assert set(finals) == {"live", "signal"}
     assert abs(finals["live"] - 1e6) < abs(finals["signal"] - 1e6)  # the smaller book
@@ -310,7 +336,7 @@ def test_the_report_says_when_the_kill_switch_flattened_the_book(
     argv = ["backtest", "sma_ref", "--data", str(bars_file), "--data-dir", str(tmp_path)]
     argv += _config(tmp_path, "[risk]\nmax_drawdown_pct = 0.01\n")
     assert main([*argv, "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = strict_json(capsys.readouterr().out)
     equity = pl.read_parquet(Path(out["artifact"]) / "equity.parquet")
     values = equity["equity"].to_numpy()
     peaks = np.maximum.accumulate(np.r_[1_000_000.0, values])[1:]
@@ -338,9 +364,9 @@ def test_impact_and_borrow_costs_are_charged_stored_and_shown(
     report's costs line names them; [backtest] in the config file sets the same."""
     argv = ["backtest", "tsmom", "--data", str(bars_file), "--data-dir", str(tmp_path)]
     assert main([*argv, "--json"]) == 0
-    free = json.loads(capsys.readouterr().out)
+    free = strict_json(capsys.readouterr().out)
     assert main([*argv, "--json", "--impact", "50", "--borrow", "150"]) == 0
-    costly = json.loads(capsys.readouterr().out)
+    costly = strict_json(capsys.readouterr().out)
     costs = costly["config"]["settings"]["costs"]
     assert (costs["impact_bps_at_full_adv"], costs["borrow_bps_annual"]) == (50.0, 150.0)
     assert free["config"]["settings"]["costs"]["borrow_bps_annual"] == 0.0
@@ -369,9 +395,9 @@ def test_kill_reset_daily_lets_the_daily_loss_tiers_go(
     argv += _config(tmp_path, "[risk]\ndaily_loss_limit = 0.003\nmax_drawdown_pct = 0.5\n")
     argv += ["--param", "fast=5"]
     assert main([*argv, "--json"]) == 0
-    held = json.loads(capsys.readouterr().out)
+    held = strict_json(capsys.readouterr().out)
     assert main([*argv, "--json", "--kill-reset", "daily"]) == 0
-    daily = json.loads(capsys.readouterr().out)
+    daily = strict_json(capsys.readouterr().out)
     assert daily["config"]["settings"]["kill_reset"] == "daily"
     tiers = pl.read_parquet(Path(daily["artifact"]) / "equity.parquet")["kill_tier"].to_list()
     assert any(a != "NORMAL" and b == "NORMAL" for a, b in pairwise(tiers))
