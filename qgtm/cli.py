@@ -20,7 +20,7 @@ from qgtm.engine.backtest.result import BacktestError
 from qgtm.engine.data.store import MarketDataError
 from qgtm.engine.data.user_bars import UserBarsError
 from qgtm.engine.execution.keys import MissingCredentialsError
-from qgtm.engine.live.lock import EngineLockedError
+from qgtm.engine.lock import EngineLockedError
 from qgtm.publish.cli import PublishCliError
 
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
@@ -311,7 +311,7 @@ def _with_speed(config: Config, speed: float | None) -> Config:
 
 def _run_terminal(config: Config, data_dir: Path) -> int:
     from qgtm.engine.live.engine import TradingEngine
-    from qgtm.engine.live.lock import EngineLock
+    from qgtm.engine.lock import EngineLock
     from qgtm.tui.app import QGTMApp
     from qgtm.tui.client import InProcessClient
     from qgtm.tui.keymap import UnknownBindingError

@@ -11,7 +11,7 @@ import pytest
 from qgtm.cli import main
 from qgtm.core.types import RiskLimits
 from qgtm.engine.audit import AuditLog
-from qgtm.engine.live.lock import EngineLock
+from qgtm.engine.lock import EngineLock
 from qgtm.engine.risk.manager import RiskManager
 from qgtm.engine.state import StateStore
 

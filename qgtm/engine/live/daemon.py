@@ -35,7 +35,6 @@ from qgtm.core.snapshot import AuditPage, AuditRow
 from qgtm.engine.execution.brokers.base import BrokerError
 from qgtm.engine.execution.brokers.paper import PaperBroker
 from qgtm.engine.live.engine import TradingEngine
-from qgtm.engine.live.lock import EngineLock
 from qgtm.engine.live.recon import ReconciliationEngine
 from qgtm.engine.live.scheduler import (
     AlgoTrigger,
@@ -45,6 +44,7 @@ from qgtm.engine.live.scheduler import (
     build_triggers,
 )
 from qgtm.engine.live.watchdog import Heartbeat, Watchdog
+from qgtm.engine.lock import EngineLock
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from qgtm.core.config import Config
 from qgtm.engine.audit import AuditLog
-from qgtm.engine.live.lock import EngineLock, EngineLockedError
+from qgtm.engine.lock import EngineLock, EngineLockedError
 from qgtm.engine.risk.checks import RiskContext
 from qgtm.engine.risk.manager import RiskManager
 from qgtm.engine.state import STATE_DB, StateStore

@@ -247,7 +247,7 @@ async def test_socket_client_streams_state_and_runs_commands(daemon):
 
 def test_a_held_lock_without_a_daemon_socket_is_a_one_line_error(tmp_path: Path, capsys):
     from qgtm import cli
-    from qgtm.engine.live.lock import EngineLock
+    from qgtm.engine.lock import EngineLock
 
     with EngineLock(tmp_path):
         assert cli.main(["--data-dir", str(tmp_path)]) == 2

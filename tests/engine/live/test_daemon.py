@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from qgtm.engine.live.lock import EngineLock, EngineLockedError
+from qgtm.engine.lock import EngineLock, EngineLockedError
 
 SHORT = {"QGTM_DEMO__END": "2010-06-30", "QGTM_DEMO__SEED": "11"}
 
