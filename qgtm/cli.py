@@ -15,11 +15,11 @@ from pathlib import Path
 from qgtm import __version__
 from qgtm.core.config import Config, ConfigError, check_tradeable, config_to_toml, load_config
 from qgtm.core.paths import default_config_file, default_data_dir
+from qgtm.core.secrets import MissingCredentialsError
 from qgtm.core.universe import UniverseError
 from qgtm.engine.backtest.result import BacktestError
 from qgtm.engine.data.store import MarketDataError
 from qgtm.engine.data.user_bars import UserBarsError
-from qgtm.engine.execution.keys import MissingCredentialsError
 from qgtm.engine.lock import EngineLockedError
 from qgtm.publish.cli import PublishCliError
 
@@ -583,8 +583,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _alpaca_keys() -> int:
     import getpass
 
-    from qgtm.core.secrets import KeyringUnavailableError
-    from qgtm.engine.execution.keys import store_alpaca_credentials
+    from qgtm.core.secrets import KeyringUnavailableError, store_alpaca_credentials
 
     key_id = getpass.getpass("Alpaca key id: ")
     secret = getpass.getpass("Alpaca secret key: ")

@@ -120,8 +120,6 @@ KNOWN_LAYER_VIOLATIONS: set[tuple[str, str]] = {
     ("qgtm.engine.backtest.commands", "qgtm.engine.live.attach"),
     ("qgtm.engine.backtest.commands", "rich"),
     # H7 (this branch), removed in the next commits:
-    ("qgtm.engine.data.providers.alpaca", "qgtm.engine.execution.keys"),
-    ("qgtm.engine.data.providers.ingest", "qgtm.engine.execution.keys"),
     ("qgtm.engine.portfolio.aggregator", "qgtm.engine.strategies.base"),
     ("qgtm.tui.widgets.table_panel", "polars"),
 }

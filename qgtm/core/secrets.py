@@ -10,10 +10,16 @@ import os
 from collections.abc import Mapping
 
 SERVICE = "qgtm"
+ALPACA_NAMES = ("alpaca_key_id", "alpaca_secret_key")
+ALPACA_ENV = ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY")  # Alpaca's own variable names
 
 
 class KeyringUnavailableError(RuntimeError):
     """The OS has no usable keyring backend (e.g. a headless VM without Secret Service)."""
+
+
+class MissingCredentialsError(LookupError):
+    """No credentials for a service in the keyring or the environment."""
 
 
 def read_secret(
@@ -41,3 +47,26 @@ def store_secret(entry: str, value: str) -> None:
         keyring.set_password(SERVICE, entry, value)
     except KeyringError as exc:
         raise KeyringUnavailableError(str(exc)) from None
+
+
+def alpaca_credentials(environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(key id, secret key) for Alpaca's broker and its market data alike: env
+    APCA_API_KEY_ID / APCA_API_SECRET_KEY, else the keyring."""
+    key_id, secret = (
+        read_secret(entry, env, environ)
+        for entry, env in zip(ALPACA_NAMES, ALPACA_ENV, strict=True)
+    )
+    if key_id and secret:
+        return key_id, secret
+    raise MissingCredentialsError(
+        "no Alpaca keys: run `qgtm keys set alpaca` (or set APCA_API_KEY_ID and "
+        "APCA_API_SECRET_KEY)"
+    )
+
+
+def store_alpaca_credentials(key_id: str, secret_key: str) -> None:
+    """Save Alpaca keys in the OS keyring under service "qgtm" (`qgtm keys set alpaca`)."""
+    if not key_id.strip() or not secret_key.strip():
+        raise ValueError("both the key id and the secret key are required")
+    store_secret(ALPACA_NAMES[0], key_id.strip())
+    store_secret(ALPACA_NAMES[1], secret_key.strip())

@@ -246,8 +246,8 @@ class TradingEngine:
             return self._paper_broker()
         if execution.broker != "alpaca":
             raise ValueError(f"execution.broker must be paper or alpaca, got {execution.broker!r}")
+        from qgtm.core.secrets import alpaca_credentials
         from qgtm.engine.execution.brokers.alpaca import AlpacaBroker
-        from qgtm.engine.execution.keys import alpaca_credentials
 
         key_id, secret = alpaca_credentials()
         return AlpacaBroker(

@@ -3,7 +3,7 @@
 Bars are requested with adjustment=all (split- and dividend-adjusted); alpaca-py follows
 `next_page_token` until the last page. QGTM_ALPACA_DATA_BASE_URL points the client at
 another host (alpaca-py's url_override), which is how the loopback fake is reached.
-Keys: the same as the Alpaca broker's (qgtm.engine.execution.keys.alpaca_credentials):
+Keys: the same as the Alpaca broker's (qgtm.core.secrets.alpaca_credentials):
 keyring service "qgtm", or APCA_API_KEY_ID / APCA_API_SECRET_KEY.
 """
 
@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import polars as pl
 
+from qgtm.core.secrets import alpaca_credentials
 from qgtm.engine.data.providers.base import (
     BAR_SCHEMA,
     ProviderError,
@@ -22,7 +23,6 @@ from qgtm.engine.data.providers.base import (
     SchemaError,
     validate_frame,
 )
-from qgtm.engine.execution.keys import alpaca_credentials
 
 log = logging.getLogger(__name__)
 

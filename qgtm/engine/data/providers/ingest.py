@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from qgtm.core.secrets import MissingCredentialsError
 from qgtm.engine.data.providers.base import Provider, ProviderError
 from qgtm.engine.data.quality import (
     BAR_POLICY,
@@ -23,7 +24,6 @@ from qgtm.engine.data.quality import (
     store_failures,
 )
 from qgtm.engine.data.store import MarketStore
-from qgtm.engine.execution.keys import MissingCredentialsError
 
 log = logging.getLogger(__name__)
 

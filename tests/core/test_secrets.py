@@ -7,7 +7,7 @@ import pytest
 from keyring.backend import KeyringBackend
 
 from qgtm.cli import main
-from qgtm.engine.execution.keys import MissingCredentialsError, alpaca_credentials
+from qgtm.core.secrets import MissingCredentialsError, alpaca_credentials
 
 
 class MemoryKeyring(KeyringBackend):
