@@ -120,7 +120,6 @@ KNOWN_LAYER_VIOLATIONS: set[tuple[str, str]] = {
     ("qgtm.engine.backtest.commands", "qgtm.engine.live.attach"),
     ("qgtm.engine.backtest.commands", "rich"),
     # H7 (this branch), removed in the next commits:
-    ("qgtm.engine.portfolio.aggregator", "qgtm.engine.strategies.base"),
     ("qgtm.tui.widgets.table_panel", "polars"),
 }
 

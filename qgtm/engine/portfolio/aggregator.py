@@ -12,14 +12,32 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Protocol
 
 from qgtm.core.types import Signal
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features.auxiliary import StrategyContext
-from qgtm.engine.strategies.base import BaseStrategy
 
 ACTIVE = "active"
 FILTERED = "filtered"
+
+
+class SignalSource(Protocol):
+    """What the aggregator needs of a strategy: its name, the regimes it trades in and its
+    signals. `strategies.base.BaseStrategy` is one; the aggregator does not import the
+    strategy package, so strategies and portfolio stay independent layers."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def regimes(self) -> tuple[str, ...]: ...
+
+    def trades_in(self, regime: str | None) -> bool: ...
+
+    def generate(
+        self, history: PricePanel, as_of: date, *, context: StrategyContext | None = None
+    ) -> list[Signal]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +79,7 @@ def deduplicate(signals: Iterable[Signal]) -> list[Signal]:
 
 
 def aggregate(
-    strategies: Sequence[BaseStrategy],
+    strategies: Sequence[SignalSource],
     history: PricePanel,
     as_of: date,
     regime: str | None,

@@ -85,3 +85,23 @@ def test_active_strategy_hands_over_a_deduplicated_set():
 def test_unknown_regime_runs_every_strategy():
     result = aggregate([_Fixed(), _Everywhere()], _history(), DAY, None)
     assert all(s.status == ACTIVE for s in result.statuses)
+
+
+class _PlainSource:
+    """Not a BaseStrategy: anything with a name, regimes, trades_in and generate will do."""
+
+    name = "plain"
+    regimes = ("trending",)
+
+    def trades_in(self, regime: str | None) -> bool:
+        return regime in self.regimes
+
+    def generate(self, history, as_of, *, context=None):
+        return [_signal("plain", "USO")]
+
+
+def test_any_signal_source_is_aggregated_not_only_a_base_strategy():
+    result = aggregate([_PlainSource()], _history(), DAY, "trending")
+    filtered = aggregate([_PlainSource()], _history(), DAY, "crisis")
+    assert [s.symbol for s in result.signals] == ["USO"]
+    assert [s.status for s in filtered.statuses] == [FILTERED]
