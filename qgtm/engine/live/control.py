@@ -20,13 +20,22 @@ import pwd
 import socket
 import struct
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from qgtm.engine.live import wire
-from qgtm.engine.live.engine import UnknownCommandError
+from qgtm.engine.live.engine import TradingEngine, UnknownCommandError
 
-if TYPE_CHECKING:
-    from qgtm.engine.live.daemon import TradingDaemon
+
+class ControlledDaemon(Protocol):
+    """What the attach socket needs of the daemon serving it (`TradingDaemon` is one),
+    stated here so this module does not import the daemon that starts it."""
+
+    engine: TradingEngine
+    data_dir: Path
+
+    def audit_operator_action(self, actor: str, action: str, detail: dict[str, Any]) -> None:
+        """Record who asked for what before it runs."""
+
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +88,7 @@ def _user(uid: int) -> str:
 class ControlServer:
     """Serves the daemon's state and commands to attached terminals."""
 
-    def __init__(self, daemon: TradingDaemon) -> None:
+    def __init__(self, daemon: ControlledDaemon) -> None:
         self.daemon = daemon
         self.engine = daemon.engine
         self.path = socket_path(daemon.data_dir)

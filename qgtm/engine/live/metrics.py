@@ -7,21 +7,38 @@ from a private registry, refreshed once a second by the daemon's metrics task.
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-from qgtm.engine.live.recon import DiscrepancyKind
+from qgtm.core.config import LiveConfig
+from qgtm.engine.live.recon import DiscrepancyKind, ReconciliationEngine
 from qgtm.engine.state import STATE_DB
 
 if TYPE_CHECKING:
-    from qgtm.engine.live.daemon import TradingDaemon
+    from qgtm.engine.live.engine import TradingEngine
+
+
+class MetricsSource(Protocol):
+    """What the gauges read: the daemon (`TradingDaemon` is one). Stated here so the
+    metrics do not import the daemon that starts them."""
+
+    live: LiveConfig
+    data_dir: Path
+    engine: TradingEngine
+    recon: ReconciliationEngine
+    restarts: dict[str, int]
+
+    def heartbeat_age(self) -> float: ...
+
+    def task_status(self) -> dict[str, str]: ...
 
 
 class DaemonMetrics:
     """Gauges for equity, P&L, kill tier, orders, fills, recon, heartbeat and task health."""
 
-    def __init__(self, daemon: TradingDaemon) -> None:
+    def __init__(self, daemon: MetricsSource) -> None:
         self.daemon = daemon
         self.registry = CollectorRegistry()
         r = self.registry
@@ -95,6 +112,6 @@ class DaemonMetrics:
             self.recon.labels(kind=kind.value).set(last.count(kind) if last else 0)
         self.recon_runs.set(daemon.recon.runs)
         self.heartbeat_age.set(daemon.heartbeat_age())
-        for name, health in daemon.health.items():
-            self.task_up.labels(task=name).set(1 if health.value == "RUNNING" else 0)
+        for name, health in daemon.task_status().items():
+            self.task_up.labels(task=name).set(1 if health == "RUNNING" else 0)
             self.task_restarts.labels(task=name).set(daemon.restarts.get(name, 0))
