@@ -14,7 +14,6 @@ import json
 import threading
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -24,10 +23,9 @@ from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from qgtm.core.publication import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from qgtm.publish.bots import discord_interaction, telegram_update
-from qgtm.publish.clock import SystemClock
+from qgtm.publish.context import PublisherContext
 from qgtm.publish.delivery import Dispatcher
-from qgtm.publish.settings import PublisherSettings
-from qgtm.publish.store import PublisherStore, Subscriber
+from qgtm.publish.store import Subscriber
 
 
 class SignalPayload(BaseModel):
@@ -116,19 +114,6 @@ class TokenBucket:
                 return (1.0 - tokens) / self.refill
             self._buckets[key] = (tokens - 1.0, now)
             return 0.0
-
-
-@dataclass
-class PublisherContext:
-    """What the endpoints share."""
-
-    settings: PublisherSettings
-    store: PublisherStore
-    secret: str
-    clock: Any = field(default_factory=SystemClock)
-    telegram_token: str = ""
-    telegram_webhook_secret: str = ""
-    dispatcher: Dispatcher | None = None
 
 
 def create_app(ctx: PublisherContext, run_dispatcher: bool = True) -> FastAPI:

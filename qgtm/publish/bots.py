@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from qgtm.publish.channels import signal_text
 
 if TYPE_CHECKING:
-    from qgtm.publish.app import PublisherContext
+    from qgtm.publish.context import PublisherContext
     from qgtm.publish.store import Subscriber
 
 PING, APPLICATION_COMMAND = 1, 2

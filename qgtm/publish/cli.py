@@ -60,7 +60,8 @@ def _time(text: str) -> datetime:
 def _serve(settings: PublisherSettings, host: str | None, port: int | None) -> int:
     import uvicorn
 
-    from qgtm.publish.app import PublisherContext, create_app
+    from qgtm.publish.app import create_app
+    from qgtm.publish.context import PublisherContext
 
     try:
         secret = load_secret()

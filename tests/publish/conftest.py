@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from qgtm.publish.app import PublisherContext, create_app
+from qgtm.publish.app import create_app
 from qgtm.publish.clock import ManualClock
+from qgtm.publish.context import PublisherContext
 from qgtm.publish.settings import ChannelSettings, PublisherSettings
 from qgtm.publish.store import PublisherStore
 

@@ -11,8 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from qgtm.core.publication import sign, stable_id
-from qgtm.publish.app import PublisherContext, create_app
+from qgtm.publish.app import create_app
 from qgtm.publish.clock import ManualClock
+from qgtm.publish.context import PublisherContext
 from qgtm.publish.settings import PublisherSettings
 from qgtm.publish.store import PublisherStore, hash_key
 from tests.publish.conftest import SECRET

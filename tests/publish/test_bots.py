@@ -11,8 +11,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi.testclient import TestClient
 
-from qgtm.publish.app import PublisherContext, create_app
+from qgtm.publish.app import create_app
 from qgtm.publish.clock import ManualClock
+from qgtm.publish.context import PublisherContext
 from qgtm.publish.settings import ChannelSettings, PublisherSettings
 from qgtm.publish.store import PublisherStore
 from tests.publish.conftest import SECRET

@@ -19,7 +19,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core import NotSet
 
 from qgtm.core.publication import sign
-from qgtm.publish.app import PublisherContext, create_app
+from qgtm.publish.app import create_app
+from qgtm.publish.context import PublisherContext
 from qgtm.publish.settings import PublisherSettings
 from qgtm.publish.store import PublisherStore
 from tests.publish.conftest import SECRET
