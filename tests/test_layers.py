@@ -117,7 +117,6 @@ KNOWN_LAYER_VIOLATIONS: set[tuple[str, str]] = {
     ("qgtm.engine.backtest.commands", "qgtm.engine.live.attach"),
     ("qgtm.engine.backtest.commands", "rich"),
     # H7 (this branch), removed in the next commits:
-    ("qgtm.tui.widgets.table_panel", "polars"),
 }
 
 # Files above LONG_FILE_LINES lines without "long because" in their docstring.
