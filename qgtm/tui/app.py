@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -20,7 +20,7 @@ from qgtm.tui.keymap import bind, check_keymap
 from qgtm.tui.latency import freeze_startup_heap
 from qgtm.tui.mnemonics import Mnemonic, Target, mnemonic_table
 from qgtm.tui.screens.audit import AuditScreen
-from qgtm.tui.screens.base import TerminalScreen
+from qgtm.tui.screens.base import ScreenSlot, TerminalScreen
 from qgtm.tui.screens.data import DataScreen
 from qgtm.tui.screens.help import HelpScreen
 from qgtm.tui.screens.monitor import MonitorScreen
@@ -55,17 +55,6 @@ STEP_RENDER_INTERVAL = 0.5
 """While the replay runs, new sessions are drawn at most this often (seconds); pause,
 speed and kill-tier changes are drawn at the next poll. Drawing every step of a fast
 replay costs the key path frames no one can read."""
-
-
-@dataclass(frozen=True, slots=True)
-class ScreenSlot:
-    """A top-level screen: mode name, title, class, the keys and mnemonics that show it."""
-
-    mode: str
-    title: str
-    screen: type[TerminalScreen]
-    keys: str
-    mnemonics: tuple[str, ...] = ()
 
 
 SCREEN_SLOTS = (

@@ -13,7 +13,7 @@ from qgtm.tui.screens.risk import add_operator, approve_reset, request_reset
 from qgtm.tui.themes import THEMES
 
 if TYPE_CHECKING:
-    from qgtm.tui.app import QGTMApp
+    from qgtm.tui.screens.base import TerminalApp
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,7 @@ class PaletteCommand:
     help: str
 
 
-async def show_outbox_status(app: QGTMApp) -> None:
+async def show_outbox_status(app: TerminalApp) -> None:
     """Ask the engine for its publish outbox status and show it as a notification."""
     status = await app.client.call("publish.status")
     text = f"outbox: {status['pending']} pending, {status['sent']} sent"
@@ -40,7 +40,7 @@ class TerminalCommands(Provider):
     """Engine control, screen switching and quitting, named "area: Action"."""
 
     @property
-    def _app(self) -> QGTMApp:
+    def _app(self) -> TerminalApp:
         return self.app  # type: ignore[return-value]
 
     def commands(self) -> list[PaletteCommand]:
@@ -116,10 +116,10 @@ class TerminalCommands(Provider):
                 yield Hit(score, matcher.highlight(command.name), command.run, help=command.help)
 
 
-def _risk_commands(app: QGTMApp) -> list[PaletteCommand]:
+def _risk_commands(app: TerminalApp) -> list[PaletteCommand]:
     """Two-person kill-switch reset: each asks for confirmation and the operator's passphrase."""
 
-    def flow(make: Callable[[QGTMApp], Any]) -> Callable[[], object]:
+    def flow(make: Callable[[TerminalApp], Any]) -> Callable[[], object]:
         return lambda: app.run_worker(make(app), group="risk", exclusive=True)
 
     return [
@@ -145,7 +145,7 @@ class MnemonicCommands(Provider):
     """Every command-line mnemonic (PORT, SIG, GLD, ...) as a palette entry: fuzzy completion."""
 
     @property
-    def _app(self) -> QGTMApp:
+    def _app(self) -> TerminalApp:
         return self.app  # type: ignore[return-value]
 
     def commands(self) -> list[PaletteCommand]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from qgtm.tui.app import PLACEHOLDER_SLOTS, SCREEN_SLOTS, ScreenSlot, effective_slots
+from qgtm.tui.app import PLACEHOLDER_SLOTS, SCREEN_SLOTS, effective_slots
 from qgtm.tui.mnemonics import Target, UnknownMnemonicError, mnemonic_table, resolve
+from qgtm.tui.screens.base import ScreenSlot
 from qgtm.tui.screens.empty import placeholder_screen
 from qgtm.tui.screens.portfolio import PortfolioScreen
 from qgtm.tui.widgets.command_line import fuzzy_matches

@@ -7,7 +7,8 @@ app's latest snapshot itself, so it never shows stale data.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from textual.app import ComposeResult
 from textual.css.query import NoMatches
@@ -20,7 +21,68 @@ from qgtm.tui.widgets.key_footer import KeyFooter
 from qgtm.tui.widgets.live_table import LiveTable
 
 if TYPE_CHECKING:
-    from qgtm.tui.app import QGTMApp
+    from qgtm.tui.client import EngineClient
+    from qgtm.tui.mnemonics import Mnemonic, Target
+
+
+class TerminalApp(Protocol):
+    """What screens and palette commands use of the terminal app (`QGTMApp` is the one).
+
+    Stated beside the screens' base so that screens and palette commands depend on this
+    contract, not on the app module that imports them all."""
+
+    SCREEN_SLOTS: ClassVar[tuple[ScreenSlot, ...]]
+    client: EngineClient
+    latest: EngineSnapshot | None
+    mnemonics: dict[str, Mnemonic]
+
+    def notify(self, message: str, *, title: str = "", severity: Any = "information") -> None:
+        """Show a toast (Textual's App.notify)."""
+
+    async def push_screen_wait(self, screen: Any) -> Any:
+        """Push a modal and wait for its answer (Textual's App.push_screen_wait)."""
+
+    def run_worker(self, work: Any, *, group: str = "default", exclusive: bool = False) -> Any:
+        """Run `work` in a worker (Textual's App.run_worker)."""
+
+    def poll_snapshot(self) -> None:
+        """Read the client's snapshot now and render it."""
+
+    async def go(self, target: Target) -> None:
+        """Show the screen a mnemonic names."""
+
+    async def action_show_screen(self, mode: str) -> None:
+        """Switch to the screen of `mode`."""
+
+    def action_command_line(self) -> None:
+        """Open the mnemonic command line."""
+
+    def action_set_theme(self, theme_name: str) -> None:
+        """Switch theme (remembered)."""
+
+    async def action_flatten(self) -> None:
+        """Flatten every position after confirmation."""
+
+    def action_pause(self) -> None:
+        """Stop the replay clock."""
+
+    def action_resume(self) -> None:
+        """Restart the replay clock."""
+
+    def action_faster(self) -> None:
+        """Double the replay speed."""
+
+    def action_slower(self) -> None:
+        """Halve the replay speed."""
+
+    async def action_step(self) -> None:
+        """Run the next session now."""
+
+    async def action_reconcile(self) -> None:
+        """Compare broker and book now."""
+
+    async def action_quit(self) -> None:
+        """Stop the engine and exit."""
 
 
 class TerminalScreen(Screen):
@@ -59,7 +121,7 @@ class TerminalScreen(Screen):
             self.show(latest)
 
     @property
-    def _qgtm_app(self) -> QGTMApp:
+    def _qgtm_app(self) -> TerminalApp:
         return self.app  # type: ignore[return-value]
 
     def show(self, snapshot: EngineSnapshot) -> None:
@@ -87,3 +149,14 @@ class TerminalScreen(Screen):
             footer.refresh_keys()
         if self._shown is not None:
             self.show(self._shown)
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenSlot:
+    """A top-level screen: mode name, title, class, the keys and mnemonics that show it."""
+
+    mode: str
+    title: str
+    screen: type[TerminalScreen]
+    keys: str
+    mnemonics: tuple[str, ...] = ()

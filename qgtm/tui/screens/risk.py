@@ -6,7 +6,7 @@ happen, then ask for the operator's name and passphrase, then call the engine.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.table import Table
 from rich.text import Text
@@ -19,15 +19,12 @@ from qgtm.core.enums import KillTier
 from qgtm.core.risk_status import LimitUsage, RiskStatus
 from qgtm.core.snapshot import EngineSnapshot
 from qgtm.tui.keymap import bind
-from qgtm.tui.screens.base import TerminalScreen
+from qgtm.tui.screens.base import TerminalApp, TerminalScreen
 from qgtm.tui.themes import GAIN, LOSS, MUTED
 from qgtm.tui.widgets.confirm import ConfirmModal
 from qgtm.tui.widgets.live_table import Column, Row
 from qgtm.tui.widgets.operator_modal import OperatorModal
 from qgtm.tui.widgets.table_panel import TablePanel
-
-if TYPE_CHECKING:
-    from qgtm.tui.app import QGTMApp
 
 BAR_WIDTH = 20
 HISTORY_COLUMNS = (
@@ -182,7 +179,7 @@ def _cut_rows(status: RiskStatus) -> list[Row]:
 
 
 # ----- the two-person reset flows (run as workers: they wait on modals) ------------------
-async def request_reset(app: QGTMApp) -> None:
+async def request_reset(app: TerminalApp) -> None:
     """Confirm, identify, then ask the engine to register a reset request."""
     status: RiskStatus = await app.client.call("risk.status")
     if status.tier is KillTier.NORMAL:
@@ -205,7 +202,7 @@ async def request_reset(app: QGTMApp) -> None:
     app.poll_snapshot()
 
 
-async def approve_reset(app: QGTMApp) -> None:
+async def approve_reset(app: TerminalApp) -> None:
     """Confirm exactly what the approval does, identify, then approve in the engine."""
     status: RiskStatus = await app.client.call("risk.status")
     pending = status.pending_reset
@@ -230,7 +227,7 @@ async def approve_reset(app: QGTMApp) -> None:
     app.poll_snapshot()
 
 
-async def add_operator(app: QGTMApp) -> None:
+async def add_operator(app: TerminalApp) -> None:
     """Register an operator: name and passphrase (typed twice, masked), then the engine."""
     who = await app.push_screen_wait(OperatorModal("New operator", repeat_passphrase=True))
     if who is None:
