@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from qgtm.cli import main
+from qgtm.cli.backtest import load_market
 from qgtm.core.config import Config, DemoConfig
 from qgtm.engine.backtest.api import make_strategy, run_backtest, settings_from_config
-from qgtm.engine.backtest.commands import load_market
 from qgtm.engine.backtest.result import BacktestSettings
 from qgtm.engine.backtest.vectorised import signal_matrices
 from qgtm.engine.features.auxiliary import cot_series_name, demo_context
@@ -137,7 +137,7 @@ def test_league_workers_take_the_stores_inputs(store_dir: Path, tmp_path: Path) 
 
     import polars as pl
 
-    from qgtm.engine.backtest import commands
+    from qgtm.cli import backtest as commands
 
     config = Config(demo=DEMO)
     panel, context = load_market(config, store_dir, None)

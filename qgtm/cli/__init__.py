@@ -13,6 +13,7 @@ from datetime import date
 from pathlib import Path
 
 from qgtm import __version__
+from qgtm.cli.publish import PublishCliError
 from qgtm.core.config import Config, ConfigError, check_tradeable, config_to_toml, load_config
 from qgtm.core.paths import default_config_file, default_data_dir
 from qgtm.core.universe import UniverseError
@@ -21,7 +22,6 @@ from qgtm.engine.data.store import MarketDataError
 from qgtm.engine.data.user_bars import UserBarsError
 from qgtm.engine.execution.keys import MissingCredentialsError
 from qgtm.engine.live.lock import EngineLockedError
-from qgtm.publish.cli import PublishCliError
 
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     models_show.add_argument("model_id", help="e.g. tsmom@v2")
     data_sub = _data_parsers(sub)
     _add_research_commands(sub, data_sub)
-    from qgtm.publish.cli import add_parser as add_publish_parser
+    from qgtm.cli.publish import add_parser as add_publish_parser
 
     add_publish_parser(sub, _common)
     serve = sub.add_parser(
@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_research_commands(
     sub: argparse._SubParsersAction, data_sub: argparse._SubParsersAction
 ) -> None:
-    from qgtm.engine.backtest.commands import add_backtest_arguments
+    from qgtm.cli.backtest import add_backtest_arguments
 
     backtest = sub.add_parser(
         "backtest",
@@ -548,7 +548,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "keys":
         return _keys(args)
     if args.command == "publish":
-        from qgtm.publish.cli import run as run_publish
+        from qgtm.cli.publish import run as run_publish
 
         data_dir = (getattr(args, "data_dir", None) or default_data_dir()).expanduser()
         return run_publish(args, data_dir)
@@ -565,11 +565,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(config_to_toml(config), end="")
         return 0
     if args.command == "backtest":
-        from qgtm.engine.backtest.commands import backtest_command
+        from qgtm.cli.backtest import backtest_command
 
         return backtest_command(args, config, data_dir)
     if args.command == "data" and args.data_command == "import":
-        from qgtm.engine.backtest.commands import data_import_command
+        from qgtm.cli.backtest import data_import_command
 
         return data_import_command(args, data_dir)
     if args.command == "data" and args.data_command == "fetch":
@@ -630,7 +630,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         # command-line tools do; point stdout at devnull so the exit flush cannot fail
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, what a shell reports for a killed writer
-
-
-if __name__ == "__main__":
-    sys.exit(main())

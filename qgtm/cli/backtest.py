@@ -1,6 +1,7 @@
 """`qgtm backtest` and `qgtm data import`: argument handling, progress and printing.
 
-cli.py only declares the arguments and calls `backtest_command` / `data_import_command`.
+qgtm/cli/__init__.py only declares the arguments and calls `backtest_command` /
+`data_import_command`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`qgtm publish ...`: serve, add-subscriber, rotate-key, list, replay, status.
 
-qgtm/cli.py only builds the parser group (`add_parser`) and calls `run(args)`.
+qgtm/cli/__init__.py only builds the parser group (`add_parser`) and calls `run(args)`.
 """
 
 from __future__ import annotations
