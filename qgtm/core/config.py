@@ -116,6 +116,10 @@ class LearnConfig:
     cooldown_sessions: int = 126  # no new retrain of a strategy within this after the last
 
 
+DECISIONS = ("live", "signal")
+"""How a backtest decides (backtest.result.BacktestSettings.decision): "live" runs the
+live engine's allocator and every risk check, "signal" a quick inverse-vol ranking."""
+
 KILL_RESETS = ("hold", "daily")
 """How a backtest, which has no operator, lets kill tiers step down
 (killswitch.tier_after_close): "hold" never, "daily" the daily-loss tiers each session."""

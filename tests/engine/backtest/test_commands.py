@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from qgtm.cli import main
-from qgtm.cli.backtest import json_ready, print_json
+from qgtm.cli.output import json_ready, print_json
 from qgtm.core.enums import KillTier
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from qgtm.core.config import REFRESH_SOURCES
 from qgtm.engine.data.providers.base import Provider, ProviderError
 from qgtm.engine.data.quality import (
     BAR_POLICY,
@@ -27,7 +28,7 @@ from qgtm.engine.execution.keys import MissingCredentialsError
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("alpaca", "fred", "cftc", "eia", "lbma")
+SOURCES = REFRESH_SOURCES  # declared in core so the CLI parser needs no engine import
 
 
 class UnknownSourceError(ValueError):
