@@ -353,7 +353,7 @@ def run(args: argparse.Namespace) -> int:
     """Run `qgtm backtest`; expected mistakes raise BacktestError / UserBarsError."""
     from qgtm.cli.config import load
 
-    config, data_dir = load(args, strategies=True)
+    config, data_dir = load(args, engine=True)
     start, end = parse_date(args.start, "--from"), parse_date(args.end, "--to")
     if start and end and start > end:
         raise BacktestError(f"--from {start} is after --to {end}")

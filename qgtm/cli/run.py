@@ -18,7 +18,7 @@ LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
 def run(args: argparse.Namespace) -> int:
     """No command: the daemon with --daemon, else the terminal."""
-    config, data_dir = load(args, strategies=True)
+    config, data_dir = load(args, engine=True)
     config = _with_speed(config, args.speed)
     if args.daemon:
         return _run_daemon(config, data_dir, args.sessions)
