@@ -27,6 +27,25 @@ class ConfigError(ValueError):
     """The configuration is invalid; the message says which key and why."""
 
 
+def _require(ok: bool, message: str) -> None:
+    """A section's own check: ValueError, reported by _build as one line naming it."""
+    if not ok:
+        raise ValueError(message)
+
+
+def _money(value: str, name: str, positive: bool = False) -> None:
+    """`value` (a money amount kept as text for Decimal) is a finite number >= 0 (> 0)."""
+    try:
+        amount = Decimal(value)
+    except ArithmeticError:
+        raise ValueError(f"{name} must be a number of dollars, got {value!r}") from None
+    bound = "> 0" if positive else ">= 0"
+    _require(
+        amount.is_finite() and (amount > 0 if positive else amount >= 0),
+        f"{name} must be {bound}, got {value!r}",
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class DemoConfig:
     """The synthetic demo market."""
@@ -34,6 +53,9 @@ class DemoConfig:
     seed: int = 7
     start: date = date(2008, 1, 2)
     end: date = date(2025, 12, 31)
+
+    def __post_init__(self) -> None:
+        _require(self.start < self.end, f"start {self.start} must be before end {self.end}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +67,11 @@ class EngineConfig:
     initial_cash: str = "1000000"
     strategies: tuple[str, ...] = ("tsmom",)
     gross_target: float = 0.6
+
+    def __post_init__(self) -> None:
+        _require(self.speed >= 0, f"speed must be >= 0 (0 = as fast as possible), got {self.speed}")
+        _money(self.initial_cash, "initial_cash", positive=True)
+        _require(self.gross_target > 0, f"gross_target must be > 0, got {self.gross_target}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +90,31 @@ class ExecutionConfig:
     broker: str = "paper"  # paper | alpaca (keys from keyring, never this file)
     alpaca_url: str = ""  # override Alpaca's REST base URL (default: the paper endpoint)
     alpaca_stream_url: str = ""  # override the trade_updates websocket URL
+
+    def __post_init__(self) -> None:
+        _require(
+            self.broker in BROKERS,
+            f"broker must be one of {', '.join(BROKERS)}, got {self.broker!r}",
+        )
+        _money(self.commission_per_share, "commission_per_share")
+        _money(self.min_trade_value, "min_trade_value")
+        for name in (
+            "slippage_bps",
+            "spread_bps",
+            "latency_ms",
+            "vwap_adv_fraction",  # 0: every order is worked as an algo
+            "twap_adv_fraction",
+        ):
+            _require(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        _require(
+            0 < self.participation_cap <= 1,
+            f"participation_cap must be in (0, 1], got {self.participation_cap}",
+        )
+        _require(self.adv_window >= 1, f"adv_window must be >= 1, got {self.adv_window}")
+
+
+BROKERS = ("paper", "alpaca")
+"""Where orders go: the paper simulator or Alpaca (keys from the keyring)."""
 
 
 ALLOCATION_METHODS = ("equal", "inverse_vol", "erc", "hrp")
@@ -115,6 +167,33 @@ class LearnConfig:
     promotion_p_value: float = 0.05
     cooldown_sessions: int = 126  # no new retrain of a strategy within this after the last
 
+    def __post_init__(self) -> None:
+        for name in (
+            "window",
+            "training_window",
+            "walk_forward_train",
+            "walk_forward_test",
+            "shadow_sessions",
+        ):
+            _require(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+        _require(self.cooldown_sessions >= 0, "cooldown_sessions must be >= 0")
+        # CSCV splits the sessions into an even number of blocks (Bailey et al. 2017)
+        _require(
+            self.pbo_splits >= 2 and self.pbo_splits % 2 == 0,
+            f"pbo_splits must be even and >= 2, got {self.pbo_splits}",
+        )
+        for name in ("max_pbo", "warning_hit_rate", "decayed_hit_rate"):
+            value = getattr(self, name)
+            _require(0 <= value <= 1, f"{name} must be in [0, 1], got {value}")
+        _require(
+            0 < self.promotion_p_value < 1,
+            f"promotion_p_value must be in (0, 1), got {self.promotion_p_value}",
+        )
+
+
+DECISIONS = ("live", "signal")
+"""How a backtest decides (backtest.result.BacktestSettings.decision): "live" runs the
+live engine's allocator and every risk check, "signal" a quick inverse-vol ranking."""
 
 KILL_RESETS = ("hold", "daily")
 """How a backtest, which has no operator, lets kill tiers step down
@@ -150,6 +229,9 @@ class TuiConfig:
     refresh_hz: float = 4.0
     keymap: Mapping[str, str] = field(default_factory=dict)  # binding id -> keys
 
+    def __post_init__(self) -> None:
+        _require(self.refresh_hz > 0, f"refresh_hz must be > 0, got {self.refresh_hz}")
+
 
 @dataclass(frozen=True, slots=True)
 class PublishConfig:
@@ -161,6 +243,10 @@ class PublishConfig:
     url: str = ""
     batch_size: int = 100
     max_backoff: float = 60.0
+
+    def __post_init__(self) -> None:
+        _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _require(self.max_backoff > 0, f"max_backoff must be > 0, got {self.max_backoff}")
 
 
 REFRESH_SOURCES = ("alpaca", "fred", "cftc", "eia", "lbma")
@@ -188,6 +274,29 @@ class LiveConfig:
     metrics_port: int = 9108
 
     def __post_init__(self) -> None:
+        for name in (
+            "recon_interval_s",
+            "heartbeat_interval_s",
+            "watchdog_timeout_s",
+            "task_window_s",
+        ):
+            _require(getattr(self, name) > 0, f"{name} must be > 0, got {getattr(self, name)}")
+        for name in (
+            "recon_qty_tolerance",
+            "recon_value_tolerance",
+            "task_backoff_s",
+            "task_max_restarts",
+        ):
+            _require(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        _require(
+            0 <= self.metrics_port <= 65535,
+            f"metrics_port must be in 0..65535 (0: any free port), got {self.metrics_port}",
+        )
+        _require(
+            len(self.data_refresh_cron.split()) == 5,
+            "data_refresh_cron must be a crontab line of 5 fields (minute hour day month "
+            f"weekday), got {self.data_refresh_cron!r}",
+        )
         unknown = [s for s in self.refresh_sources if s not in REFRESH_SOURCES]
         if unknown:
             raise ValueError(
@@ -233,6 +342,10 @@ _SECTIONS = (
 )
 
 
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
     """Turn a TOML or environment value into the field's declared type."""
     text = str(value).strip()
@@ -242,11 +355,20 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         if annotation is bool:
             if isinstance(value, bool):
                 return value
-            return text.lower() in {"1", "true", "yes", "on"}
+            if text.lower() not in _TRUE | _FALSE:
+                raise ValueError("expected true or false")
+            return text.lower() in _TRUE
         if annotation is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError("expected a whole number")
             return int(value)
         if annotation is float:
-            return float(value)
+            if isinstance(value, bool):
+                raise ValueError("expected a number")
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError("expected a finite number")
+            return number
         if annotation is str:
             return text
         if annotation in (date, date | None):

@@ -38,6 +38,36 @@ def read_secret(
         return ""
 
 
+KEYRING_HELP = (
+    "install and unlock an encrypted backend: the Secret Service (gnome-keyring or "
+    "KeePassXC over D-Bus) or keyrings.cryptfile (an encrypted file: pip install "
+    "keyrings.cryptfile, then PYTHON_KEYRING_BACKEND="
+    "keyrings.cryptfile.cryptfile.CryptFileKeyring); keyrings.alt is not encrypted"
+)
+"""How to get a keyring on a host that has none (a headless VM, a container)."""
+
+
+def check_keyring() -> str:
+    """The name of the keyring backend `store_secret` would write to; raises
+    KeyringUnavailableError, before anything is asked or written, when there is none
+    (keyring's fail or null backend) or when it keeps secrets in a plain file
+    (keyrings.alt's PlaintextKeyring): a secret never goes to a file in the clear."""
+    import keyring
+    from keyring.backends import chainer, fail, null
+
+    backend = keyring.get_keyring()
+    if isinstance(backend, fail.Keyring | null.Keyring) or (
+        isinstance(backend, chainer.ChainerBackend) and not backend.backends
+    ):
+        raise KeyringUnavailableError(f"no OS keyring backend found; {KEYRING_HELP}")
+    name = f"{type(backend).__module__}.{type(backend).__name__}"
+    if "plaintext" in name.lower():
+        raise KeyringUnavailableError(
+            f"the keyring backend {name} stores secrets unencrypted; {KEYRING_HELP}"
+        )
+    return name
+
+
 def store_secret(entry: str, value: str) -> None:
     """Save `value` in the OS keyring as (SERVICE, `entry`)."""
     import keyring

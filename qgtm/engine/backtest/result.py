@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from qgtm.core.config import DECISIONS as BACKTEST_DECISIONS
 from qgtm.core.config import KILL_RESETS, PortfolioConfig
 from qgtm.core.types import RiskLimits
 from qgtm.engine.backtest.costs import CostModel
@@ -20,7 +21,7 @@ class BacktestError(ValueError):
     """A backtest request the runner cannot honour (bad window, unknown name, ...)."""
 
 
-DECISIONS = ("live", "signal")
+DECISIONS = BACKTEST_DECISIONS  # declared in core so the CLI parser needs no engine import
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,8 @@ import polars as pl
 import pytest
 
 from qgtm.cli import main
+from qgtm.cli.output import json_ready, print_json
 from qgtm.core.enums import KillTier
-from qgtm.engine.backtest.commands import json_ready, print_json
 
 
 def strict_json(text: str) -> object:

@@ -18,7 +18,7 @@ import pytest
 from qgtm.cli import main
 from qgtm.core.config import Config, DemoConfig
 from qgtm.engine.backtest.api import make_strategy, run_backtest, settings_from_config
-from qgtm.engine.backtest.commands import load_market
+from qgtm.engine.backtest.market import load_market
 from qgtm.engine.backtest.result import BacktestSettings
 from qgtm.engine.backtest.vectorised import signal_matrices
 from qgtm.engine.features.auxiliary import cot_series_name, demo_context
@@ -53,7 +53,8 @@ def _gld_sides(matrix: np.ndarray, symbols: tuple[str, ...]) -> np.ndarray:
 
 def test_a_macro_backtest_trades_on_the_stores_fred_series(store_dir: Path) -> None:
     config = Config(demo=DEMO)
-    panel, context = load_market(config, store_dir, None)
+    market = load_market(config, store_dir, None)
+    panel, context = market.panel, market.context
     assert context is not None and context.source_of("DFII10") == "FRED"
     strategy = make_strategy("gold_real_rates", MACRO)
     rows = range(panel.dates.index(date(2021, 3, 15)), panel.dates.index(date(2021, 6, 1)))
@@ -92,7 +93,8 @@ def test_qgtm_backtest_uses_the_store_and_says_so(store_dir: Path, capsys) -> No
     assert inputs[cot_series_name("SLV")] == "demo fallback"  # not in the fetched file
     # the same run by hand with the store's context, and with the demo fallback
     config = Config(demo=DEMO)
-    panel, context = load_market(config, store_dir, None)
+    market = load_market(config, store_dir, None)
+    panel, context = market.panel, market.context
     settings = settings_from_config(config, date(2021, 3, 1), date(2021, 7, 30))
     by_hand = run_backtest(panel, "cot_trend", settings, {"weeks": 1.0}, context=context)
     demo_run = run_backtest(panel, "cot_trend", settings, {"weeks": 1.0})
@@ -104,7 +106,8 @@ def test_qgtm_backtest_uses_the_store_and_says_so(store_dir: Path, capsys) -> No
 
 
 def test_without_provider_data_the_backtest_keeps_the_demo_fallback(tmp_path: Path) -> None:
-    panel, context = load_market(Config(demo=DEMO), tmp_path, None)
+    market = load_market(Config(demo=DEMO), tmp_path, None)
+    panel, context = market.panel, market.context
     assert context is None
     assert len(panel) > 300
     assert demo_context().source_of("DFII10") == "demo fallback"
@@ -113,7 +116,8 @@ def test_without_provider_data_the_backtest_keeps_the_demo_fallback(tmp_path: Pa
 def test_retraining_scores_candidates_on_the_stores_series(store_dir: Path) -> None:
     """qgtm.engine.learn.retrain takes the same context: the signal portfolio it scores
     follows the store's DFII10 vintages, not the demo fallback."""
-    panel, context = load_market(Config(demo=DEMO), store_dir, None)
+    market = load_market(Config(demo=DEMO), store_dir, None)
+    panel, context = market.panel, market.context
     assert context is not None
     strategy = make_strategy("gold_real_rates", MACRO)
     start, end = panel.dates.index(date(2021, 3, 15)), panel.dates.index(date(2021, 6, 1))
@@ -137,18 +141,19 @@ def test_league_workers_take_the_stores_inputs(store_dir: Path, tmp_path: Path) 
 
     import polars as pl
 
-    from qgtm.engine.backtest import commands
+    from qgtm.engine.backtest import league
 
     config = Config(demo=DEMO)
-    panel, context = load_market(config, store_dir, None)
+    market = load_market(config, store_dir, None)
+    panel, context = market.panel, market.context
     settings = settings_from_config(config, date(2021, 3, 1), date(2021, 6, 30))
     out = tmp_path / "league"
     init = (panel, settings, {s: "x" for s in panel.symbols}, out, context)
-    commands._league_init(*pickle.loads(pickle.dumps(init)))  # as a spawn worker gets it
+    league._league_init(*pickle.loads(pickle.dumps(init)))  # as a spawn worker gets it
     try:
-        row = commands._league_row("gold_real_rates")
+        row = league._league_row("gold_real_rates")
     finally:
-        commands._WORKER.clear()
+        league._WORKER.clear()
     assert "error" not in row
     (summary,) = out.glob("artifacts/backtests/gold_real_rates-*/summary.parquet")
     saved = json.loads(pl.read_parquet(summary)["config_json"][0])

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from qgtm.core.config import REFRESH_SOURCES
 from qgtm.core.secrets import MissingCredentialsError
 from qgtm.engine.data.providers.base import Provider, ProviderError
 from qgtm.engine.data.quality import (
@@ -27,7 +28,7 @@ from qgtm.engine.data.store import MarketStore
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("alpaca", "fred", "cftc", "eia", "lbma")
+SOURCES = REFRESH_SOURCES  # declared in core so the CLI parser needs no engine import
 
 
 class UnknownSourceError(ValueError):

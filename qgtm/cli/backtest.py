@@ -1,12 +1,12 @@
-"""`qgtm backtest` and `qgtm data import`: argument handling, progress and printing.
+"""`qgtm backtest`: argument handling, progress and the reports a terminal shows.
 
-cli.py only declares the arguments and calls `backtest_command` / `data_import_command`.
+qgtm/cli/parser.py declares the arguments; the engine (qgtm.engine.backtest) runs the
+backtests and returns data; everything printed is rendered here.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -16,15 +16,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import duckdb
 from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from qgtm.core.config import KILL_RESETS, Config
-from qgtm.core.processes import worker_pool
-from qgtm.core.universe import load_universe
+from qgtm.cli.output import print_json
+from qgtm.core.config import Config
 from qgtm.engine.backtest.api import (
     BACKTEST_FLAGS,
     RunOutcome,
@@ -41,7 +39,9 @@ from qgtm.engine.backtest.api import (
 )
 from qgtm.engine.backtest.decision import regime_cache_for, use_regime_cache
 from qgtm.engine.backtest.event_driven import Progress as ProgressFn
-from qgtm.engine.backtest.result import DECISIONS, BacktestError
+from qgtm.engine.backtest.league import league_settings, run_league
+from qgtm.engine.backtest.market import BacktestMarket, MarketHeldError, load_market, sectors_of
+from qgtm.engine.backtest.result import BacktestError
 from qgtm.engine.backtest.runs import (
     Comparison,
     StoredRun,
@@ -62,117 +62,7 @@ from qgtm.engine.backtest.stats import (
     kill_switch_text,
     monthly_rows,
 )
-from qgtm.engine.data.store import MarketStore, PricePanel
-from qgtm.engine.data.user_bars import load_user_bars, summary_lines, to_panel
-from qgtm.engine.features.auxiliary import StrategyContext
-from qgtm.engine.features.pit_features import store_context, summarise_inputs
-from qgtm.engine.features.store import FeatureStore
-
-
-def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `qgtm backtest` options."""
-    parser.add_argument(
-        "strategy", nargs="?", help="registered strategy name (see `qgtm strategies`)"
-    )
-    parser.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="first session")
-    parser.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="last session")
-    parser.add_argument(
-        "--param", action="append", default=[], metavar="K=V", help="parameter override"
-    )
-    parser.add_argument(
-        "--sweep", metavar="K=A:B:STEP", help="sweep one parameter (vectorised runner)"
-    )
-    parser.add_argument(
-        "--walk-forward",
-        metavar="TRAIN:TEST[:anchored]",
-        help="walk-forward over the sweep: train/test sessions, rolling unless ':anchored'",
-    )
-    parser.add_argument(
-        "--cv",
-        metavar="K[:EMBARGO]",
-        help="purged k-fold cross-validation of the sweep's choice (AFML ch. 7): K folds, "
-        "EMBARGO sessions after each test fold left out of training (default 1%% of them)",
-    )
-    parser.add_argument(
-        "--impact",
-        metavar="BPS",
-        help="market impact in bps at 100%% of ADV, linear in participation "
-        "(default: [backtest] impact_bps_at_full_adv, 0)",
-    )
-    parser.add_argument(
-        "--borrow",
-        metavar="BPS",
-        help="yearly borrow fee in bps on the value of shorts, charged each close "
-        "(default: [backtest] borrow_bps_annual, 0)",
-    )
-    parser.add_argument(
-        "--kill-reset",
-        choices=KILL_RESETS,
-        help="how kill tiers step down: hold (never, as live with nobody to reset them) "
-        "or daily (WARN/THROTTLE/NO_NEW last one session; FLATTEN holds) "
-        "(default: [backtest] kill_reset, hold)",
-    )
-    parser.add_argument(
-        "--benchmark",
-        default=EQUAL_WEIGHT,
-        metavar="NAME",
-        help="compare with: 'equal' (every symbol, equal weights; default), a symbol of "
-        "the bars, or 'none' (beta, alpha, information ratio, tracking error)",
-    )
-    parser.add_argument(
-        "--runner", choices=("event", "vector"), default="event", help="default: event"
-    )
-    parser.add_argument(
-        "--data", type=Path, metavar="FILE", help="your own daily bars (CSV/Parquet)"
-    )
-    parser.add_argument(
-        "--decision",
-        choices=DECISIONS,
-        default=None,
-        help="live: the live engine's allocator and every risk check (default for one "
-        "run); signal: inverse-vol weights and only the kill-tier, position, gross and "
-        "net caps, a quick ranking booked by the compiled pass (default for --sweep and "
-        "--all)",
-    )
-    parser.add_argument("--all", action="store_true", help="every strategy: a league table")
-    parser.add_argument(
-        "--runs", action="store_true", help="list the stored runs of this data dir, newest first"
-    )
-    parser.add_argument(
-        "--compare",
-        nargs=2,
-        metavar=("RUN_A", "RUN_B"),
-        help="two stored runs side by side: stats, config differences, return correlation",
-    )
-    parser.add_argument(
-        "--rerun",
-        metavar="RUN",
-        help="run a stored run again from its config and check it reproduces (exit 1 if not)",
-    )
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        help="print JSON for machines (a statistic that is not finite, e.g. an infinite "
-        "minimum track record, is null)",
-    )
-
-
-def json_ready(value: Any) -> Any:
-    """`value` with every float that is not finite (an infinite minimum track record, a
-    NaN statistic) replaced by None, in dicts, lists and tuples at any depth."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(v) for v in value]
-    return value
-
-
-def print_json(value: Any) -> None:
-    """--json output: strict JSON (RFC 8259) that jq and JSON.parse read. Python's json
-    would print Infinity and NaN, which they reject; those are null here."""
-    print(json.dumps(json_ready(value), indent=2, default=str, allow_nan=False))
+from qgtm.engine.features.pit_features import summarise_inputs
 
 
 def _parse_cv(text: str | None) -> tuple[int, int | None] | None:
@@ -205,40 +95,21 @@ def _parse_walk(text: str | None) -> tuple[int, int, bool] | None:
         raise BacktestError(f"bad --walk-forward {text!r}: want TRAIN:TEST[:anchored]") from None
 
 
-def load_market(
-    config: Config, data_dir: Path, data_file: Path | None
-) -> tuple[PricePanel, StrategyContext | None]:
-    """The bars, and the macro/COT inputs the live engine would give the strategies.
-
-    With the data directory's market store: the panel and `store_context` over its
-    sessions (the FRED/CFTC series the store holds, point in time, as the live engine's
-    ContextCache builds it; None when the store holds none: the demo fallback). With the
-    user's own file: its bars and None.
-    """
-    if data_file is not None:
-        bars = load_user_bars(data_file)
-        for line in summary_lines(bars, limit=5):
-            print(line, file=sys.stderr)
-        return to_panel(bars.bars), None
-    universe = load_universe()
-    data_dir.mkdir(parents=True, exist_ok=True)
+def market(config: Config, data_dir: Path, data_file: Path | None) -> BacktestMarket:
+    """The backtest's bars (engine.backtest.market.load_market), or, while a running
+    engine holds market.duckdb, the sessions it has processed, borrowed over its attach
+    socket as its Research screen sees them. Notes about their origin go to stderr."""
     try:
-        store = MarketStore(data_dir)
-    except duckdb.IOException:
-        return engine_market(data_dir)
-    try:
-        store.ensure_demo(universe, config.demo)
-        panel = store.load_panel(universe.symbols)
-        context = store_context(FeatureStore(store.connection), panel.dates)
-        return panel, (None if context.source == "demo" else context)
-    finally:
-        store.close()
+        loaded = load_market(config, data_dir, data_file)
+    except MarketHeldError:
+        loaded = engine_market(data_dir)
+    for line in loaded.notes:
+        print(line, file=sys.stderr)
+    return loaded
 
 
-def engine_market(data_dir: Path) -> tuple[PricePanel, StrategyContext | None]:
-    """The bars and strategy inputs of the engine that holds `data_dir`'s market store
-    (DuckDB opens a file in one process only), borrowed over its attach socket: the
-    sessions it has processed, as its Research screen sees them."""
+def engine_market(data_dir: Path) -> BacktestMarket:
+    """The bars and strategy inputs lent by the engine that holds `data_dir`."""
     from qgtm.engine.live.attach import AttachError, RemoteCommandError, call_engine
 
     try:
@@ -249,12 +120,12 @@ def engine_market(data_dir: Path) -> tuple[PricePanel, StrategyContext | None]:
             f"bars ({exc or type(exc).__name__}); backtest from its Research screen or "
             "pass another --data-dir"
         ) from None
-    print(
+    note = (
         f"market.duckdb is held by the running engine (pid {lent['pid']}): backtesting on "
-        f"the {lent['sessions']:,} sessions it has processed, to {lent['data_until']}",
-        file=sys.stderr,
+        f"the {lent['sessions']:,} sessions it has processed, to {lent['data_until']}"
     )
-    return unpack_market(lent["market"])
+    panel, context = unpack_market(lent["market"])
+    return BacktestMarket(panel, context, [note])
 
 
 @contextmanager
@@ -430,77 +301,19 @@ def _print_report(outcome: RunOutcome) -> None:
     print(f"artifacts: {outcome.artifact}")
 
 
-def _sectors(panel: PricePanel) -> dict[str, str]:
-    universe = load_universe()
-    return {s: universe.sector_of(s) if s in universe.symbols else "user" for s in panel.symbols}
-
-
-_WORKER: dict[str, Any] = {}
-"""The league worker's panel, settings and sectors, sent once per process."""
-
-
-def _league_init(
-    panel: PricePanel,
-    settings: Any,
-    sectors: dict[str, str],
-    data_dir: Path,
-    context: StrategyContext | None = None,
-) -> None:
-    _WORKER.update(
-        panel=panel, settings=settings, sectors=sectors, data_dir=data_dir, context=context
-    )
-    use_regime_cache(regime_cache_for(data_dir))
-
-
-def _league_row(name: str) -> dict[str, Any]:
-    """One strategy's vectorised backtest over the league's panel (runs in a worker)."""
-    try:
-        outcome = run_backtest(
-            _WORKER["panel"],
-            name,
-            _WORKER["settings"],
-            runner="vector",
-            sector_of=_WORKER["sectors"],
-            context=_WORKER.get("context"),
-        )
-    except BacktestError as exc:
-        return {"strategy": name, "error": str(exc)}
-    save_artifacts(outcome, _WORKER["data_dir"])
-    return {
-        "strategy": name,
-        "cagr": outcome.report.cagr,
-        "sharpe": outcome.report.sharpe,
-        "max_drawdown": outcome.report.max_drawdown,
-        "psr": outcome.validation.get("psr_vs_zero", 0.0),
-        "trades": len(outcome.result.trades),
-        "kill_switch": outcome.report.kill_switch,
-        "kill_spells": outcome.report.kill_spells,
-    }
-
-
 def _league(
     config: Config,
     data_dir: Path,
-    panel: PricePanel,
+    loaded: BacktestMarket,
     as_json: bool,
     decision: str = "signal",
-    context: StrategyContext | None = None,
 ) -> int:
-    """Every registered strategy, one per worker process (as many as there are cores).
-
-    The default decision is "signal" (a quick ranking): the live decision costs about
-    0.2-0.6 ms a session, which makes the league about twice as long (bench/README.md).
-    """
-    settings = replace(settings_from_config(config, None, None), decision=decision)
-    init = (panel, settings, _sectors(panel), data_dir, context)
+    """`--all`: every registered strategy (engine.backtest.league), as a table or JSON."""
+    settings = league_settings(config, decision)
+    panel = loaded.panel
     names = strategy_names()
-    rows = []
-    workers = max(1, min(os.cpu_count() or 1, len(names)))
-    with _progress("league") as progress, worker_pool(workers, _league_init, init) as pool:
-        for n, row in enumerate(pool.imap(_league_row, names)):
-            rows.append(row)
-            progress(n + 1, len(names))
-    rows.sort(key=lambda r: -r.get("sharpe", -math.inf))
+    with _progress("league") as progress:
+        rows = run_league(settings, data_dir, panel, loaded.context, progress)
     if as_json:
         print_json(rows)
         return 0
@@ -536,8 +349,11 @@ def _league(
     return 0
 
 
-def backtest_command(args: argparse.Namespace, config: Config, data_dir: Path) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run `qgtm backtest`; expected mistakes raise BacktestError / UserBarsError."""
+    from qgtm.cli.config import load
+
+    config, data_dir = load(args, engine=True)
     start, end = parse_date(args.start, "--from"), parse_date(args.end, "--to")
     if start and end and start > end:
         raise BacktestError(f"--from {start} is after --to {end}")
@@ -560,12 +376,13 @@ def backtest_command(args: argparse.Namespace, config: Config, data_dir: Path) -
         raise BacktestError("name a strategy (see `qgtm strategies`) or pass --all")
     if not args.all:
         make_strategy(args.strategy, params)  # fail fast on a bad name or parameter
-    panel, context = load_market(config, data_dir, args.data)
+    loaded = market(config, data_dir, args.data)
     use_regime_cache(regime_cache_for(data_dir))
     decision = getattr(args, "decision", None)
     if args.all:
-        return _league(config, data_dir, panel, args.json, decision or "signal", context)
-    sectors = _sectors(panel)
+        return _league(config, data_dir, loaded, args.json, decision or "signal")
+    panel, context = loaded.panel, loaded.context
+    benchmark = args.benchmark or EQUAL_WEIGHT
     # one run: the live decision; a sweep runs it once per value, so the quick one
     decision = decision or ("signal" if sweep else "live")
     settings = replace(settings_from_config(config, start, end), decision=decision)
@@ -578,12 +395,12 @@ def backtest_command(args: argparse.Namespace, config: Config, data_dir: Path) -
             args.runner,
             sweep,
             walk,
-            sectors,
+            sectors_of(panel),
             progress,
             context,
             workers=os.cpu_count() or 1,  # a sweep's trials, one process per core
             cv=cv,
-            benchmark=None if args.benchmark.lower() == "none" else args.benchmark,
+            benchmark=None if benchmark.lower() == "none" else benchmark,
         )
     if args.data is not None:  # where the bars came from, for --rerun
         outcome.config["data_file"] = str(args.data.resolve())
@@ -619,10 +436,17 @@ def _stored_runs_command(args: argparse.Namespace, config: Config, data_dir: Pat
         data_file = Path(run.config["data_file"])
         if not data_file.exists():
             raise BacktestError(f"{run.run_id} ran on {data_file}, which is gone: pass --data")
-    panel, context = load_market(config, data_dir, data_file)
+    loaded = market(config, data_dir, data_file)
     use_regime_cache(regime_cache_for(data_dir))
     with _progress(f"rerun {run.run_id}") as progress:
-        check = rerun(run, panel, _sectors(panel), context, progress, os.cpu_count() or 1)
+        check = rerun(
+            run,
+            loaded.panel,
+            sectors_of(loaded.panel),
+            loaded.context,
+            progress,
+            os.cpu_count() or 1,
+        )
     if args.json:
         print_json(check.as_dict())
     else:
@@ -704,21 +528,3 @@ def _print_comparison(comparison: Comparison) -> None:
         )
     else:
         console.print("no shared sessions", highlight=False)
-
-
-def data_import_command(args: argparse.Namespace, data_dir: Path) -> int:
-    """Run `qgtm data import FILE [--symbol S]`."""
-    bars = load_user_bars(args.file, args.symbol)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        store = MarketStore(data_dir)
-    except duckdb.IOException:
-        raise BacktestError(f"{data_dir}/market.duckdb is held by a running engine") from None
-    try:
-        written = store.upsert_user_bars(bars.bars)
-    finally:
-        store.close()
-    for line in summary_lines(bars):
-        print(line)
-    print(f"stored {written} bars in {data_dir / 'market.duckdb'} (source=user)")
-    return 0

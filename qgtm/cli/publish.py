@@ -1,6 +1,9 @@
 """`qgtm publish ...`: serve, add-subscriber, rotate-key, list, replay, status.
 
-qgtm/cli.py only builds the parser group (`add_parser`) and calls `run(args)`.
+The publisher host runs these from the same package (`qgtm publish serve`); they import
+`qgtm.cli`, `qgtm.core` and `qgtm.publish` only, never the engine
+(tests/cli/test_startup.py proves it), so the parser lives with the others in
+qgtm/cli/parser.py.
 """
 
 from __future__ import annotations
@@ -10,50 +13,19 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
+from qgtm.cli import CliError
+from qgtm.cli.config import data_dir_of
 from qgtm.core.publication import SecretMissingError, load_secret
 from qgtm.publish.settings import PublisherSettings, SettingsError, env_secret, load_settings
-from qgtm.publish.store import ROLES, PublisherStore
-
-
-class PublishCliError(RuntimeError):
-    """An expected mistake in a publish command (one line, exit 2)."""
-
-
-def add_parser(sub: argparse._SubParsersAction, common) -> None:  # type: ignore[type-arg,no-untyped-def]
-    """The `publish` subcommand group."""
-    publish = sub.add_parser("publish", help="signal publisher: serve subscribers by tier")
-    common(publish)
-    publish.add_argument(
-        "--publisher-config", type=Path, default=None, help="publisher TOML (tiers, channels)"
-    )
-    actions = publish.add_subparsers(dest="publish_command", metavar="action", required=True)
-    serve = actions.add_parser("serve", help="run the publisher HTTP service (uvicorn)")
-    serve.add_argument("--host", default=None, help="bind address (default from config)")
-    serve.add_argument("--port", type=int, default=None, help="port (default from config)")
-    add = actions.add_parser("add-subscriber", help="create a subscriber; prints its key once")
-    add.add_argument("name")
-    add.add_argument("--tier", required=True)
-    add.add_argument("--role", choices=ROLES, default="subscriber")
-    add.add_argument("--discord-webhook", default=None, metavar="ID/TOKEN")
-    add.add_argument("--telegram-chat-id", default=None)
-    add.add_argument("--email", default=None)
-    rotate = actions.add_parser("rotate-key", help="replace a subscriber's key; prints it once")
-    rotate.add_argument("subscriber_id", type=int)
-    actions.add_parser("list", help="list subscribers (no keys)")
-    replay = actions.add_parser("replay", help="re-deliver items issued in a time window")
-    replay.add_argument("--since", required=True, help="ISO time, e.g. 2026-01-05T00:00+00:00")
-    replay.add_argument("--until", default=None, help="ISO time (default: now)")
-    replay.add_argument("--subscriber", type=int, default=None, help="only this subscriber id")
-    actions.add_parser("status", help="items, subscribers by tier, deliveries by status")
+from qgtm.publish.store import PublisherStore
 
 
 def _time(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise PublishCliError(f"not an ISO time: {text!r}") from None
+        raise CliError(f"not an ISO time: {text!r}") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -66,7 +38,7 @@ def _serve(settings: PublisherSettings, host: str | None, port: int | None) -> i
     try:
         secret = load_secret()
     except SecretMissingError as exc:
-        raise PublishCliError(str(exc)) from None
+        raise CliError(str(exc)) from None
     ctx = PublisherContext(
         settings=settings,
         store=PublisherStore(settings.db),
@@ -81,12 +53,12 @@ def _serve(settings: PublisherSettings, host: str | None, port: int | None) -> i
     return 0
 
 
-def run(args: argparse.Namespace, data_dir: Path) -> int:
+def run(args: argparse.Namespace) -> int:
     """Dispatch one `qgtm publish` action."""
     try:
-        settings = load_settings(args.publisher_config, data_dir)
+        settings = load_settings(args.publisher_config, data_dir_of(args))
     except SettingsError as exc:
-        raise PublishCliError(str(exc)) from None
+        raise CliError(str(exc)) from None
     if args.publish_command == "serve":
         return _serve(settings, args.host, args.port)
     store = PublisherStore(settings.db)
@@ -101,9 +73,9 @@ def _offline(args: argparse.Namespace, settings: PublisherSettings, store: Publi
     if command == "add-subscriber":
         if args.tier not in settings.tiers:
             known = ", ".join(sorted(settings.tiers))
-            raise PublishCliError(f"unknown tier {args.tier!r} (tiers: {known})")
+            raise CliError(f"unknown tier {args.tier!r} (tiers: {known})")
         if store.conn.execute("SELECT 1 FROM subscribers WHERE name = ?", (args.name,)).fetchone():
-            raise PublishCliError(f"a subscriber named {args.name!r} already exists")
+            raise CliError(f"a subscriber named {args.name!r} already exists")
         sub, key = store.add_subscriber(
             args.name, args.tier, args.role, args.discord_webhook, args.telegram_chat_id, args.email
         )
@@ -113,7 +85,7 @@ def _offline(args: argparse.Namespace, settings: PublisherSettings, store: Publi
     if command == "rotate-key":
         key = store.rotate_key(args.subscriber_id)
         if key is None:
-            raise PublishCliError(f"no subscriber with id {args.subscriber_id}")
+            raise CliError(f"no subscriber with id {args.subscriber_id}")
         print(f"new api key (shown once, the old one no longer works): {key}")
         return 0
     if command == "list":
@@ -129,7 +101,7 @@ def _offline(args: argparse.Namespace, settings: PublisherSettings, store: Publi
         since = _time(args.since)
         until = _time(args.until) if args.until else datetime.now(UTC)
         if until < since:
-            raise PublishCliError("--until is before --since")
+            raise CliError("--until is before --since")
         count = store.replay(since, until, args.subscriber)
         print(f"{count} deliveries queued again (the running service sends them)")
         return 0
