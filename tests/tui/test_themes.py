@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
+import re
+import time
+from dataclasses import astuple
 from pathlib import Path
 
 import pytest
+from textual.color import Color
+from textual.command import CommandInput, CommandList
+from textual.pilot import Pilot
+from textual.theme import BUILTIN_THEMES
 
-from qgtm.core.paths import THEMES_DIR
+from qgtm.core.paths import PACKAGE_THEMES_DIR, user_themes_dir
+from qgtm.tui.app import QGTMApp
+from qgtm.tui.screens.monitor import MonitorScreen
 from qgtm.tui.themes import (
+    _COMMENT,
+    TERMINAL_CSS,
     UnknownThemeError,
     available_themes,
     load_theme,
+    palette,
+    palette_of,
+    qgtm_variables,
     save_theme,
     saved_theme,
     theme_variables,
 )
+from tests.tui.conftest import RecordingClient, make_engine
 
 MEANINGS = {"gain", "loss", "muted", "tier-normal", "tier-warn", "tier-throttle", "tier-no-new"}
 
 
-def test_the_three_themes_ship_in_the_themes_folder() -> None:
+def test_the_three_themes_ship_inside_the_package() -> None:
     assert {"qgtm-dark", "qgtm-contrast", "qgtm-light"} <= set(available_themes())
 
 
@@ -34,13 +49,13 @@ def test_a_theme_file_becomes_a_textual_theme(tmp_path: Path) -> None:
     (tmp_path / "mine.tcss").write_text(
         "/* a comment: $ignored: #000; */\n$primary: #123456;\n$dark: false;\n$gain: #00aa00;\n"
     )
-    theme = load_theme("mine", tmp_path)
+    theme = load_theme("mine", [tmp_path])
     assert (theme.primary, theme.dark, theme.variables) == ("#123456", False, {"gain": "#00aa00"})
 
 
 def test_the_light_theme_is_light() -> None:
     assert not load_theme("qgtm-light").dark
-    assert theme_variables(THEMES_DIR / "qgtm-dark.tcss")["background"] == "#000000"
+    assert theme_variables(PACKAGE_THEMES_DIR / "qgtm-dark.tcss")["background"] == "#000000"
 
 
 def test_an_unknown_theme_names_the_choices() -> None:
@@ -55,3 +70,83 @@ def test_the_choice_is_remembered_and_a_stale_choice_ignored(tmp_path: Path) -> 
     assert saved_theme(path) == "qgtm-light"
     path.write_text("gone-theme\n")
     assert saved_theme(path) is None
+
+
+def test_a_users_theme_is_offered_and_replaces_a_packaged_one_of_its_name(
+    tmp_path: Path,
+) -> None:
+    user = tmp_path / "user-themes"
+    user.mkdir()
+    (user / "mine.tcss").write_text("$primary: #123456;\n")
+    (user / "qgtm-dark.tcss").write_text("$primary: #654321;\n$gain: #00aa00;\n")
+    dirs = [PACKAGE_THEMES_DIR, user]
+    assert {"mine", "qgtm-dark", "qgtm-light"} <= set(available_themes(dirs))
+    assert load_theme("qgtm-dark", dirs).primary == "#654321"
+
+
+def test_themes_are_read_from_the_user_config_dir(private_config_dir: Path) -> None:
+    assert user_themes_dir() == private_config_dir / "qgtm" / "themes"
+    user_themes_dir().mkdir(parents=True)
+    (user_themes_dir() / "mine.tcss").write_text("$primary: #123456;\n")
+    assert "mine" in available_themes()
+    assert load_theme("mine").primary == "#123456"
+
+
+def _variables_used_by(css: str) -> set[str]:
+    return set(re.findall(r"\$([a-z][\w-]*)", _COMMENT.sub("", css)))
+
+
+def test_every_textual_theme_defines_every_variable_the_terminal_uses() -> None:
+    used = _variables_used_by(TERMINAL_CSS.read_text(encoding="utf-8"))
+    for name, theme in BUILTIN_THEMES.items():
+        defined = {*theme.to_color_system().generate(), *qgtm_variables(theme)}
+        assert used <= defined, f"{name} lacks {sorted(used - defined)}"
+        assert all(c.startswith("#") and len(c) == 7 for c in astuple(palette_of(theme)))
+
+
+async def _choose(pilot: Pilot, query: str, label: str) -> None:
+    """Enter `query` in the open palette, highlight the hit named `label`, run it."""
+    pilot.app.screen.query_one(CommandInput).value = query  # as typed, in one step
+    commands = pilot.app.screen.query_one(CommandList)
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        options = (commands.get_option_at_index(i) for i in range(commands.option_count))
+        prompts = [str(option.prompt).split("\n")[0] for option in options]
+        if label in prompts:
+            commands.highlighted = prompts.index(label)
+            break
+        await pilot.pause(0.02)
+    else:
+        raise AssertionError(f"no {label!r} among {prompts}")
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+async def test_every_theme_the_picker_offers_works(tmp_path: Path) -> None:
+    """ctrl+p -> Theme -> NAME for every theme the picker lists: the app keeps running
+    and paints with that theme (nord crashed it: `$bg` undefined)."""
+    engine = make_engine(tmp_path / "book", running=False)
+    app = QGTMApp(RecordingClient(engine), data_dir=tmp_path / "book", theme_file=tmp_path / "t")
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            offered = sorted(app.available_themes)
+            assert {"nord", "dracula", "ansi-dark", "qgtm-dark", "qgtm-light"} <= set(offered)
+            for n, name in enumerate(offered):
+                if n == 0:  # the whole way once; then the picker the Theme command opens
+                    await pilot.press("ctrl+p")
+                    await _choose(pilot, "Theme", "Theme")
+                else:
+                    app.action_change_theme()
+                    await pilot.pause()
+                await _choose(pilot, name, name)
+                await pilot.pause()
+                assert app.is_running and app.return_code is None, name
+                assert app.theme == name
+                assert isinstance(app.screen, MonitorScreen)
+                background = app.theme_variables["bg"]
+                assert app.screen.styles.background == Color.parse(background), name
+                assert palette() == palette_of(app.current_theme)
+            assert "QGTM" in app.export_screenshot()
+        assert (tmp_path / "t").read_text().strip() == offered[-1]
+    finally:
+        engine.close()
