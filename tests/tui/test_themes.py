@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
 import re
+import select
+import struct
+import subprocess
+import sys
+import termios
 import time
 from dataclasses import astuple
 from pathlib import Path
@@ -150,3 +158,44 @@ async def test_every_theme_the_picker_offers_works(tmp_path: Path) -> None:
         assert (tmp_path / "t").read_text().strip() == offered[-1]
     finally:
         engine.close()
+
+
+def _run_in_a_terminal(argv: list[str], env: dict[str, str], timeout: float) -> tuple[int, str]:
+    """Run `argv` with a pseudo-terminal (80x24) as its tty; its exit code and output."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    output = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            try:
+                chunk = os.read(master, 65536) if ready else b""
+            except OSError:  # the child closed the terminal
+                break
+            output += chunk
+            if not chunk and proc.poll() is not None:
+                break
+        return proc.wait(timeout=30), output.decode(errors="replace")
+    finally:
+        proc.kill()
+        os.close(master)
+
+
+def test_a_crash_inside_the_terminal_makes_qgtm_exit_non_zero(tmp_path: Path) -> None:
+    """A user theme with a colour Textual cannot parse makes the app crash at its first
+    frame: the real `qgtm` prints why and exits 1, not 0 (scripts and supervisors see it)."""
+    config_home = tmp_path / "config"
+    (config_home / "qgtm" / "themes").mkdir(parents=True)
+    (config_home / "qgtm" / "themes" / "broken.tcss").write_text(
+        "$primary: #123456;\n$fg: nonsense;\n"
+    )
+    config = tmp_path / "config.toml"
+    config.write_text('[tui]\ntheme = "broken"\n[demo]\nstart = 2008-01-02\nend = 2009-06-30\n')
+    env = {**os.environ, "XDG_CONFIG_HOME": str(config_home), "TERM": "xterm-256color"}
+    argv = [sys.executable, "-m", "qgtm.cli", "--config", str(config)]
+    code, output = _run_in_a_terminal([*argv, "--data-dir", str(tmp_path / "book")], env, 120)
+    assert code == 1, output[-2000:]
+    assert "nonsense" in output
