@@ -26,8 +26,10 @@ from qgtm.tui.app import QGTMApp
 from qgtm.tui.screens.monitor import MonitorScreen
 from qgtm.tui.themes import (
     _COMMENT,
+    DEFAULT_THEME,
     TERMINAL_CSS,
     UnknownThemeError,
+    activate_palette,
     available_themes,
     load_theme,
     palette,
@@ -199,3 +201,16 @@ def test_a_crash_inside_the_terminal_makes_qgtm_exit_non_zero(tmp_path: Path) ->
     code, output = _run_in_a_terminal([*argv, "--data-dir", str(tmp_path / "book")], env, 120)
     assert code == 1, output[-2000:]
     assert "nonsense" in output
+
+
+def test_a_remembered_textual_theme_is_restored_at_the_next_start(tmp_path: Path) -> None:
+    engine = make_engine(tmp_path / "book", running=False)
+    try:
+        save_theme(tmp_path / "t", "nord")
+        app = QGTMApp(RecordingClient(engine), theme_file=tmp_path / "t")
+        assert app.theme == "nord"
+        assert palette() == palette_of(app.current_theme)
+        assert palette().gain == app.current_theme.success.lower()
+    finally:
+        activate_palette(DEFAULT_THEME)  # the app never ran, so never reset it
+        engine.close()
