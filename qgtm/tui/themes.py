@@ -17,6 +17,7 @@ text (table cells).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -113,8 +114,16 @@ def load_theme(theme_name: str, dirs: Sequence[Traversable] | None = None) -> Th
 
 
 def load_all_themes(dirs: Sequence[Traversable] | None = None) -> dict[str, Theme]:
-    """Every theme in the folders, by name."""
-    return {name: load_theme(name, dirs) for name in available_themes(dirs)}
+    """Every theme in the folders, by name. A file that is not a theme (no `$primary`,
+    unreadable) is left out and logged, so one bad user file cannot stop the terminal;
+    asking for it by name then says which themes exist."""
+    themes: dict[str, Theme] = {}
+    for name in available_themes(dirs):
+        try:
+            themes[name] = load_theme(name, dirs)
+        except (UnknownThemeError, OSError, UnicodeDecodeError) as exc:
+            logging.getLogger(__name__).warning("event=theme_skipped theme=%s reason=%s", name, exc)
+    return themes
 
 
 def _truecolor(value: str, foreground: bool = True) -> Color:

@@ -31,6 +31,7 @@ from qgtm.tui.themes import (
     UnknownThemeError,
     activate_palette,
     available_themes,
+    load_all_themes,
     load_theme,
     palette,
     palette_of,
@@ -214,3 +215,9 @@ def test_a_remembered_textual_theme_is_restored_at_the_next_start(tmp_path: Path
     finally:
         activate_palette(DEFAULT_THEME)  # the app never ran, so never reset it
         engine.close()
+
+
+def test_a_file_that_is_not_a_theme_is_left_out_not_fatal(tmp_path: Path) -> None:
+    (tmp_path / "good.tcss").write_text("$primary: #123456;\n")
+    (tmp_path / "notes.tcss").write_text("/* no colours yet */\n")
+    assert set(load_all_themes([tmp_path])) == {"good"}
