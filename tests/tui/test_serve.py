@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import subprocess
 import sys
@@ -85,19 +87,17 @@ def test_serve_starts_on_loopback_and_serves_its_page(tmp_path: Path) -> None:
 
 
 async def _terminal_text(url: str, until: str, timeout: float) -> str:
-    """What a browser tab's terminal receives over the websocket, until `until` shows."""
+    """What a browser tab's terminal receives over the websocket, until `until` shows
+    or `timeout` seconds pass (one deadline: the server's pings keep a receive going)."""
     received = ""
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
-        deadline = time.monotonic() + timeout
-        while until not in received and time.monotonic() < deadline:
-            try:
-                message = await ws.receive(timeout=deadline - time.monotonic())
-            except TimeoutError:
-                break
-            if message.type == aiohttp.WSMsgType.BINARY:
-                received += message.data.decode("utf-8", "replace")
-            elif message.type != aiohttp.WSMsgType.TEXT:
-                break
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                async for message in ws:
+                    if message.type == aiohttp.WSMsgType.BINARY:
+                        received += message.data.decode("utf-8", "replace")
+                    if until in received:
+                        break
     return received
 
 
