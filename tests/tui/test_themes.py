@@ -139,7 +139,7 @@ async def test_every_theme_the_picker_offers_works(tmp_path: Path) -> None:
     engine = make_engine(tmp_path / "book", running=False)
     app = QGTMApp(RecordingClient(engine), data_dir=tmp_path / "book", theme_file=tmp_path / "t")
     try:
-        async with app.run_test(size=(100, 30)) as pilot:
+        async with app.run_test(size=(80, 24)) as pilot:
             offered = sorted(app.available_themes)
             assert {"nord", "dracula", "ansi-dark", "qgtm-dark", "qgtm-light"} <= set(offered)
             for n, name in enumerate(offered):
