@@ -126,6 +126,18 @@ def test_the_wheel_holds_the_themes_the_universe_and_the_styles(installed: Insta
     assert not any(n.startswith(("tests/", "bench/", "data/", "themes/")) for n in names)
 
 
+def test_every_file_of_the_package_is_in_the_wheel(installed: Installed) -> None:
+    """A runtime file added later (a screen's .tcss, a data file) needs a package-data
+    pattern in pyproject.toml: this names the one that lacks it."""
+    names = set(zipfile.ZipFile(installed.wheel).namelist())
+    package = [
+        p.relative_to(REPO).as_posix()
+        for p in (REPO / "qgtm").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    ]
+    assert sorted(set(package) - names) == []
+
+
 def test_the_installed_qgtm_is_the_wheel_not_the_clone(installed: Installed) -> None:
     done = subprocess.run(
         [str(installed.venv / "bin" / "python"), "-c",
