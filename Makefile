@@ -28,7 +28,7 @@ $(STAMP_DEV): pyproject.toml | $(BIN)/python
 	$(call say,installing qgtm with the dev extra into $(VENV) (first time: a minute or two))
 	$(PIP) install -e '.[dev]'
 	$(call say,installing the test-ref extra (optional reference implementations))
-	$(PIP) install -e '.[dev,test-ref]' || echo "test-ref extra not installed: reference tests will skip"
+	$(PIP) install --quiet -e '.[dev,test-ref]' || echo "test-ref extra not installed: reference tests will skip"
 	@touch $@ $(STAMP)
 
 run: $(STAMP)
