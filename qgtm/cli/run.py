@@ -75,7 +75,7 @@ def _run_terminal(config: Config, data_dir: Path) -> int:
             engine.close()
     finally:
         lock.release()
-    return 0
+    return app.return_code or 0  # a crash inside the app (Textual prints it) exits 1
 
 
 def _attach(config: Config, data_dir: Path) -> int:
@@ -92,8 +92,9 @@ def _attach(config: Config, data_dir: Path) -> int:
             f"an engine already runs on {data_dir} and cannot be attached to ({exc})"
         ) from None
     logging.getLogger(__name__).info("event=attach socket=%s", client.path)
-    QGTMApp(client, theme_name=config.tui.theme).run()
-    return 0
+    app = QGTMApp(client, theme_name=config.tui.theme)
+    app.run()
+    return app.return_code or 0  # a crash inside the app (Textual prints it) exits 1
 
 
 def _run_daemon(config: Config, data_dir: Path, sessions: int | None) -> int:

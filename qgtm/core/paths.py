@@ -1,18 +1,29 @@
-"""Where the project's own files live (data/, themes/) and where user state goes."""
+"""Where the program's own files live (inside the package) and where user state goes.
+
+Every file the program reads at run time ships inside the `qgtm` package: `qgtm/data/`
+and `qgtm/themes/` are found through importlib.resources, `qgtm/tui/terminal.tcss` beside
+the module that loads it. A clone, an editable install and a wheel in site-packages find
+them the same way; nothing depends on where the repository sits. What a user adds (own
+themes, config, the choice of theme) lives in the platform's user config dir, never in
+the package.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import platformdirs
 
 APP_NAME = "qgtm"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-PROJECT_DATA_DIR = PROJECT_ROOT / "data"
-THEMES_DIR = PROJECT_ROOT / "themes"
+PACKAGE_DATA_DIR: Traversable = files("qgtm") / "data"
+"""Small files the program needs (the universe), shipped inside the package."""
+PACKAGE_THEMES_DIR: Traversable = files("qgtm") / "themes"
+"""The themes that ship with QGTM, one `.tcss` file each."""
 
 
 def default_data_dir() -> Path:
@@ -25,6 +36,12 @@ def default_config_file() -> Path:
     """The config file: $QGTM_CONFIG, else config.toml in the platform's user config dir."""
     env = os.environ.get("QGTM_CONFIG")
     return Path(env) if env else Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def user_themes_dir() -> Path:
+    """Where a user puts their own `.tcss` themes: themes/ in the platform's user config
+    dir (a theme there with a packaged theme's name replaces it)."""
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "themes"
 
 
 @contextmanager

@@ -1,17 +1,17 @@
-"""The tradable universe: commodity ETFs with sector tags, read from data/universe.toml."""
+"""The tradable universe: commodity ETFs with sector tags, from qgtm/data/universe.toml."""
 
 from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
+from importlib.resources.abc import Traversable
 
 import numpy as np
 
-from qgtm.core.paths import PROJECT_DATA_DIR
+from qgtm.core.paths import PACKAGE_DATA_DIR
 
-UNIVERSE_FILE = PROJECT_DATA_DIR / "universe.toml"
+UNIVERSE_FILE: Traversable = PACKAGE_DATA_DIR / "universe.toml"
 
 
 class UniverseError(ValueError):
@@ -120,8 +120,8 @@ def parse_universe(text: str) -> Universe:
 
 
 @cache
-def load_universe(path: Path = UNIVERSE_FILE) -> Universe:
+def load_universe(path: Traversable = UNIVERSE_FILE) -> Universe:
     """Read and validate the universe file (cached per path)."""
-    if not path.exists():
+    if not path.is_file():
         raise UniverseError(f"universe file not found: {path}")
     return parse_universe(path.read_text(encoding="utf-8"))

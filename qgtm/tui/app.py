@@ -39,6 +39,7 @@ from qgtm.tui.themes import (
     THEMES,
     UnknownThemeError,
     activate_palette,
+    qgtm_variables,
     save_theme,
     saved_theme,
     theme_choice_file,
@@ -177,8 +178,8 @@ class QGTMApp(App[None]):
             )
         for theme in THEMES.values():
             self.register_theme(theme)
-        self.theme = saved_theme(self.theme_file) or theme_name
-        activate_palette(self.theme)
+        self.theme = saved_theme(self.theme_file, self.available_themes) or theme_name
+        activate_palette(self.current_theme)
         self.set_keymap(check_keymap(keymap or {}, self.binding_ids()))
 
     async def on_mount(self) -> None:
@@ -288,13 +289,25 @@ class QGTMApp(App[None]):
         if isinstance(self.screen, TerminalScreen) and self.latest is not None:
             self.screen.show(self.latest)
 
-    def action_set_theme(self, theme_name: str) -> None:
-        """Switch theme, remember the choice, and redraw with the new meaning colours."""
-        self.theme = theme_name
-        activate_palette(theme_name)
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        """QGTM's colour variables for the current theme when it does not declare them
+        (Textual's own themes, offered by its theme picker): no theme breaks the CSS."""
+        return qgtm_variables(self.current_theme)
+
+    def watch_theme(self, theme_name: str) -> None:
+        """However the theme changes (our `theme:` entries or Textual's theme picker):
+        Rich text takes its meaning colours, the choice is remembered, the screen redraws."""
+        activate_palette(self.current_theme)
+        if not self.is_running:  # the start-up theme: nothing new to remember
+            return
         save_theme(self.theme_file, theme_name)
         if isinstance(self.screen, TerminalScreen):
             self.screen.restyle()
+
+    def action_set_theme(self, theme_name: str) -> None:
+        """Switch theme (remembered and redrawn by `watch_theme`), and say so."""
+        self.theme = theme_name
+        save_theme(self.theme_file, theme_name)
         self.notify(f"theme {theme_name} (saved to {self.theme_file})", title="Theme")
 
     async def action_flatten(self) -> None:
