@@ -36,6 +36,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -136,6 +137,7 @@ class FakeAlpaca:
         self.state = FakeAlpacaState(symbols=set(symbols), cash=cash)
         self._listeners: list[ServerConnection] = []
         self._events: list[bytes] = []
+        self._sent: dict[ServerConnection, int] = {}  # frames written to each listener
         self._http = LoopbackHTTPServer(("127.0.0.1", 0), self._handler())
         self._ws = serve(self._stream_handler, "127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
@@ -204,6 +206,21 @@ class FakeAlpaca:
             if time.monotonic() > deadline:
                 raise AssertionError("fake alpaca: condition not met in time")
             time.sleep(0.02)
+
+    @property
+    def events_sent(self) -> int:
+        """Trade-update frames written to the newest listener (the live client)."""
+        with self.state.lock:
+            return self._sent.get(self._listeners[-1], 0) if self._listeners else 0
+
+    def wait_delivered(self, received: Callable[[], int], timeout: float = 30.0) -> None:
+        """Block until the client has received every stream frame sent so far.
+
+        `received` counts the frames the client took in (`AlpacaBroker.events_received`).
+        A fake clock calls this before it moves time on, so what the venue reported
+        before a moment is booked before the next one, however slow the machine is.
+        """
+        self.wait_for(lambda: received() >= self.events_sent, timeout)
 
     def wait_for_listener(self, timeout: float = 10.0) -> None:
         """Block until a stream client has authenticated and listens to trade_updates."""
@@ -502,6 +519,8 @@ class FakeAlpaca:
         for conn in listeners:
             try:
                 conn.send(frame)
+                with self.state.lock:
+                    self._sent[conn] = self._sent.get(conn, 0) + 1
             except Exception:  # a client that went away; it reconnects on its own
                 with self.state.lock:
                     if conn in self._listeners:
