@@ -49,82 +49,6 @@ from qgtm.engine.state import StateStore
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS execution_orders (
-    client_order_id TEXT PRIMARY KEY REFERENCES orders(client_order_id),
-    strategy TEXT NOT NULL,
-    algo TEXT NOT NULL,
-    decision_price TEXT NOT NULL,
-    broker_order_id TEXT,
-    remaining_quantity INTEGER NOT NULL DEFAULT 0,
-    note TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS child_orders (
-    child_order_id TEXT PRIMARY KEY,
-    parent_id TEXT NOT NULL REFERENCES orders(client_order_id),
-    quantity INTEGER NOT NULL,
-    price TEXT NOT NULL,
-    filled_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS child_orders_by_parent ON child_orders(parent_id);
-CREATE TABLE IF NOT EXISTS algo_parents (
-    parent_id TEXT PRIMARY KEY REFERENCES orders(client_order_id),
-    algo TEXT NOT NULL,
-    adv REAL,
-    window_start TEXT,
-    window_end TEXT,
-    capped_remainder INTEGER NOT NULL DEFAULT 0,
-    phase TEXT NOT NULL DEFAULT 'WAITING'
-);
-CREATE TABLE IF NOT EXISTS child_slices (
-    child_order_id TEXT PRIMARY KEY,
-    parent_id TEXT NOT NULL REFERENCES orders(client_order_id),
-    slice_no INTEGER NOT NULL,
-    release_at TEXT NOT NULL,
-    quantity INTEGER NOT NULL,
-    status TEXT NOT NULL DEFAULT 'PLANNED',
-    broker_order_id TEXT,
-    filled_quantity INTEGER NOT NULL DEFAULT 0,
-    filled_notional TEXT NOT NULL DEFAULT '0',
-    sent_at TEXT
-);
-CREATE INDEX IF NOT EXISTS child_slices_by_parent ON child_slices(parent_id, slice_no);
-CREATE TABLE IF NOT EXISTS order_benchmarks (
-    client_order_id TEXT PRIMARY KEY REFERENCES orders(client_order_id),
-    arrival_price TEXT,
-    arrival_source TEXT NOT NULL DEFAULT '',
-    window_start TEXT NOT NULL,
-    window_end TEXT
-);
-CREATE TABLE IF NOT EXISTS tca (
-    client_order_id TEXT PRIMARY KEY REFERENCES orders(client_order_id),
-    strategy TEXT NOT NULL,
-    symbol TEXT NOT NULL,
-    side TEXT NOT NULL,
-    algo TEXT NOT NULL,
-    quantity INTEGER NOT NULL,
-    filled_quantity INTEGER NOT NULL,
-    avg_fill_price REAL,
-    decision_price REAL NOT NULL,
-    arrival_price REAL NOT NULL,
-    vwap_price REAL NOT NULL,
-    end_price REAL NOT NULL,
-    commission REAL NOT NULL,
-    arrival_cost_bps REAL,
-    vwap_slippage_bps REAL,
-    implementation_shortfall_bps REAL NOT NULL,
-    computed_at TEXT NOT NULL,
-    arrival_source TEXT NOT NULL DEFAULT '',
-    vwap_source TEXT NOT NULL DEFAULT ''
-);
-"""
-# Columns added after the first release: (table, column, declaration).
-_ADDED_COLUMNS = (
-    ("tca", "arrival_source", "TEXT NOT NULL DEFAULT ''"),
-    ("tca", "vwap_source", "TEXT NOT NULL DEFAULT ''"),
-)
-
-
 _ORDER_COLUMNS = (
     "client_order_id, symbol, side, quantity, created_at, decision_date, status, "
     "order_type, reason, filled_quantity"
@@ -176,11 +100,6 @@ class OrderManager:
     ) -> None:
         self.state = state
         self.conn: sqlite3.Connection = state.conn
-        self.conn.executescript(SCHEMA)
-        for table, column, declaration in _ADDED_COLUMNS:
-            names = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
-            if column not in names:
-                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
         self.audit = audit
         self.broker = broker
         self.on_fill = on_fill
