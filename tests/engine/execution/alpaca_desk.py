@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from qgtm.core.enums import OrderStatus
-from qgtm.engine.execution.manager import AlgoClock
+from qgtm.engine.execution.slicer import AlgoClock
 from qgtm.engine.live.engine import TradingEngine
 from tests.fakes.alpaca import FakeAlpaca
 from tests.fakes.alpaca_data import minute_bar

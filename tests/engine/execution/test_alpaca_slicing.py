@@ -19,8 +19,9 @@ from qgtm.core.types import Order
 from qgtm.engine.audit import AuditLog
 from qgtm.engine.execution.algos import INTRADAY_VOLUME_CURVE, Algo, plan_children, schedule
 from qgtm.engine.execution.brokers.alpaca import AlpacaBroker
-from qgtm.engine.execution.manager import AlgoClock, OrderManager
+from qgtm.engine.execution.manager import OrderManager
 from qgtm.engine.execution.market_data import PricePoint
+from qgtm.engine.execution.slicer import AlgoClock
 from qgtm.engine.state import StateStore
 from tests.engine.execution.alpaca_desk import FakeClock, stream_settled
 from tests.fakes.alpaca import KEY_ID, SECRET, FakeAlpaca
