@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -197,3 +198,26 @@ def test_statements_keep_a_trigger_body_whole():
         "CREATE TRIGGER g BEFORE DELETE ON t\nBEGIN SELECT RAISE(ABORT, 'no'); END;\n"
     )
     assert len(statements(script)) == 2
+
+
+def test_no_other_sqlite_module_creates_or_alters_a_table_of_state_sqlite(tmp_path: Path):
+    """One owner: a state.sqlite table named in any other SQLite-using module's CREATE or
+    ALTER would be a second, unversioned definition of it."""
+    state = StateStore(tmp_path)
+    try:
+        tables = {
+            r[0] for r in state.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+    finally:
+        state.close()
+    root = Path(__file__).parents[2] / "qgtm"
+    pattern = re.compile(r"(?:CREATE TABLE(?: IF NOT EXISTS)?|ALTER TABLE)\s+(\w+)", re.I)
+    offenders = {
+        (str(path.relative_to(root)), name)
+        for path in root.rglob("*.py")
+        if path.name != "state_schema.py" and "sqlite3" in (text := path.read_text())
+        for name in pattern.findall(text)
+        if name in tables
+    }
+    assert offenders == set()
+    assert {"orders", "tca", "book_state", "audit", "outbox", "operators"} <= tables
