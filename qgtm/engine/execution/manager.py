@@ -427,9 +427,6 @@ class OrderManager:
         """Orders in `status`, oldest first."""
         return self.store.orders_in(status)
 
-    def _order_row(self, cid: str) -> Order | None:
-        return self.store.order(cid)
-
     def fills_of(self, cid: str) -> list[Fill]:
         """Booked fills of one parent order, in time order."""
         return self.store.fills_of(cid)

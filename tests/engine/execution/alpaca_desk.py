@@ -101,7 +101,7 @@ def work_the_window(engine: TradingEngine, fake: FakeAlpaca, timeout: float = 30
     runner.run_until(end)
     deadline = time.monotonic() + timeout
     terminal = {OrderStatus.FILLED, OrderStatus.EXPIRED, OrderStatus.CANCELED}
-    while any(engine.oms._order_row(cid).status not in terminal for cid in windows):
+    while any(engine.oms.store.order(cid).status not in terminal for cid in windows):
         assert time.monotonic() < deadline, "sliced parents did not finish"
         settle()
         runner.tick()

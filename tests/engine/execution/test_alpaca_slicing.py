@@ -112,10 +112,10 @@ def _settle(desk: Desk, clock: FakeClock, rounds: int = 20) -> None:
     runner = AlgoClock(desk.oms, clock, clock.sleep, idle=3600)
     for _ in range(rounds):
         desk.settle()
-        if desk.oms._order_row(PARENT).status in (OrderStatus.FILLED, OrderStatus.EXPIRED):
+        if desk.oms.store.order(PARENT).status in (OrderStatus.FILLED, OrderStatus.EXPIRED):
             return
         runner.tick()
-    raise AssertionError(desk.oms._order_row(PARENT))
+    raise AssertionError(desk.oms.store.order(PARENT))
 
 
 def _events(state: StateStore) -> list[tuple[str, dict]]:
@@ -147,7 +147,7 @@ def test_a_vwap_parent_is_released_in_children_at_their_bucket_times(
         # Each child went out exactly at its scheduled time on the (fake) wall clock.
         assert [datetime.fromisoformat(c["sent_at"]) for c in slices] == releases
         assert {c["status"] for c in slices} == {"FILLED"}
-        parent = desk.oms._order_row(PARENT)
+        parent = desk.oms.store.order(PARENT)
         assert (parent.status, parent.filled_quantity) == (OrderStatus.FILLED, 1300)
         assert len(desk.oms.fills_of(PARENT)) == 13
         children = desk.oms.children(PARENT)  # what the Orders & TCA screen lists
@@ -196,7 +196,7 @@ def test_twap_is_capped_by_participation_and_the_unfilled_rest_is_cancelled_and_
 
         sent = sum(c.quantity for c in plan.children)
         filled = sum(int(c.quantity * 0.5) for c in plan.children)
-        parent = desk.oms._order_row(PARENT)
+        parent = desk.oms.store.order(PARENT)
         assert (parent.status, parent.filled_quantity) == (OrderStatus.EXPIRED, filled)
         assert [o.qty for o in fake.state.orders.values()] == [c.quantity for c in plan.children]
         assert {o.status for o in fake.state.orders.values()} == {"canceled"}
@@ -314,7 +314,7 @@ def test_sigkill_mid_child_submit_then_restart_resends_nothing_and_finishes_the_
 
         assert fake.client_ids() == [f"{stem}-{i}" for i in range(1, 14)]
         assert fake.posts() == 13  # child 5 was looked up and adopted, not re-sent
-        parent = desk.oms._order_row(PARENT)
+        parent = desk.oms.store.order(PARENT)
         assert (parent.status, parent.filled_quantity) == (OrderStatus.FILLED, 1300)
         booked = desk.state.conn.execute(
             "SELECT sum(quantity) FROM fills WHERE client_order_id = ?", (PARENT,)
@@ -346,7 +346,7 @@ def test_cancelling_a_sliced_parent_stops_its_schedule_and_reports_the_rest(
         desk.settle()
         with desk.state.transaction():
             desk.oms.process_updates(clock())
-        assert desk.oms._order_row(PARENT).filled_quantity == sum(
+        assert desk.oms.store.order(PARENT).filled_quantity == sum(
             o.qty for o in fake.state.orders.values()
         )
         with desk.state.transaction():
@@ -356,7 +356,7 @@ def test_cancelling_a_sliced_parent_stops_its_schedule_and_reports_the_rest(
         _settle(desk, clock)
         assert fake.orders_received == 4  # nothing more went out
         sent = sum(o.qty for o in fake.state.orders.values())
-        parent = desk.oms._order_row(PARENT)
+        parent = desk.oms.store.order(PARENT)
         assert (parent.status, parent.filled_quantity) == (OrderStatus.EXPIRED, sent)
         statuses = [c["status"] for c in desk.oms.child_slices(PARENT)]
         assert statuses == ["FILLED"] * 4 + ["UNSENT"] * 9
@@ -373,7 +373,7 @@ def test_cancelling_a_sliced_parent_before_dispatch_sends_nothing(tmp_path: Path
         with desk.state.transaction():
             desk.oms.cancel(PARENT)
         assert desk.oms.dispatch(DECIDED) == 0
-        assert desk.oms._order_row(PARENT).status is OrderStatus.CANCELED
+        assert desk.oms.store.order(PARENT).status is OrderStatus.CANCELED
         assert fake.posts() == 0 and desk.oms.work(OPEN + timedelta(hours=1)) is None
         assert len(desk.oms.tca_rows()) == 1
     finally:
@@ -429,7 +429,7 @@ def test_with_the_stream_down_the_window_end_asks_the_venue_and_books_each_fill_
         runner.run_until(CLOSE + timedelta(minutes=1))
         for _ in range(3):  # a few more polls after the window: each one is idempotent
             runner.tick()
-        parent = desk.oms._order_row(PARENT)
+        parent = desk.oms.store.order(PARENT)
         filled = sum(o.filled_qty for o in fake.state.orders.values())
         assert filled == sum(int(o.qty * 0.6) for o in fake.state.orders.values())
         assert (parent.status, parent.filled_quantity) == (OrderStatus.EXPIRED, filled)
