@@ -15,35 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-GENESIS_HASH = "0" * 64
+from qgtm.engine.state_schema import migrate
 
-AUDIT_SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY,
-    recorded_at TEXT NOT NULL,
-    sim_time TEXT NOT NULL,
-    event TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
-CREATE TABLE IF NOT EXISTS audit_merkle (
-    first_seq INTEGER PRIMARY KEY,
-    last_seq INTEGER NOT NULL,
-    day TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    root TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS audit_merkle_no_update BEFORE UPDATE ON audit_merkle
-BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_merkle_no_delete BEFORE DELETE ON audit_merkle
-BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
-"""
+GENESIS_HASH = "0" * 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +97,7 @@ class AuditLog:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
-        conn.executescript(AUDIT_SCHEMA)
+        migrate(conn)  # tables: state_schema
 
     def append(
         self, event: str, actor: str, sim_time: datetime | str, payload: dict[str, Any]

@@ -42,27 +42,12 @@ from qgtm.core.publication import (
     stable_id,
 )
 from qgtm.core.types import Signal
+from qgtm.engine.state_schema import migrate
 
 log = logging.getLogger(__name__)
 
 MIN_WEIGHT_CHANGE = 0.005
 INGEST_PATH = "/v1/ingest"
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id TEXT PRIMARY KEY,
-    seq INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    issued_at TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    sent_at TEXT
-);
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(status, seq);
-CREATE TABLE IF NOT EXISTS published_targets (symbol TEXT PRIMARY KEY, weight REAL NOT NULL);
-"""
 
 
 def _utc_now() -> datetime:
@@ -104,7 +89,7 @@ class Outbox:
     def __init__(self, conn: sqlite3.Connection, clock: Callable[[], datetime] = _utc_now) -> None:
         self.conn = conn
         self.clock = clock
-        conn.executescript(SCHEMA)
+        migrate(conn)  # tables: state_schema
 
     def _insert(self, item_id: str, kind: ItemKind, payload: Mapping[str, Any]) -> bool:
         seq = self.conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM outbox").fetchone()[0]
@@ -165,7 +150,7 @@ def outbox_status(db_path: Path) -> OutboxStatus:
     """Read the outbox counts on a connection of its own (safe beside the engine)."""
     conn = sqlite3.connect(db_path, timeout=5.0)
     try:
-        conn.executescript(SCHEMA)
+        migrate(conn)  # tables: state_schema
         counts = dict(conn.execute("SELECT status, count(*) FROM outbox GROUP BY status"))
         err = conn.execute(
             "SELECT last_error FROM outbox WHERE last_error IS NOT NULL ORDER BY seq DESC LIMIT 1"
@@ -220,7 +205,7 @@ class OutboxSender:
 
     def _conn(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)
-        conn.executescript(SCHEMA)
+        migrate(conn)  # tables: state_schema
         return conn
 
     def _pending(self) -> list[tuple[str, str, str, str]]:

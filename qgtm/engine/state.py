@@ -1,5 +1,7 @@
 """`state.sqlite`: orders, fills, positions, equity, signals, risk events, audit.
 
+Its schema lives in `state_schema` (numbered migrations, applied when the store opens).
+
 Every engine step writes inside one IMMEDIATE transaction, committed before the step
 is acknowledged, so a crash leaves either all of a session or none of it.
 """
@@ -9,77 +11,32 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from qgtm.core.enums import OrderStatus, Side
+from qgtm.core.enums import KillTier, OrderStatus, Side
 from qgtm.core.snapshot import OrderRow
 from qgtm.core.types import Fill, Order, Signal
 from qgtm.engine.portfolio.book import Book, Holding
+from qgtm.engine.state_schema import migrate
 
 STATE_DB = "state.sqlite"
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS orders (
-    client_order_id TEXT PRIMARY KEY,
-    decision_date TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    symbol TEXT NOT NULL,
-    side TEXT NOT NULL,
-    quantity INTEGER NOT NULL CHECK (quantity > 0),
-    order_type TEXT NOT NULL,
-    status TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    filled_quantity INTEGER NOT NULL DEFAULT 0,
-    avg_fill_price TEXT,
-    filled_on TEXT
-);
-CREATE INDEX IF NOT EXISTS orders_by_status ON orders(status);
-CREATE TABLE IF NOT EXISTS fills (
-    fill_id TEXT PRIMARY KEY,
-    client_order_id TEXT NOT NULL REFERENCES orders(client_order_id),
-    symbol TEXT NOT NULL,
-    side TEXT NOT NULL,
-    quantity INTEGER NOT NULL,
-    price TEXT NOT NULL,
-    commission TEXT NOT NULL,
-    filled_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS positions (
-    symbol TEXT PRIMARY KEY,
-    quantity INTEGER NOT NULL,
-    avg_price TEXT NOT NULL,
-    last_price TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS equity (
-    session TEXT PRIMARY KEY,
-    equity TEXT NOT NULL,
-    cash TEXT NOT NULL,
-    daily_pnl TEXT NOT NULL,
-    gross_exposure TEXT NOT NULL,
-    kill_tier TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS signals (
-    strategy TEXT NOT NULL,
-    as_of TEXT NOT NULL,
-    symbol TEXT NOT NULL,
-    side TEXT NOT NULL,
-    weight REAL NOT NULL,
-    confidence REAL NOT NULL,
-    rationale TEXT NOT NULL,
-    PRIMARY KEY (strategy, as_of, symbol)
-);
-CREATE TABLE IF NOT EXISTS risk_events (
-    id INTEGER PRIMARY KEY,
-    at TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    tier TEXT NOT NULL,
-    symbol TEXT,
-    detail TEXT NOT NULL
-);
-"""
+# Engine values kept in typed columns of `book_state` (see state_schema, migration 2);
+# `get_meta` / `set_meta` still answer for them so callers written against `meta` keep
+# working, but new code reads `book_state()` and writes with the typed setters.
+_BOOK_STATE_KEYS = ("kill_tier", "cash", "peak_equity")
+
+
+@dataclass(frozen=True, slots=True)
+class BookState:
+    """The book's stored kill tier, cash and peak equity (None: not stored yet)."""
+
+    kill_tier: KillTier
+    cash: Decimal | None
+    peak_equity: Decimal | None
 
 
 class StateStore:
@@ -92,7 +49,7 @@ class StateStore:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("PRAGMA foreign_keys=ON")
-        self.conn.executescript(SCHEMA)
+        migrate(self.conn)
 
     def close(self) -> None:
         """Close the database file."""
@@ -111,16 +68,45 @@ class StateStore:
 
     def get_meta(self, key: str) -> str | None:
         """A stored engine value, or None."""
-        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        if key in _BOOK_STATE_KEYS:
+            row = self.conn.execute(f"SELECT {key} FROM book_state WHERE id = 1").fetchone()
+        else:
+            row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
     def set_meta(self, key: str, value: object) -> None:
-        """Store an engine value as text."""
+        """Store an engine value as text (tier, cash and peak equity in their columns)."""
+        if key in _BOOK_STATE_KEYS:
+            self.conn.execute(f"UPDATE book_state SET {key} = ? WHERE id = 1", (str(value),))
+            return
         self.conn.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, str(value)),
         )
+
+    def book_state(self) -> BookState:
+        """Kill tier, cash and peak equity as last committed."""
+        tier, cash, peak = self.conn.execute(
+            "SELECT kill_tier, cash, peak_equity FROM book_state WHERE id = 1"
+        ).fetchone()
+        return BookState(
+            KillTier[tier],
+            None if cash is None else Decimal(cash),
+            None if peak is None else Decimal(peak),
+        )
+
+    def set_kill_tier(self, tier: KillTier) -> None:
+        """Store the kill tier in force."""
+        self.conn.execute("UPDATE book_state SET kill_tier = ? WHERE id = 1", (tier.name,))
+
+    def set_cash(self, cash: Decimal) -> None:
+        """Store the book's cash (exact Decimal text)."""
+        self.conn.execute("UPDATE book_state SET cash = ? WHERE id = 1", (str(cash),))
+
+    def set_peak_equity(self, peak: Decimal) -> None:
+        """Store the equity peak the drawdown is measured from (exact Decimal text)."""
+        self.conn.execute("UPDATE book_state SET peak_equity = ? WHERE id = 1", (str(peak),))
 
     def insert_order(self, order: Order) -> bool:
         """Record an order; False (and nothing written) if its id already exists."""
@@ -243,10 +229,10 @@ class StateStore:
 
     def load_book(self, initial_cash: Decimal) -> Book:
         """Cash and holdings as last committed (a fresh book if nothing is stored)."""
-        cash = self.get_meta("cash")
+        cash = self.book_state().cash
         rows = self.conn.execute("SELECT symbol, quantity, avg_price FROM positions").fetchall()
         return Book(
-            cash=initial_cash if cash is None else Decimal(cash),
+            cash=initial_cash if cash is None else cash,
             holdings={r[0]: Holding(r[1], Decimal(r[2])) for r in rows},
         )
 

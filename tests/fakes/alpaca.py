@@ -33,9 +33,11 @@ a liquid market: each new order is filled on arrival (`auto_fill_ratio` of it).
 from __future__ import annotations
 
 import json
+import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -136,6 +138,11 @@ class FakeAlpaca:
         self.state = FakeAlpacaState(symbols=set(symbols), cash=cash)
         self._listeners: list[ServerConnection] = []
         self._events: list[bytes] = []
+        self._sent: dict[ServerConnection, int] = {}  # frames emitted to each listener
+        # Seconds each trade update spends in flight (a slow network or a loaded machine);
+        # frames still arrive in order, later than the REST answer that caused them.
+        self.stream_delay = 0.0
+        self._in_flight: queue.Queue[tuple[float, ServerConnection | None, bytes]] = queue.Queue()
         self._http = LoopbackHTTPServer(("127.0.0.1", 0), self._handler())
         self._ws = serve(self._stream_handler, "127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
@@ -143,6 +150,7 @@ class FakeAlpaca:
         self._threads = [
             threading.Thread(target=self._http.serve_forever, daemon=True),
             threading.Thread(target=self._ws.serve_forever, daemon=True),
+            threading.Thread(target=self._deliver, daemon=True),
         ]
 
     def __enter__(self) -> FakeAlpaca:
@@ -151,6 +159,7 @@ class FakeAlpaca:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._in_flight.put((0.0, None, b""))
         self._ws.shutdown()
         self._http.shutdown()
         self._http.server_close()
@@ -204,6 +213,21 @@ class FakeAlpaca:
             if time.monotonic() > deadline:
                 raise AssertionError("fake alpaca: condition not met in time")
             time.sleep(0.02)
+
+    @property
+    def events_sent(self) -> int:
+        """Trade-update frames emitted to the newest listener (the live client)."""
+        with self.state.lock:
+            return self._sent.get(self._listeners[-1], 0) if self._listeners else 0
+
+    def wait_delivered(self, received: Callable[[], int], timeout: float = 30.0) -> None:
+        """Block until the client has received every stream frame sent so far.
+
+        `received` counts the frames the client took in (`AlpacaBroker.events_received`).
+        A fake clock calls this before it moves time on, so what the venue reported
+        before a moment is booked before the next one, however slow the machine is.
+        """
+        self.wait_for(lambda: received() >= self.events_sent, timeout)
 
     def wait_for_listener(self, timeout: float = 10.0) -> None:
         """Block until a stream client has authenticated and listens to trade_updates."""
@@ -499,10 +523,29 @@ class FakeAlpaca:
     def _send_all(self, frame: bytes) -> None:
         with self.state.lock:
             listeners = list(self._listeners)
+            for conn in listeners:  # counted when emitted, so a frame in flight is awaited
+                self._sent[conn] = self._sent.get(conn, 0) + 1
+        if self.stream_delay > 0:
+            due = time.monotonic() + self.stream_delay
+            for conn in listeners:
+                self._in_flight.put((due, conn, frame))
+            return
         for conn in listeners:
-            try:
-                conn.send(frame)
-            except Exception:  # a client that went away; it reconnects on its own
-                with self.state.lock:
-                    if conn in self._listeners:
-                        self._listeners.remove(conn)
+            self._send(conn, frame)
+
+    def _deliver(self) -> None:
+        """Send delayed frames in order once their time in flight is over."""
+        while True:
+            due, conn, frame = self._in_flight.get()
+            if conn is None:
+                return
+            time.sleep(max(0.0, due - time.monotonic()))
+            self._send(conn, frame)
+
+    def _send(self, conn: ServerConnection, frame: bytes) -> None:
+        try:
+            conn.send(frame)
+        except Exception:  # a client that went away; it reconnects on its own
+            with self.state.lock:
+                if conn in self._listeners:
+                    self._listeners.remove(conn)

@@ -30,27 +30,11 @@ from qgtm.engine.learn.decay import DecayReport, DecayStatus, assess, factor_ret
 from qgtm.engine.learn.registry import ModelRegistry, ModelStage
 from qgtm.engine.learn.retrain import RetrainResult, Validator, retrain, unit_gross_weights
 from qgtm.engine.learn.shadow import judge
+from qgtm.engine.state_schema import migrate
 from qgtm.engine.strategies.base import BaseStrategy
 from qgtm.engine.strategies.registry import create
 
 log = logging.getLogger(__name__)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS strategy_returns (
-    strategy TEXT NOT NULL, session TEXT NOT NULL, ret REAL NOT NULL,
-    PRIMARY KEY (strategy, session)
-);
-CREATE TABLE IF NOT EXISTS decay_history (
-    strategy TEXT NOT NULL, session TEXT NOT NULL, status TEXT NOT NULL,
-    sharpe REAL NOT NULL, hit_rate REAL NOT NULL, drift REAL NOT NULL, reasons TEXT NOT NULL,
-    PRIMARY KEY (strategy, session)
-);
-CREATE TABLE IF NOT EXISTS learn_jobs (
-    strategy TEXT NOT NULL, triggered_session TEXT NOT NULL, session_index INTEGER NOT NULL,
-    params TEXT NOT NULL, status TEXT NOT NULL,
-    PRIMARY KEY (strategy, triggered_session)
-);
-"""
 
 FACTOR_WARMUP = 253
 
@@ -108,7 +92,7 @@ class LearningLoop:
         self._alert = alert
         self._executor = executor
         self._jobs: dict[str, Future[RetrainResult]] = {}
-        conn.executescript(SCHEMA)
+        migrate(conn)  # tables: state_schema
 
     # ----- set-up --------------------------------------------------------------------
     def bootstrap(self, strategies: list[BaseStrategy], session: str) -> list[BaseStrategy]:

@@ -18,45 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from qgtm.engine.audit import AuditLog
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS models (
-    model_id TEXT PRIMARY KEY,
-    strategy TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    stage TEXT NOT NULL,
-    params TEXT NOT NULL,
-    artifact_sha256 TEXT NOT NULL,
-    train_start TEXT,
-    train_end TEXT,
-    metrics TEXT NOT NULL,
-    data_hash TEXT NOT NULL,
-    created_session TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    UNIQUE (strategy, version)
-);
-CREATE TABLE IF NOT EXISTS shadow_runs (
-    run_id INTEGER PRIMARY KEY,
-    strategy TEXT NOT NULL,
-    candidate_id TEXT NOT NULL REFERENCES models(model_id),
-    production_id TEXT NOT NULL REFERENCES models(model_id),
-    start_session TEXT NOT NULL,
-    end_session TEXT,
-    status TEXT NOT NULL,
-    sessions INTEGER NOT NULL DEFAULT 0,
-    candidate_sharpe REAL,
-    production_sharpe REAL,
-    p_value REAL,
-    passed INTEGER
-);
-CREATE TABLE IF NOT EXISTS shadow_returns (
-    run_id INTEGER NOT NULL REFERENCES shadow_runs(run_id),
-    session TEXT NOT NULL,
-    candidate REAL NOT NULL,
-    production REAL NOT NULL,
-    PRIMARY KEY (run_id, session)
-);
-"""
+from qgtm.engine.state_schema import migrate
 
 
 class ModelStage(StrEnum):
@@ -143,7 +105,7 @@ class ModelRegistry:
         self._conn = conn
         self._audit = audit
         self.artifacts_dir = artifacts_dir / "models"
-        conn.executescript(SCHEMA)
+        migrate(conn)  # tables: state_schema
 
     # ----- artifacts ---------------------------------------------------------------
     def _write_artifact(self, payload: dict[str, Any]) -> str:

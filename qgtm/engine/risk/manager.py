@@ -50,24 +50,6 @@ __all__ = ["RiskDecision", "RiskManager", "check_targets"]
 log = logging.getLogger(__name__)
 ACTOR = "risk"
 
-RESET_SCHEMA = """
-CREATE TABLE IF NOT EXISTS reset_requests (
-    id INTEGER PRIMARY KEY,
-    requested_by TEXT NOT NULL,
-    requested_at TEXT NOT NULL,
-    from_tier TEXT NOT NULL,
-    status TEXT NOT NULL,
-    decided_by TEXT,
-    decided_at TEXT
-);
-CREATE TABLE IF NOT EXISTS strategy_sleeves (
-    strategy TEXT NOT NULL,
-    session_index INTEGER NOT NULL,
-    weights TEXT NOT NULL,
-    PRIMARY KEY (strategy, session_index)
-);
-"""
-
 TIER_ALERTS = {
     KillTier.WARN: "WARN: approaching daily loss limit",
     KillTier.THROTTLE: "THROTTLE: sizes reduced 50%",
@@ -110,7 +92,6 @@ class RiskManager:
         self.alert = alert or (lambda message: None)
         self.on_flatten = on_flatten
         self.operators = OperatorRegistry(state.conn)
-        state.conn.executescript(RESET_SCHEMA)
         self.tier = KillTier[state.get_meta("kill_tier") or "NORMAL"]
         self.peak_equity = Decimal(state.get_meta("peak_equity") or initial_equity)
 

@@ -13,14 +13,8 @@ import secrets
 import sqlite3
 from datetime import UTC, datetime
 
-OPERATORS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS operators (
-    name TEXT PRIMARY KEY,
-    salt TEXT NOT NULL,
-    passphrase_hash TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-"""
+from qgtm.engine.state_schema import migrate
+
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_.-]{1,31}$")
 MIN_PASSPHRASE = 8
 # scrypt cost (RFC 7914): N=2^14, r=8, p=1 is the interactive-login setting.
@@ -42,7 +36,7 @@ class OperatorRegistry:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
-        conn.executescript(OPERATORS_SCHEMA)
+        migrate(conn)  # tables: state_schema
 
     def add(self, name: str, passphrase: str) -> None:
         """Register `name`; refuses a taken or malformed name and a short passphrase."""

@@ -69,7 +69,7 @@ TCA_COLUMNS = (
     Column("bench", "Benchmarks", 15),
 )
 
-# Where TCA's arrival / VWAP prices came from (execution.manager.Benchmarks), in brief.
+# Where TCA's arrival / VWAP prices came from (execution.benchmarks.Benchmarks), in brief.
 BENCHMARK_SOURCES = {
     "session_bar": "bar",
     "quote_mid": "quote",

@@ -3,27 +3,41 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from qgtm.core.enums import OrderStatus
-from qgtm.engine.execution.manager import AlgoClock
+from qgtm.engine.execution.slicer import AlgoClock
 from qgtm.engine.live.engine import TradingEngine
 from tests.fakes.alpaca import FakeAlpaca
 from tests.fakes.alpaca_data import minute_bar
 
 
 class FakeClock:
-    """Wall clock stand-in: `sleep` moves time forward instead of waiting."""
+    """Wall clock stand-in: `sleep` moves time forward instead of waiting.
 
-    def __init__(self, start: datetime) -> None:
+    `settle` (e.g. `stream_settled(fake, broker)`) runs before time moves on: it waits
+    until the venue's stream has delivered everything it sent, so what happened at one
+    moment is booked before the next however slow the machine is.
+    """
+
+    def __init__(self, start: datetime, settle: Callable[[], None] | None = None) -> None:
         self.now = start
+        self.settle = settle
 
     def __call__(self) -> datetime:
         return self.now
 
     def sleep(self, seconds: float) -> None:
+        if self.settle is not None:
+            self.settle()
         self.now += timedelta(seconds=seconds)
-        time.sleep(0.002)  # let the trade_updates stream deliver
+
+
+def stream_settled(fake: FakeAlpaca, broker: Any) -> Callable[[], None]:
+    """A `settle` hook: wait until `broker` received every trade update `fake` sent."""
+    return lambda: fake.wait_delivered(lambda: broker.events_received)
 
 
 def sliced_parents(engine: TradingEngine) -> dict[str, tuple[datetime, datetime]]:
@@ -81,12 +95,13 @@ def work_the_window(engine: TradingEngine, fake: FakeAlpaca, timeout: float = 30
     fake.state.auto_fill.update(next_opens(engine))
     start = min(s for s, _ in windows.values()) - timedelta(minutes=1)
     end = max(e for _, e in windows.values()) + timedelta(minutes=1)
-    clock = FakeClock(start)
+    settle = stream_settled(fake, engine.broker)
+    clock = FakeClock(start, settle)
     runner = AlgoClock(engine.oms, clock, clock.sleep, idle=3600, lock=engine._step_lock)
     runner.run_until(end)
     deadline = time.monotonic() + timeout
     terminal = {OrderStatus.FILLED, OrderStatus.EXPIRED, OrderStatus.CANCELED}
-    while any(engine.oms._order_row(cid).status not in terminal for cid in windows):
+    while any(engine.oms.store.order(cid).status not in terminal for cid in windows):
         assert time.monotonic() < deadline, "sliced parents did not finish"
+        settle()
         runner.tick()
-        time.sleep(0.02)

@@ -15,7 +15,8 @@ from qgtm.core.types import Order
 from qgtm.engine.audit import AuditLog
 from qgtm.engine.execution.algos import Algo
 from qgtm.engine.execution.brokers.alpaca import AlpacaBroker
-from qgtm.engine.execution.manager import AlgoClock, OrderManager
+from qgtm.engine.execution.manager import OrderManager
+from qgtm.engine.execution.slicer import AlgoClock
 from qgtm.engine.state import StateStore
 from tests.engine.execution.alpaca_desk import FakeClock
 from tests.engine.execution.test_alpaca_slicing import CLOSE, DECIDED, PARENT

@@ -9,9 +9,10 @@ from qgtm.core.enums import OrderStatus, Side
 from qgtm.core.types import Fill, Order
 from qgtm.engine.audit import AuditLog
 from qgtm.engine.execution.algos import Algo
+from qgtm.engine.execution.benchmarks import Benchmarks
 from qgtm.engine.execution.brokers.base import OrderUpdate
 from qgtm.engine.execution.brokers.paper import PaperBroker, SessionBar
-from qgtm.engine.execution.manager import Benchmarks, OrderManager
+from qgtm.engine.execution.manager import OrderManager
 from qgtm.engine.execution.oms import client_order_id
 from qgtm.engine.state import StateStore
 

@@ -124,6 +124,9 @@ class AlpacaBroker:
         self.backoff_seconds = backoff_seconds
         self._sleep = sleep
         self._updates: queue.Queue[OrderUpdate] = queue.Queue()
+        # trade_updates frames received so far (a test venue compares it with what it sent,
+        # so a fake clock can step only once the stream has caught up).
+        self.events_received = 0
         self._stream: TradingStream | None = None
         self._thread: threading.Thread | None = None
         if stream:
@@ -262,6 +265,7 @@ class AlpacaBroker:
         update = _update_from_event(data)
         if update is not None:
             self._updates.put(update)
+        self.events_received += 1  # after the put: a counted event is already drainable
 
     def _retrying(self, call: Callable[[], T]) -> T:
         """Run an idempotent request, retrying transient failures with backoff."""
