@@ -2,7 +2,8 @@
 
 It must answer in well under a second (issue 21) and never change the book, so it
 opens state.sqlite read-only with the standard library's sqlite3 and imports no engine
-module. The tables it reads are engine/state.py's (meta, equity, positions);
+module. The tables it reads are engine/state_schema.py's (meta, book_state, equity,
+positions);
 tests/cli/test_status.py reads a book the engine wrote, so a schema change that breaks
 this query fails there.
 """
@@ -54,6 +55,7 @@ def read_status(data_dir: Path) -> BookStatus:
         raise CliError(f"cannot open {path}: {exc}") from None
     try:
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        tier = _kill_tier(conn, meta)
         last = conn.execute("SELECT equity FROM equity ORDER BY session DESC LIMIT 1").fetchone()
         sessions = conn.execute("SELECT count(*) FROM equity").fetchone()[0]
         rows = conn.execute(
@@ -67,10 +69,23 @@ def read_status(data_dir: Path) -> BookStatus:
         data_dir=str(data_dir),
         last_session=meta.get("last_session") or None,
         equity=None if last is None else float(last[0]),
-        kill_tier=meta.get("kill_tier") or "NORMAL",
+        kill_tier=tier,
         sessions=int(sessions),
         positions=[PositionLine(s, int(q), float(a), float(p)) for s, q, a, p in rows],
     )
+
+
+def _kill_tier(conn: sqlite3.Connection, meta: dict[str, str]) -> str:
+    """The book's kill tier: `book_state` (state_schema migration 2), else the `meta`
+    row of a book no engine of this version has opened yet."""
+    has_book_state = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'book_state'"
+    ).fetchone()
+    if has_book_state:
+        row = conn.execute("SELECT kill_tier FROM book_state WHERE id = 1").fetchone()
+        if row is not None:
+            return str(row[0])
+    return meta.get("kill_tier") or "NORMAL"
 
 
 def status_lines(status: BookStatus) -> list[str]:

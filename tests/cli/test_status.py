@@ -70,3 +70,18 @@ def test_a_file_that_is_not_a_book_is_one_line(tmp_path: Path, capsys) -> None:
     assert main(["--data-dir", str(tmp_path), "status", "--json"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("qgtm: ") and "not a QGTM book" in err and err.count("\n") == 1
+
+
+def test_status_shows_a_tripped_kill_tier(book, capsys) -> None:
+    from qgtm.core.enums import KillTier
+    from qgtm.engine.state import StateStore
+
+    data_dir, _ = book
+    state = StateStore(data_dir)
+    try:
+        with state.transaction():
+            state.set_kill_tier(KillTier.NO_NEW)
+    finally:
+        state.close()
+    assert main(["--data-dir", str(data_dir), "status", "--json"]) == 0
+    assert strict_json(capsys.readouterr().out)["kill_tier"] == "NO_NEW"
