@@ -13,10 +13,10 @@ from datetime import date
 from pathlib import Path
 
 from qgtm import __version__
+from qgtm.core.backtest import BacktestError
 from qgtm.core.config import Config, ConfigError, check_tradeable, config_to_toml, load_config
 from qgtm.core.paths import default_config_file, default_data_dir
 from qgtm.core.universe import UniverseError
-from qgtm.engine.backtest.result import BacktestError
 from qgtm.engine.data.store import MarketDataError
 from qgtm.engine.data.user_bars import UserBarsError
 from qgtm.engine.execution.keys import MissingCredentialsError
@@ -311,9 +311,9 @@ def _with_speed(config: Config, speed: float | None) -> Config:
 
 def _run_terminal(config: Config, data_dir: Path) -> int:
     from qgtm.engine.live.engine import TradingEngine
+    from qgtm.engine.live.inprocess import InProcessClient
     from qgtm.engine.live.lock import EngineLock
     from qgtm.tui.app import QGTMApp
-    from qgtm.tui.client import InProcessClient
     from qgtm.tui.keymap import UnknownBindingError
     from qgtm.tui.themes import UnknownThemeError
 

@@ -12,9 +12,9 @@ from textual.app import App, ScreenStackError
 from textual.binding import Binding, BindingType
 
 from qgtm.core.paths import default_data_dir
+from qgtm.core.protocol import EngineClient
 from qgtm.core.snapshot import EngineSnapshot
 from qgtm.core.universe import load_universe
-from qgtm.tui.client import EngineClient
 from qgtm.tui.commands import MnemonicCommands, TerminalCommands
 from qgtm.tui.keymap import bind, check_keymap
 from qgtm.tui.latency import freeze_startup_heap
@@ -382,8 +382,8 @@ class QGTMApp(App[None]):
             self.notify(f"reconciliation failed: {exc}", severity="error")
             return
         self.notify(
-            f"reconciled: broker {result['broker']} · book {result['local']} · "
-            f"discrepancies {result['discrepancies']}"
+            f"reconciled: broker {result.broker} · book {result.local} · "
+            f"discrepancies {result.discrepancies}"
         )
         self.poll_snapshot()
 

@@ -22,17 +22,25 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from qgtm.core.backtest import (
+    BACKTEST_FLAGS,
+    MONTH_LABELS,
+    BacktestError,
+    compact_percent,
+    kill_switch_brief,
+    monthly_rows,
+    params_text,
+    parse_param,
+    parse_sweep,
+    stat_text,
+)
 from qgtm.core.config import KILL_RESETS, Config
 from qgtm.core.processes import worker_pool
 from qgtm.core.universe import load_universe
 from qgtm.engine.backtest.api import (
-    BACKTEST_FLAGS,
     RunOutcome,
     make_strategy,
-    params_text,
     parse_date,
-    parse_param,
-    parse_sweep,
     run_backtest,
     save_artifacts,
     settings_from_config,
@@ -41,7 +49,7 @@ from qgtm.engine.backtest.api import (
 )
 from qgtm.engine.backtest.decision import regime_cache_for, use_regime_cache
 from qgtm.engine.backtest.event_driven import Progress as ProgressFn
-from qgtm.engine.backtest.result import DECISIONS, BacktestError
+from qgtm.engine.backtest.result import DECISIONS
 from qgtm.engine.backtest.runs import (
     Comparison,
     StoredRun,
@@ -50,18 +58,9 @@ from qgtm.engine.backtest.runs import (
     list_runs,
     rerun,
     runs_dir,
-    stat_text,
 )
 from qgtm.engine.backtest.service import unpack_market
-from qgtm.engine.backtest.stats import (
-    EQUAL_WEIGHT,
-    MONTH_LABELS,
-    Report,
-    compact_percent,
-    kill_switch_brief,
-    kill_switch_text,
-    monthly_rows,
-)
+from qgtm.engine.backtest.stats import EQUAL_WEIGHT, Report, kill_switch_text
 from qgtm.engine.data.store import MarketStore, PricePanel
 from qgtm.engine.data.user_bars import load_user_bars, summary_lines, to_panel
 from qgtm.engine.features.auxiliary import StrategyContext

@@ -10,15 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from qgtm.core.backtest import BacktestError
 from qgtm.core.config import KILL_RESETS, PortfolioConfig
 from qgtm.core.types import RiskLimits
 from qgtm.engine.backtest.costs import CostModel
 from qgtm.engine.data.store import PricePanel
-
-
-class BacktestError(ValueError):
-    """A backtest request the runner cannot honour (bad window, unknown name, ...)."""
-
 
 DECISIONS = ("live", "signal")
 

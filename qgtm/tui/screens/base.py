@@ -69,7 +69,7 @@ class TerminalScreen(Screen):
         try:
             banner = self.query_one(Banner)
             self._shown = snapshot
-            banner.show(snapshot)
+            banner.show(snapshot, getattr(self._qgtm_app.client, "info", None))
             self.show_body(snapshot)
         except NoMatches:
             return  # the screen is being torn down (app exiting) while a poll fires

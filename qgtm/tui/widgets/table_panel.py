@@ -12,7 +12,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
-import polars as pl
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import BindingType
@@ -27,6 +26,8 @@ from qgtm.tui.widgets.live_table import Column, LiveTable, Row
 
 def export_table(table: LiveTable, directory: Path, stem: str, fmt: str) -> tuple[Path, int]:
     """Write `table`'s visible rows (as plain text) to `directory/stem-<time>.<fmt>`."""
+    import polars as pl  # only when exporting: attaching a terminal loads no polars
+
     columns = [spec.label for spec in table.column_specs]
     rows = [cells for _, cells in table.visible_rows()]
     frame = pl.DataFrame(
