@@ -43,6 +43,7 @@ from qgtm.tui.themes import (
     saved_theme,
     theme_choice_file,
 )
+from qgtm.tui.widgets.banner import attached_text
 from qgtm.tui.widgets.command_line import CommandLine
 from qgtm.tui.widgets.confirm import ConfirmModal
 from qgtm.tui.widgets.operator_modal import OperatorModal
@@ -197,6 +198,9 @@ class QGTMApp(App[None]):
         await self.switch_mode("monitor")
         await self.client.start()
         self._client_running = True
+        info = getattr(self.client, "info", None)
+        if info is not None:  # attached to a daemon: say which (the banner keeps it short)
+            self.notify(f"{attached_text(info)} on {info.data_dir}", title="attached", timeout=8)
         freeze_startup_heap()  # the engine is loaded: keep GC pauses off the key path
         self.poll_snapshot()
         self.set_interval(1 / REFRESH_HZ, self._poll_tick, name="poll-snapshot")

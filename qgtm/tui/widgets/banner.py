@@ -25,9 +25,10 @@ NARROW_REGIMES = {"MEAN-REVERTING": "MEAN-REV"}
 
 def attached_text(info: Hello, narrow: bool = False, now: datetime | None = None) -> str:
     """'ATTACHED pid 1234 since 14:02' (the daemon's start, local time; with its date
-    when that is not today); narrow: 'ATT 1234'."""
+    when that is not today); narrow: 'ATT' (an 80-column banner has no room for more;
+    the app says which daemon in a notification when it attaches)."""
     if narrow:
-        return f"ATT {info.pid}"
+        return "ATT"
     started = info.started_at.astimezone()
     today = (now or datetime.now(started.tzinfo)).astimezone(started.tzinfo).date()
     since = f"{started:%H:%M}" if started.date() == today else f"{started:%Y-%m-%d %H:%M}"

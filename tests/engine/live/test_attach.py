@@ -188,6 +188,11 @@ async def test_an_attached_terminal_shows_which_daemon_and_since_when(daemon):
         assert banner.has_class("-attached") and label.display
         since = client.info.started_at.astimezone()
         assert str(label.content) == f"ATTACHED pid {proc.pid} since {since:%H:%M}"
+        told = [n.message for n in app._notifications]
+        assert f"ATTACHED pid {proc.pid} since {since:%H:%M} on {data_dir}" in told
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.3)
+        assert str(label.content) == "ATT"  # an 80-column banner keeps its other fields
         await pilot.press("q")
 
 

@@ -27,7 +27,7 @@ def test_the_attached_text_names_the_daemon_and_its_start_in_local_time() -> Non
     )
     later = attached_text(HELLO, now=STARTED + timedelta(days=2))
     assert later == f"ATTACHED pid 1234 since {local:%Y-%m-%d %H:%M}"
-    assert attached_text(HELLO, narrow=True) == "ATT 1234"
+    assert attached_text(HELLO, narrow=True) == "ATT"
 
 
 async def test_the_banner_shows_the_attachment_only_when_attached() -> None:
