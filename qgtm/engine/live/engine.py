@@ -48,6 +48,7 @@ from qgtm.core.types import Fill, Order, Signal
 from qgtm.core.universe import Universe, load_universe
 from qgtm.engine.audit import AuditLog
 from qgtm.engine.backtest.service import register_backtest_commands
+from qgtm.engine.data.providers.commands import register_data_commands
 from qgtm.engine.data.quality import blocked_symbols
 from qgtm.engine.data.store import MarketDataError, MarketStore, PricePanel
 from qgtm.engine.execution.algos import Algo, select_algo
@@ -137,8 +138,6 @@ class TradingEngine:
         register_backtest_commands(self)
         self._bind_execution_commands()
         self._bind_controls()
-        from qgtm.engine.data.providers.commands import register_data_commands
-
         register_data_commands(self)
         self._register_risk_commands()
         self.learn = LearningLoop(

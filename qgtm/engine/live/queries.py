@@ -42,7 +42,7 @@ class FlattenPlanChangedError(RuntimeError):
     """The book changed between the preview the operator confirmed and the flatten."""
 
 
-class TradingEngine(Protocol):
+class _Engine(Protocol):
     """What these commands use of the engine (so this module needs no engine import)."""
 
     panel: PricePanel
@@ -64,7 +64,7 @@ class TradingEngine(Protocol):
     def bind(self, name: str, handler: Callable[..., Any], *, step_lock: bool = True) -> None: ...
 
 
-def recent_bars(engine: TradingEngine, symbol: str, lookback: int = 250) -> list[Bar]:
+def recent_bars(engine: _Engine, symbol: str, lookback: int = 250) -> list[Bar]:
     """The last `lookback` bars of `symbol` up to the last processed session (never later)."""
     panel = engine.panel
     if symbol not in panel.symbols:
@@ -88,7 +88,7 @@ def recent_bars(engine: TradingEngine, symbol: str, lookback: int = 250) -> list
 
 
 def recent_signals(
-    engine: TradingEngine, symbol: str | None = None, limit: int = 200
+    engine: _Engine, symbol: str | None = None, limit: int = 200
 ) -> list[SignalRecord]:
     """Stored signals, newest first, of one symbol or all."""
     sql = (
@@ -104,7 +104,7 @@ def recent_signals(
     ]
 
 
-def _closing_orders(engine: TradingEngine) -> tuple[date | None, list[Order]]:
+def _closing_orders(engine: _Engine) -> tuple[date | None, list[Order]]:
     session = engine.current_session
     if session is None or not engine.book.holdings:
         return session, []
@@ -122,7 +122,7 @@ def _closing_orders(engine: TradingEngine) -> tuple[date | None, list[Order]]:
     return session, [replace(o, reason="operator flatten") for o in orders]
 
 
-def flatten_plan(engine: TradingEngine) -> FlattenPlan:
+def flatten_plan(engine: _Engine) -> FlattenPlan:
     """Cancel every working order and close every holding at the next open."""
     session, orders = _closing_orders(engine)
     marks = engine._marks(engine.next_index - 1) if session is not None else {}
@@ -143,7 +143,7 @@ def flatten_plan(engine: TradingEngine) -> FlattenPlan:
     )
 
 
-def flatten(engine: TradingEngine, expected: list[str] | tuple[str, ...]) -> FlattenPlan:
+def flatten(engine: _Engine, expected: list[str] | tuple[str, ...]) -> FlattenPlan:
     """Carry out the flatten the operator confirmed; refuse if the plan changed since."""
     plan = flatten_plan(engine)
     if tuple(expected) != plan.order_ids:
@@ -184,7 +184,7 @@ def flatten(engine: TradingEngine, expected: list[str] | tuple[str, ...]) -> Fla
     return plan
 
 
-def register_queries(engine: TradingEngine) -> None:
+def register_queries(engine: _Engine) -> None:
     """Register this module's commands on `engine`."""
     engine.bind("market.bars", lambda symbol, lookback: recent_bars(engine, symbol, lookback))
     engine.bind("signals.recent", lambda symbol, limit: recent_signals(engine, symbol, limit))

@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # the aggregator sits above the strategies (types only)
 NOT_CONFIGURED = "not configured"
 
 
-class TradingEngine(Protocol):
+class _Engine(Protocol):
     """What these commands use of the engine (so this module needs no engine import)."""
 
     strategies: list[BaseStrategy]
@@ -74,7 +74,7 @@ def input_sources(cls: type[BaseStrategy], context: StrategyContext) -> dict[str
     return {f: context.source_of(f) for f in cls.features if f in AUX_FEATURES}
 
 
-def live_status(engine: TradingEngine, name: str) -> str:
+def live_status(engine: _Engine, name: str) -> str:
     """'active', 'filtered: <reason>' or 'not configured' for the latest decision."""
     configured = {s.name for s in engine.strategies}
     if name not in configured:
@@ -90,7 +90,7 @@ def live_status(engine: TradingEngine, name: str) -> str:
     return "active"
 
 
-def register_strategy_commands(engine: TradingEngine) -> None:
+def register_strategy_commands(engine: _Engine) -> None:
     """Register `strategies.list` and `strategies.signals` on `engine`."""
 
     def list_strategies() -> list[StrategyInfo]:

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 DEFAULT_REFRESH = ("fred", "cftc", "eia", "lbma")
 
 
-class TradingEngine(Protocol):
+class _Engine(Protocol):
     """What the data commands use of the engine (so this module needs no engine import)."""
 
     config: Config
@@ -35,7 +35,7 @@ class TradingEngine(Protocol):
     def bind(self, name: str, handler: Callable[..., Any], *, step_lock: bool = True) -> None: ...
 
 
-def register_data_commands(engine: TradingEngine) -> None:
+def register_data_commands(engine: _Engine) -> None:
     """Expose the data area to clients (terminal, attach socket)."""
 
     def status() -> list[DatasetStatus]:
@@ -59,7 +59,7 @@ def register_data_commands(engine: TradingEngine) -> None:
 
 
 def scheduled_refresh(
-    engine: TradingEngine,
+    engine: _Engine,
     sources: Sequence[str] | None = None,
     today: date | None = None,
     progress: Callable[[str], None] | None = None,
