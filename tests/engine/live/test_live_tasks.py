@@ -170,7 +170,7 @@ async def test_the_outbox_sender_is_a_supervised_daemon_task(
 
 
 # ----- who did it -------------------------------------------------------------------------
-async def test_operator_actions_over_the_socket_record_the_peer_and_never_a_passphrase(
+async def test_actions_over_the_socket_are_audited_with_the_peer_and_reads_are_not(
     short_config: Config,
 ):
     data_dir = Path(tempfile.mkdtemp(prefix="qgtm-", dir="/tmp"))  # AF_UNIX paths are short
