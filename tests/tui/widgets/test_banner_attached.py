@@ -40,3 +40,15 @@ async def test_the_banner_shows_the_attachment_only_when_attached() -> None:
         banner.show(SNAPSHOT, HELLO)
         assert banner.has_class("-attached")
         assert str(app.query_one("#attached", Label).content).startswith("ATTACHED pid 1234 since")
+
+
+async def test_an_in_process_terminal_shows_no_attachment(client) -> None:
+    from qgtm.tui.app import QGTMApp
+
+    app = QGTMApp(client)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.3)
+        banner = app.screen.query_one(Banner)
+        assert app.latest is not None and not banner.has_class("-attached")
+        assert not app.screen.query_one("#attached", Label).display
+        assert not [n for n in app._notifications if n.title == "attached"]
