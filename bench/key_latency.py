@@ -14,7 +14,7 @@ idle, so they land anywhere in the frames a fast replay causes:
 
 Run:  .venv/bin/python bench/key_latency.py [--presses 200] [--hogs 2] [--engine-nice 0]
 Target: p99 < 100 ms in every scenario. `--engine-nice 0 --no-gc-freeze` turns off the two
-process-level measures (qgtm.tui.client.ENGINE_THREAD_NICE, qgtm.tui.latency) to compare.
+process-level measures (qgtm.engine.live.inprocess.ENGINE_THREAD_NICE, qgtm.tui.latency) to compare.
 """
 
 from __future__ import annotations
@@ -36,12 +36,12 @@ from typing import ClassVar
 from textual import events
 from textual.binding import Binding, BindingType
 
-import qgtm.tui.client as client_module
+import qgtm.engine.live.inprocess as client_module
 import qgtm.tui.latency as latency_module
 from qgtm.core.config import Config, EngineConfig
 from qgtm.engine.live.engine import TradingEngine
+from qgtm.engine.live.inprocess import InProcessClient
 from qgtm.tui.app import QGTMApp
-from qgtm.tui.client import InProcessClient
 
 TARGET_MS = 100.0
 SCENARIOS = ("baseline", "replay", "replay+process", "replay+thread")

@@ -42,7 +42,7 @@ EXPECTED_ERRORS = (
     ("qgtm.core.universe", "UniverseError"),
     ("qgtm.engine.data.store", "MarketDataError"),
     ("qgtm.engine.data.user_bars", "UserBarsError"),
-    ("qgtm.engine.backtest.result", "BacktestError"),
+    ("qgtm.core.backtest", "BacktestError"),
     ("qgtm.core.secrets", "MissingCredentialsError"),
     ("qgtm.engine.lock", "EngineLockedError"),
 )

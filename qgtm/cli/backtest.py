@@ -22,15 +22,23 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from qgtm.cli.output import print_json
-from qgtm.core.config import Config
-from qgtm.engine.backtest.api import (
+from qgtm.core.backtest import (
     BACKTEST_FLAGS,
-    RunOutcome,
-    make_strategy,
+    MONTH_LABELS,
+    BacktestError,
+    compact_percent,
+    kill_switch_brief,
+    monthly_rows,
     params_text,
-    parse_date,
     parse_param,
     parse_sweep,
+    stat_text,
+)
+from qgtm.core.config import Config
+from qgtm.engine.backtest.api import (
+    RunOutcome,
+    make_strategy,
+    parse_date,
     run_backtest,
     save_artifacts,
     settings_from_config,
@@ -41,7 +49,6 @@ from qgtm.engine.backtest.decision import regime_cache_for, use_regime_cache
 from qgtm.engine.backtest.event_driven import Progress as ProgressFn
 from qgtm.engine.backtest.league import league_settings, run_league
 from qgtm.engine.backtest.market import BacktestMarket, MarketHeldError, load_market, sectors_of
-from qgtm.engine.backtest.result import BacktestError
 from qgtm.engine.backtest.runs import (
     Comparison,
     StoredRun,
@@ -50,18 +57,9 @@ from qgtm.engine.backtest.runs import (
     list_runs,
     rerun,
     runs_dir,
-    stat_text,
 )
 from qgtm.engine.backtest.service import unpack_market
-from qgtm.engine.backtest.stats import (
-    EQUAL_WEIGHT,
-    MONTH_LABELS,
-    Report,
-    compact_percent,
-    kill_switch_brief,
-    kill_switch_text,
-    monthly_rows,
-)
+from qgtm.engine.backtest.stats import EQUAL_WEIGHT, Report, kill_switch_text
 from qgtm.engine.features.pit_features import summarise_inputs
 
 

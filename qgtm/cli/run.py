@@ -35,9 +35,9 @@ def _with_speed(config: Config, speed: float | None) -> Config:
 
 def _run_terminal(config: Config, data_dir: Path) -> int:
     from qgtm.engine.live.engine import TradingEngine
+    from qgtm.engine.live.inprocess import InProcessClient
     from qgtm.engine.lock import EngineLock, EngineLockedError
     from qgtm.tui.app import QGTMApp
-    from qgtm.tui.client import InProcessClient
     from qgtm.tui.keymap import UnknownBindingError
     from qgtm.tui.themes import UnknownThemeError
 

@@ -26,7 +26,6 @@ import random
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from qgtm.core.publication import (
     sign,
     stable_id,
 )
+from qgtm.core.results import OutboxStatus
 from qgtm.core.types import Signal
 from qgtm.engine.state_schema import migrate
 
@@ -60,27 +60,6 @@ def _direction(weight: float) -> SignalDirection:
     if weight < -1e-9:
         return SignalDirection.SHORT
     return SignalDirection.FLAT
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxStatus:
-    """What the terminal shows: counts, the oldest pending item, the last error."""
-
-    pending: int
-    sent: int
-    last_error: str | None
-    oldest_pending: str | None
-    last_sent_at: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data for engine commands."""
-        return {
-            "pending": self.pending,
-            "sent": self.sent,
-            "last_error": self.last_error,
-            "oldest_pending": self.oldest_pending,
-            "last_sent_at": self.last_sent_at,
-        }
 
 
 class Outbox:

@@ -12,9 +12,9 @@ from textual.app import App, ScreenStackError
 from textual.binding import Binding, BindingType
 
 from qgtm.core.paths import default_data_dir
+from qgtm.core.protocol import EngineClient
 from qgtm.core.snapshot import EngineSnapshot
 from qgtm.core.universe import load_universe
-from qgtm.tui.client import EngineClient
 from qgtm.tui.commands import MnemonicCommands, TerminalCommands
 from qgtm.tui.keymap import bind, check_keymap
 from qgtm.tui.latency import freeze_startup_heap
@@ -44,6 +44,7 @@ from qgtm.tui.themes import (
     saved_theme,
     theme_choice_file,
 )
+from qgtm.tui.widgets.banner import attached_text
 from qgtm.tui.widgets.command_line import CommandLine
 from qgtm.tui.widgets.confirm import ConfirmModal
 from qgtm.tui.widgets.operator_modal import OperatorModal
@@ -187,6 +188,9 @@ class QGTMApp(App[None]):
         await self.switch_mode("monitor")
         await self.client.start()
         self._client_running = True
+        info = getattr(self.client, "info", None)
+        if info is not None:  # attached to a daemon: say which (the banner keeps it short)
+            self.notify(f"{attached_text(info)} on {info.data_dir}", title="attached", timeout=8)
         freeze_startup_heap()  # the engine is loaded: keep GC pauses off the key path
         self.poll_snapshot()
         self.set_interval(1 / REFRESH_HZ, self._poll_tick, name="poll-snapshot")
@@ -384,8 +388,8 @@ class QGTMApp(App[None]):
             self.notify(f"reconciliation failed: {exc}", severity="error")
             return
         self.notify(
-            f"reconciled: broker {result['broker']} · book {result['local']} · "
-            f"discrepancies {result['discrepancies']}"
+            f"reconciled: broker {result.broker} · book {result.local} · "
+            f"discrepancies {result.discrepancies}"
         )
         self.poll_snapshot()
 

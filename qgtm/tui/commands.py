@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from qgtm.core.results import OutboxStatus
 from qgtm.tui.screens.risk import add_operator, approve_reset, request_reset
 from qgtm.tui.themes import THEMES
 
@@ -27,13 +28,13 @@ class PaletteCommand:
 
 async def show_outbox_status(app: TerminalApp) -> None:
     """Ask the engine for its publish outbox status and show it as a notification."""
-    status = await app.client.call("publish.status")
-    text = f"outbox: {status['pending']} pending, {status['sent']} sent"
-    if status["oldest_pending"]:
-        text += f", oldest pending since {status['oldest_pending']}"
-    if status["last_error"]:
-        text += f"\nlast error: {status['last_error']}"
-    app.notify(text, title="publish", severity="warning" if status["last_error"] else "information")
+    status: OutboxStatus = await app.client.call("publish.status")
+    text = f"outbox: {status.pending} pending, {status.sent} sent"
+    if status.oldest_pending:
+        text += f", oldest pending since {status.oldest_pending}"
+    if status.last_error:
+        text += f"\nlast error: {status.last_error}"
+    app.notify(text, title="publish", severity="warning" if status.last_error else "information")
 
 
 class TerminalCommands(Provider):

@@ -14,7 +14,7 @@ async def test_palette_outbox_status_notifies_pending_count(tmp_path: Path) -> N
     engine = make_engine(tmp_path, running=False)
     for _ in range(2):
         engine.step()
-    pending = engine.call("publish.status")["pending"]
+    pending = engine.call("publish.status").pending
     assert pending > 0  # two rebalances from flat produce target changes
     app = QGTMApp(RecordingClient(engine))
     try:

@@ -11,7 +11,7 @@ import pytest
 
 from qgtm.core.config import Config, DemoConfig, EngineConfig
 from qgtm.engine.live.engine import TradingEngine
-from qgtm.tui.client import InProcessClient
+from qgtm.engine.live.inprocess import InProcessClient
 
 SHORT_DEMO = DemoConfig(seed=11, start=date(2008, 1, 2), end=date(2010, 6, 30))
 

@@ -10,7 +10,8 @@ import polars as pl
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from qgtm.engine.data.quality import QualityFailure, Severity, store_failures
+from qgtm.core.quality import QualityFailure, Severity
+from qgtm.engine.data.quality import store_failures
 from qgtm.tui.app import QGTMApp
 from qgtm.tui.screens.data import NO_DATASETS, DataScreen
 from qgtm.tui.widgets.live_table import LiveTable

@@ -22,8 +22,8 @@ from textual.app import App, ComposeResult
 
 import qgtm.tui.latency as latency
 from qgtm.core.enums import KillTier
+from qgtm.engine.live.inprocess import InProcessClient, lower_thread_priority
 from qgtm.tui.app import SCREEN_SLOTS, QGTMApp
-from qgtm.tui.client import InProcessClient, lower_thread_priority
 from qgtm.tui.formatting import price
 from qgtm.tui.screens import monitor as monitor_module
 from qgtm.tui.screens.monitor import MonitorScreen, status_line

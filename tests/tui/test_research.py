@@ -13,8 +13,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, Select
 from textual_plotext import PlotextPlot
 
-from qgtm.engine.backtest.result import BacktestError
-from qgtm.engine.backtest.stats import compact_percent
+from qgtm.core.backtest import BacktestError, compact_percent
 from qgtm.engine.live.engine import TradingEngine
 from qgtm.tui.app import QGTMApp
 from qgtm.tui.screens.research import ResearchScreen, parse_params, stat_rows
@@ -341,6 +340,6 @@ async def test_ctrl_g_cancels_the_running_backtest(tmp_path: Path) -> None:
             assert screen.pending is None
             await pilot.pause(1.0)  # polls go on: nothing arrives from the cancelled job
             assert screen.runs == [] and screen.status_text.startswith("Cancelled")
-            assert engine.call("backtest.status", job=job)["state"] == "cancelled"
+            assert engine.call("backtest.status", job=job).state == "cancelled"
     finally:
         engine.close()

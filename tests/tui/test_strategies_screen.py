@@ -13,9 +13,9 @@ from textual.widgets import Label, Sparkline, Static
 
 from qgtm.core.config import Config, EngineConfig
 from qgtm.engine.live.engine import TradingEngine
+from qgtm.engine.live.inprocess import InProcessClient
 from qgtm.engine.strategies.registry import STRATEGIES
 from qgtm.tui.app import QGTMApp
-from qgtm.tui.client import InProcessClient
 from qgtm.tui.screens.strategies import StrategiesScreen
 from qgtm.tui.widgets.live_table import LiveTable
 from tests.tui.conftest import SHORT_DEMO
@@ -81,7 +81,7 @@ async def test_details_status_and_last_signals_follow_the_cursor(engine: Trading
         assert "Brock, Lakonishok, LeBaron" in details
         assert "regimes    trending, crisis" in details
         assert "slow" in details and "[50, 300]" in details
-        status = screen.entries["sma_cross"]["status"]
+        status = screen.entries["sma_cross"].status
         regime = engine.regime
         assert status == (
             "active"
@@ -101,8 +101,8 @@ async def test_tsmom_runs_in_every_regime_and_its_signals_are_listed(engine: Tra
         await pilot.press("6")
         screen = app.screen
         await wait_for(pilot, lambda: "tsmom" in screen.entries)
-        assert screen.entries["tsmom"]["status"] == "active"
-        assert screen.entries["rsi2"]["status"] == "not configured"
+        assert screen.entries["tsmom"].status == "active"
+        assert screen.entries["rsi2"].status == "not configured"
         screen.selected = "tsmom"
         await screen.refresh_selection()
         keys = screen.query_one("#strategy-signals LiveTable", LiveTable).row_keys
@@ -137,7 +137,7 @@ async def test_selected_strategy_shows_its_model_and_decay_history(
         text = str(screen.query_one("#strategy-learning", Static).content)
         assert "model tsmom@v1" in text and "decay" in text
         history = engine.call("learn.history", strategy="tsmom")
-        assert screen.query_one("#strategy-decay", Sparkline).data == [h["sharpe"] for h in history]
+        assert screen.query_one("#strategy-decay", Sparkline).data == [h.sharpe for h in history]
 
 
 @pytest.mark.parametrize(("size", "short"), [((80, 24), True), ((200, 60), False)])

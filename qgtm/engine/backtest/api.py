@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from qgtm.core.backtest import BACKTEST_FLAGS, BacktestError, parse_param, parse_sweep
 from qgtm.core.config import KILL_RESETS, Config
 from qgtm.core.paths import replaced_whole
 from qgtm.engine.backtest.costs import CostModel
 from qgtm.engine.backtest.event_driven import Progress, run_event_driven
-from qgtm.engine.backtest.result import BacktestError, BacktestResult, BacktestSettings
+from qgtm.engine.backtest.result import BacktestResult, BacktestSettings
 from qgtm.engine.backtest.sma import SmaCrossover
 from qgtm.engine.backtest.stats import (
     EQUAL_WEIGHT,
@@ -74,37 +75,6 @@ def make_strategy(name: str, params: Mapping[str, float] | None = None) -> BaseS
         raise BacktestError(str(exc)) from None
 
 
-def parse_param(text: str) -> tuple[str, float]:
-    """'lookback=126' -> ('lookback', 126.0)."""
-    key, sep, value = text.partition("=")
-    try:
-        if not sep or not key.strip():
-            raise ValueError
-        return key.strip(), float(value)
-    except ValueError:
-        raise BacktestError(f"bad --param {text!r}: want NAME=NUMBER") from None
-
-
-def params_text(params: dict[str, Any]) -> str:
-    """'lookback=63 skip=0 target_vol=0.2': a strategy's parameters on one line."""
-    return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
-
-
-def parse_sweep(text: str) -> tuple[str, list[float]]:
-    """'lookback=60:252:21' -> ('lookback', [60, 81, ..., 249]) (inclusive of b if hit)."""
-    key, sep, spec = text.partition("=")
-    try:
-        low, high, step = (float(x) for x in spec.split(":"))
-        if not sep or step <= 0 or high < low:
-            raise ValueError
-    except ValueError:
-        raise BacktestError(f"bad --sweep {text!r}: want NAME=LOW:HIGH:STEP, STEP > 0") from None
-    count = int(np.floor((high - low) / step + 1e-9)) + 1
-    if count > 500:
-        raise BacktestError(f"--sweep {text!r} has {count} values; at most 500")
-    return key.strip(), [round(low + i * step, 10) for i in range(count)]
-
-
 def parse_date(text: str | None, flag: str) -> date | None:
     """ISO date or None; BacktestError naming the flag otherwise."""
     if text is None:
@@ -113,14 +83,6 @@ def parse_date(text: str | None, flag: str) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         raise BacktestError(f"bad {flag} {text!r}: want YYYY-MM-DD") from None
-
-
-BACKTEST_FLAGS = {
-    "--impact": "impact_bps_at_full_adv",
-    "--borrow": "borrow_bps_annual",
-    "--kill-reset": "kill_reset",
-}
-"""One run's [backtest] overrides, as `qgtm backtest` and the Research screen spell them."""
 
 
 def with_backtest_flags(config: Config, flags: Mapping[str, Any]) -> Config:

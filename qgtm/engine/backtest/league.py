@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from qgtm.core.backtest import BacktestError
 from qgtm.core.config import Config
 from qgtm.core.processes import worker_pool
 from qgtm.engine.backtest.api import (
@@ -24,7 +25,7 @@ from qgtm.engine.backtest.api import (
 )
 from qgtm.engine.backtest.decision import regime_cache_for, use_regime_cache
 from qgtm.engine.backtest.market import sectors_of
-from qgtm.engine.backtest.result import BacktestError, BacktestSettings
+from qgtm.engine.backtest.result import BacktestSettings
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features.auxiliary import StrategyContext
 

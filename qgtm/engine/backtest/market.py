@@ -15,9 +15,9 @@ from pathlib import Path
 
 import duckdb
 
+from qgtm.core.backtest import BacktestError
 from qgtm.core.config import Config
 from qgtm.core.universe import load_universe
-from qgtm.engine.backtest.result import BacktestError
 from qgtm.engine.data.store import MarketStore, PricePanel
 from qgtm.engine.data.user_bars import load_user_bars, summary_lines, to_panel
 from qgtm.engine.features.auxiliary import StrategyContext

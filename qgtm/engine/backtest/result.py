@@ -10,16 +10,12 @@ from typing import Any
 
 import numpy as np
 
+from qgtm.core.backtest import BacktestError
 from qgtm.core.config import DECISIONS as BACKTEST_DECISIONS
 from qgtm.core.config import KILL_RESETS, PortfolioConfig
 from qgtm.core.types import RiskLimits
 from qgtm.engine.backtest.costs import CostModel
 from qgtm.engine.data.store import PricePanel
-
-
-class BacktestError(ValueError):
-    """A backtest request the runner cannot honour (bad window, unknown name, ...)."""
-
 
 DECISIONS = BACKTEST_DECISIONS  # declared in core so the CLI parser needs no engine import
 

@@ -17,7 +17,6 @@ trades.parquet and round_trips.parquet.
 from __future__ import annotations
 
 import json
-import math
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,58 +27,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from qgtm.core.backtest import COMPARED, BacktestError, kill_switch_cell
 from qgtm.engine.backtest.api import ARTIFACTS, RunOutcome, data_hash, run_backtest
-from qgtm.engine.backtest.result import BacktestError, BacktestSettings
-from qgtm.engine.backtest.stats import kill_switch_cell, relative_stats
+from qgtm.engine.backtest.result import BacktestSettings
+from qgtm.engine.backtest.stats import relative_stats
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features.auxiliary import StrategyContext
 
 Progress = Callable[[int, int], None]
-
-COMPARED: tuple[tuple[str, str, str], ...] = (
-    # (key in the summary's report / validation, label, kind)
-    ("final_equity", "final equity", "money"),
-    ("trades", "trades", "count"),
-    ("total_return", "total return", "return"),
-    ("cagr", "CAGR", "return"),
-    ("volatility", "volatility", "pct"),
-    ("sharpe", "Sharpe", "num"),
-    ("sortino", "Sortino", "num"),
-    ("calmar", "Calmar", "num"),
-    ("max_drawdown", "max drawdown", "pct"),
-    ("max_drawdown_sessions", "max drawdown sessions", "count"),
-    ("kill_switch", "kill switch", "text"),
-    ("hit_rate", "hit rate", "pct"),
-    ("turnover", "turnover / year", "num"),
-    ("round_trips", "round trips", "count"),
-    ("profit_factor", "profit factor", "num"),
-    ("psr_vs_zero", "PSR vs zero", "num"),
-    ("deflated_sharpe", "deflated Sharpe", "num"),
-    ("pbo", "PBO", "num"),
-    ("beta", "beta", "num"),
-    ("alpha", "alpha / year", "return"),
-    ("information_ratio", "information ratio", "num"),
-)
-
-
-def stat_text(value: Any, kind: str, signed: bool = False) -> str:
-    """A COMPARED statistic as text: money with cents, counts whole, 'pct' and 'return'
-    as percents to 2 decimals, 'num' to 3; `signed` puts + before a positive 'return'
-    (a gain; a volatility or a drawdown has no sign to show). '' for None."""
-    if value is None:
-        return ""
-    if kind == "text":
-        return str(value)
-    if kind == "money":
-        return f"{value:,.2f}"
-    if kind == "count":
-        return f"{value:,.0f}"
-    number = float(value)
-    if not math.isfinite(number):
-        return "nan" if number != number else ("inf" if number > 0 else "-inf")
-    if kind in ("pct", "return"):
-        return f"{number:+.2%}" if signed and kind == "return" else f"{number:.2%}"
-    return f"{number:.3f}"
 
 
 def runs_dir(data_dir: Path) -> Path:

@@ -25,22 +25,24 @@ import multiprocessing
 import os
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import Any, Protocol
 
+import msgspec
 import numpy as np
 
+from qgtm.core.backtest import BacktestError, parse_sweep
 from qgtm.core.config import Config
 from qgtm.core.processes import ctrl_c_left_to_parent
+from qgtm.core.results import BacktestJobStatus, StoredRunRow
 from qgtm.core.universe import Universe
 from qgtm.engine.backtest.api import (
     make_strategy,
     parse_date,
-    parse_sweep,
     run_backtest,
     save_artifacts,
     settings_from_config,
@@ -48,7 +50,6 @@ from qgtm.engine.backtest.api import (
     with_backtest_flags,
 )
 from qgtm.engine.backtest.decision import regime_cache_for, use_regime_cache
-from qgtm.engine.backtest.result import BacktestError
 from qgtm.engine.backtest.runs import find_run, list_runs
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features.auxiliary import AuxSeries, StrategyContext
@@ -69,7 +70,7 @@ class _Engine(Protocol):
     next_index: int
     strategy_inputs: ContextCache
 
-    def register_command(self, name: str, handler: Any) -> None: ...
+    def bind(self, name: str, handler: Callable[..., Any], *, step_lock: bool = True) -> None: ...
 
 
 @dataclass(slots=True)
@@ -84,17 +85,17 @@ class BacktestJob:
     error: str = ""
     result: dict[str, Any] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data for the client."""
-        return {
-            "job": self.job_id,
-            "request": self.request,
-            "state": self.state,
-            "done": self.done,
-            "total": self.total,
-            "error": self.error,
-            "result": self.result,
-        }
+    def view(self, with_result: bool = True) -> BacktestJobStatus:
+        """The job as clients see it (`with_result=False`: without the summary)."""
+        return BacktestJobStatus(
+            self.job_id,
+            self.request,
+            self.state,
+            self.done,
+            self.total,
+            self.error,
+            self.result if with_result else {},
+        )
 
 
 def _thin(values: np.ndarray, points: int = CURVE_POINTS) -> list[int]:
@@ -197,7 +198,7 @@ class BacktestService:
         runner: str = "event",
         sweep: str | None = None,
         flags: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> BacktestJobStatus:
         """Validate and queue a backtest; returns its job record at once.
 
         `sweep` ("lookback=21:126:21", as `qgtm backtest --sweep`) runs every value in
@@ -235,7 +236,7 @@ class BacktestService:
             daemon=True,
         )
         thread.start()
-        return job.as_dict()
+        return job.view()
 
     def _work(
         self, job: BacktestJob, settings: Any, panel: PricePanel, context: StrategyContext
@@ -294,7 +295,7 @@ class BacktestService:
                 setattr(job, name, value)
             job.state = state
 
-    def cancel(self, job: int) -> dict[str, Any]:
+    def cancel(self, job: int) -> BacktestJobStatus:
         """Stop a queued or running job: its process is terminated (a run it had
         already saved stays stored)."""
         with self._lock:
@@ -308,7 +309,7 @@ class BacktestService:
             if process is not None and process.is_alive():
                 process.terminate()  # one process: a Research sweep runs its trials in it
         log.info("event=backtest_cancelled job=%d", record.job_id)
-        return record.as_dict()
+        return record.view()
 
     def market(self) -> dict[str, Any]:
         """The bars and strategy inputs a Research run would see now (the sessions this
@@ -324,17 +325,17 @@ class BacktestService:
             "market": pack_market(panel, None if context.source == "demo" else context),
         }
 
-    def status(self, job: int) -> dict[str, Any]:
+    def status(self, job: int) -> BacktestJobStatus:
         """The job's state, progress and, once done, its summary and curves."""
         try:
-            return self.jobs[int(job)].as_dict()
+            return self.jobs[int(job)].view()
         except KeyError:
             raise BacktestError(f"no backtest job {job}") from None
 
-    def stored(self) -> list[dict[str, Any]]:
+    def stored(self) -> list[StoredRunRow]:
         """The data dir's stored runs, newest first, one line each (`qgtm backtest --runs`)."""
         runs, _unreadable = list_runs(self.engine.data_dir)
-        return [run.row() for run in runs]
+        return [msgspec.convert(run.row(), StoredRunRow) for run in runs]
 
     def load(self, run: str) -> dict[str, Any]:
         """A stored run as a finished job's result: its summary and thinned curves."""
@@ -342,11 +343,9 @@ class BacktestService:
         frame = stored.equity()
         return with_curves(stored.summary, frame["date"].to_list(), frame["equity"].to_numpy())
 
-    def list_jobs(self) -> list[dict[str, Any]]:
-        """Every job's state without its curves."""
-        return [
-            {k: v for k, v in job.as_dict().items() if k != "result"} for job in self.jobs.values()
-        ]
+    def list_jobs(self) -> list[BacktestJobStatus]:
+        """Every job's state without its result."""
+        return [job.view(with_result=False) for job in self.jobs.values()]
 
 
 def register_backtest_commands(engine: _Engine) -> BacktestService:
@@ -354,14 +353,14 @@ def register_backtest_commands(engine: _Engine) -> BacktestService:
     (backtest.stored: the list; backtest.load: one, with its curves) and
     backtest.market (the engine's bars, lent to `qgtm backtest`)."""
     service = BacktestService(engine)
-    engine.register_command("backtest.strategies", service.strategies)
-    engine.register_command("backtest.run", service.run)
-    engine.register_command("backtest.status", service.status)
-    engine.register_command("backtest.cancel", service.cancel)
-    engine.register_command("backtest.jobs", service.list_jobs)
-    engine.register_command("backtest.stored", service.stored)
-    engine.register_command("backtest.load", service.load)
-    engine.register_command("backtest.market", service.market)
+    engine.bind("backtest.strategies", service.strategies)
+    engine.bind("backtest.run", service.run)
+    engine.bind("backtest.status", service.status)
+    engine.bind("backtest.cancel", service.cancel)
+    engine.bind("backtest.jobs", service.list_jobs)
+    engine.bind("backtest.stored", service.stored)
+    engine.bind("backtest.load", service.load)
+    engine.bind("backtest.market", service.market)
     return service
 
 

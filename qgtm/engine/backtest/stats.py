@@ -15,8 +15,9 @@ from decimal import Decimal
 
 import numpy as np
 
+from qgtm.core.backtest import BacktestError, worst_spell
 from qgtm.core.enums import KillTier
-from qgtm.engine.backtest.result import BacktestError, BacktestResult, Trade
+from qgtm.engine.backtest.result import BacktestResult, Trade
 from qgtm.engine.data.store import PricePanel
 
 TRADING_DAYS = 252
@@ -208,32 +209,6 @@ def kill_switch_text(
     return f"{tier} from {spell['first']} ({sessions})"
 
 
-def kill_switch_brief(report: Mapping[str, object]) -> str | None:
-    """The worst tier and its month ('FLATTEN 2025-02') for narrow columns, from a
-    report's dict; None when the switch never tripped (report's own kill_switch text
-    then says why) or the report predates spells."""
-    spells = report.get("kill_spells")
-    if not spells or not isinstance(spells, Mapping):
-        return None
-    tier, spell = worst_spell(spells)
-    return f"{tier} {str(spell['first'])[:7]}"
-
-
-def kill_switch_cell(report: Mapping[str, object]) -> str | None:
-    """A report dict's kill switch for a narrow cell: the worst tier and its month when
-    tripped (kill_switch_brief), else its text ('not tripped', 'off'; None before spells
-    were reported)."""
-    text = report.get("kill_switch")
-    return kill_switch_brief(report) or (str(text) if text is not None else None)
-
-
-def worst_spell(
-    spells: Mapping[str, Mapping[str, int | str]],
-) -> tuple[str, Mapping[str, int | str]]:
-    """The most restrictive tier of non-empty `spells` with its spell."""
-    return max(spells.items(), key=lambda item: KillTier[item[0]])
-
-
 def sector_exposure(
     weights: np.ndarray, symbols: Sequence[str], sector_of: Mapping[str, str]
 ) -> dict[str, float]:
@@ -306,34 +281,6 @@ def relative_stats(returns: np.ndarray, bench: np.ndarray) -> dict[str, float]:
         if tracking > 0
         else 0.0,
     }
-
-
-MONTH_LABELS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def monthly_rows(
-    monthly: Mapping[int | str, Mapping[int | str, float]],
-) -> list[tuple[int, list[float | None]]]:
-    """The monthly returns table as rows: (year, [Jan..Dec, year]), None for months
-    outside the run; the year's return compounds its months: prod(1 + m) - 1.
-
-    Takes Report.monthly_returns or its JSON form (string keys)."""
-    rows = []
-    for year in sorted(monthly, key=int):
-        months = {int(m): float(r) for m, r in monthly[year].items()}
-        total = math.prod(1.0 + r for r in months.values()) - 1.0
-        rows.append((int(year), [months.get(m) for m in range(1, 13)] + [total]))
-    return rows
-
-
-def compact_percent(value: float | None) -> str:
-    """A return in percent in at most 4 characters ('' for None): one decimal below
-    9.95%, whole percents from there ('-0.4', '12', '-100'), so a year of 13 cells fits
-    an 80-column terminal."""
-    if value is None:
-        return ""
-    pct = value * 100.0
-    return f"{pct:.1f}" if abs(pct) < 9.95 else f"{pct:.0f}"
 
 
 def report(

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from qgtm.core.backtest import BacktestError
 from qgtm.core.enums import KillTier
 from qgtm.core.processes import worker_pool
 from qgtm.engine.backtest.costs import adv_matrix, mean_volumes
@@ -33,7 +34,6 @@ from qgtm.engine.backtest.decision import (
 )
 from qgtm.engine.backtest.event_driven import Progress
 from qgtm.engine.backtest.result import (
-    BacktestError,
     BacktestResult,
     BacktestSettings,
     Trade,

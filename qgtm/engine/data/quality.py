@@ -27,33 +27,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from enum import StrEnum
 
 import duckdb
 import polars as pl
 
 from qgtm.core import calendar
+from qgtm.core.quality import DatasetStatus, QualityFailure, Severity
 
 log = logging.getLogger(__name__)
-
-
-class Severity(StrEnum):
-    """How bad a failed check is: CRITICAL blocks trading on the affected symbols."""
-
-    WARNING = "WARNING"
-    CRITICAL = "CRITICAL"
-
-
-@dataclass(frozen=True, slots=True)
-class QualityFailure:
-    """One failed check on one observation (or on the sequence, dated by its last day)."""
-
-    dataset: str
-    subject: str
-    check: str
-    severity: Severity
-    day: date
-    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,21 +270,6 @@ def blocked_symbols(con: duckdb.DuckDBPyConnection, day: date) -> dict[str, str]
         for symbol in symbols or ():
             blocked.setdefault(symbol, f"{key} {reason}")
     return blocked
-
-
-@dataclass(frozen=True, slots=True)
-class DatasetStatus:
-    """One stored dataset as the Data screen shows it."""
-
-    dataset: str
-    rows: int
-    first: date | None
-    last: date | None
-    last_update: str
-    freshness_days: int | None
-    status: str
-    critical: int
-    warnings: int
 
 
 def dataset_status(

@@ -23,24 +23,25 @@ an operator's cancel moves WORKING to STOPPING, which closes the window at once.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from qgtm.core.enums import OrderStatus
 from qgtm.core.types import Fill, Order
+from qgtm.engine.audit import AuditLog
 from qgtm.engine.execution.algos import Algo, aware, plan_children
-from qgtm.engine.execution.benchmarks import utc_text
-from qgtm.engine.execution.brokers.base import BrokerError, BrokerOrder, OrderUpdate
+from qgtm.engine.execution.benchmarks import Benchmarks, VenueBenchmarks, utc_text
+from qgtm.engine.execution.brokers.base import Broker, BrokerError, BrokerOrder, OrderUpdate
 from qgtm.engine.execution.lifecycle import is_legal, is_terminal
+from qgtm.engine.execution.market_data import MarketData
 from qgtm.engine.execution.oms import child_order_id
-from qgtm.engine.execution.store import ChildSliceState
-
-if TYPE_CHECKING:
-    from qgtm.engine.execution.manager import OrderManager
+from qgtm.engine.execution.store import ChildSliceState, ExecutionStore
+from qgtm.engine.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,52 @@ log = logging.getLogger(__name__)
 PLANNED, SENDING, UNSENT = "PLANNED", "SENDING", "UNSENT"
 OPEN_CHILD = ("SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED")
 CLOSING_POLL = timedelta(seconds=5)
+
+
+class SlicingOms(Protocol):
+    """What the slicer needs of the OMS it books through (`OrderManager` is the one),
+    stated here so the slicer does not import the OMS that owns it."""
+
+    conn: sqlite3.Connection
+    store: ExecutionStore
+    state: StateStore
+    audit: AuditLog
+    broker: Broker
+    actor: str
+    market_data: MarketData | None
+    benchmarks: VenueBenchmarks
+
+    def apply(
+        self,
+        update: OrderUpdate,
+        at: datetime,
+        benchmarks: Mapping[str, Benchmarks] | None = None,
+    ) -> None:
+        """Book one venue update on its order."""
+
+    def move(self, order: Order, update: OrderUpdate, at: datetime) -> None:
+        """Move an order to the update's status, if the lifecycle allows it."""
+
+    def book_fill(
+        self, order: Order, fill: Fill, at: datetime, child_id: str | None = None
+    ) -> bool:
+        """Book a fill once; False when it was already booked."""
+
+    def tca_if_done(
+        self, cid: str, at: datetime, benchmarks: Mapping[str, Benchmarks] | None
+    ) -> None:
+        """Record TCA for an order that reached a final state."""
+
+    def audit_submitted(self, order: Order, at: datetime, algo: str, **extra: Any) -> None:
+        """Audit an order's submission."""
+
+    def process_updates(
+        self, at: datetime, benchmarks: Mapping[str, Benchmarks] | None = None
+    ) -> int:
+        """Apply every update the broker has queued; how many."""
+
+    def work(self, now: datetime) -> datetime | None:
+        """Release due children; the next wake-up time."""
 
 
 class WallClockSlicer:
@@ -59,7 +106,7 @@ class WallClockSlicer:
 
     def __init__(
         self,
-        oms: OrderManager,
+        oms: SlicingOms,
         *,
         participation_cap: float,
         adv_window: int,
@@ -480,7 +527,7 @@ class AlgoClock:
 
     def __init__(
         self,
-        oms: OrderManager,
+        oms: SlicingOms,
         clock: Callable[[], datetime],
         sleep: Callable[[float], None] = time.sleep,
         idle: float = 30.0,

@@ -51,14 +51,10 @@ from datetime import date
 import numpy as np
 from statsmodels.tsa.regime_switching.markov_regression import MarkovRegression
 
+from qgtm.core.regime import CONFIRM_DEFAULT, CRISIS, MEAN_REVERTING, TRENDING
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features import transforms as tf
 
-TRENDING = "trending"
-MEAN_REVERTING = "mean_reverting"
-CRISIS = "crisis"
-CONFIRM_DEFAULT = 2
-"""Sessions in a row the raw label must call a new regime before it takes over."""
 CONFIRM_SCAN = 63
 """Sessions `RegimeDetector.label` reads back for a confirmed regime before it gives up
 and takes the session's own label (a quarter of flicker without 2 equal labels in a row)."""

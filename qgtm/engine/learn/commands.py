@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, Protocol
 
+from qgtm.core.results import DecayPoint, ModelInfo
 from qgtm.engine.learn.loop import LearningLoop
 
 
 class _Engine(Protocol):
-    def register_command(self, name: str, handler: Any) -> None: ...
+    def bind(self, name: str, handler: Callable[..., Any], *, step_lock: bool = True) -> None: ...
 
 
 def register_learn_commands(engine: _Engine, loop: LearningLoop) -> None:
-    """learn.status, learn.models, learn.history: plain data for the Models screen."""
-    engine.register_command("learn.status", lambda: [asdict(s) for s in loop.status()])
-    engine.register_command(
+    """learn.status, learn.models, learn.history: typed rows for the Models screen."""
+    engine.bind("learn.status", loop.status)
+    engine.bind(
         "learn.models",
-        lambda strategy=None: [
-            {**asdict(m), "stage": m.stage.value} for m in loop.registry.list(strategy)
+        lambda strategy: [
+            ModelInfo(**{**asdict(m), "stage": m.stage.value}) for m in loop.registry.list(strategy)
         ],
     )
-    engine.register_command(
+    engine.bind(
         "learn.history",
-        lambda strategy, limit=500: [
-            {"session": s, "status": st, "sharpe": sh}
-            for s, st, sh in loop.decay_history(strategy, limit)
+        lambda strategy, limit: [
+            DecayPoint(session, status, sharpe)
+            for session, status, sharpe in loop.decay_history(strategy, limit)
         ],
     )

@@ -17,12 +17,12 @@ import multiprocessing
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 
 from qgtm.core.config import LearnConfig
 from qgtm.core.processes import ctrl_c_left_to_parent
+from qgtm.core.results import LearnStatus
 from qgtm.engine.audit import AuditLog
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features.auxiliary import StrategyContext
@@ -37,20 +37,6 @@ from qgtm.engine.strategies.registry import create
 log = logging.getLogger(__name__)
 
 FACTOR_WARMUP = 253
-
-
-@dataclass(frozen=True, slots=True)
-class LearnStatus:
-    """What the terminal shows of the loop for one strategy."""
-
-    strategy: str
-    production: str | None
-    status: str
-    sharpe: float
-    hit_rate: float
-    drift: float
-    job: str | None
-    shadow: str | None
 
 
 def _run_retrain(

@@ -14,6 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
+from qgtm.core.protocol import Hello, Reply, Request
 from qgtm.core.snapshot import EngineSnapshot
 from qgtm.engine.live import wire
 
@@ -25,20 +28,21 @@ class AttachError(RuntimeError):
 class SocketClient:
     """Attaches to a running daemon over its Unix socket; never trades by itself.
 
-    Snapshots stream in from the daemon (`subscribe`); commands are forwarded, and any
-    engine command registered on the daemon is callable through `call`.
+    Snapshots stream in from the daemon (`engine.subscribe`); every command of the
+    protocol (`qgtm.core.protocol`) is callable through `call`, its result decoded as the
+    command's declared result type. `info` is the daemon's hello (pid, data dir, start).
     """
 
     def __init__(self, path: Path, timeout: float = 10.0) -> None:
         self.path = path
         self.timeout = timeout
-        self.info: dict[str, Any] = {}
+        self.info: Hello | None = None
         self._latest: EngineSnapshot | None = None
         self._first = asyncio.Event()
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pump: asyncio.Task[None] | None = None
-        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._next_id = 0
         self.closed_reason: str | None = None
 
@@ -75,10 +79,10 @@ class SocketClient:
             except OSError as exc:
                 raise AttachError(f"cannot attach to {self.path}: {exc}") from None
         self._pump = asyncio.create_task(self._read_loop(), name="qgtm-attach")
-        self.info = await self._request({"op": "hello"})
+        self.info = await self.call("engine.hello")
         if not subscribe:
             return
-        self._latest = wire.decode_snapshot(await self._request({"op": "subscribe"}))
+        self._latest = await self.call("engine.subscribe")
         self._first.set()
 
     async def stop(self) -> None:
@@ -108,71 +112,68 @@ class SocketClient:
 
     def pause(self) -> None:
         """Ask the daemon to hold its replay clock."""
-        self._fire({"op": "pause"})
+        self._fire("engine.pause")
         if self._latest is not None:
             self._latest = replace(self._latest, running=False)
 
     def resume(self) -> None:
         """Ask the daemon to restart its replay clock."""
-        self._fire({"op": "resume"})
+        self._fire("engine.resume")
         if self._latest is not None:
             self._latest = replace(self._latest, running=True)
 
     def faster(self) -> None:
         """Ask the daemon to double its replay speed."""
-        self._fire({"op": "faster"})
+        self._fire("engine.faster")
 
     def slower(self) -> None:
         """Ask the daemon to halve its replay speed."""
-        self._fire({"op": "slower"})
+        self._fire("engine.slower")
 
     async def advance(self, sessions: int) -> None:
         """Ask the daemon to step `sessions` sessions now."""
-        self._latest = wire.decode_snapshot(
-            await self._request({"op": "advance", "sessions": sessions})
-        )
+        self._latest = await self.call("engine.advance", sessions=sessions)
 
     async def call(self, name: str, **kwargs: Any) -> Any:
-        """Run the daemon's engine command `name` and return its result."""
-        packed = await self._request({"op": "call", "name": name, "kwargs": kwargs})
-        return wire.unpack_result(packed)
+        """Run the daemon's command `name`; its result is of the command's declared type."""
+        raw = await self._request(name, kwargs)
+        return wire.decode_result(name, raw)
 
     # ----- plumbing ------------------------------------------------------------------
-    def _fire(self, message: dict[str, Any]) -> None:
+    def _fire(self, name: str, **kwargs: Any) -> None:
         if self._writer is None:
             raise AttachError("not attached")
         self._next_id += 1
-        self._writer.write(wire.encode({"id": self._next_id, **message}))
+        self._writer.write(wire.encode_request(Request(self._next_id, name, kwargs)))
 
-    async def _request(self, message: dict[str, Any]) -> Any:
+    async def _request(self, name: str, kwargs: dict[str, Any]) -> msgspec.Raw:
         if self._writer is None:
             raise AttachError("not attached")
         self._next_id += 1
         rid = self._next_id
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[rid] = future
-        self._writer.write(wire.encode({"id": rid, **message}))
+        self._writer.write(wire.encode_request(Request(rid, name, kwargs)))
         await self._writer.drain()
         try:
-            return await asyncio.wait_for(future, self.timeout)
+            answer = await asyncio.wait_for(future, self.timeout)
         finally:
             self._pending.pop(rid, None)
+        if not answer.ok:
+            raise RemoteCommandError(answer.error)
+        return answer.result
 
     async def _read_loop(self) -> None:
         assert self._reader is not None
         try:
             while line := await self._reader.readline():
-                message = wire.decode(line)
-                if message.get("push") == "snapshot":
-                    self._latest = wire.decode_snapshot(message["data"])
+                message = wire.decode_server(line)
+                if not isinstance(message, Reply):
+                    self._latest = message.data
                     continue
-                future = self._pending.get(message.get("id"))  # type: ignore[arg-type]
-                if future is None or future.done():
-                    continue
-                if message.get("ok"):
-                    future.set_result(message.get("result"))
-                else:
-                    future.set_exception(RemoteCommandError(str(message.get("error"))))
+                future = self._pending.get(message.id)  # type: ignore[arg-type]
+                if future is not None and not future.done():
+                    future.set_result(message)
             self.closed_reason = "daemon closed the connection"
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
             self.closed_reason = f"connection lost: {exc}"

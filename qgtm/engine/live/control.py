@@ -1,13 +1,13 @@
 """The daemon's attach socket: `engine.sock` in the data dir, reachable only by its owner.
 
 The socket file is created with mode 0600 and every connection's peer credentials
-(SO_PEERCRED) must carry the daemon's own uid. Protocol: JSON lines (see `wire`).
-Requests `{"id": n, "op": ...}` get `{"id": n, "ok": true, "result": ...}` or
-`{"id": n, "ok": false, "error": "..."}`. Ops: hello, snapshot, subscribe (then the
-server pushes `{"push": "snapshot", "data": ...}` on every new snapshot), pause,
-resume, faster, slower, advance(sessions), call(name, kwargs) for any registered engine
-command. Every state-changing op is audited as OPERATOR_ACTION before it runs: actor =
-the peer's user name from SO_PEERCRED, payload = the op, its arguments, peer uid and pid.
+(SO_PEERCRED) must carry the daemon's own uid. Protocol: JSON lines (see `wire`) of
+the commands declared in `qgtm.core.protocol`. `engine.hello` answers who this daemon is
+(pid, data dir, start time); `engine.subscribe` makes the server push every new
+snapshot; every other command runs on the engine (`TradingEngine.call`). Every ACTION
+command is audited as OPERATOR_ACTION before it runs: actor = the peer's user name from
+SO_PEERCRED, payload = the command, its arguments (secrets redacted), peer uid and pid.
+READ commands (the terminal's polls) are not operator actions and are not audited.
 """
 
 from __future__ import annotations
@@ -19,11 +19,21 @@ import os
 import pwd
 import socket
 import struct
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from qgtm.core.protocol import (
+    COMMANDS,
+    Command,
+    Hello,
+    Request,
+    Scope,
+    UnknownCommandError,
+    command,
+)
 from qgtm.engine.live import wire
-from qgtm.engine.live.engine import TradingEngine, UnknownCommandError
+from qgtm.engine.live.engine import TradingEngine
 
 
 class ControlledDaemon(Protocol):
@@ -32,6 +42,7 @@ class ControlledDaemon(Protocol):
 
     engine: TradingEngine
     data_dir: Path
+    started_at: datetime
 
     def audit_operator_action(self, actor: str, action: str, detail: dict[str, Any]) -> None:
         """Record who asked for what before it runs."""
@@ -41,7 +52,7 @@ log = logging.getLogger(__name__)
 
 SOCKET_NAME = "engine.sock"
 PUSH_INTERVAL_S = 0.1
-_READ_ONLY = {"hello", "snapshot", "subscribe"}
+SUBSCRIBE = "engine.subscribe"
 
 
 def socket_path(data_dir: Path) -> Path:
@@ -124,7 +135,7 @@ class ControlServer:
         pid, uid, _gid = peer_credentials(sock)
         if uid != os.getuid():
             log.warning("event=control_refused peer_uid=%d", uid)
-            writer.write(wire.encode({"ok": False, "error": "not the daemon's owner"}))
+            writer.write(wire.refusal(None, "not the daemon's owner"))
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
             writer.close()
@@ -137,14 +148,13 @@ class ControlServer:
         try:
             while line := await reader.readline():
                 try:
-                    request = wire.decode(line)
+                    request = wire.decode_request(line)
                 except ValueError as exc:
-                    await self._send(writer, lock, {"ok": False, "error": str(exc)})
+                    await self._send(writer, lock, wire.refusal(None, str(exc)))
                     continue
-                if request.get("op") == "subscribe" and pusher is None:
+                if request.command == SUBSCRIBE and pusher is None:
                     pusher = asyncio.create_task(self._push(writer, lock))
-                reply = await self._reply(request, actor, peer)
-                await self._send(writer, lock, reply)
+                await self._send(writer, lock, await self._reply(request, actor, peer))
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
@@ -160,11 +170,9 @@ class ControlServer:
                     await pusher
             writer.close()
 
-    async def _send(
-        self, writer: asyncio.StreamWriter, lock: asyncio.Lock, message: dict[str, Any]
-    ) -> None:
+    async def _send(self, writer: asyncio.StreamWriter, lock: asyncio.Lock, line: bytes) -> None:
         async with lock:
-            writer.write(wire.encode(message))
+            writer.write(line)
             await writer.drain()
 
     async def _push(self, writer: asyncio.StreamWriter, lock: asyncio.Lock) -> None:
@@ -173,56 +181,39 @@ class ControlServer:
             snap = self.engine.snapshot()
             key = (snap.version, snap.running, snap.speed)
             if key != sent:
-                await self._send(writer, lock, {"push": "snapshot", "data": snap})
+                await self._send(writer, lock, wire.push(snap))
                 sent = key
             await asyncio.sleep(PUSH_INTERVAL_S)
 
     async def _reply(
-        self, request: dict[str, Any], actor: str, peer: dict[str, int] | None = None
-    ) -> dict[str, Any]:
-        rid = request.get("id")
-        op = request.get("op")
+        self, request: Request, actor: str, peer: dict[str, int] | None = None
+    ) -> bytes:
+        """Run one request; ACTION commands are audited (who, what, from where) first."""
         try:
-            if op not in _READ_ONLY:
-                detail = redact({k: v for k, v in request.items() if k not in ("id", "op")})
-                detail.update(peer or {})
-                await asyncio.to_thread(self.daemon.audit_operator_action, actor, str(op), detail)
-            result = await self._run(op, request)
+            spec = command(request.command)
+            if not spec.is_read:
+                detail: dict[str, Any] = {"args": redact(request.args), **(peer or {})}
+                await asyncio.to_thread(self.daemon.audit_operator_action, actor, spec.name, detail)
+            result = await self._run(spec, request.args)
         except UnknownCommandError as exc:
-            return {"id": rid, "ok": False, "error": str(exc)}
+            return wire.refusal(request.id, str(exc))
         except (TypeError, ValueError, KeyError, RuntimeError) as exc:
-            return {"id": rid, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        return {"id": rid, "ok": True, "result": result}
+            return wire.refusal(request.id, f"{type(exc).__name__}: {exc}")
+        return wire.reply(request.id, result)
 
-    async def _run(self, op: Any, request: dict[str, Any]) -> Any:
-        engine = self.engine
-        if op == "hello":
-            return {
-                "pid": os.getpid(),
-                "data_dir": str(self.daemon.data_dir),
-                "commands": sorted(engine._commands),
-            }
-        if op in ("snapshot", "subscribe"):
-            return engine.snapshot()
-        if op == "pause":
-            engine.pause()
-        elif op == "resume":
-            engine.resume()
-        elif op == "faster":
-            engine.faster()
-        elif op == "slower":
-            engine.slower()
-        elif op == "speed":
-            engine.set_speed(float(request["speed"]))
-        elif op == "advance":
-            for _ in range(int(request.get("sessions", 1))):
-                if not await asyncio.to_thread(engine.step):
-                    break
-        elif op == "call":
-            name = str(request["name"])
-            kwargs = request.get("kwargs") or {}
-            value = await asyncio.to_thread(engine.call, name, **kwargs)
-            return wire.pack_result(value)
-        else:
-            raise ValueError(f"unknown op {op!r}")
-        return engine.snapshot()
+    def hello(self) -> Hello:
+        """Who this daemon is, for a new session (the terminal's ATTACHED banner)."""
+        session = {name for name, c in COMMANDS.items() if c.scope is Scope.SESSION}
+        return Hello(
+            pid=os.getpid(),
+            data_dir=str(self.daemon.data_dir),
+            started_at=self.daemon.started_at,
+            commands=tuple(sorted(self.engine.bound_commands() | session)),
+        )
+
+    async def _run(self, spec: Command, args: dict[str, Any]) -> Any:
+        if spec.name == "engine.hello":
+            return self.hello()
+        if spec.name == SUBSCRIBE:
+            return self.engine.snapshot()
+        return await asyncio.to_thread(self.engine.call, spec.name, **args)

@@ -24,13 +24,14 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from qgtm.core import calendar
 from qgtm.core.config import Config
+from qgtm.core.results import ReconRun
 from qgtm.core.snapshot import AuditPage, AuditRow
 from qgtm.engine.execution.brokers.base import BrokerError
 from qgtm.engine.execution.brokers.paper import PaperBroker
@@ -93,6 +94,8 @@ class TradingDaemon:
         self.engine = engine
         self.max_sessions = max_sessions
         self.sessions_done = 0
+        self.started_at = datetime.now(UTC)  # the attach hello shows it
+        self._summarised: date | None = None  # the last session log_session_summary logged
         self.health: dict[str, TaskHealth] = {}
         self.restarts: dict[str, int] = {}
         self.failures: dict[str, str] = {}
@@ -268,6 +271,7 @@ class TradingDaemon:
             if not await asyncio.to_thread(engine.step):
                 break
             self.sessions_done += 1
+            await asyncio.to_thread(self.log_session_summary)
         if engine.at_end:
             engine.alerts.appendleft("end of stored history: replay finished")
         done = self.max_sessions is not None and self.sessions_done >= self.max_sessions
@@ -284,9 +288,38 @@ class TradingDaemon:
         placed = await asyncio.to_thread(engine.decide_live, at)
         if placed >= 0:
             self.sessions_done += 1
+            await asyncio.to_thread(self.log_session_summary)
         done = self.max_sessions is not None and self.sessions_done >= self.max_sessions
         if done and self.clock is not None:
             self.clock.stop()
+
+    def log_session_summary(self) -> None:
+        """One structured line per processed session: `event=session_summary session=...
+        equity=... daily_pnl=... orders=... fills=... kill_tier=...` (orders decided on
+        the session, fills booked on its day), once per session whose close is booked."""
+        engine = self.engine
+        with engine._step_lock:
+            snap = engine.snapshot()
+            if snap.session is None or snap.session == self._summarised:
+                return  # nothing closed since the last line (wall clock: the bar is late)
+            self._summarised = snap.session
+            day = snap.session.isoformat()
+            orders = engine.state.conn.execute(
+                "SELECT count(*) FROM orders WHERE decision_date = ?", (day,)
+            ).fetchone()[0]
+            fills = engine.state.conn.execute(
+                "SELECT count(*) FROM fills WHERE substr(filled_at, 1, 10) = ?", (day,)
+            ).fetchone()[0]
+        log.info(
+            "event=session_summary session=%s equity=%.2f daily_pnl=%.2f orders=%d fills=%d "
+            "kill_tier=%s",
+            day,
+            snap.equity,
+            snap.daily_pnl,
+            orders,
+            fills,
+            snap.kill_tier.name,
+        )
 
     async def _job_algo(self, at: datetime) -> None:
         """Release due children of sliced VWAP/TWAP parents; close ended windows."""
@@ -334,6 +367,7 @@ class TradingDaemon:
             return
         lines = await asyncio.to_thread(self.engine.refresh_data, sources)
         log.info("event=data_refresh at=%s sources=%s result=%r", at, ",".join(sources), lines)
+        await asyncio.to_thread(self.log_session_summary)  # a close the new bar booked
 
     # ----- OMS events, outbox ------------------------------------------------------
     async def _run_oms_events(self) -> None:
@@ -454,21 +488,17 @@ class TradingDaemon:
 def install_live_commands(engine: TradingEngine, recon: ReconciliationEngine) -> None:
     """Expose `recon.run` and `audit.search` to clients (terminal, attach socket)."""
 
-    def run() -> dict[str, Any]:
+    def run() -> ReconRun:
         result = recon.run(engine)
-        return {
-            "broker": result.broker_positions,
-            "local": result.local_positions,
-            "discrepancies": len(result.discrepancies),
-        }
+        return ReconRun(result.broker_positions, result.local_positions, len(result.discrepancies))
 
     def search(
-        event: str | None = None,
-        actor: str | None = None,
-        text: str | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        limit: int = 200,
+        event: str | None,
+        actor: str | None,
+        text: str | None,
+        since: str | None,
+        until: str | None,
+        limit: int,
     ) -> AuditPage:
         records = engine.audit.search(event, actor, text, since, until, int(limit))
         return AuditPage(
@@ -485,8 +515,8 @@ def install_live_commands(engine: TradingEngine, recon: ReconciliationEngine) ->
         )
 
     for name, handler in (("recon.run", run), ("audit.search", search)):
-        if name not in engine._commands:
-            engine.register_command(name, handler)
+        if not engine.is_bound(name):  # a second daemon object on the same engine (tests)
+            engine.bind(name, handler)
 
 
 def _check_stream(broker: Any) -> None:

@@ -27,11 +27,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from qgtm.core import calendar
 from qgtm.core.config import Config, live_trading_allowed
 from qgtm.core.enums import KillTier, Side
+from qgtm.core.protocol import ENGINE_COMMANDS, UnknownCommandError, command, parse_args
+from qgtm.core.results import BlotterRow, ChildOrderRow, TcaReport, TcaRow, TcaStrategyRow
 from qgtm.core.risk_status import ResetResult, RiskStatus
 from qgtm.core.snapshot import (
     AuditRow,
@@ -45,6 +48,7 @@ from qgtm.core.types import Fill, Order, Signal
 from qgtm.core.universe import Universe, load_universe
 from qgtm.engine.audit import AuditLog
 from qgtm.engine.backtest.service import register_backtest_commands
+from qgtm.engine.data.providers.commands import register_data_commands
 from qgtm.engine.data.quality import blocked_symbols
 from qgtm.engine.data.store import MarketDataError, MarketStore, PricePanel
 from qgtm.engine.execution.algos import Algo, select_algo
@@ -61,6 +65,7 @@ from qgtm.engine.learn.registry import ModelRegistry
 from qgtm.engine.learn.retrain import BacktestValidator
 from qgtm.engine.live.clock import Clock, SystemClock
 from qgtm.engine.live.queries import register_queries
+from qgtm.engine.live.strategy_commands import register_strategy_commands
 from qgtm.engine.outbox import Outbox, OutboxSender, outbox_status
 from qgtm.engine.portfolio.aggregator import Aggregation, aggregate
 from qgtm.engine.portfolio.allocator import AllocationSettings, allocate, daily_returns
@@ -69,7 +74,6 @@ from qgtm.engine.risk.checks import RiskContext
 from qgtm.engine.risk.manager import RiskManager
 from qgtm.engine.state import StateStore
 from qgtm.engine.strategies.base import BaseStrategy
-from qgtm.engine.strategies.commands import register_strategy_commands
 from qgtm.engine.strategies.registry import create
 
 log = logging.getLogger(__name__)
@@ -79,13 +83,6 @@ DEFAULT_WARMUP_SESSIONS = 260
 MAX_SPEED = 64.0
 MIN_SPEED = 1 / 60  # one session a minute
 FLATTEN_SET = "FLATTEN"
-
-
-class UnknownCommandError(KeyError):
-    """A client asked for an engine command nobody registered."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def _money(value: float) -> Decimal:
@@ -128,9 +125,9 @@ class TradingEngine:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._snapshot: EngineSnapshot | None = None
-        self._commands: dict[str, Callable[..., Any]] = {}
+        self._handlers: dict[str, tuple[Callable[..., Any], bool]] = {}
         self.outbox = Outbox(self.state.conn)
-        self.register_command("publish.status", lambda: outbox_status(self.state.path).as_dict())
+        self.bind("publish.status", lambda: outbox_status(self.state.path))
         self.recon_view: ReconView | None = None
         self.regime_detector = RegimeDetector()
         self.last_aggregation: Aggregation | None = None
@@ -139,17 +136,8 @@ class TradingEngine:
         self._restore()
         register_strategy_commands(self)
         register_backtest_commands(self)
-        self.register_command("execution.blotter", lambda limit=200: self.oms.blotter(limit))
-        self.register_command("execution.children", lambda parent_id: self.oms.children(parent_id))
-        self.register_command(
-            "execution.tca",
-            lambda limit=200: {
-                "orders": self.oms.tca_rows(limit),
-                "strategies": self.oms.tca_by_strategy(),
-            },
-        )
-        from qgtm.engine.data.providers.commands import register_data_commands
-
+        self._bind_execution_commands()
+        self._bind_controls()
         register_data_commands(self)
         self._register_risk_commands()
         self.learn = LearningLoop(
@@ -798,10 +786,10 @@ class TradingEngine:
 
     # ----- risk commands -----------------------------------------------------------
     def _register_risk_commands(self) -> None:
-        self.register_command("risk.status", self.risk_status)
-        self.register_command("risk.request_reset", self._request_reset)
-        self.register_command("risk.approve_reset", self._approve_reset)
-        self.register_command("risk.add_operator", self._add_operator)
+        self.bind("risk.status", self.risk_status)
+        self.bind("risk.request_reset", self._request_reset)
+        self.bind("risk.approve_reset", self._approve_reset)
+        self.bind("risk.add_operator", self._add_operator)
 
     def risk_status(self) -> RiskStatus:
         """The risk manager's view of the book at the last close."""
@@ -839,23 +827,84 @@ class TradingEngine:
         return self._operator_command(add)
 
     # ----- commands ----------------------------------------------------------------
-    def register_command(self, name: str, handler: Callable[..., Any]) -> None:
-        """Expose `handler` to clients (terminal, attach socket) as `name` ("area.verb")."""
-        if name in self._commands:
-            raise ValueError(f"engine command {name!r} is already registered")
-        self._commands[name] = handler
+    def bind(self, name: str, handler: Callable[..., Any], *, step_lock: bool = True) -> None:
+        """Answer the protocol's command `name` (`qgtm.core.protocol`) with `handler`.
+
+        The handler runs under the step lock (between steps) unless `step_lock` is False
+        (controls that must not wait for a step, or that step themselves). Binding a name
+        the protocol does not declare, a session command, or one twice is an error."""
+        if name not in ENGINE_COMMANDS:
+            raise UnknownCommandError(f"{name!r} is not an engine command of the protocol")
+        if name in self._handlers:
+            raise ValueError(f"engine command {name!r} is already bound")
+        self._handlers[name] = (handler, step_lock)
+
+    def is_bound(self, name: str) -> bool:
+        """True when a handler answers the command `name`."""
+        return name in self._handlers
+
+    def bound_commands(self) -> frozenset[str]:
+        """The names of every bound command."""
+        return frozenset(self._handlers)
 
     def call(self, name: str, **kwargs: Any) -> Any:
-        """Run a registered command between steps; its result must be plain data."""
+        """Run the command `name` with `kwargs` checked against its declared arguments;
+        its result is of the command's declared result type."""
+        spec = command(name)
         try:
-            handler = self._commands[name]
+            handler, locked = self._handlers[name]
         except KeyError:
-            known = ", ".join(sorted(self._commands)) or "none"
-            raise UnknownCommandError(f"unknown engine command {name!r} (known: {known})") from None
-        with self._step_lock:
-            result = handler(**kwargs)
+            raise UnknownCommandError(f"engine command {name!r} has no handler here") from None
+        args = parse_args(spec, kwargs)
+        if locked:
+            with self._step_lock:
+                result = handler(**args)
+        else:
+            result = handler(**args)
         self._publish_controls()
         return result
+
+    def _bind_controls(self) -> None:
+        def control(action: Callable[[], Any]) -> Callable[[], EngineSnapshot]:
+            return lambda: (action(), self.snapshot())[1]
+
+        self.bind("engine.snapshot", self.snapshot, step_lock=False)
+        self.bind("engine.pause", control(self.pause), step_lock=False)
+        self.bind("engine.resume", control(self.resume), step_lock=False)
+        self.bind("engine.faster", control(self.faster), step_lock=False)
+        self.bind("engine.slower", control(self.slower), step_lock=False)
+        self.bind(
+            "engine.speed", lambda speed: control(lambda: self.set_speed(speed))(), step_lock=False
+        )
+        self.bind("engine.advance", self._advance, step_lock=False)
+
+    def _advance(self, sessions: int = 1) -> EngineSnapshot:
+        """Process up to `sessions` sessions now (each step takes the step lock)."""
+        for _ in range(sessions):
+            if not self.step():
+                break
+        return self.snapshot()
+
+    def _bind_execution_commands(self) -> None:
+        """The blotter, child slices and TCA as typed rows (OrderManager's dict rows
+        converted at this boundary)."""
+        self.bind(
+            "execution.blotter",
+            lambda limit: [msgspec.convert(r, BlotterRow) for r in self.oms.blotter(limit)],
+        )
+        self.bind(
+            "execution.children",
+            lambda parent_id: [
+                msgspec.convert(r, ChildOrderRow) for r in self.oms.children(parent_id)
+            ],
+        )
+        self.bind(
+            "execution.tca",
+            lambda limit: TcaReport(
+                tuple(msgspec.convert(r, TcaRow) for r in self.oms.tca_rows(limit)),
+                tuple(msgspec.convert(r, TcaStrategyRow) for r in self.oms.tca_by_strategy()),
+            ),
+        )
 
     # ----- replay clock ------------------------------------------------------------
     async def run(self, max_sessions: int | None = None) -> int:

@@ -1,6 +1,6 @@
 """Engine commands the terminal calls: read-only queries plus the operator's flatten.
 
-`register_queries(engine)` adds, via `TradingEngine.register_command`:
+`register_queries(engine)` binds these commands of the protocol (`qgtm.core.protocol`):
 
 - `market.bars(symbol, lookback)`: daily bars up to the last processed session;
 - `signals.recent(symbol=None, limit=200)`: stored strategy signals, newest first;
@@ -9,23 +9,29 @@
   state.sqlite, queued at the broker, filled at the next open, audited with actor
   "operator"); refused if the plan no longer matches the preview the operator confirmed.
 
-Results are plain frozen dataclasses, so they can cross the attach socket later.
+Results are the core structs of `qgtm.core.results`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from qgtm.core import calendar
+from qgtm.core.results import Bar, FlattenPlan, PlannedOrder, SignalRecord
 from qgtm.core.types import Order
+from qgtm.engine.audit import AuditLog
+from qgtm.engine.data.store import PricePanel
 from qgtm.engine.execution.algos import Algo
+from qgtm.engine.execution.brokers.base import Broker
+from qgtm.engine.execution.manager import OrderManager
 from qgtm.engine.execution.oms import orders_for_targets
-
-if TYPE_CHECKING:
-    from qgtm.engine.live.engine import TradingEngine
+from qgtm.engine.portfolio.book import Book
+from qgtm.engine.state import StateStore
 
 OPERATOR = "operator"
 OPERATOR_FLATTEN_SET = "OPFLAT"
@@ -36,62 +42,29 @@ class FlattenPlanChangedError(RuntimeError):
     """The book changed between the preview the operator confirmed and the flatten."""
 
 
-@dataclass(frozen=True, slots=True)
-class Bar:
-    """One daily bar."""
+class _Engine(Protocol):
+    """What these commands use of the engine (so this module needs no engine import)."""
 
-    session: date
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: int
-
-
-@dataclass(frozen=True, slots=True)
-class SignalRecord:
-    """One stored strategy signal."""
-
-    strategy: str
-    as_of: date
-    symbol: str
-    side: str
-    weight: float
-    confidence: float
-    rationale: str
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedOrder:
-    """An order a flatten would send."""
-
-    client_order_id: str
-    symbol: str
-    side: str
-    quantity: int
-    reference_price: float
-
-
-@dataclass(frozen=True, slots=True)
-class FlattenPlan:
-    """What `engine.flatten` would do now: cancel working orders, close every holding."""
-
-    session: date | None
-    cancels: tuple[str, ...]
-    orders: tuple[PlannedOrder, ...]
+    panel: PricePanel
+    next_index: int
+    state: StateStore
+    book: Book
+    broker: Broker
+    oms: OrderManager
+    audit: AuditLog
+    alerts: deque[str]
 
     @property
-    def order_ids(self) -> tuple[str, ...]:
-        """The closing orders' ids, the token `engine.flatten` checks."""
-        return tuple(o.client_order_id for o in self.orders)
+    def current_session(self) -> date | None: ...
 
-    @property
-    def is_empty(self) -> bool:
-        """Nothing to cancel and nothing to close."""
-        return not self.cancels and not self.orders
+    def _marks(self, index: int) -> dict[str, Decimal]: ...
+
+    def refresh_snapshot(self) -> None: ...
+
+    def bind(self, name: str, handler: Callable[..., Any], *, step_lock: bool = True) -> None: ...
 
 
-def recent_bars(engine: TradingEngine, symbol: str, lookback: int = 250) -> list[Bar]:
+def recent_bars(engine: _Engine, symbol: str, lookback: int = 250) -> list[Bar]:
     """The last `lookback` bars of `symbol` up to the last processed session (never later)."""
     panel = engine.panel
     if symbol not in panel.symbols:
@@ -115,7 +88,7 @@ def recent_bars(engine: TradingEngine, symbol: str, lookback: int = 250) -> list
 
 
 def recent_signals(
-    engine: TradingEngine, symbol: str | None = None, limit: int = 200
+    engine: _Engine, symbol: str | None = None, limit: int = 200
 ) -> list[SignalRecord]:
     """Stored signals, newest first, of one symbol or all."""
     sql = (
@@ -131,7 +104,7 @@ def recent_signals(
     ]
 
 
-def _closing_orders(engine: TradingEngine) -> tuple[date | None, list[Order]]:
+def _closing_orders(engine: _Engine) -> tuple[date | None, list[Order]]:
     session = engine.current_session
     if session is None or not engine.book.holdings:
         return session, []
@@ -149,7 +122,7 @@ def _closing_orders(engine: TradingEngine) -> tuple[date | None, list[Order]]:
     return session, [replace(o, reason="operator flatten") for o in orders]
 
 
-def flatten_plan(engine: TradingEngine) -> FlattenPlan:
+def flatten_plan(engine: _Engine) -> FlattenPlan:
     """Cancel every working order and close every holding at the next open."""
     session, orders = _closing_orders(engine)
     marks = engine._marks(engine.next_index - 1) if session is not None else {}
@@ -170,7 +143,7 @@ def flatten_plan(engine: TradingEngine) -> FlattenPlan:
     )
 
 
-def flatten(engine: TradingEngine, expected: list[str] | tuple[str, ...]) -> FlattenPlan:
+def flatten(engine: _Engine, expected: list[str] | tuple[str, ...]) -> FlattenPlan:
     """Carry out the flatten the operator confirmed; refuse if the plan changed since."""
     plan = flatten_plan(engine)
     if tuple(expected) != plan.order_ids:
@@ -211,14 +184,9 @@ def flatten(engine: TradingEngine, expected: list[str] | tuple[str, ...]) -> Fla
     return plan
 
 
-def register_queries(engine: TradingEngine) -> None:
+def register_queries(engine: _Engine) -> None:
     """Register this module's commands on `engine`."""
-    engine.register_command(
-        "market.bars", lambda symbol, lookback=250: recent_bars(engine, symbol, lookback)
-    )
-    engine.register_command(
-        "signals.recent",
-        lambda symbol=None, limit=200: recent_signals(engine, symbol, limit),
-    )
-    engine.register_command("engine.flatten_preview", lambda: flatten_plan(engine))
-    engine.register_command("engine.flatten", lambda expected: flatten(engine, expected))
+    engine.bind("market.bars", lambda symbol, lookback: recent_bars(engine, symbol, lookback))
+    engine.bind("signals.recent", lambda symbol, limit: recent_signals(engine, symbol, limit))
+    engine.bind("engine.flatten_preview", lambda: flatten_plan(engine))
+    engine.bind("engine.flatten", lambda expected: flatten(engine, expected))

@@ -21,7 +21,7 @@ from qgtm.tui.widgets.key_footer import KeyFooter
 from qgtm.tui.widgets.live_table import LiveTable
 
 if TYPE_CHECKING:
-    from qgtm.tui.client import EngineClient
+    from qgtm.core.protocol import EngineClient
     from qgtm.tui.mnemonics import Mnemonic, Target
 
 
@@ -131,7 +131,7 @@ class TerminalScreen(Screen):
         try:
             banner = self.query_one(Banner)
             self._shown = snapshot
-            banner.show(snapshot)
+            banner.show(snapshot, getattr(self._qgtm_app.client, "info", None))
             self.show_body(snapshot)
         except NoMatches:
             return  # the screen is being torn down (app exiting) while a poll fires

@@ -9,8 +9,8 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import BindingType
 
+from qgtm.core.quality import DatasetStatus, QualityFailure
 from qgtm.core.snapshot import EngineSnapshot
-from qgtm.engine.data.quality import DatasetStatus, QualityFailure
 from qgtm.tui.keymap import bind
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.widgets.live_table import Column, Row

@@ -8,13 +8,13 @@ details, child orders and TCA come from the engine commands `execution.blotter`,
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
 from qgtm.core.calendar import NEW_YORK
+from qgtm.core.results import BlotterRow, ChildOrderRow, TcaRow, TcaStrategyRow
 from qgtm.core.snapshot import EngineSnapshot, OrderRow
 from qgtm.tui.formatting import DASH, bps, day, price, quantity, side
 from qgtm.tui.screens.base import TerminalScreen
@@ -89,10 +89,8 @@ STRATEGY_COLUMNS = (
 )
 
 
-def blotter_row(order: OrderRow, execution: dict[str, Any] | None = None) -> Row:
-    """Blotter cells for one order; `execution` adds algo, filled, unfilled and children."""
-    ex = execution or {}
-    unfilled = ex.get("unfilled")
+def blotter_row(order: OrderRow, ex: BlotterRow | None = None) -> Row:
+    """Blotter cells for one order; `ex` adds algo, filled, unfilled and children."""
     return order.client_order_id, (
         order.client_order_id,
         day(order.decision_date),
@@ -100,10 +98,10 @@ def blotter_row(order: OrderRow, execution: dict[str, Any] | None = None) -> Row
         side(order.side),
         quantity(order.quantity),
         order.status,
-        ex.get("algo", DASH),
-        quantity(ex["filled_quantity"]) if "filled_quantity" in ex else DASH,
-        quantity(unfilled) if unfilled else DASH,
-        quantity(ex["children"]) if ex.get("children") else DASH,
+        DASH if ex is None else ex.algo,
+        DASH if ex is None else quantity(ex.filled_quantity),
+        quantity(ex.unfilled) if ex is not None and ex.unfilled else DASH,
+        quantity(ex.children) if ex is not None and ex.children else DASH,
         price(order.fill_price),
         day(order.filled_on),
     )
@@ -121,16 +119,16 @@ def order_row(order: OrderRow) -> Row:
     )
 
 
-def tca_row(result: dict[str, Any]) -> Row:
+def tca_row(result: TcaRow) -> Row:
     """Per-order costs: arrival, VWAP slippage, implementation shortfall (bps)."""
-    return result["client_order_id"], (
-        result["client_order_id"],
-        result["algo"],
-        f"{result['filled_quantity']:,}/{result['quantity']:,}",
-        bps(result["arrival_cost_bps"]),
-        bps(result["vwap_slippage_bps"]),
-        bps(result["implementation_shortfall_bps"]),
-        benchmarks(result.get("arrival_source", ""), result.get("vwap_source", "")),
+    return result.client_order_id, (
+        result.client_order_id,
+        result.algo,
+        f"{result.filled_quantity:,}/{result.quantity:,}",
+        bps(result.arrival_cost_bps),
+        bps(result.vwap_slippage_bps),
+        bps(result.implementation_shortfall_bps),
+        benchmarks(result.arrival_source, result.vwap_source),
     )
 
 
@@ -140,27 +138,27 @@ def benchmarks(arrival_source: str, vwap_source: str) -> str:
     return "/".join(names)
 
 
-def strategy_row(stats: dict[str, Any]) -> Row:
+def strategy_row(stats: TcaStrategyRow) -> Row:
     """Per-strategy notional-weighted mean costs."""
-    return stats["strategy"], (
-        stats["strategy"],
-        quantity(stats["orders"]),
-        bps(stats["arrival_cost_bps"]),
-        bps(stats["vwap_slippage_bps"]),
-        bps(stats["implementation_shortfall_bps"]),
+    return stats.strategy, (
+        stats.strategy,
+        quantity(stats.orders),
+        bps(stats.arrival_cost_bps),
+        bps(stats.vwap_slippage_bps),
+        bps(stats.implementation_shortfall_bps),
     )
 
 
-def child_row(child: dict[str, Any]) -> Row:
+def child_row(child: ChildOrderRow) -> Row:
     """One child order: state, size, what filled at what average price, and when (its
     last fill, or for a child not filled yet its scheduled release)."""
-    when = _new_york(child.get("filled_at") or child.get("release_at") or "")
-    return child["child_order_id"], (
-        short_child_id(child["child_order_id"]),
-        child.get("status", "FILLED"),
-        quantity(child["quantity"]),
-        quantity(child.get("filled", child["quantity"])),
-        DASH if child["price"] is None else price(child["price"]),
+    when = _new_york(child.filled_at or child.release_at or "")
+    return child.child_order_id, (
+        short_child_id(child.child_order_id),
+        child.status,
+        quantity(child.quantity),
+        quantity(child.filled),
+        DASH if child.price is None else price(child.price),
         when,
     )
 
@@ -188,7 +186,7 @@ class OrdersScreen(TerminalScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self._execution: dict[str, dict[str, Any]] = {}
+        self._execution: dict[str, BlotterRow] = {}
         self._selected: str | None = None
         self._fetched_key: tuple | None = None
 
@@ -223,12 +221,12 @@ class OrdersScreen(TerminalScreen):
         client = self._qgtm_app.client
         blotter = await client.call("execution.blotter", limit=200)
         costs = await client.call("execution.tca", limit=200)
-        self._execution = {row["client_order_id"]: row for row in blotter}
+        self._execution = {row.client_order_id: row for row in blotter}
         if self.shown_snapshot is not None:
             self._sync_blotter(self.shown_snapshot)
-        self.query_one("#tca-orders", TablePanel).sync([tca_row(r) for r in costs["orders"]])
+        self.query_one("#tca-orders", TablePanel).sync([tca_row(r) for r in costs.orders])
         self.query_one("#tca-strategies", TablePanel).sync(
-            [strategy_row(s) for s in costs["strategies"]]
+            [strategy_row(s) for s in costs.strategies]
         )
         await self._show_children()
 

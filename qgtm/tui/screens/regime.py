@@ -6,8 +6,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from qgtm.core.regime import CONFIRM_DEFAULT
 from qgtm.core.snapshot import EngineSnapshot
-from qgtm.engine.features.regime import CONFIRM_DEFAULT
 from qgtm.tui.formatting import DASH
 from qgtm.tui.screens.base import TerminalScreen
 

@@ -28,16 +28,21 @@ from textual.events import Resize
 from textual.widgets import Input, Select, Static
 from textual_plotext import PlotextPlot
 
-from qgtm.core.snapshot import EngineSnapshot
-from qgtm.engine.backtest.api import BACKTEST_FLAGS, params_text, parse_param, parse_sweep
-from qgtm.engine.backtest.result import BacktestError
-from qgtm.engine.backtest.runs import COMPARED, stat_text
-from qgtm.engine.backtest.stats import (
+from qgtm.core.backtest import (
+    BACKTEST_FLAGS,
+    COMPARED,
     MONTH_LABELS,
+    BacktestError,
     compact_percent,
     kill_switch_cell,
     monthly_rows,
+    params_text,
+    parse_param,
+    parse_sweep,
+    stat_text,
 )
+from qgtm.core.results import BacktestJobStatus
+from qgtm.core.snapshot import EngineSnapshot
 from qgtm.tui.keymap import bind
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.themes import AMBER
@@ -111,8 +116,8 @@ class RunRequest:
     flags: dict[str, str] = field(default_factory=dict)
 
 
-def _cancelled(job: dict[str, Any]) -> str:
-    return f"Cancelled {job['request']['strategy']} (job {job['job']})"
+def _cancelled(job: BacktestJobStatus) -> str:
+    return f"Cancelled {job.request['strategy']} (job {job.job})"
 
 
 def parse_params(text: str) -> RunRequest:
@@ -295,8 +300,8 @@ class ResearchScreen(TerminalScreen):
         except Exception as exc:  # the engine's message is the user's answer
             self._set_status(f"Cannot run: {exc}")
             return
-        self.pending = job["job"]
-        until = job["request"]["data_until"]
+        self.pending = job.job
+        until = job.request["data_until"]
         self._set_status(f"Running {select.value} (job {self.pending}) on bars up to {until}")
 
     async def action_cancel_backtest(self) -> None:
@@ -350,22 +355,22 @@ class ResearchScreen(TerminalScreen):
         if self.pending is None:
             return
         job = await self._qgtm_app.client.call("backtest.status", job=self.pending)
-        if job["state"] in ("queued", "running"):
-            total = job["total"] or 1
-            unit = "steps" if job["request"].get("sweep") else "sessions"
+        if job.state in ("queued", "running"):
+            total = job.total or 1
+            unit = "steps" if job.request.get("sweep") else "sessions"
             self._set_status(
-                f"Running {job['request']['strategy']}: {job['done']}/{job['total']} {unit}"
-                f" ({job['done'] / total:.0%})"
+                f"Running {job.request['strategy']}: {job.done}/{job.total} {unit}"
+                f" ({job.done / total:.0%})"
             )
             return
         self.pending = None
-        if job["state"] == "failed":
-            self._set_status(f"Backtest failed: {job['error']}")
+        if job.state == "failed":
+            self._set_status(f"Backtest failed: {job.error}")
             return
-        if job["state"] == "cancelled":  # by another client attached to the engine
+        if job.state == "cancelled":  # by another client attached to the engine
             self._set_status(_cancelled(job))
             return
-        result = job["result"]
+        result = job.result
         self._show(result)
         settings = result["config"]["settings"]
         costs = settings["costs"]

@@ -16,8 +16,8 @@ from textual.containers import Grid, Vertical
 from textual.events import Resize
 from textual.widgets import Static
 
+from qgtm.core.results import Bar
 from qgtm.core.snapshot import EngineSnapshot
-from qgtm.engine.live.queries import Bar
 from qgtm.tui.formatting import DASH, signed_percent
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.screens.orders import NO_ORDERS, ORDER_COLUMNS, order_row

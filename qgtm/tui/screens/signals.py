@@ -7,8 +7,8 @@ from datetime import date
 from rich.text import Text
 from textual.app import ComposeResult
 
+from qgtm.core.results import SignalRecord
 from qgtm.core.snapshot import EngineSnapshot
-from qgtm.engine.live.queries import SignalRecord
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.themes import palette
 from qgtm.tui.widgets.live_table import Column, Row

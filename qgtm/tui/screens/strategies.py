@@ -7,7 +7,7 @@ The screen reads everything through engine commands (`strategies.list`,
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import events
@@ -16,6 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.widgets import DataTable, Sparkline, Static
 
+from qgtm.core.results import DecayPoint, LearnStatus, SignalRecord, StrategyInfo
 from qgtm.core.snapshot import EngineSnapshot
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.widgets.live_table import Column, LiveTable, Row
@@ -39,61 +40,61 @@ NO_STRATEGIES = "Loading the strategy library from the engine..."
 NO_SIGNALS = "No signals recorded for this strategy yet (configure it in [engine] strategies)"
 
 
-def library_row(entry: dict[str, Any]) -> Row:
+def library_row(entry: StrategyInfo) -> Row:
     """One line of the library table."""
-    status = str(entry["status"])
+    status = entry.status
     style = "green" if status == "active" else "yellow" if status.startswith("filtered") else "dim"
     short = "filtered" if status.startswith("filtered") else status
-    return entry["name"], (
-        entry["name"],
-        entry["family"],
+    return entry.name, (
+        entry.name,
+        entry.family,
         Text(short, style=style),
-        Text(f"{entry['capacity_usd'] / 1e6:,.0f}", justify="right"),
+        Text(f"{entry.capacity_usd / 1e6:,.0f}", justify="right"),
     )
 
 
-def signal_row(signal: dict[str, Any]) -> Row:
+def signal_row(signal: SignalRecord) -> Row:
     """One recorded signal."""
-    return f"{signal['as_of']}|{signal['symbol']}", (
-        signal["as_of"],
-        signal["symbol"],
-        signal["side"],
-        Text(f"{signal['weight']:.3f}", justify="right"),
-        Text(f"{signal['confidence']:.2f}", justify="right"),
-        signal["rationale"],
+    return f"{signal.as_of}|{signal.symbol}", (
+        signal.as_of.isoformat(),
+        signal.symbol,
+        signal.side,
+        Text(f"{signal.weight:.3f}", justify="right"),
+        Text(f"{signal.confidence:.2f}", justify="right"),
+        signal.rationale,
     )
 
 
-def details_text(entry: dict[str, Any]) -> str:
+def details_text(entry: StrategyInfo) -> str:
     """The selected strategy's declarations as a few plain lines."""
-    exposures = ", ".join(f"{k} {v:+.1f}" for k, v in entry["factor_exposures"].items()) or "-"
+    exposures = ", ".join(f"{k} {v:+.1f}" for k, v in entry.factor_exposures.items()) or "-"
     params = "\n".join(
-        f"  {p['name']:<12} {p['default']:>8g}  [{p['low']:g}, {p['high']:g}]  {p['description']}"
-        for p in entry["parameters"]
+        f"  {p.name:<12} {p.default:>8g}  [{p.low:g}, {p.high:g}]  {p.description}"
+        for p in entry.parameters
     )
     return (
-        f"{entry['name']} — {entry['description']}\n"
-        f"family     {entry['family']}\n"
-        f"status     {entry['status']}\n"
-        f"regimes    {', '.join(entry['regimes'])}\n"
+        f"{entry.name} — {entry.description}\n"
+        f"family     {entry.family}\n"
+        f"status     {entry.status}\n"
+        f"regimes    {', '.join(entry.regimes)}\n"
         f"exposures  {exposures}\n"
-        f"capacity   ${entry['capacity_usd'] / 1e6:,.0f}M    warm-up {entry['warmup']} sessions\n"
-        f"features   {', '.join(entry['features']) or '-'}\n"
-        f"reference  {entry['reference']}\n"
+        f"capacity   ${entry.capacity_usd / 1e6:,.0f}M    warm-up {entry.warmup} sessions\n"
+        f"features   {', '.join(entry.features) or '-'}\n"
+        f"reference  {entry.reference}\n"
         f"parameters\n{params or '  (none)'}"
     )
 
 
-def learning_text(status: dict[str, Any] | None, history: list[dict[str, Any]]) -> str:
+def learning_text(status: LearnStatus | None, history: list[DecayPoint]) -> str:
     """Production model, decay status and what the self-learning loop is doing."""
     if status is None:
         return "not monitored yet: the decay monitor starts with the strategy's first signals"
-    doing = (status["shadow"] and f"shadow {status['shadow']}") or status["job"] or "idle"
-    first = history[0]["session"] if history else "-"
+    doing = (status.shadow and f"shadow {status.shadow}") or status.job or "idle"
+    first = history[0].session if history else "-"
     return (
-        f"model {status['production'] or '-'}   decay {status['status']}   loop {doing}\n"
-        f"rolling Sharpe {status['sharpe']:+.2f}   hit rate {status['hit_rate']:.0%}   "
-        f"exposure drift {status['drift']:.2f}   (history since {first})"
+        f"model {status.production or '-'}   decay {status.status}   loop {doing}\n"
+        f"rolling Sharpe {status.sharpe:+.2f}   hit rate {status.hit_rate:.0%}   "
+        f"exposure drift {status.drift:.2f}   (history since {first})"
     )
 
 
@@ -117,9 +118,9 @@ class StrategiesScreen(TerminalScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.entries: dict[str, dict[str, Any]] = {}
+        self.entries: dict[str, StrategyInfo] = {}
         self.selected: str | None = None
-        self.learning: dict[str, Any] | None = None
+        self.learning: LearnStatus | None = None
         self._listed_version: int | None = None
 
     def compose_body(self) -> ComposeResult:
@@ -148,10 +149,10 @@ class StrategiesScreen(TerminalScreen):
         entries = await self._qgtm_app.client.call("strategies.list")
         if not self._still_here():
             return
-        self.entries = {e["name"]: e for e in entries}
+        self.entries = {e.name: e for e in entries}
         self.query_one("#strategy-list", TablePanel).sync([library_row(e) for e in entries])
         if self.selected not in self.entries and entries:
-            self.selected = entries[0]["name"]
+            self.selected = entries[0].name
         await self.refresh_selection()
 
     async def refresh_selection(self) -> None:
@@ -169,13 +170,13 @@ class StrategiesScreen(TerminalScreen):
     async def refresh_learning(self) -> None:
         """The selection's model version, decay status and rolling-Sharpe history."""
         client = self._qgtm_app.client
-        statuses = {s["strategy"]: s for s in await client.call("learn.status")}
+        statuses = {s.strategy: s for s in await client.call("learn.status")}
         history = await client.call("learn.history", strategy=self.selected)
         if not self._still_here():
             return
         self.learning = statuses.get(self.selected)
         self.query_one("#strategy-learning", Static).update(learning_text(self.learning, history))
-        self.query_one("#strategy-decay", Sparkline).data = [h["sharpe"] for h in history]
+        self.query_one("#strategy-decay", Sparkline).data = [h.sharpe for h in history]
 
     def _still_here(self) -> bool:
         """False once the screen is being torn down (an engine answer can land after)."""

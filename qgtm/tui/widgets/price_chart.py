@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual_plotext import PlotextPlot
 
-from qgtm.engine.live.queries import Bar
+from qgtm.core.results import Bar
 from qgtm.tui.themes import palette
 from qgtm.tui.widgets.equity_chart import _rgb, evenly_spaced
 

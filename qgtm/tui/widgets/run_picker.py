@@ -6,8 +6,8 @@ closes. The result (a run id, or None) comes back through `push_screen(..., call
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import ClassVar
 
 from rich.text import Text
 from textual import events
@@ -18,16 +18,17 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
+from qgtm.core.results import StoredRunRow
 from qgtm.tui.keymap import bind
 
 
-def run_label(row: Mapping[str, Any], id_width: int = 0) -> Text:
+def run_label(row: StoredRunRow, id_width: int = 0) -> Text:
     """'tsmom-3bd0b1d19286  event live  2008-04..2025-12  SR -0.17' (ids padded to
     `id_width`, so the columns line up)."""
-    sharpe = row.get("sharpe")
+    sharpe = row.sharpe
     return Text(
-        f"{row['run']:<{id_width}}  {row['runner']} {row['decision']:<6}  "
-        f"{row['start'][:7]}..{row['end'][:7]}  "
+        f"{row.run:<{id_width}}  {row.runner} {row.decision or '':<6}  "
+        f"{row.start[:7]}..{row.end[:7]}  "
         f"SR {'' if sharpe is None else f'{sharpe:+.2f}'}",
         no_wrap=True,
         overflow="ellipsis",
@@ -48,7 +49,7 @@ class RunPicker(ModalScreen[str | None]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [bind("stored_runs.close", "cancel", "Close")]
 
-    def __init__(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(self, rows: Sequence[StoredRunRow]) -> None:
         super().__init__()
         self.rows = list(rows)
 
@@ -64,11 +65,11 @@ class RunPicker(ModalScreen[str | None]):
 
     def _options(self, text: str) -> list[Option]:
         wanted = text.strip().lower()
-        width = max((len(str(row["run"])) for row in self.rows), default=0)
+        width = max((len(row.run) for row in self.rows), default=0)
         return [
-            Option(run_label(row, width), id=str(row["run"]))
+            Option(run_label(row, width), id=row.run)
             for row in self.rows
-            if wanted in str(row["run"]).lower()
+            if wanted in row.run.lower()
         ]
 
     def on_input_changed(self, event: Input.Changed) -> None:

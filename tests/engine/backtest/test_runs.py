@@ -15,12 +15,13 @@ import polars as pl
 import pytest
 
 from qgtm.cli import main
+from qgtm.core.backtest import BacktestError
 from qgtm.core.config import PortfolioConfig
 from qgtm.core.types import RiskLimits
 from qgtm.engine.backtest import runs as runs_module
 from qgtm.engine.backtest.api import code_hash, run_backtest, save_artifacts
 from qgtm.engine.backtest.costs import CostModel
-from qgtm.engine.backtest.result import BacktestError, BacktestSettings
+from qgtm.engine.backtest.result import BacktestSettings
 from qgtm.engine.backtest.runs import config_differences, find_run, matching_bars
 from qgtm.engine.data.user_bars import load_user_bars, to_panel
 from tests.engine.backtest.test_commands import _write_bars

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from qgtm.engine.backtest.result import BacktestError
+from qgtm.core.backtest import BacktestError
 from tests.engine.backtest.engines import research_engine
 
 
@@ -23,25 +23,25 @@ def test_run_returns_at_once_and_the_engine_keeps_stepping_while_it_works(
         started = time.monotonic()
         job = engine.call("backtest.run", strategy="tsmom")
         assert time.monotonic() - started < 0.5
-        assert job["state"] in ("queued", "running")
+        assert job.state in ("queued", "running")
         # point in time: only sessions the replay has processed (it starts 2010-01-04)
-        assert job["request"]["data_until"] < "2010-01-04"
+        assert job.request["data_until"] < "2010-01-04"
         # the step lock is free: the replay advances while the backtest runs
         assert engine.step()
-        assert engine.call("backtest.status", job=job["job"])["state"] in ("running", "done")
+        assert engine.call("backtest.status", job=job.job).state in ("running", "done")
         deadline = time.monotonic() + 60
-        status = engine.call("backtest.status", job=job["job"])
-        while status["state"] not in ("done", "failed") and time.monotonic() < deadline:
+        status = engine.call("backtest.status", job=job.job)
+        while status.state not in ("done", "failed") and time.monotonic() < deadline:
             time.sleep(0.05)
-            status = engine.call("backtest.status", job=job["job"])
-        assert status["state"] == "done", status["error"]
-        assert status["done"] == status["total"] > 0
-        result = status["result"]
+            status = engine.call("backtest.status", job=job.job)
+        assert status.state == "done", status.error
+        assert status.done == status.total > 0
+        result = status.result
         assert result["curve"] and len(result["curve"]) == len(result["drawdown"])
         assert max(dd for _, dd in result["drawdown"]) <= 0.0
         assert Path(result["artifact"]).exists()
         assert result["end"] < "2010-01-04"
-        assert [j["job"] for j in engine.call("backtest.jobs")] == [job["job"]]
+        assert [j.job for j in engine.call("backtest.jobs")] == [job.job]
     finally:
         engine.close()
 
@@ -81,12 +81,12 @@ def test_the_backtest_runs_in_its_own_process_and_a_dead_one_is_reported(tmp_pat
             time.sleep(0.02)
         assert worker is not None and worker.pid != os.getpid()
         os.kill(worker.pid, signal.SIGKILL)
-        status = engine.call("backtest.status", job=job["job"])
-        while status["state"] == "running" and time.monotonic() < deadline:
+        status = engine.call("backtest.status", job=job.job)
+        while status.state == "running" and time.monotonic() < deadline:
             time.sleep(0.05)
-            status = engine.call("backtest.status", job=job["job"])
-        assert status["state"] == "failed"
-        assert status["error"] == f"backtest process exited with code {-signal.SIGKILL}"
+            status = engine.call("backtest.status", job=job.job)
+        assert status.state == "failed"
+        assert status.error == f"backtest process exited with code {-signal.SIGKILL}"
     finally:
         engine.close()
 
@@ -108,11 +108,11 @@ def test_a_backtest_process_that_cannot_start_is_a_failed_job(
     try:
         job = engine.call("backtest.run", strategy="tsmom")
         deadline = time.monotonic() + 10
-        status = engine.call("backtest.status", job=job["job"])
-        while status["state"] in ("queued", "running") and time.monotonic() < deadline:
+        status = engine.call("backtest.status", job=job.job)
+        while status.state in ("queued", "running") and time.monotonic() < deadline:
             time.sleep(0.02)
-            status = engine.call("backtest.status", job=job["job"])
-        assert (status["state"], status["error"]) == ("failed", "OSError: cannot spawn")
+            status = engine.call("backtest.status", job=job.job)
+        assert (status.state, status.error) == ("failed", "OSError: cannot spawn")
         for thread in threading.enumerate():
             if thread.name.startswith("backtest-"):
                 thread.join(timeout=10)
@@ -180,7 +180,7 @@ def test_stored_runs_are_listed_and_load_with_their_curves(tmp_path: Path) -> No
     try:
         ids = _store_two_runs(engine)
         rows = engine.call("backtest.stored")
-        assert sorted(r["run"] for r in rows) == sorted(ids)
+        assert sorted(r.run for r in rows) == sorted(ids)
         loaded = engine.call("backtest.load", run=ids[1][:14])
         assert loaded["params"]["fast"] == 8 and Path(loaded["artifact"]).name == ids[1]
         assert loaded["curve"][-1][0] == loaded["end"]
@@ -244,7 +244,7 @@ def test_a_running_job_can_be_cancelled_and_its_process_ends(tmp_path: Path) -> 
     try:
         # 13 trials: over a second of work after the process has started (another second)
         job = engine.call("backtest.run", strategy="tsmom", sweep="lookback=60:300:20")
-        name = f"qgtm-backtest-{job['job']}"
+        name = f"qgtm-backtest-{job.job}"
         deadline = time.monotonic() + 30
         found: list[multiprocessing.process.BaseProcess] = []
         while not found and time.monotonic() < deadline:
@@ -257,14 +257,14 @@ def test_a_running_job_can_be_cancelled_and_its_process_ends(tmp_path: Path) -> 
         status = Path(f"/proc/{process.pid}/status").read_text()
         blocked = next(line for line in status.splitlines() if line.startswith("SigBlk:"))
         assert int(blocked.split()[1], 16) & (1 << (signal.SIGINT - 1))
-        cancelled = engine.call("backtest.cancel", job=job["job"])
-        assert cancelled["state"] == "cancelled"
+        cancelled = engine.call("backtest.cancel", job=job.job)
+        assert cancelled.state == "cancelled"
         process.join(timeout=10)
         assert not process.is_alive()
         time.sleep(0.5)  # the watcher has seen the process end: still cancelled, not failed
-        assert engine.call("backtest.status", job=job["job"])["state"] == "cancelled"
+        assert engine.call("backtest.status", job=job.job).state == "cancelled"
         with pytest.raises(BacktestError, match="is cancelled: nothing to cancel"):
-            engine.call("backtest.cancel", job=job["job"])
+            engine.call("backtest.cancel", job=job.job)
         with pytest.raises(BacktestError, match="no backtest job 99"):
             engine.call("backtest.cancel", job=99)
         assert not list((tmp_path / "artifacts").rglob("summary.parquet"))  # stopped early
@@ -286,11 +286,11 @@ def test_a_job_cancelled_while_queued_never_starts_its_process(
         monkeypatch.setattr(threading.Thread, "start", lambda self: held.append(self))
         job = service.run("tsmom")
         monkeypatch.undo()
-        assert job["state"] == "queued" and len(held) == 1  # its worker thread not started
-        assert service.cancel(job["job"])["state"] == "cancelled"
+        assert job.state == "queued" and len(held) == 1  # its worker thread not started
+        assert service.cancel(job.job).state == "cancelled"
         held[0].run()  # the worker thread's body, now: it must see the cancel and stop
-        assert service.status(job["job"])["state"] == "cancelled"
+        assert service.status(job.job).state == "cancelled"
         names = [p.name for p in multiprocessing.active_children()]
-        assert f"qgtm-backtest-{job['job']}" not in names
+        assert f"qgtm-backtest-{job.job}" not in names
     finally:
         engine.close()

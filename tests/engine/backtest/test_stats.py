@@ -10,16 +10,15 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from qgtm.engine.backtest.result import BacktestError, BacktestResult, Trade
+from qgtm.core.backtest import BacktestError, compact_percent, monthly_rows
+from qgtm.engine.backtest.result import BacktestResult, Trade
 from qgtm.engine.backtest.stats import (
     EQUAL_WEIGHT,
     annual_turnover,
     benchmark_returns,
-    compact_percent,
     drawdown,
     kill_switch_spells,
     kill_switch_text,
-    monthly_rows,
     relative_stats,
     report,
     round_trips,

@@ -395,8 +395,8 @@ def test_the_engine_serves_store_features_and_labels_them_in_strategies_list(
 
     engine = TradingEngine(short_config, tmp_path)
     try:
-        rows = {r["name"]: r for r in engine.call("strategies.list")}
-        assert rows["gold_real_rates"]["data"] == "macro: demo fallback"
+        rows = {r.name: r for r in engine.call("strategies.list")}
+        assert rows["gold_real_rates"].data == "macro: demo fallback"
         assert engine.strategy_inputs.get() is demo_context()
         server = fred_fake({"DFII10": real_yield_vintages()}, page_size=100)
         monkeypatch.setenv("QGTM_FRED_BASE_URL", server.url)
@@ -404,10 +404,10 @@ def test_the_engine_serves_store_features_and_labels_them_in_strategies_list(
             ingest(engine.market, FredProvider(("DFII10",), FAST), today=date(2021, 5, 1))
         finally:
             server.close()
-        rows = {r["name"]: r for r in engine.call("strategies.list")}
-        assert rows["gold_real_rates"]["inputs"] == {"DFII10": "FRED"}
-        assert rows["gold_real_rates"]["data"] == "macro: FRED"
-        assert rows["cot_trend"]["data"] == "COT: demo fallback"
+        rows = {r.name: r for r in engine.call("strategies.list")}
+        assert rows["gold_real_rates"].inputs == {"DFII10": "FRED"}
+        assert rows["gold_real_rates"].data == "macro: FRED"
+        assert rows["cot_trend"].data == "COT: demo fallback"
         assert engine.strategy_inputs.get().source_of("DFII10") == "FRED"
         # the learning loop retrains on the same inputs the engine trades on
         assert engine.learn._inputs().source_of("DFII10") == "FRED"

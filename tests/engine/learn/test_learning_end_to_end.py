@@ -100,11 +100,11 @@ def test_no_code_path_promotes_a_candidate_whose_shadow_run_is_missing_or_unfini
 
 def test_decay_history_and_models_reach_the_terminal_commands(learned):
     status = learned.call("learn.status")
-    assert (status[0]["strategy"] == "tsmom" and status[0]["production"] == "tsmom@v1") or status
+    assert (status[0].strategy == "tsmom" and status[0].production == "tsmom@v1") or status
     history = learned.call("learn.history", strategy="tsmom")
-    assert len(history) > 100 and {h["status"] for h in history} >= {"HEALTHY"}
+    assert len(history) > 100 and {h.status for h in history} >= {"HEALTHY"}
     models = learned.call("learn.models")
-    assert models[0]["model_id"] == "tsmom@v1"
+    assert models[0].model_id == "tsmom@v1"
 
 
 def test_a_restart_trades_the_production_version_and_resumes_pending_jobs(tmp_path: Path):

@@ -11,14 +11,12 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from qgtm.core.enums import KillTier, Mode, Side, Source
+from qgtm.core.enums import KillTier, Mode, Source
 from qgtm.core.snapshot import AuditRow, EngineSnapshot, OrderRow, PositionRow, QuoteRow
-from qgtm.core.types import Fill
 from qgtm.engine.live import wire
 from qgtm.engine.live.attach import AttachError, RemoteCommandError, SocketClient
 from qgtm.engine.live.control import socket_path
@@ -79,13 +77,13 @@ def test_snapshot_round_trips_through_the_wire_format_exactly():
         recent_audit=(AuditRow(1, "2009-03-09T15:30", "ORDER_FILLED", "engine", "x=1"),),
         alerts=("kill tier WARN -> THROTTLE",),
     )
-    line = wire.encode({"push": "snapshot", "data": snap})
+    line = wire.push(snap)
     assert line.endswith(b"\n") and line.count(b"\n") == 1
-    back = wire.decode_snapshot(wire.decode(line)["data"])
+    back = wire.decode_server(line).data
     assert back == snap
     assert back.kill_tier is KillTier.THROTTLE and back.sim_time.utcoffset() == timedelta(hours=-4)
-    fill = Fill("f", "o", "GLD", Side.BUY, 3, Decimal("90.1234"), Decimal("0.015"), snap.sim_time)
-    assert wire.unpack_result(wire.decode(wire.encode({"r": wire.pack_result(fill)}))["r"]) == fill
+    reply = wire.decode_server(wire.reply(7, snap))  # a command's result, by its declared type
+    assert reply.id == 7 and wire.decode_result("engine.snapshot", reply.result) == snap
 
 
 def test_second_qgtm_attaches_instead_of_starting_an_engine(daemon, monkeypatch):
@@ -125,6 +123,95 @@ async def test_the_terminal_runs_over_a_socket_client(daemon):
         await pilot.pause(0.5)
         assert client.snapshot().recon is not None
         await pilot.press("q")
+
+
+ATTACH_CODE = """
+import asyncio, json, sys
+from pathlib import Path
+from qgtm.engine.live.attach import SocketClient
+from qgtm.engine.live.control import socket_path
+from qgtm.tui.app import QGTMApp
+
+async def attach():
+    client = SocketClient(socket_path(Path(sys.argv[1])))
+    await client.start()
+    try:
+        bars = await client.call("market.bars", symbol="GLD", lookback=5)
+        return client.snapshot().session is not None and len(bars) == 5
+    finally:
+        await client.stop()
+
+ok = asyncio.run(attach())
+heavy = ("duckdb", "polars", "numba", "alpaca", "scipy", "statsmodels", "pandas")
+print(json.dumps({"ok": ok, "loaded": sorted(m for m in heavy if m in sys.modules),
+                  "engine": sorted(m for m in sys.modules if m.startswith("qgtm.engine"))}))
+"""
+
+
+def test_attaching_loads_no_engine_library(daemon):
+    """The attach path (socket client, wire, the terminal) loads neither duckdb, polars,
+    numba, alpaca nor scipy: only core, the client side of the socket and Textual."""
+    import json
+
+    _, data_dir = daemon
+    done = subprocess.run(
+        [sys.executable, "-c", ATTACH_CODE, str(data_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    result = json.loads(done.stdout)
+    assert result["ok"] is True
+    assert result["loaded"] == []
+    assert set(result["engine"]) <= {
+        "qgtm.engine",
+        "qgtm.engine.live",
+        "qgtm.engine.live.attach",
+        "qgtm.engine.live.control",
+        "qgtm.engine.live.wire",
+    }
+
+
+async def test_an_attached_terminal_shows_which_daemon_and_since_when(daemon):
+    from textual.widgets import Label
+
+    from qgtm.tui.app import QGTMApp
+
+    proc, data_dir = daemon
+    client = SocketClient(socket_path(data_dir))
+    app = QGTMApp(client)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.3)
+        banner = app.screen.query_one("#banner")
+        label = app.screen.query_one("#attached", Label)
+        assert banner.has_class("-attached") and label.display
+        since = client.info.started_at.astimezone()
+        assert str(label.content) == f"ATTACHED pid {proc.pid} since {since:%H:%M}"
+        told = [n.message for n in app._notifications]
+        assert f"ATTACHED pid {proc.pid} since {since:%H:%M} on {data_dir}" in told
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.3)
+        assert str(label.content) == "ATT"  # an 80-column banner keeps its other fields
+        await pilot.press("q")
+
+
+def test_the_daemon_logs_one_summary_line_per_processed_session(daemon):
+    _, data_dir = daemon
+    deadline = time.monotonic() + 20
+    lines: list[str] = []
+    while len(lines) < 3 and time.monotonic() < deadline:
+        out = (data_dir / "daemon.out").read_text()
+        lines = [line for line in out.splitlines() if "event=session_summary" in line]
+        time.sleep(0.2)
+    assert len(lines) >= 3
+    sessions = [line.split("session=")[1].split()[0] for line in lines]
+    assert len(set(sessions)) == len(sessions)  # one line per session
+    assert sessions == sorted(sessions)
+    fields = dict(part.split("=", 1) for part in lines[-1].split(" logger=")[1].split()[2:])
+    assert set(fields) == {"session", "equity", "daily_pnl", "orders", "fills", "kill_tier"}
+    assert float(fields["equity"]) > 0 and int(fields["orders"]) >= 0
+    assert fields["kill_tier"] in {"NORMAL", "WARN", "THROTTLE", "NO_NEW", "FLATTEN"}
 
 
 def test_a_socket_open_to_others_is_refused(tmp_path: Path):
@@ -183,8 +270,9 @@ async def test_socket_client_streams_state_and_runs_commands(daemon):
     client = SocketClient(sock)
     await client.start()
     try:
-        assert client.info["pid"] == proc.pid
-        assert "recon.run" in client.info["commands"]
+        assert client.info.pid == proc.pid
+        assert client.info.data_dir == str(data_dir)
+        assert "recon.run" in client.info.commands
         client.resume()  # an earlier test in this module may have paused the daemon
         first = client.snapshot().version
         deadline = time.monotonic() + 20
@@ -201,7 +289,7 @@ async def test_socket_client_streams_state_and_runs_commands(daemon):
         await client.advance(2)
         assert client.snapshot().sessions_done == before + 2
         result = await client.call("recon.run")
-        assert result["discrepancies"] == 0 and result["broker"] == result["local"]
+        assert result.discrepancies == 0 and result.broker == result.local
         with pytest.raises(RemoteCommandError, match="unknown engine command"):
             await client.call("no.such")
         client.resume()
@@ -239,7 +327,9 @@ async def test_socket_client_streams_state_and_runs_commands(daemon):
         text=True,
         check=True,
     ).stdout
-    assert "action=pause" in audit and "action=advance" in audit and "action=call" in audit
+    assert "action=engine.pause" in audit and "action=engine.advance" in audit
+    assert "action=recon.run" in audit
+    assert "action=engine.subscribe" not in audit and "action=engine.hello" not in audit
     import getpass
 
     assert getpass.getuser() in audit
@@ -256,14 +346,14 @@ def test_a_held_lock_without_a_daemon_socket_is_a_one_line_error(tmp_path: Path,
     assert "already runs on" in err and "cannot be attached to" in err
 
 
-def test_a_list_of_qgtm_dataclasses_round_trips_through_the_wire():
+def test_a_list_of_results_round_trips_through_the_wire_by_its_declared_type():
     from datetime import date
 
-    from qgtm.engine.live.queries import SignalRecord
-    from qgtm.engine.live.wire import pack_result, unpack_result
+    from qgtm.core.results import SignalRecord
 
     rows = [SignalRecord("tsmom", date(2020, 1, 2), "GLD", "LONG", 0.5, 0.7, "up")]
-    assert unpack_result(pack_result(rows)) == rows
+    reply = wire.decode_server(wire.reply(1, rows))
+    assert wire.decode_result("signals.recent", reply.result) == rows
 
 
 def test_a_held_store_without_a_daemon_socket_fails_a_backtest_in_one_line(tmp_path: Path):

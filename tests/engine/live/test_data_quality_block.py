@@ -6,7 +6,8 @@ import sqlite3
 from pathlib import Path
 
 from qgtm.core.config import Config
-from qgtm.engine.data.quality import QualityFailure, Severity, store_failures
+from qgtm.core.quality import QualityFailure, Severity
+from qgtm.engine.data.quality import store_failures
 from qgtm.engine.live.engine import TradingEngine
 
 

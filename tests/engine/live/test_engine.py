@@ -120,14 +120,20 @@ async def test_replay_clock_runs_until_asked_to_stop(tmp_path: Path, short_confi
     engine.close()
 
 
-def test_registered_commands_run_between_steps_and_unknown_ones_are_named(
+def test_declared_commands_run_between_steps_and_unknown_ones_are_named(
     tmp_path: Path, short_config: Config
 ):
-    from qgtm.engine.live.engine import UnknownCommandError
+    from qgtm.core.protocol import UnknownCommandError
 
     engine = TradingEngine(short_config, tmp_path)
-    engine.register_command("book.cash", lambda: str(engine.book.cash))
-    assert engine.call("book.cash") == short_config.engine.initial_cash
-    with pytest.raises(UnknownCommandError, match=r"unknown engine command 'nope'.*book\.cash"):
+    status = engine.call("publish.status")
+    assert (status.pending, status.sent) == (0, 0)
+    with pytest.raises(UnknownCommandError, match=r"unknown engine command 'nope'.*risk\.status"):
         engine.call("nope")
+    with pytest.raises(UnknownCommandError, match="not an engine command of the protocol"):
+        engine.bind("book.cash", lambda: str(engine.book.cash))  # undeclared: refused
+    with pytest.raises(ValueError, match="already bound"):
+        engine.bind("risk.status", engine.risk_status)
+    with pytest.raises(ValueError, match=r"market\.bars"):  # arguments checked by the protocol
+        engine.call("market.bars", symbol="GLD", lookback="many")
     engine.close()

@@ -62,14 +62,14 @@ def test_strategy_commands_list_the_library_and_recorded_signals(short_config, t
     try:
         engine.step()
         library = engine.call("strategies.list")
-        assert [row["name"] for row in library] == sorted(STRATEGIES)
-        by_name = {row["name"]: row for row in library}
-        assert by_name["tsmom"]["status"] == "active"
-        assert by_name["rsi2"]["status"] == "not configured"
-        assert by_name["sma_cross"]["regimes"] == ["trending", "crisis"]
+        assert [row.name for row in library] == sorted(STRATEGIES)
+        by_name = {row.name: row for row in library}
+        assert by_name["tsmom"].status == "active"
+        assert by_name["rsi2"].status == "not configured"
+        assert by_name["sma_cross"].regimes == ("trending", "crisis")
         signals = engine.call("strategies.signals", strategy="tsmom", limit=5)
         assert len(signals) == 5
-        assert signals[0]["as_of"] == engine.current_session.isoformat()
+        assert signals[0].as_of == engine.current_session
         with pytest.raises(UnknownStrategyError):
             engine.call("strategies.signals", strategy="nope")
     finally:

@@ -18,6 +18,7 @@ import pytest
 
 from qgtm.core.calendar import NEW_YORK
 from qgtm.core.config import Config, LiveConfig, PublishConfig
+from qgtm.core.protocol import Request
 from qgtm.core.universe import load_universe
 from qgtm.engine.live import wire
 from qgtm.engine.live.daemon import TaskHealth, TradingDaemon
@@ -169,7 +170,7 @@ async def test_the_outbox_sender_is_a_supervised_daemon_task(
 
 
 # ----- who did it -------------------------------------------------------------------------
-async def test_operator_actions_over_the_socket_record_the_peer_and_never_a_passphrase(
+async def test_actions_over_the_socket_are_audited_with_the_peer_and_reads_are_not(
     short_config: Config,
 ):
     data_dir = Path(tempfile.mkdtemp(prefix="qgtm-", dir="/tmp"))  # AF_UNIX paths are short
@@ -181,31 +182,27 @@ async def test_operator_actions_over_the_socket_record_the_peer_and_never_a_pass
     await _until(lambda: (data_dir / "engine.sock").exists())
     reader, writer = await asyncio.open_unix_connection(str(data_dir / "engine.sock"))
     requests = [
-        {"id": 1, "op": "pause"},
-        {
-            "id": 2,
-            "op": "call",
-            "name": "risk.add_operator",
-            "kwargs": {"operator": "alice", "passphrase": "correct horse battery"},
-        },
+        Request(1, "engine.pause"),
+        Request(2, "risk.add_operator", {"operator": "alice", "passphrase": "correct horse"}),
+        Request(3, "signals.recent", {"limit": 5}),  # a read: answered, never audited
+        Request(4, "risk.status"),
     ]
     for request in requests:
-        writer.write(wire.encode(request))
+        writer.write(wire.encode_request(request))
         await writer.drain()
-        reply = wire.decode(await reader.readline())
-        assert reply["id"] == request["id"] and reply["ok"], reply
+        reply = wire.decode_server(await reader.readline())
+        assert reply.id == request.id and reply.ok, reply
     writer.close()
     daemon.stop()
     await task
     actions = engine.audit.search(event="OPERATOR_ACTION")
-    assert {r.payload["action"] for r in actions} == {"pause", "call"}
+    assert [r.payload["action"] for r in actions] == ["risk.add_operator", "engine.pause"]
     for record in actions:
         assert record.actor == getpass.getuser()
         assert record.payload["peer_uid"] == os.getuid()
         assert record.payload["peer_pid"] == os.getpid()  # this process connected
-    call = next(r for r in actions if r.payload["action"] == "call")
-    assert call.payload["name"] == "risk.add_operator"
-    assert call.payload["kwargs"] == {"operator": "alice", "passphrase": "***"}
+    call = next(r for r in actions if r.payload["action"] == "risk.add_operator")
+    assert call.payload["args"] == {"operator": "alice", "passphrase": "***"}
     dump = "\n".join(str(row) for row in engine.state.conn.execute("SELECT * FROM audit"))
     assert "correct horse" not in dump
     assert engine.audit.verify() is None

@@ -7,6 +7,7 @@ import time
 import pytest
 from textual.pilot import Pilot
 
+from qgtm.core.results import ChildOrderRow
 from qgtm.tui.app import QGTMApp
 from qgtm.tui.formatting import DASH
 from qgtm.tui.screens.orders import OrdersScreen, benchmarks, child_row
@@ -48,16 +49,16 @@ async def test_blotter_shows_algo_and_fill_state_and_tca_tables_fill_in(
         app.poll_snapshot()
         expected = await client.call("execution.tca")
         blotter = await client.call("execution.blotter")
-        await _until(pilot, lambda: len(_keys(app, "tca-orders")) == len(expected["orders"]))
-        filled = next(o for o in blotter if o["status"] == "FILLED")
-        cid = filled["client_order_id"]
-        await _until(pilot, lambda: _cell(app, "blotter", cid, "algo") == filled["algo"])
-        assert _cell(app, "blotter", cid, "filled_qty") == f"{filled['quantity']:,}"
+        await _until(pilot, lambda: len(_keys(app, "tca-orders")) == len(expected.orders))
+        filled = next(o for o in blotter if o.status == "FILLED")
+        cid = filled.client_order_id
+        await _until(pilot, lambda: _cell(app, "blotter", cid, "algo") == filled.algo)
+        assert _cell(app, "blotter", cid, "filled_qty") == f"{filled.quantity:,}"
         assert _keys(app, "tca-strategies") == ["tsmom"]
-        row = next(r for r in expected["orders"] if r["client_order_id"] == cid)
-        assert _cell(app, "tca-orders", cid, "is") == f"{row['implementation_shortfall_bps']:+.1f}"
+        row = next(r for r in expected.orders if r.client_order_id == cid)
+        assert _cell(app, "tca-orders", cid, "is") == f"{row.implementation_shortfall_bps:+.1f}"
         # the paper venue benchmarks against its daily bar, and the screen says so
-        assert (row["arrival_source"], row["vwap_source"]) == ("session_bar", "session_bar")
+        assert (row.arrival_source, row.vwap_source) == ("session_bar", "session_bar")
         assert _cell(app, "tca-orders", cid, "bench") == "bar/bar"
 
 
@@ -74,14 +75,14 @@ async def test_highlighting_an_order_lists_its_child_fills(app: QGTMApp, client:
         await pilot.press("2")
         app.poll_snapshot()
         blotter = await client.call("execution.blotter")
-        worked = [o for o in blotter if o["children"] > 0]
+        worked = [o for o in blotter if o.children > 0]
         assert worked, blotter
-        cid = worked[0]["client_order_id"]
+        cid = worked[0].client_order_id
         await _until(pilot, lambda: cid in _keys(app, "blotter"))
         table = app.screen.query_one("#blotter LiveTable", LiveTable)
         table.focus()
         table.move_cursor(row=table.get_row_index(cid))
-        await _until(pilot, lambda: len(_keys(app, "children")) == worked[0]["children"])
+        await _until(pilot, lambda: len(_keys(app, "children")) == worked[0].children)
         assert all(key.startswith(cid.rpartition("-")[0]) for key in _keys(app, "children"))
         first = _keys(app, "children")[0]
         assert _cell(app, "children", first, "status") == "FILLED"
@@ -98,15 +99,15 @@ def _config_with_tiny_adv_thresholds(config):
 def test_a_planned_child_shows_its_state_and_release_in_new_york_time():
     """A wall-clock slice not sent yet: PLANNED, nothing filled, no price, due 09:30 NY."""
     key, cells = child_row(
-        {
-            "child_order_id": "2b7bfcd0-20260302-GLD-3",
-            "quantity": 120,
-            "filled": 0,
-            "price": None,
-            "filled_at": None,
-            "status": "PLANNED",
-            "release_at": "2026-03-03T14:30:00+00:00",
-        }
+        ChildOrderRow(
+            child_order_id="2b7bfcd0-20260302-GLD-3",
+            quantity=120,
+            filled=0,
+            price=None,
+            filled_at=None,
+            status="PLANNED",
+            release_at="2026-03-03T14:30:00+00:00",
+        )
     )
     assert key == "2b7bfcd0-20260302-GLD-3"  # the row key keeps the whole id
     assert tuple(str(c) for c in cells) == (

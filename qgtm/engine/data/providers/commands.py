@@ -5,34 +5,46 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-from qgtm.engine.data.quality import (
-    DatasetStatus,
-    QualityFailure,
-    Severity,
-    dataset_status,
-    stored_failures,
-)
-
-if TYPE_CHECKING:
-    from qgtm.engine.live.engine import TradingEngine
+from qgtm.core.config import Config
+from qgtm.core.quality import DatasetStatus, QualityFailure, Severity
+from qgtm.core.universe import Universe
+from qgtm.engine.data.quality import dataset_status, stored_failures
+from qgtm.engine.data.store import MarketStore
 
 log = logging.getLogger(__name__)
 
 DEFAULT_REFRESH = ("fred", "cftc", "eia", "lbma")
 
 
-def register_data_commands(engine: TradingEngine) -> None:
+class _Engine(Protocol):
+    """What the data commands use of the engine (so this module needs no engine import)."""
+
+    config: Config
+    market: MarketStore
+    universe: Universe
+
+    @property
+    def wall_clock(self) -> bool: ...
+
+    def refresh_data_locked(self, sources: Sequence[str] | None = None) -> list[str]: ...
+
+    def alert(self, message: str, source: str = "engine") -> None: ...
+
+    def bind(self, name: str, handler: Callable[..., Any], *, step_lock: bool = True) -> None: ...
+
+
+def register_data_commands(engine: _Engine) -> None:
     """Expose the data area to clients (terminal, attach socket)."""
 
     def status() -> list[DatasetStatus]:
         return dataset_status(engine.market.connection)
 
-    def failures(limit: int = 200) -> list[QualityFailure]:
+    def failures(limit: int) -> list[QualityFailure]:
         return stored_failures(engine.market.connection, limit)
 
-    def refresh(sources: Sequence[str] | None = None) -> list[str]:
+    def refresh(sources: Sequence[str] | None) -> list[str]:
         # Runs under the step lock (engine.call); reloads the market when it trades on it.
         # Asked by hand without sources: every keyed source (what the Data screen means).
         if sources is None:
@@ -41,13 +53,13 @@ def register_data_commands(engine: TradingEngine) -> None:
             )
         return engine.refresh_data_locked(sources)
 
-    engine.register_command("data.status", status)
-    engine.register_command("data.failures", failures)
-    engine.register_command("data.refresh", refresh)
+    engine.bind("data.status", status)
+    engine.bind("data.failures", failures)
+    engine.bind("data.refresh", refresh)
 
 
 def scheduled_refresh(
-    engine: TradingEngine,
+    engine: _Engine,
     sources: Sequence[str] | None = None,
     today: date | None = None,
     progress: Callable[[str], None] | None = None,

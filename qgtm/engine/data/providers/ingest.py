@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from qgtm.core.config import REFRESH_SOURCES
+from qgtm.core.quality import QualityFailure, Severity
 from qgtm.core.secrets import MissingCredentialsError
 from qgtm.engine.data.providers.base import Provider, ProviderError
 from qgtm.engine.data.quality import (
     BAR_POLICY,
     POLICIES,
-    QualityFailure,
     QualityPolicy,
-    Severity,
     check_bars_frame,
     check_series_frame,
     store_failures,

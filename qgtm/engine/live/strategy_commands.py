@@ -6,22 +6,41 @@
   `data`: the one-line summary, "macro: FRED" or "macro: demo fallback");
 - `strategies.signals` (strategy=, limit=): the newest signals one strategy recorded in
   state.sqlite.
-Results are plain data (dicts, lists, strings, numbers).
+Results are the core structs `StrategyInfo` and `SignalRecord`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from datetime import date
+from typing import TYPE_CHECKING, Any, Protocol
 
+import msgspec
+
+from qgtm.core.results import SignalRecord, StrategyInfo
 from qgtm.engine.features.auxiliary import StrategyContext
-from qgtm.engine.features.pit_features import AUX_FEATURES, summarise_inputs
+from qgtm.engine.features.pit_features import AUX_FEATURES, ContextCache, summarise_inputs
+from qgtm.engine.state import StateStore
 from qgtm.engine.strategies.base import BaseStrategy
 from qgtm.engine.strategies.registry import STRATEGIES, UnknownStrategyError
 
-if TYPE_CHECKING:
-    from qgtm.engine.live.engine import TradingEngine
+if TYPE_CHECKING:  # the aggregator sits above the strategies (types only)
+    from qgtm.engine.portfolio.aggregator import Aggregation
 
 NOT_CONFIGURED = "not configured"
+
+
+class _Engine(Protocol):
+    """What these commands use of the engine (so this module needs no engine import)."""
+
+    strategies: list[BaseStrategy]
+    last_aggregation: Aggregation | None
+    strategy_inputs: ContextCache
+    state: StateStore
+
+    regime: str | None
+
+    def bind(self, name: str, handler: Callable[..., Any], *, step_lock: bool = True) -> None: ...
 
 
 def describe(cls: type[BaseStrategy]) -> dict[str, Any]:
@@ -55,7 +74,7 @@ def input_sources(cls: type[BaseStrategy], context: StrategyContext) -> dict[str
     return {f: context.source_of(f) for f in cls.features if f in AUX_FEATURES}
 
 
-def live_status(engine: TradingEngine, name: str) -> str:
+def live_status(engine: _Engine, name: str) -> str:
     """'active', 'filtered: <reason>' or 'not configured' for the latest decision."""
     configured = {s.name for s in engine.strategies}
     if name not in configured:
@@ -71,10 +90,10 @@ def live_status(engine: TradingEngine, name: str) -> str:
     return "active"
 
 
-def register_strategy_commands(engine: TradingEngine) -> None:
+def register_strategy_commands(engine: _Engine) -> None:
     """Register `strategies.list` and `strategies.signals` on `engine`."""
 
-    def list_strategies() -> list[dict[str, Any]]:
+    def list_strategies() -> list[StrategyInfo]:
         rows = []
         context = engine.strategy_inputs.get()
         for name, cls in sorted(STRATEGIES.items()):
@@ -82,10 +101,10 @@ def register_strategy_commands(engine: TradingEngine) -> None:
             row["status"] = live_status(engine, name)
             row["inputs"] = input_sources(cls, context)
             row["data"] = summarise_inputs(row["inputs"])  # "macro: FRED" / "... demo fallback"
-            rows.append(row)
+            rows.append(msgspec.convert(row, StrategyInfo))
         return rows
 
-    def signals(strategy: str, limit: int = 20) -> list[dict[str, Any]]:
+    def signals(strategy: str, limit: int) -> list[SignalRecord]:
         if strategy not in STRATEGIES:
             raise UnknownStrategyError(strategy)
         rows = engine.state.conn.execute(
@@ -93,8 +112,10 @@ def register_strategy_commands(engine: TradingEngine) -> None:
             "WHERE strategy = ? ORDER BY as_of DESC, symbol LIMIT ?",
             (strategy, int(limit)),
         ).fetchall()
-        keys = ("as_of", "symbol", "side", "weight", "confidence", "rationale")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        return [
+            SignalRecord(strategy, date.fromisoformat(r[0]), r[1], r[2], r[3], r[4], r[5])
+            for r in rows
+        ]
 
-    engine.register_command("strategies.list", list_strategies)
-    engine.register_command("strategies.signals", signals)
+    engine.bind("strategies.list", list_strategies)
+    engine.bind("strategies.signals", signals)

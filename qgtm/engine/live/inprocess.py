@@ -1,7 +1,9 @@
-"""The terminal's only door to the engine: read snapshots, send commands.
+"""The in-process engine client: the terminal and the engine on one event loop.
 
 `InProcessClient` drives an engine that runs as a task on the app's own event loop;
 `SocketClient` (qgtm.engine.live.attach) speaks the same protocol to a running daemon.
+Both satisfy `qgtm.core.protocol.EngineClient`; the CLI builds one and hands it to the
+terminal, which imports nothing of the engine.
 """
 
 from __future__ import annotations
@@ -12,54 +14,11 @@ import contextlib
 import os
 import sys
 import threading
-from typing import Any, Protocol
+from typing import Any
 
+from qgtm.core.protocol import Hello
 from qgtm.core.snapshot import EngineSnapshot
 from qgtm.engine.live.engine import TradingEngine
-
-
-class EngineClient(Protocol):
-    """What a screen may ask of the engine."""
-
-    def snapshot(self) -> EngineSnapshot:
-        """The latest state; cheap, call it as often as you like."""
-        ...
-
-    async def start(self) -> None:
-        """Begin running (or attach); called once when the app mounts."""
-        ...
-
-    async def stop(self) -> None:
-        """Stop running (or detach) cleanly; called when the app exits."""
-        ...
-
-    def pause(self) -> None:
-        """Stop the replay clock after the current step."""
-        ...
-
-    def resume(self) -> None:
-        """Restart the replay clock."""
-        ...
-
-    def faster(self) -> None:
-        """Double the replay speed."""
-        ...
-
-    def slower(self) -> None:
-        """Halve the replay speed."""
-        ...
-
-    async def advance(self, sessions: int) -> None:
-        """Step the engine by `sessions` sessions now, whether paused or not."""
-        ...
-
-    async def call(self, name: str, **kwargs: Any) -> Any:
-        """Run the engine command `name` (e.g. "risk.request_reset") and return its result.
-
-        Results are plain data (dataclasses of core types) so they can cross a socket.
-        """
-        ...
-
 
 ENGINE_THREAD_NICE = 10
 """Niceness of the threads that run engine steps and commands next to the terminal.
@@ -86,6 +45,9 @@ def lower_thread_priority(nice: int | None = None) -> None:
 class InProcessClient:
     """Runs a TradingEngine as a task on the app's loop; steps happen in worker threads
     of lower OS priority than the terminal's (ENGINE_THREAD_NICE)."""
+
+    info: Hello | None = None
+    """In process there is no daemon to attach to (the terminal shows no ATTACHED)."""
 
     def __init__(self, engine: TradingEngine) -> None:
         self.engine = engine
