@@ -95,6 +95,7 @@ def test_bad_inputs_in_a_real_process_print_one_line_and_no_traceback(tmp_path: 
         ([*data, "data", "import", str(tmp_path / "missing.csv")], "missing.csv"),
         ([*data, "backtest", "nosuch"], "nosuch"),
         ([*data, "status"], "no book in"),
+        (["--data-dir", str(broken), "--daemon", "--sessions", "1"], "is a file, not a directory"),
     ]
     for argv, message in cases:
         proc = subprocess.run(
