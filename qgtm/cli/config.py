@@ -18,8 +18,12 @@ from qgtm.core.paths import default_config_file, default_data_dir
 
 
 def data_dir_of(args: argparse.Namespace) -> Path:
-    """--data-dir, else $QGTM_DATA_DIR or the platform data dir."""
-    return (getattr(args, "data_dir", None) or default_data_dir()).expanduser()
+    """--data-dir, else $QGTM_DATA_DIR or the platform data dir (a directory, or not
+    there yet: commands that write create it)."""
+    data_dir = (getattr(args, "data_dir", None) or default_data_dir()).expanduser()
+    if data_dir.exists() and not data_dir.is_dir():
+        raise CliError(f"data dir {data_dir} is a file, not a directory")
+    return data_dir
 
 
 def load(args: argparse.Namespace, engine: bool = False) -> tuple[Config, Path]:

@@ -2,7 +2,7 @@
 
 `qgtm --help` and `qgtm status` must answer in well under a second (issue 21), so
 this module imports only the standard library and the light parts of `qgtm.core` and
-`qgtm.publish.store`: no engine module, no duckdb, polars, numpy, scipy, Textual or
+`qgtm.publish.tiers`: no engine module, no duckdb, polars, numpy, scipy, Textual or
 Rich. Each command's module is imported by `qgtm.cli.main` only when it runs.
 tests/cli/test_startup.py fails if building the parser loads one of them.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from qgtm import __version__
 from qgtm.core.config import DECISIONS, KILL_RESETS, REFRESH_SOURCES
-from qgtm.publish.store import ROLES
+from qgtm.publish.tiers import ROLES
 
 KEY_NAMES = ("alpaca", "fred", "eia")
 """The API keys `qgtm keys set` stores in the OS keyring."""

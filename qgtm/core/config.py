@@ -472,6 +472,10 @@ def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> 
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from exc
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from exc
     for key, value in _env_overrides(environ).items():
         if isinstance(value, dict):
             raw.setdefault(key, {}).update(value)

@@ -25,7 +25,6 @@ from typing import Any
 from qgtm.publish.tiers import ADMIN_TIER, Tier
 
 CHANNELS = ("discord", "telegram", "email")
-ROLES = ("admin", "subscriber")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 NEW_YORK = ZoneInfo("America/New_York")
 END_OF_DAY = time(16, 0)  # the NYSE close; "end-of-day" releases wait for it
 ADMIN_TIER = "admin"  # pseudo-tier of owner alerts: released at once to admins only
+ROLES = ("admin", "subscriber")  # a subscriber's role; admins also get ADMIN_TIER items
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,15 @@ def test_an_unknown_strategy_stops_the_start_with_one_line(
     assert not (tmp_path / "book" / "state.sqlite").exists()  # nothing was started
 
 
+def test_a_config_that_cannot_be_read_is_one_line(tmp_path: Path, capsys) -> None:
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes(b'[tui]\ntheme = "caf\xe9"\n')
+    for config, message in ((tmp_path, "cannot read it"), (latin1, "not UTF-8 text")):
+        assert main(["--config", str(config), "config"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+
+
 def test_bad_inputs_in_a_real_process_print_one_line_and_no_traceback(tmp_path: Path) -> None:
     nosuch = write_config(tmp_path, "engine", "strategies", '["nosuch"]')
     broken = tmp_path / "broken.toml"
@@ -86,6 +95,7 @@ def test_bad_inputs_in_a_real_process_print_one_line_and_no_traceback(tmp_path: 
         ([*data, "data", "import", str(tmp_path / "missing.csv")], "missing.csv"),
         ([*data, "backtest", "nosuch"], "nosuch"),
         ([*data, "status"], "no book in"),
+        (["--data-dir", str(broken), "--daemon", "--sessions", "1"], "is a file, not a directory"),
     ]
     for argv, message in cases:
         proc = subprocess.run(

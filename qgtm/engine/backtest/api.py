@@ -280,7 +280,7 @@ def run_backtest(
     or None) adds beta, alpha, information ratio and more to the report.
 
     `context`: the macro/COT inputs the live engine would give the strategies (see
-    `commands.load_market`); None runs them on the demo fallback series. The artifact's
+    `market.load_market`); None runs them on the demo fallback series. The artifact's
     config names the source of each input ("inputs")."""
     params = dict(params or {})
     strategy = make_strategy(strategy_name, params)
