@@ -42,6 +42,8 @@ DEFAULT_KEYS: dict[str, str] = {
     "data.refresh": "r",
     "recon.reconcile": "r",
     "command_line.close": "escape",
+    "command_line.complete": "tab",
+    "command_line.complete_back": "shift+tab",
     "command_line.older": "up",
     "command_line.newer": "down",
     "confirm.yes": "y,enter",

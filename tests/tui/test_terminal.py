@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 from textual.binding import Binding
 from textual.pilot import Pilot
-from textual.widgets import Label, Static
+from textual.widgets import Input, Label, Static
 
 from qgtm.tui.app import QGTMApp
 from qgtm.tui.screens.help import HelpScreen
@@ -107,6 +107,46 @@ async def test_up_recalls_the_previous_command(app: QGTMApp) -> None:
         await pilot.pause()
         assert isinstance(app.screen, PortfolioScreen)
         assert app.command_history == ["PORT", "SIG", "PORT"]
+
+
+async def test_tab_completes_a_typed_prefix_so_enter_opens_its_screen(app: QGTMApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("colon", "s", "l", "tab")
+        assert app.screen.query_one("#command-input", Input).value == "SLV"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, SecurityScreen)
+        assert app.security_symbol == "SLV"
+
+
+async def test_tab_again_cycles_through_the_matches_and_shift_tab_goes_back(
+    app: QGTMApp,
+) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("colon", "r")
+        line = app.screen.query_one("#command-input", Input)
+        seen = []
+        for _ in range(3):
+            await pilot.press("tab")
+            seen.append(line.value)
+        assert seen[:2] == ["RECON", "REGIME"]  # the words starting with R, alphabetically
+        assert len(set(seen)) == 3 and all(word in app.mnemonics for word in seen)
+        await pilot.press("shift+tab")
+        assert line.value == "REGIME"
+        listed = str(app.screen.query_one("#command-matches", Static).content)
+        assert "RECON" in listed and "REGIME" in listed
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, RegimeScreen)
+
+
+async def test_tab_with_no_match_leaves_the_text_and_says_so(app: QGTMApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("colon", "z", "q", "tab")
+        assert isinstance(app.screen, CommandLine)
+        assert app.screen.query_one("#command-input", Input).value == "zq"
+        error = str(app.screen.query_one("#command-error", Static).content)
+        assert "no mnemonic or symbol matches 'ZQ'" in error
 
 
 async def test_the_palette_completes_mnemonics(app: QGTMApp) -> None:
