@@ -32,6 +32,7 @@ DEFAULT_KEYS: dict[str, str] = {
     "research.switch_tables": "ctrl+t",
     "research.stored_runs": "ctrl+o",
     "research.cancel": "ctrl+g",
+    "research.leave_field": "escape",
     "risk.request_reset": "r",
     "risk.approve_reset": "a",
     "audit.filter": "slash",

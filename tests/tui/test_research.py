@@ -17,7 +17,9 @@ from qgtm.engine.backtest.result import BacktestError
 from qgtm.engine.backtest.stats import compact_percent
 from qgtm.engine.live.engine import TradingEngine
 from qgtm.tui.app import QGTMApp
+from qgtm.tui.screens.help import HelpScreen
 from qgtm.tui.screens.research import ResearchScreen, parse_params, stat_rows
+from qgtm.tui.widgets.command_line import CommandLine
 from qgtm.tui.widgets.live_table import LiveTable
 from qgtm.tui.widgets.run_picker import RunPicker
 from tests.engine.backtest.engines import research_engine
@@ -342,5 +344,45 @@ async def test_ctrl_g_cancels_the_running_backtest(tmp_path: Path) -> None:
             await pilot.pause(1.0)  # polls go on: nothing arrives from the cancelled job
             assert screen.runs == [] and screen.status_text.startswith("Cancelled")
             assert engine.call("backtest.status", job=job)["state"] == "cancelled"
+    finally:
+        engine.close()
+
+
+async def test_escape_leaves_a_field_so_the_screen_keys_work_again(tmp_path: Path) -> None:
+    """In a field, 1-9, ? and : are text; Escape hands the keys back to the table, and
+    then ? opens Help and 5 comes back to Research with the typed text kept."""
+    engine = research_engine(tmp_path)
+    try:
+        async with _on_research(engine) as (pilot, screen):
+            for field_id in ("#params", "#start", "#end"):
+                field = screen.query_one(field_id, Input)
+                field.focus()
+                await pilot.press("2", "question_mark", "colon")
+                assert field.value == "2?:"
+                assert pilot.app.screen is screen
+                await pilot.press("escape")
+                await pilot.pause()
+                assert screen.focused is screen.query_one("#research-stats LiveTable")
+            await pilot.press("question_mark")
+            assert isinstance(pilot.app.screen, HelpScreen)
+            await pilot.press("5")
+            await pilot.pause()
+            assert pilot.app.screen is screen
+            assert screen.query_one("#end", Input).value == "2?:"
+    finally:
+        engine.close()
+
+
+async def test_escape_from_the_strategy_selector_hands_keys_back_too(tmp_path: Path) -> None:
+    engine = research_engine(tmp_path)
+    try:
+        async with _on_research(engine, (100, 30)) as (pilot, screen):
+            await pilot.press("ctrl+t")  # narrow: the monthly table is the one on show
+            screen.query_one("#strategy", Select).focus()
+            await pilot.press("escape")
+            await pilot.pause()
+            assert screen.focused is screen.query_one("#research-months LiveTable")
+            await pilot.press("colon")
+            assert isinstance(pilot.app.screen, CommandLine)
     finally:
         engine.close()

@@ -5,7 +5,8 @@ parameter overrides ("lookback=126 skip=21"; one may be a range, "lookback=21:12
 to sweep it: the best value's run is shown, the sweep table replaces the monthly one;
 "--impact 10 --borrow 50 --kill-reset daily" set this run's costs and kill reset, as
 the CLI's flags) and the window's dates, then Enter in a field or ctrl+r runs it;
-ctrl+g cancels it. The engine runs the backtest in a process of its own
+ctrl+g cancels it. Escape leaves a field for the tables, so the screen keys (1-9, ?, :)
+work again. The engine runs the backtest in a process of its own
 (`backtest.run`); this screen polls `backtest.status`, so the terminal stays responsive.
 ctrl+o lists the data dir's stored runs (`qgtm backtest --runs`); the one picked becomes
 the newest run. The two newest runs are compared side by side: statistics, and equity
@@ -197,6 +198,7 @@ class ResearchScreen(TerminalScreen):
         bind("research.switch_tables", "toggle_months", "Stats/Monthly", priority=True),
         bind("research.stored_runs", "open_stored", "Stored runs", priority=True),
         bind("research.cancel", "cancel_backtest", "Cancel", priority=True),
+        bind("research.leave_field", "leave_field", "Leave field", show=False),
     ]
     DEFAULT_CSS = """
     ResearchScreen #research-form { height: 3; }
@@ -257,6 +259,17 @@ class ResearchScreen(TerminalScreen):
     def on_resize(self, event: Resize) -> None:
         """Side by side when both tables fit; else one at a time (ctrl+t switches)."""
         self.set_class(event.size.width < WIDE_WIDTH, "-narrow")
+
+    def action_leave_field(self) -> None:
+        """Hand the keys back from a form field to the table on show (stats, monthly or
+        sweep), so the app's keys work again; with none on show, to the screen itself."""
+        if not isinstance(self.focused, Input | Select):
+            return
+        for panel in self.query(TablePanel):
+            if panel.display and panel.table.display and panel.region.width > 0:
+                panel.table.focus()
+                return
+        self.set_focus(None)
 
     def action_toggle_months(self) -> None:
         """Narrow terminals: show the monthly returns in place of the stats, or back."""
