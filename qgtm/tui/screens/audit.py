@@ -16,6 +16,7 @@ from textual.binding import BindingType
 from textual.widgets import Input, Static
 
 from qgtm.core.snapshot import AuditPage, AuditRow, EngineSnapshot
+from qgtm.tui.formatting import quantity
 from qgtm.tui.keymap import bind
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.widgets.live_table import Column, Row
@@ -49,7 +50,7 @@ ACTORS = (None, "engine", "risk", "recon", "watchdog", "daemon")
 def audit_row(record: AuditRow) -> Row:
     """Cells for one audit record, keyed by its sequence number."""
     return str(record.seq), (
-        Text(f"{record.seq:,}", justify="right"),
+        quantity(record.seq),
         record.sim_time,
         record.event,
         record.actor,

@@ -27,45 +27,45 @@ ONE_PIECE = "No child orders: this order was sent whole (market) or has not work
 NO_TCA = "No finished orders yet: costs appear once an order is filled or expires"
 
 ORDER_COLUMNS = (
-    Column("decided", "Decided", 10),
+    Column("decided", "Decided", 10, export="decision_date"),
     Column("symbol", "Symbol", 6),
     Column("side", "Side", 4),
-    Column("qty", "Qty", 8, "right"),
+    Column("qty", "Qty", 8, "right", export="quantity"),
     Column("status", "Status", 9),
-    Column("fill", "Fill", 9, "right"),
+    Column("fill", "Fill", 9, "right", export="fill_price"),
 )
 
 BLOTTER_COLUMNS = (
-    Column("id", "Order id"),
-    Column("decided", "Decided", 10),
+    Column("id", "Order id", export="client_order_id"),
+    Column("decided", "Decided", 10, export="decision_date"),
     Column("symbol", "Symbol", 6),
     Column("side", "Side", 4),
-    Column("qty", "Qty", 9, "right"),
+    Column("qty", "Qty", 9, "right", export="quantity"),
     Column("status", "Status", 16),
     Column("algo", "Algo", 6),
-    Column("filled_qty", "Filled", 9, "right"),
-    Column("unfilled", "Unfilled", 8, "right"),
+    Column("filled_qty", "Filled", 9, "right", export="filled_quantity"),
+    Column("unfilled", "Unfilled", 8, "right", export="unfilled_quantity"),
     Column("children", "Kids", 4, "right"),
-    Column("fill", "Fill price", 10, "right"),
-    Column("filled", "Filled on", 10),
+    Column("fill", "Fill price", 10, "right", export="fill_price"),
+    Column("filled", "Filled on", 10, export="filled_on"),
 )
 
 CHILD_COLUMNS = (
     Column("child", "Child", 9),
     Column("status", "Status", 9),
-    Column("qty", "Qty", 8, "right"),
-    Column("filled", "Filled", 8, "right"),
-    Column("price", "Avg price", 10, "right"),
+    Column("qty", "Qty", 8, "right", export="quantity"),
+    Column("filled", "Filled", 8, "right", export="filled_quantity"),
+    Column("price", "Avg price", 10, "right", export="avg_price"),
     Column("at", "Filled / due at", 19),
 )
 
 TCA_COLUMNS = (
-    Column("id", "Order id"),
+    Column("id", "Order id", export="client_order_id"),
     Column("algo", "Algo", 6),
     Column("filled", "Filled", 12, "right"),
-    Column("arrival", "Arrival bps", 11, "right"),
-    Column("vwap", "VWAP bps", 9, "right"),
-    Column("is", "IS bps", 8, "right"),
+    Column("arrival", "Arrival bps", 11, "right", export="arrival_cost"),
+    Column("vwap", "VWAP bps", 9, "right", export="vwap_slippage"),
+    Column("is", "IS bps", 8, "right", export="implementation_shortfall"),
     Column("bench", "Benchmarks", 15),
 )
 
@@ -83,9 +83,9 @@ BENCHMARK_SOURCES = {
 STRATEGY_COLUMNS = (
     Column("strategy", "Strategy", 12),
     Column("orders", "Orders", 7, "right"),
-    Column("arrival", "Arrival bps", 11, "right"),
-    Column("vwap", "VWAP bps", 9, "right"),
-    Column("is", "IS bps", 8, "right"),
+    Column("arrival", "Arrival bps", 11, "right", export="arrival_cost"),
+    Column("vwap", "VWAP bps", 9, "right", export="vwap_slippage"),
+    Column("is", "IS bps", 8, "right", export="implementation_shortfall"),
 )
 
 

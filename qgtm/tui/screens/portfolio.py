@@ -10,7 +10,7 @@ from textual.containers import Grid
 from textual.widgets import Static
 
 from qgtm.core.snapshot import EngineSnapshot
-from qgtm.tui.formatting import money, percent, signed_money, signed_percent
+from qgtm.tui.formatting import money, percent, quantity, signed_money, signed_percent
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.screens.monitor import NO_POSITIONS, POSITION_COLUMNS, position_row
 from qgtm.tui.widgets.live_table import Column, Row
@@ -19,9 +19,9 @@ from qgtm.tui.widgets.table_panel import TablePanel
 SECTOR_COLUMNS = (
     Column("sector", "Sector"),
     Column("positions", "Pos", 4, "right"),
-    Column("value", "Value", 13, "right"),
+    Column("value", "Value", 13, "right", export="market_value"),
     Column("weight", "Weight", 7, "right"),
-    Column("upnl", "Unrl P&L", 12, "right"),
+    Column("upnl", "Unrl P&L", 12, "right", export="unrealized_pnl"),
 )
 NO_SECTORS = "No exposure: the portfolio is flat"
 
@@ -44,7 +44,7 @@ def sector_rows(snapshot: EngineSnapshot) -> list[Row]:
             sector,
             (
                 sector,
-                Text(str(count[sector]), justify="right"),
+                quantity(count[sector]),
                 money(value[sector]),
                 percent(weight[sector]),
                 signed_money(upnl[sector]),

@@ -39,6 +39,7 @@ from qgtm.engine.backtest.stats import (
     kill_switch_cell,
     monthly_rows,
 )
+from qgtm.tui.formatting import Datum, number
 from qgtm.tui.keymap import bind
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.themes import AMBER
@@ -61,7 +62,7 @@ SWEEP_COLUMNS = (
     Column("value", "Value", 8, "right"),
     Column("sharpe", "Sharpe", 8, "right"),
     Column("cagr", "CAGR", 8, "right"),
-    Column("dd", "Max DD", 8, "right"),
+    Column("dd", "Max DD", 8, "right", export="max_drawdown"),
     Column("booking", "Booked", 24),
 )
 NO_RUNS = "No runs yet: pick a strategy and a window, then press Enter or ctrl+r"
@@ -160,10 +161,10 @@ def sweep_rows(run: dict[str, Any]) -> list[Row]:
             (
                 f"{key}={value}",
                 (
-                    Text(f"{value:g}", justify="right"),
-                    Text(f"{row['sharpe']:.3f}", justify="right"),
-                    Text(f"{row['cagr']:+.2%}", justify="right"),
-                    Text(f"{row['max_drawdown']:.2%}", justify="right"),
+                    number(value, "g"),
+                    number(row["sharpe"], ".3f"),
+                    number(row["cagr"], "+.2%", "frac"),
+                    number(row["max_drawdown"], ".2%", "frac"),
                     str(row["booking"]),
                 ),
             )
@@ -171,11 +172,15 @@ def sweep_rows(run: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _month_cell(fraction: float | None) -> Datum:
+    return Datum(compact_percent(fraction), fraction, unit="frac", justify="right")
+
+
 def month_rows(run: dict[str, Any]) -> list[Row]:
     """The run's monthly returns table, newest year first: Year, Jan..Dec, Total (%)."""
     rows = monthly_rows(run["report"]["monthly_returns"])
     return [
-        (str(year), (str(year), *(Text(compact_percent(v), justify="right") for v in values)))
+        (str(year), (number(year, "d"), *(_month_cell(v) for v in values)))
         for year, values in reversed(rows)
     ]
 

@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 
 from qgtm.core.snapshot import EngineSnapshot
 from qgtm.engine.live.queries import SignalRecord
+from qgtm.tui.formatting import day, number
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.themes import palette
 from qgtm.tui.widgets.live_table import Column, Row
@@ -37,12 +38,12 @@ def direction(side: str) -> Text:
 def signal_row(signal: SignalRecord) -> Row:
     """Cells for one signal, keyed by (strategy, date, symbol)."""
     return f"{signal.strategy}|{signal.as_of}|{signal.symbol}", (
-        signal.as_of.isoformat(),
+        day(signal.as_of),
         signal.strategy,
         signal.symbol,
         direction(signal.side),
-        Text(f"{signal.weight:.3f}", justify="right"),
-        Text(f"{signal.confidence:.2f}", justify="right"),
+        number(signal.weight, ".3f"),
+        number(signal.confidence, ".2f"),
         Text(signal.rationale),
     )
 

@@ -17,6 +17,7 @@ from textual.css.query import NoMatches
 from textual.widgets import DataTable, Sparkline, Static
 
 from qgtm.core.snapshot import EngineSnapshot
+from qgtm.tui.formatting import number
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.widgets.live_table import Column, LiveTable, Row
 from qgtm.tui.widgets.table_panel import TablePanel
@@ -25,7 +26,7 @@ LIBRARY_COLUMNS = (
     Column("name", "Strategy", 18),
     Column("family", "Family", 24),
     Column("status", "Status", 14),
-    Column("capacity", "Cap $M", 7, "right"),
+    Column("capacity", "Cap $M", 7, "right", export="capacity_musd"),
 )
 SIGNAL_COLUMNS = (
     Column("as_of", "As of", 10),
@@ -48,7 +49,7 @@ def library_row(entry: dict[str, Any]) -> Row:
         entry["name"],
         entry["family"],
         Text(short, style=style),
-        Text(f"{entry['capacity_usd'] / 1e6:,.0f}", justify="right"),
+        number(entry["capacity_usd"] / 1e6, ",.0f"),
     )
 
 
@@ -58,8 +59,8 @@ def signal_row(signal: dict[str, Any]) -> Row:
         signal["as_of"],
         signal["symbol"],
         signal["side"],
-        Text(f"{signal['weight']:.3f}", justify="right"),
-        Text(f"{signal['confidence']:.2f}", justify="right"),
+        number(signal["weight"], ".3f"),
+        number(signal["confidence"], ".2f"),
         signal["rationale"],
     )
 

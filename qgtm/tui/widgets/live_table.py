@@ -29,12 +29,15 @@ CELL_CACHE_SIZE = 4096
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """One table column: key, header label, content width (None: fit content), alignment."""
+    """One table column: key, header label, content width (None: fit content), alignment,
+    and the name an export gives it (None: the key; a unit suffix is added from the cells,
+    see `qgtm.tui.formatting.Datum`)."""
 
     key: str
     label: str
     width: int | None = None
     align: Literal["left", "right"] = "left"
+    export: str | None = None
 
 
 class LiveTable(DataTable):
@@ -71,6 +74,10 @@ class LiveTable(DataTable):
     def visible_rows(self) -> list[tuple[str, tuple[str, ...]]]:
         """The rows as shown (filtered and sorted), each cell as plain text."""
         return [(key, tuple(_plain(c) for c in self._cells[key])) for key in self._keys]
+
+    def visible_cells(self) -> list[tuple[Cell, ...]]:
+        """The rows as shown (filtered and sorted), each cell as given to `sync`."""
+        return [self._cells[key] for key in self._keys]
 
     def repaint(self) -> None:
         """Forget what is drawn so the next `sync` redraws every cell."""
