@@ -386,3 +386,31 @@ async def test_escape_from_the_strategy_selector_hands_keys_back_too(tmp_path: P
             assert isinstance(pilot.app.screen, CommandLine)
     finally:
         engine.close()
+
+
+async def test_a_run_names_its_window_and_a_short_one_is_warned(tmp_path: Path) -> None:
+    """Queued: the status names the window and its sessions (a real total, not 0/0);
+    done over under a year of sessions: the warning line says the Sharpe is unreliable."""
+    engine = research_engine(tmp_path)
+    try:
+        async with _on_research(engine) as (pilot, screen):
+            await _choose(pilot, "tsmom")
+            await _type_window(pilot, "2009-10-01", "")
+            await pilot.press("enter")
+            await pilot.pause()
+            job = engine.call("backtest.status", job=screen.pending)
+            sessions = job["request"]["sessions"]
+            assert job["total"] == sessions > 0
+            assert "tsmom over 2009-10-01..2009-12-31" in screen.status_text
+            assert f"/{sessions} sessions" in screen.status_text or (
+                f"({sessions} sessions after warm-up)" in screen.status_text
+            )
+            await _wait_runs(pilot, screen, 1)
+            warning = screen.query_one("#research-warning")
+            assert warning.display
+            text = str(warning.render())
+            assert f"Latest run: short window: {sessions} sessions < 252" in text
+            table = screen.query_one("#research-stats LiveTable", LiveTable)
+            assert str(table.get_row("sessions")[1]) == str(sessions)
+    finally:
+        engine.close()

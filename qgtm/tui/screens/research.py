@@ -13,7 +13,10 @@ the newest run. The two newest runs are compared side by side: statistics, and e
 and drawdown charts on one date axis (runs over different windows line up by date). The
 newest run's monthly returns (%, compounded per year) sit beside the statistics.
 Backtests use only sessions the engine has processed (never the demo replay's future
-bars).
+bars); with empty dates the window is all of them, which the status line names with its
+session count as soon as the run is queued. A window too short for the statistics shown
+(under a year; qgtm.engine.backtest.validation.MIN_RELIABLE_SESSIONS) is flagged in the
+warning line under the status.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ STATS: tuple[tuple[str, str, str], ...] = (
     ("params", "Parameters", "text"),
     ("start", "From", "text"),
     ("end", "To", "text"),
+    ("sessions", "Sessions", "count"),
     # the headline statistics `qgtm backtest --compare` lists, with capitalised labels
     *((key, label[0].upper() + label[1:], kind) for key, label, kind in COMPARED),
 )
@@ -111,6 +115,15 @@ class RunRequest:
     params: dict[str, float] = field(default_factory=dict)
     sweep: str | None = None
     flags: dict[str, str] = field(default_factory=dict)
+
+
+def _window_text(job: dict[str, Any]) -> str:
+    """'over 2008-01-02..2012-12-31 (1,000 sessions after warm-up)' from a queued job."""
+    request = job["request"]
+    window = request.get("window")
+    if not window:  # an engine from before jobs named their window
+        return f"on bars up to {request['data_until']}"
+    return f"over {window[0]}..{window[1]} ({request['sessions']:,} sessions after warm-up)"
 
 
 def _cancelled(job: dict[str, Any]) -> str:
@@ -207,10 +220,15 @@ class ResearchScreen(TerminalScreen):
     ]
     DEFAULT_CSS = """
     ResearchScreen #research-form { height: 3; }
-    ResearchScreen #strategy { width: 32; }
+    ResearchScreen #strategy { width: 25; }
     ResearchScreen #params { width: 1fr; }
-    ResearchScreen #start, ResearchScreen #end { width: 18; }
+    ResearchScreen #research-form Input { padding: 0 1; }
+    ResearchScreen #start, ResearchScreen #end { width: 19; }
     ResearchScreen #research-status { height: 1; padding: 0 1; }
+    ResearchScreen #research-warning {
+        height: auto; padding: 0 1; display: none; color: $warning; text-style: bold;
+    }
+    ResearchScreen #research-warning.-shown { display: block; }
     ResearchScreen #research-charts { height: 1fr; min-height: 10; }
     ResearchScreen #research-charts PlotextPlot { width: 1fr; }
     ResearchScreen #research-tables { height: auto; max-height: 25; }
@@ -239,10 +257,13 @@ class ResearchScreen(TerminalScreen):
         with Vertical():
             with Horizontal(id="research-form"):
                 yield Select[str]([], prompt="strategy", id="strategy")
-                yield Input(placeholder="params: name=value …", id="params")
+                yield Input(placeholder="params k=v …", id="params")
+                # 15 characters: whole in a 19-wide field (border and padding take 4);
+                # a longer hint wraps in the field and shows only its first word
                 yield Input(placeholder="from YYYY-MM-DD", id="start")
-                yield Input(placeholder="to YYYY-MM-DD", id="end")
-            yield Static(self.status_text, id="research-status")
+                yield Input(placeholder="to   YYYY-MM-DD", id="end")
+            yield Static(self.status_text, id="research-status", markup=False)
+            yield Static("", id="research-warning", markup=False)
             with Horizontal(id="research-charts"):
                 yield PlotextPlot(id="equity-plot")
                 yield PlotextPlot(id="drawdown-plot")
@@ -314,8 +335,7 @@ class ResearchScreen(TerminalScreen):
             self._set_status(f"Cannot run: {exc}")
             return
         self.pending = job["job"]
-        until = job["request"]["data_until"]
-        self._set_status(f"Running {select.value} (job {self.pending}) on bars up to {until}")
+        self._set_status(f"Running {select.value} (job {self.pending}) {_window_text(job)}")
 
     async def action_cancel_backtest(self) -> None:
         """Stop the backtest this screen is waiting for (`backtest.cancel`)."""
@@ -362,19 +382,34 @@ class ResearchScreen(TerminalScreen):
             key = next(iter(result["sweep"][0]))
             swept.border_title = f"SWEEP {key}: best {result['params'][key]:g}"
         self.set_class(bool(result.get("sweep")), "-sweep")
+        self._show_warnings()
         self._draw()
+
+    def _show_warnings(self) -> None:
+        """The compared runs' window warnings (e.g. too few sessions for a Sharpe)."""
+        lines = [
+            f"{label}: {warning}"
+            for label, run in zip(("Latest run", "Previous run"), self.runs[:2], strict=False)
+            for warning in run.get("warnings", ())
+        ]
+        line = self.query_one("#research-warning", Static)
+        line.update("\n".join(lines))
+        line.set_class(bool(lines), "-shown")
 
     async def _poll(self) -> None:
         if self.pending is None:
             return
         job = await self._qgtm_app.client.call("backtest.status", job=self.pending)
         if job["state"] in ("queued", "running"):
-            total = job["total"] or 1
             unit = "steps" if job["request"].get("sweep") else "sessions"
-            self._set_status(
-                f"Running {job['request']['strategy']}: {job['done']}/{job['total']} {unit}"
-                f" ({job['done'] / total:.0%})"
+            progress = (
+                f"{job['done']:,}/{job['total']:,} {unit} ({job['done'] / job['total']:.0%})"
+                if job["total"]
+                else "starting"  # a sweep knows its steps once its process runs
             )
+            window = job["request"].get("window")
+            over = f" over {window[0]}..{window[1]}" if window else ""
+            self._set_status(f"Running {job['request']['strategy']}{over}: {progress}")
             return
         self.pending = None
         if job["state"] == "failed":
