@@ -107,6 +107,12 @@ def day(value: date | None) -> Datum:
     return Datum(value.isoformat(), value)
 
 
+def timestamp(iso: str) -> Datum:
+    """An ISO time as `YYYY-MM-DD HH:MM:SS`, its UTC offset (the exchange's) left out so
+    it fits 19 columns; an export keeps the full ISO text."""
+    return Datum(iso[:19].replace("T", " "), iso)
+
+
 def sim_clock(sim_time: datetime | None, session: date | None) -> str:
     """The simulated clock as `YYYY-MM-DD HH:MM`, or the session date, or a dash."""
     if sim_time is not None:

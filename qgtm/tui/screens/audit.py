@@ -16,7 +16,7 @@ from textual.binding import BindingType
 from textual.widgets import Input, Static
 
 from qgtm.core.snapshot import AuditPage, AuditRow, EngineSnapshot
-from qgtm.tui.formatting import quantity
+from qgtm.tui.formatting import quantity, timestamp
 from qgtm.tui.keymap import bind
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.widgets.live_table import Column, Row
@@ -51,7 +51,7 @@ def audit_row(record: AuditRow) -> Row:
     """Cells for one audit record, keyed by its sequence number."""
     return str(record.seq), (
         quantity(record.seq),
-        record.sim_time,
+        timestamp(record.sim_time),
         record.event,
         record.actor,
         Text(record.detail),

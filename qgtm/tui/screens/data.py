@@ -20,10 +20,10 @@ from qgtm.tui.widgets.table_panel import TablePanel
 DATASET_COLUMNS = (
     Column("dataset", "Dataset", 12),
     Column("rows", "Rows", 9, "right"),
-    Column("first", "First", 10),
+    Column("first", "First", 10, when="wide"),
     Column("last", "Last", 10),
     Column("age", "Age d", 6, "right", export="age_days"),
-    Column("updated", "Last update (UTC)", 19),
+    Column("updated", "Last update (UTC)", 19, when="wide"),
     Column("status", "Quality", 8),
     Column("critical", "Crit", 5, "right"),
     Column("warnings", "Warn", 5, "right"),

@@ -1,8 +1,13 @@
-"""Portfolio: positions with P&L, weights by sector, and the account summary."""
+"""Portfolio: positions with P&L, weights by sector, and the account summary.
+
+Below NARROW_WIDTH columns the sector table sits under the positions, so both show
+every column (value, P&L, weight) whole.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -24,6 +29,8 @@ SECTOR_COLUMNS = (
     Column("upnl", "Unrl P&L", 12, "right", export="unrealized_pnl"),
 )
 NO_SECTORS = "No exposure: the portfolio is flat"
+NARROW_WIDTH = 150
+"""Positions (77 columns) at 3/5 and sectors (59) at 2/5 of the width need about this."""
 
 
 def sector_rows(snapshot: EngineSnapshot) -> list[Row]:
@@ -72,6 +79,11 @@ def summary_text(snapshot: EngineSnapshot) -> Text:
 
 class PortfolioScreen(TerminalScreen):
     """The book: summary, positions, sector weights."""
+
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [
+        (0, "-narrow"),
+        (NARROW_WIDTH, "-wide"),
+    ]
 
     def compose_body(self) -> ComposeResult:
         """Summary line above positions and sectors."""

@@ -24,9 +24,9 @@ from qgtm.tui.widgets.table_panel import TablePanel
 
 LIBRARY_COLUMNS = (
     Column("name", "Strategy", 18),
-    Column("family", "Family", 24),
+    Column("family", "Family", 24, when="wide"),
     Column("status", "Status", 14),
-    Column("capacity", "Cap $M", 7, "right", export="capacity_musd"),
+    Column("capacity", "Cap $M", 7, "right", export="capacity_musd", when="wide"),
 )
 SIGNAL_COLUMNS = (
     Column("as_of", "As of", 10),
@@ -108,6 +108,9 @@ class StrategiesScreen(TerminalScreen):
     # On a short terminal (80x24) the details shrink and the decay sparkline hides, so
     # the last signals still show (terminal.tcss, "-short").
     VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (SHORT_BELOW, "-tall")]
+    # Narrow: the library and the side panel share the width evenly, and the library
+    # shows name and status (family and capacity are in DETAILS).
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
 
     def on_resize(self, event: events.Resize) -> None:
         """The learning panel's title mentions the sparkline only where it shows."""

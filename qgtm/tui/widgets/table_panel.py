@@ -35,7 +35,7 @@ def export_frame(table: LiveTable) -> pl.DataFrame:
     rows = table.visible_cells()
     series = [
         _column_series(spec, [row[index] for row in rows])
-        for index, spec in enumerate(table.column_specs)
+        for index, spec in enumerate(table.all_column_specs)
     ]
     return pl.DataFrame(series)
 
