@@ -189,3 +189,21 @@ async def test_the_research_date_hints_are_whole(tmp_path, size: tuple[int, int]
         screen = "\n".join(_screen_lines(app))
         assert "from YYYY-MM-DD" in screen
         assert "to   YYYY-MM-DD" in screen
+
+
+async def test_the_audit_detail_is_shown_whole_under_the_table(tmp_path) -> None:
+    app = _app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _after_ten_sessions(["3"])(pilot)
+        table = app.screen.query_one("#audit LiveTable", LiveTable)
+        table.focus()
+        records = [app.screen._records[key] for key in table.row_keys]
+        # a detail longer than its column at 80, short enough for the box whole
+        row = next(i for i, r in enumerate(records) if 80 < len(r.detail) < 300)
+        await pilot.press(*["down"] * row)
+        await pilot.pause()
+        record = records[row]
+        text = " ".join(
+            line.strip("│ ") for line in _screen_lines(app)[-8:] if line.startswith("│")
+        )
+        assert " ".join(record.detail.split()) in " ".join(text.split())
