@@ -226,6 +226,8 @@ def _print_report(outcome: RunOutcome) -> None:
     )
     console.print(f"params: {params_text(outcome.params)}", highlight=False)
     console.print(f"costs: {_costs_text(outcome.config['settings']['costs'])}", highlight=False)
+    for warning in outcome.summary()["warnings"]:
+        console.print(f"warning: {warning}", style="bold yellow", highlight=False)
     table = Table(box=box.SIMPLE_HEAD)
     table.add_column("statistic")
     table.add_column("value", justify="right")

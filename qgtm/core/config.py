@@ -63,7 +63,8 @@ class EngineConfig:
     """The trading engine and its replay clock."""
 
     speed: float = 1.0  # simulated sessions per second; 0 runs as fast as possible
-    start: date | None = None  # first replay session; default: one year of warm-up
+    start: date | None = None  # first replay session; default: 5 years of history in
+    # a market of 10 years or more (Research backtests on them), else one year of warm-up
     initial_cash: str = "1000000"
     strategies: tuple[str, ...] = ("tsmom",)
     gross_target: float = 0.6

@@ -16,7 +16,9 @@ from textual_plotext import PlotextPlot
 from qgtm.core.backtest import BacktestError, compact_percent
 from qgtm.engine.live.engine import TradingEngine
 from qgtm.tui.app import QGTMApp
+from qgtm.tui.screens.help import HelpScreen
 from qgtm.tui.screens.research import ResearchScreen, parse_params, stat_rows
+from qgtm.tui.widgets.command_line import CommandLine
 from qgtm.tui.widgets.live_table import LiveTable
 from qgtm.tui.widgets.run_picker import RunPicker
 from tests.engine.backtest.engines import research_engine
@@ -341,5 +343,73 @@ async def test_ctrl_g_cancels_the_running_backtest(tmp_path: Path) -> None:
             await pilot.pause(1.0)  # polls go on: nothing arrives from the cancelled job
             assert screen.runs == [] and screen.status_text.startswith("Cancelled")
             assert engine.call("backtest.status", job=job).state == "cancelled"
+    finally:
+        engine.close()
+
+
+async def test_escape_leaves_a_field_so_the_screen_keys_work_again(tmp_path: Path) -> None:
+    """In a field, 1-9, ? and : are text; Escape hands the keys back to the table, and
+    then ? opens Help and 5 comes back to Research with the typed text kept."""
+    engine = research_engine(tmp_path)
+    try:
+        async with _on_research(engine) as (pilot, screen):
+            for field_id in ("#params", "#start", "#end"):
+                field = screen.query_one(field_id, Input)
+                field.focus()
+                await pilot.press("2", "question_mark", "colon")
+                assert field.value == "2?:"
+                assert pilot.app.screen is screen
+                await pilot.press("escape")
+                await pilot.pause()
+                assert screen.focused is screen.query_one("#research-stats LiveTable")
+            await pilot.press("question_mark")
+            assert isinstance(pilot.app.screen, HelpScreen)
+            await pilot.press("5")
+            await pilot.pause()
+            assert pilot.app.screen is screen
+            assert screen.query_one("#end", Input).value == "2?:"
+    finally:
+        engine.close()
+
+
+async def test_escape_from_the_strategy_selector_hands_keys_back_too(tmp_path: Path) -> None:
+    engine = research_engine(tmp_path)
+    try:
+        async with _on_research(engine, (100, 30)) as (pilot, screen):
+            await pilot.press("ctrl+t")  # narrow: the monthly table is the one on show
+            screen.query_one("#strategy", Select).focus()
+            await pilot.press("escape")
+            await pilot.pause()
+            assert screen.focused is screen.query_one("#research-months LiveTable")
+            await pilot.press("colon")
+            assert isinstance(pilot.app.screen, CommandLine)
+    finally:
+        engine.close()
+
+
+async def test_a_run_names_its_window_and_a_short_one_is_warned(tmp_path: Path) -> None:
+    """Queued: the status names the window and its sessions (a real total, not 0/0);
+    done over under a year of sessions: the warning line says the Sharpe is unreliable."""
+    engine = research_engine(tmp_path)
+    try:
+        async with _on_research(engine) as (pilot, screen):
+            await _choose(pilot, "tsmom")
+            await _type_window(pilot, "2009-10-01", "")
+            await pilot.press("enter")
+            await pilot.pause()
+            job = engine.call("backtest.status", job=screen.pending)
+            sessions = job["request"]["sessions"]
+            assert job["total"] == sessions > 0
+            assert "tsmom over 2009-10-01..2009-12-31" in screen.status_text
+            assert f"/{sessions} sessions" in screen.status_text or (
+                f"({sessions} sessions after warm-up)" in screen.status_text
+            )
+            await _wait_runs(pilot, screen, 1)
+            warning = screen.query_one("#research-warning")
+            assert warning.display
+            text = str(warning.render())
+            assert f"Latest run: short window: {sessions} sessions < 252" in text
+            table = screen.query_one("#research-stats LiveTable", LiveTable)
+            assert str(table.get_row("sessions")[1]) == str(sessions)
     finally:
         engine.close()

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 from textual.binding import Binding
 from textual.pilot import Pilot
-from textual.widgets import Label, Static
+from textual.widgets import Input, Label, Static
 
 from qgtm.tui.app import QGTMApp
 from qgtm.tui.screens.help import HelpScreen
@@ -109,6 +109,46 @@ async def test_up_recalls_the_previous_command(app: QGTMApp) -> None:
         assert app.command_history == ["PORT", "SIG", "PORT"]
 
 
+async def test_tab_completes_a_typed_prefix_so_enter_opens_its_screen(app: QGTMApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("colon", "s", "l", "tab")
+        assert app.screen.query_one("#command-input", Input).value == "SLV"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, SecurityScreen)
+        assert app.security_symbol == "SLV"
+
+
+async def test_tab_again_cycles_through_the_matches_and_shift_tab_goes_back(
+    app: QGTMApp,
+) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("colon", "r")
+        line = app.screen.query_one("#command-input", Input)
+        seen = []
+        for _ in range(3):
+            await pilot.press("tab")
+            seen.append(line.value)
+        assert seen[:2] == ["RECON", "REGIME"]  # the words starting with R, alphabetically
+        assert len(set(seen)) == 3 and all(word in app.mnemonics for word in seen)
+        await pilot.press("shift+tab")
+        assert line.value == "REGIME"
+        listed = str(app.screen.query_one("#command-matches", Static).content)
+        assert "RECON" in listed and "REGIME" in listed
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, RegimeScreen)
+
+
+async def test_tab_with_no_match_leaves_the_text_and_says_so(app: QGTMApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("colon", "z", "q", "tab")
+        assert isinstance(app.screen, CommandLine)
+        assert app.screen.query_one("#command-input", Input).value == "zq"
+        error = str(app.screen.query_one("#command-error", Static).content)
+        assert "no mnemonic or symbol matches 'ZQ'" in error
+
+
 async def test_the_palette_completes_mnemonics(app: QGTMApp) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await run_palette_command(pilot, "SLV  Security")
@@ -180,11 +220,63 @@ async def test_sort_filter_and_export_from_the_keyboard(
         exported = list((tmp_path / "book" / "exports").glob("watchlist-*.csv"))
         assert len(exported) == 1
         frame = pl.read_csv(exported[0])
-        assert frame.columns[0] == "Symbol ▼"[:6] or frame.columns[0].startswith("Symbol")
-        assert set(frame["Symbol"] if "Symbol" in frame.columns else frame[:, 0]) == energy
+        assert set(frame["symbol"]) == energy
         await pilot.press("X")
         await pilot.pause()
         assert list((tmp_path / "book" / "exports").glob("watchlist-*.parquet"))
+
+
+async def test_exports_write_typed_values_named_by_their_unit(
+    app: QGTMApp, paused_client: RecordingClient, tmp_path: Path
+) -> None:
+    """Watchlist and blotter exports, read back from CSV and Parquet: prices and
+    fractions are floats (the fraction, not the percent text), counts are integers,
+    dates are dates, and a fraction's column name says so."""
+    async with app.run_test(size=SIZE) as pilot:
+        await paused_client.advance(3)
+        app.poll_snapshot()  # the tables show the third session, not one polled mid-way
+        await settle(pilot, lambda: table_keys(app, "watchlist"))
+        app.screen.query_one("#watchlist LiveTable").focus()
+        await pilot.press("x", "X")
+        await pilot.press("2")
+        await settle(pilot, lambda: table_keys(app, "blotter"))
+        app.screen.query_one("#blotter LiveTable").focus()
+        await pilot.press("x", "X")
+        await pilot.pause()
+    exports = tmp_path / "book" / "exports"
+    snapshot = paused_client.snapshot()
+    quotes = {q.symbol: q for q in snapshot.watchlist}
+    orders = {o.client_order_id: o for o in snapshot.recent_orders}
+    for fmt in ("csv", "parquet"):
+        [watch_file] = exports.glob(f"watchlist-*.{fmt}")
+        [blotter_file] = exports.glob(f"blotter-*.{fmt}")
+        if fmt == "csv":
+            watch = pl.read_csv(watch_file, try_parse_dates=True)
+            blotter = pl.read_csv(blotter_file, try_parse_dates=True)
+        else:
+            watch, blotter = pl.read_parquet(watch_file), pl.read_parquet(blotter_file)
+        assert watch.schema == pl.Schema(
+            {
+                "symbol": pl.String,
+                "sector": pl.String,
+                "last_price": pl.Float64,
+                "change_frac": pl.Float64,
+                "volume": pl.Int64,
+            }
+        ), fmt
+        for row in watch.iter_rows(named=True):
+            quote = quotes[row["symbol"]]
+            assert row["change_frac"] == pytest.approx(quote.change_pct, abs=1e-12)
+            assert abs(row["change_frac"]) < 0.5  # a fraction, never the percent's digits
+            assert row["last_price"] == pytest.approx(quote.last)
+            assert row["volume"] == quote.volume
+        assert blotter["decision_date"].dtype == pl.Date, fmt
+        assert blotter["quantity"].dtype == pl.Int64, fmt
+        assert blotter.height == len(orders) > 0
+        for row in blotter.iter_rows(named=True):
+            order = orders[row["client_order_id"]]
+            assert row["decision_date"] == order.decision_date
+            assert row["quantity"] == order.quantity
 
 
 async def test_escape_clears_the_filter(app: QGTMApp, paused_client: RecordingClient) -> None:

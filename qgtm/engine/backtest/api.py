@@ -43,6 +43,7 @@ from qgtm.engine.backtest.validation import (
     probability_of_backtest_overfitting,
     sharpe_moments,
     sharpe_variance,
+    short_window_warning,
     walk_forward,
 )
 from qgtm.engine.backtest.vectorised import run_sweep, run_vectorised
@@ -183,7 +184,15 @@ class RunOutcome:
             "validation": self.validation,
             "sweep": self.sweep,
             "artifact": str(self.artifact) if self.artifact else None,
+            "warnings": window_warnings(self.report.sessions),
         }
+
+
+def window_warnings(sessions: int) -> list[str]:
+    """What a reader of a run's statistics must know about its window (none, or the
+    short-window warning)."""
+    warning = short_window_warning(sessions)
+    return [warning] if warning else []
 
 
 def _run(

@@ -47,9 +47,11 @@ from qgtm.engine.backtest.api import (
     save_artifacts,
     settings_from_config,
     strategy_names,
+    window_warnings,
     with_backtest_flags,
 )
 from qgtm.engine.backtest.decision import regime_cache_for, use_regime_cache
+from qgtm.engine.backtest.result import session_window
 from qgtm.engine.backtest.runs import find_run, list_runs
 from qgtm.engine.data.store import PricePanel
 from qgtm.engine.features.auxiliary import AuxSeries, StrategyContext
@@ -108,11 +110,13 @@ def with_curves(
     summary: dict[str, Any], dates: Sequence[date], equity: np.ndarray
 ) -> dict[str, Any]:
     """A run's summary plus its equity and drawdown curves, thinned to CURVE_POINTS
-    (what the Research screen draws), each point (ISO date, value)."""
+    (what the Research screen draws), each point (ISO date, value), and its window's
+    warnings (also for a run stored before summaries had them)."""
     peaks = np.maximum.accumulate(equity)
     keep = _thin(equity)
     return {
         **summary,
+        "warnings": window_warnings(int(summary["report"]["sessions"])),
         "curve": [(dates[i].isoformat(), float(equity[i])) for i in keep],
         "drawdown": [(dates[i].isoformat(), float(equity[i] / peaks[i] - 1.0)) for i in keep],
     }
@@ -208,12 +212,12 @@ class BacktestService:
         request = {"strategy": strategy, "start": start, "end": end, "params": params or {}}
         request["runner"] = runner
         request["flags"] = flags or {}
-        make_strategy(strategy, params)
         settings = settings_from_config(
             with_backtest_flags(self.engine.config, flags or {}),
             parse_date(start, "from"),
             parse_date(end, "to"),
         )
+        strategy_warmup = make_strategy(strategy, params).warmup
         if sweep:
             key, values = parse_sweep(sweep)
             for value in (values[0], values[-1]):  # a bad name or range fails here
@@ -225,9 +229,16 @@ class BacktestService:
         if len(panel) == 0:
             raise BacktestError("no processed sessions yet to backtest on")
         request["data_until"] = panel.dates[-1].isoformat()
+        # the sessions it will trade (after the warm-up), known now: the screen shows
+        # "0/1,012 sessions" while the process starts, and an empty window fails here
+        first, last = session_window(panel, settings, strategy_warmup)
+        request["window"] = [panel.dates[first].isoformat(), panel.dates[last - 1].isoformat()]
+        request["sessions"] = last - first
         context = self.engine.strategy_inputs.get()  # the engine's own macro/COT inputs
         with self._lock:
             job = BacktestJob(next(self._ids), request)
+            if not sweep:  # a sweep counts its own steps
+                job.total = last - first
             self.jobs[job.job_id] = job
         thread = threading.Thread(
             target=self._work,

@@ -24,6 +24,15 @@ import numpy as np
 
 EULER_GAMMA = 0.5772156649015329
 _NORMAL = NormalDist()
+SESSIONS_PER_YEAR = 252
+MIN_RELIABLE_SESSIONS = SESSIONS_PER_YEAR
+"""Below one year of daily returns a backtest's headline statistics get a warning.
+
+The standard error of an annualised Sharpe ratio from n daily returns is about
+sqrt(252 / n) (Lo 2002, "The statistics of Sharpe ratios", Financial Analysts Journal
+58(4), the IID case with a small daily Sharpe): 2.0 over 60 sessions, 1.0 over 252. Under a
+year, one standard error exceeds the Sharpe of nearly every real strategy, CAGR
+extrapolates part of a year, and PSR's skewness and kurtosis rest on too few returns."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +89,18 @@ def min_track_record_length(
         return math.inf
     z = _NORMAL.inv_cdf(1.0 - alpha)
     return 1.0 + _sharpe_sd(sharpe, skew, kurtosis) ** 2 * (z / (sharpe - benchmark)) ** 2
+
+
+def short_window_warning(sessions: int) -> str | None:
+    """A one-line warning when `sessions` daily returns are too few for the annualised
+    statistics shown (see MIN_RELIABLE_SESSIONS); None for a long enough window."""
+    if sessions >= MIN_RELIABLE_SESSIONS:
+        return None
+    error = math.sqrt(SESSIONS_PER_YEAR / max(sessions, 1))
+    return (
+        f"short window: {sessions} sessions < {MIN_RELIABLE_SESSIONS} (one year); "
+        f"Sharpe is +/-{error:.1f} (one standard error), CAGR and PSR are not reliable"
+    )
 
 
 def expected_max_sharpe(n_trials: int, sharpe_variance: float) -> float:

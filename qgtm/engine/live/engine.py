@@ -80,6 +80,12 @@ log = logging.getLogger(__name__)
 
 ACTOR = "engine"
 DEFAULT_WARMUP_SESSIONS = 260
+DEMO_HISTORY_SESSIONS = 5 * 252
+"""A new replay book starts after five years of history when the market leaves at least
+as much to replay (the default demo, 2008-2025, replays from 2013): Research, which only
+ever sees the sessions before the replay clock, then backtests on years of data, not on
+the dozen sessions left after a strategy's one-year warm-up. A shorter market (tests)
+keeps DEFAULT_WARMUP_SESSIONS."""
 MAX_SPEED = 64.0
 MIN_SPEED = 1 / 60  # one session a minute
 FLATTEN_SET = "FLATTEN"
@@ -174,7 +180,10 @@ class TradingEngine:
         start = self.config.engine.start
         if start is None:
             warmup = max((s.warmup for s in self.strategies), default=0)
-            return min(max(DEFAULT_WARMUP_SESSIONS, warmup + 1), len(self.panel) - 1)
+            first = max(DEFAULT_WARMUP_SESSIONS, warmup + 1)
+            if len(self.panel) >= 2 * DEMO_HISTORY_SESSIONS:
+                first = max(first, DEMO_HISTORY_SESSIONS)
+            return min(first, len(self.panel) - 1)
         for i, day in enumerate(self.panel.dates):
             if day >= start:
                 return max(i, 1)

@@ -13,9 +13,10 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
-from textual.widgets import Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from qgtm.core.snapshot import AuditPage, AuditRow, EngineSnapshot
+from qgtm.tui.formatting import quantity, timestamp
 from qgtm.tui.keymap import bind
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.widgets.live_table import Column, Row
@@ -49,8 +50,8 @@ ACTORS = (None, "engine", "risk", "recon", "watchdog", "daemon")
 def audit_row(record: AuditRow) -> Row:
     """Cells for one audit record, keyed by its sequence number."""
     return str(record.seq), (
-        Text(f"{record.seq:,}", justify="right"),
-        record.sim_time,
+        quantity(record.seq),
+        timestamp(record.sim_time),
         record.event,
         record.actor,
         Text(record.detail),
@@ -75,6 +76,7 @@ class AuditScreen(TerminalScreen):
         self.actor_index = 0
         self.text = ""
         self.matches: tuple[AuditRow, ...] | None = None
+        self._records: dict[str, AuditRow] = {}
 
     @property
     def event(self) -> str | None:
@@ -96,6 +98,8 @@ class AuditScreen(TerminalScreen):
         yield Input(placeholder="text filter: / to type, Enter to apply", id="audit-text")
         yield Static(self._filter_line(), id="audit-filters")
         yield TablePanel("AUDIT LOG", AUDIT_COLUMNS, NO_AUDIT, id="audit")
+        # the detail column shows the start of a payload; the whole one goes here
+        yield Static("", id="audit-detail", classes="panel", markup=False)
 
     def _filter_line(self) -> str:
         return (
@@ -115,6 +119,23 @@ class AuditScreen(TerminalScreen):
         panel = self.query_one("#audit", TablePanel)
         panel.query_one(".empty-state", Static).update(NO_MATCH if self.filtering else NO_AUDIT)
         panel.sync([audit_row(r) for r in rows])
+        self._records = {str(r.seq): r for r in rows}
+        keys = panel.table.row_keys
+        if keys:
+            self._show_detail(keys[max(0, min(panel.table.cursor_row, len(keys) - 1))])
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """Show the highlighted record's detail whole."""
+        if event.row_key.value is not None:
+            self._show_detail(str(event.row_key.value))
+
+    def _show_detail(self, key: str) -> None:
+        record = self._records.get(key)
+        if record is None:
+            return
+        box = self.query_one("#audit-detail", Static)
+        box.border_title = f"#{record.seq} {record.event} {record.actor}"
+        box.update(record.detail or "-")
 
     @work(exclusive=True, group="audit-search")
     async def _run_search(self) -> None:

@@ -11,6 +11,7 @@ from textual.binding import BindingType
 
 from qgtm.core.quality import DatasetStatus, QualityFailure
 from qgtm.core.snapshot import EngineSnapshot
+from qgtm.tui.formatting import day, number, quantity
 from qgtm.tui.keymap import bind
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.widgets.live_table import Column, Row
@@ -19,10 +20,10 @@ from qgtm.tui.widgets.table_panel import TablePanel
 DATASET_COLUMNS = (
     Column("dataset", "Dataset", 12),
     Column("rows", "Rows", 9, "right"),
-    Column("first", "First", 10),
+    Column("first", "First", 10, when="wide"),
     Column("last", "Last", 10),
-    Column("age", "Age d", 6, "right"),
-    Column("updated", "Last update (UTC)", 19),
+    Column("age", "Age d", 6, "right", export="age_days"),
+    Column("updated", "Last update (UTC)", 19, when="wide"),
     Column("status", "Quality", 8),
     Column("critical", "Crit", 5, "right"),
     Column("warnings", "Warn", 5, "right"),
@@ -44,14 +45,14 @@ def dataset_row(status: DatasetStatus) -> Row:
     style = {"CRITICAL": "bold red", "FAILED": "bold red", "OK": "green"}.get(status.status, "")
     return status.dataset, (
         status.dataset,
-        Text(f"{status.rows:,}", justify="right"),
-        str(status.first or "-"),
-        str(status.last or "-"),
-        Text("-" if status.freshness_days is None else str(status.freshness_days), justify="right"),
+        quantity(status.rows),
+        day(status.first),
+        day(status.last),
+        number(status.freshness_days, "d"),
         status.last_update,
         Text(status.status, style=style),
-        Text(str(status.critical), justify="right"),
-        Text(str(status.warnings), justify="right"),
+        quantity(status.critical),
+        quantity(status.warnings),
     )
 
 
@@ -62,7 +63,7 @@ def failure_row(failure: QualityFailure, index: int) -> Row:
         Text(failure.severity.value, style=style),
         f"{failure.dataset}:{failure.subject}",
         failure.check,
-        str(failure.day),
+        day(failure.day),
         Text(failure.detail),
     )
 

@@ -1,6 +1,12 @@
-"""Help: every mnemonic and every key binding, generated from the app's own data."""
+"""Help: every mnemonic and every key binding, generated from the app's own data.
+
+Below NARROW_WIDTH columns the mnemonics sit above the keys, so the keys table has the
+full width and the binding id (what a user needs to remap a key) shows whole.
+"""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,6 +19,8 @@ from qgtm.tui.widgets.live_table import Column
 from qgtm.tui.widgets.table_panel import TablePanel
 
 MNEMONIC_COLUMNS = (Column("word", "Mnemonic", 8), Column("opens", "Opens"))
+NARROW_WIDTH = 120
+"""Mnemonics (26 columns) beside keys (75) need about this many."""
 KEY_COLUMNS = (
     Column("keys", "Keys", 12),
     Column("what", "Action", 14),
@@ -23,6 +31,11 @@ KEY_COLUMNS = (
 
 class HelpScreen(TerminalScreen):
     """Two tables: mnemonics for the command line, and key bindings with their ids."""
+
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [
+        (0, "-narrow"),
+        (NARROW_WIDTH, "-wide"),
+    ]
 
     def compose_body(self) -> ComposeResult:
         """Mnemonics beside keys."""

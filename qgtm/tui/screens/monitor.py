@@ -39,17 +39,17 @@ MAX_ALERTS = 20
 WATCHLIST_COLUMNS = (
     Column("symbol", "Symbol", 6),
     Column("sector", "Sector"),
-    Column("last", "Last", 9, "right"),
+    Column("last", "Last", 9, "right", export="last_price"),
     Column("change", "Chg%", 7, "right"),
     Column("volume", "Volume", 10, "right"),
 )
 POSITION_COLUMNS = (
     Column("symbol", "Symbol", 6),
-    Column("qty", "Qty", 8, "right"),
-    Column("avg", "Avg", 9, "right"),
-    Column("last", "Last", 9, "right"),
-    Column("value", "Value", 12, "right"),
-    Column("upnl", "Unrl P&L", 11, "right"),
+    Column("qty", "Qty", 8, "right", export="quantity"),
+    Column("avg", "Avg", 9, "right", export="avg_price"),
+    Column("last", "Last", 9, "right", export="last_price"),
+    Column("value", "Value", 12, "right", export="market_value"),
+    Column("upnl", "Unrl P&L", 11, "right", export="unrealized_pnl"),
     Column("weight", "Wt", 6, "right"),
 )
 NO_QUOTES = "No quotes yet: waiting for the first market session"

@@ -3,6 +3,10 @@
 The blotter's rows come from the snapshot (so it never lags the engine); the execution
 details, child orders and TCA come from the engine commands `execution.blotter`,
 `execution.children` and `execution.tca`, fetched in a worker after each snapshot.
+
+Below NARROW_WIDTH columns the panels stack in one scrolling column (blotter, TCA by
+order, children, TCA by strategy), and a table too narrow for all its columns drops its
+detail columns (Column.when), so the algo and the costs in bps stay whole at 80 columns.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal
+from textual.containers import Horizontal, VerticalScroll
+from textual.events import Resize
 from textual.widgets import DataTable, Static
 
 from qgtm.core.calendar import NEW_YORK
@@ -25,48 +30,53 @@ NO_ORDERS = "No orders yet: the engine places its first orders after the strateg
 NO_CHILDREN = "Highlight an order in the blotter to see its child orders and fills"
 ONE_PIECE = "No child orders: this order was sent whole (market) or has not worked yet"
 NO_TCA = "No finished orders yet: costs appear once an order is filled or expires"
+NARROW_WIDTH = 215
+"""Below this many columns the cost panels stack under the blotter instead of beside:
+side by side, TCA by order (76 columns in its narrow form), the children (77) and TCA by
+strategy (59) need about 212."""
 
 ORDER_COLUMNS = (
-    Column("decided", "Decided", 10),
+    Column("decided", "Decided", 10, export="decision_date"),
     Column("symbol", "Symbol", 6),
     Column("side", "Side", 4),
-    Column("qty", "Qty", 8, "right"),
+    Column("qty", "Qty", 8, "right", export="quantity"),
     Column("status", "Status", 9),
-    Column("fill", "Fill", 9, "right"),
+    Column("fill", "Fill", 9, "right", export="fill_price"),
 )
 
 BLOTTER_COLUMNS = (
-    Column("id", "Order id"),
-    Column("decided", "Decided", 10),
+    Column("id", "Order id", export="client_order_id", when="wide"),
+    Column("decided", "Decided", 10, export="decision_date"),
     Column("symbol", "Symbol", 6),
     Column("side", "Side", 4),
-    Column("qty", "Qty", 9, "right"),
+    Column("qty", "Qty", 9, "right", export="quantity"),
     Column("status", "Status", 16),
     Column("algo", "Algo", 6),
-    Column("filled_qty", "Filled", 9, "right"),
-    Column("unfilled", "Unfilled", 8, "right"),
-    Column("children", "Kids", 4, "right"),
-    Column("fill", "Fill price", 10, "right"),
-    Column("filled", "Filled on", 10),
+    Column("filled_qty", "Filled", 9, "right", export="filled_quantity", when="wide"),
+    Column("unfilled", "Unfilled", 8, "right", export="unfilled_quantity", when="wide"),
+    Column("children", "Kids", 4, "right", when="wide"),
+    Column("fill", "Fill price", 10, "right", export="fill_price"),
+    Column("filled", "Filled on", 10, export="filled_on", when="wide"),
 )
 
 CHILD_COLUMNS = (
     Column("child", "Child", 9),
     Column("status", "Status", 9),
-    Column("qty", "Qty", 8, "right"),
-    Column("filled", "Filled", 8, "right"),
-    Column("price", "Avg price", 10, "right"),
+    Column("qty", "Qty", 8, "right", export="quantity"),
+    Column("filled", "Filled", 8, "right", export="filled_quantity"),
+    Column("price", "Avg price", 10, "right", export="avg_price"),
     Column("at", "Filled / due at", 19),
 )
 
 TCA_COLUMNS = (
-    Column("id", "Order id"),
+    Column("id", "Order id", export="client_order_id", when="wide"),
+    Column("order", "Order", 15, export="decision_symbol", when="narrow"),
     Column("algo", "Algo", 6),
     Column("filled", "Filled", 12, "right"),
-    Column("arrival", "Arrival bps", 11, "right"),
-    Column("vwap", "VWAP bps", 9, "right"),
-    Column("is", "IS bps", 8, "right"),
-    Column("bench", "Benchmarks", 15),
+    Column("arrival", "Arrival bps", 11, "right", export="arrival_cost"),
+    Column("vwap", "VWAP bps", 9, "right", export="vwap_slippage"),
+    Column("is", "IS bps", 8, "right", export="implementation_shortfall"),
+    Column("bench", "Benchmarks", 15, when="wide"),
 )
 
 # Where TCA's arrival / VWAP prices came from (execution.benchmarks.Benchmarks), in brief.
@@ -83,9 +93,9 @@ BENCHMARK_SOURCES = {
 STRATEGY_COLUMNS = (
     Column("strategy", "Strategy", 12),
     Column("orders", "Orders", 7, "right"),
-    Column("arrival", "Arrival bps", 11, "right"),
-    Column("vwap", "VWAP bps", 9, "right"),
-    Column("is", "IS bps", 8, "right"),
+    Column("arrival", "Arrival bps", 11, "right", export="arrival_cost"),
+    Column("vwap", "VWAP bps", 9, "right", export="vwap_slippage"),
+    Column("is", "IS bps", 8, "right", export="implementation_shortfall"),
 )
 
 
@@ -123,6 +133,7 @@ def tca_row(result: TcaRow) -> Row:
     """Per-order costs: arrival, VWAP slippage, implementation shortfall (bps)."""
     return result.client_order_id, (
         result.client_order_id,
+        short_order_id(result.client_order_id),
         result.algo,
         f"{result.filled_quantity:,}/{result.quantity:,}",
         bps(result.arrival_cost_bps),
@@ -163,6 +174,13 @@ def child_row(child: ChildOrderRow) -> Row:
     )
 
 
+def short_order_id(client_order_id: str) -> str:
+    """'<date>-SYMBOL-n' of an order id '<set>-<date>-SYMBOL-n': the strategy set's hash
+    is the same on every row, so the narrow TCA table leaves it out."""
+    parts = client_order_id.split("-")
+    return "-".join(parts[1:]) if len(parts) >= 4 else client_order_id
+
+
 def short_child_id(child_order_id: str) -> str:
     """'SYMBOL-slice' of a child id '<set>-<date>-<SYMBOL>-<slice>' (the panel's title
     names the parent), so the column stays readable at 80 columns."""
@@ -191,12 +209,17 @@ class OrdersScreen(TerminalScreen):
         self._fetched_key: tuple | None = None
 
     def compose_body(self) -> ComposeResult:
-        """Blotter, then a row of children, TCA by order and TCA by strategy."""
-        yield TablePanel("ORDER BLOTTER", BLOTTER_COLUMNS, NO_ORDERS, id="blotter")
-        with Horizontal(id="orders-costs"):
-            yield TablePanel("CHILD ORDERS / FILLS", CHILD_COLUMNS, NO_CHILDREN, id="children")
-            yield TablePanel("TCA BY ORDER", TCA_COLUMNS, NO_TCA, id="tca-orders")
-            yield TablePanel("TCA BY STRATEGY", STRATEGY_COLUMNS, NO_TCA, id="tca-strategies")
+        """Blotter, then a row of TCA by order, children and TCA by strategy."""
+        with VerticalScroll(id="orders-body"):
+            yield TablePanel("ORDER BLOTTER", BLOTTER_COLUMNS, NO_ORDERS, id="blotter")
+            with Horizontal(id="orders-costs"):
+                yield TablePanel("TCA BY ORDER", TCA_COLUMNS, NO_TCA, id="tca-orders")
+                yield TablePanel("CHILD ORDERS / FILLS", CHILD_COLUMNS, NO_CHILDREN, id="children")
+                yield TablePanel("TCA BY STRATEGY", STRATEGY_COLUMNS, NO_TCA, id="tca-strategies")
+
+    def on_resize(self, event: Resize) -> None:
+        """Cost panels beside each other when they fit, else stacked under the blotter."""
+        self.query_one("#orders-body").set_class(event.size.width < NARROW_WIDTH, "-narrow")
 
     def show_body(self, snapshot: EngineSnapshot) -> None:
         """Sync the blotter now; fetch execution details and costs in a worker."""

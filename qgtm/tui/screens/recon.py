@@ -10,6 +10,7 @@ from textual.binding import BindingType
 from textual.widgets import Static
 
 from qgtm.core.snapshot import EngineSnapshot, ReconRow
+from qgtm.tui.formatting import quantity
 from qgtm.tui.keymap import bind
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.widgets.live_table import Column, Row
@@ -19,8 +20,8 @@ RECON_COLUMNS = (
     Column("kind", "Kind", 18),
     Column("symbol", "Symbol", 7),
     Column("severity", "Severity", 9),
-    Column("broker", "Broker", 9, "right"),
-    Column("local", "Book", 9, "right"),
+    Column("broker", "Broker", 9, "right", export="broker_quantity"),
+    Column("local", "Book", 9, "right", export="book_quantity"),
     Column("action", "Action", 13),
     Column("detail", "Detail"),
 )
@@ -36,8 +37,8 @@ def recon_row(item: ReconRow) -> Row:
         item.kind,
         item.symbol,
         Text(item.severity, style=SEVERITY_STYLE.get(item.severity, "")),
-        Text(f"{item.broker_qty:,}", justify="right"),
-        Text(f"{item.local_qty:,}", justify="right"),
+        quantity(item.broker_qty),
+        quantity(item.local_qty),
         item.action,
         Text(item.detail),
     )

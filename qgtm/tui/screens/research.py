@@ -5,14 +5,18 @@ parameter overrides ("lookback=126 skip=21"; one may be a range, "lookback=21:12
 to sweep it: the best value's run is shown, the sweep table replaces the monthly one;
 "--impact 10 --borrow 50 --kill-reset daily" set this run's costs and kill reset, as
 the CLI's flags) and the window's dates, then Enter in a field or ctrl+r runs it;
-ctrl+g cancels it. The engine runs the backtest in a process of its own
+ctrl+g cancels it. Escape leaves a field for the tables, so the screen keys (1-9, ?, :)
+work again. The engine runs the backtest in a process of its own
 (`backtest.run`); this screen polls `backtest.status`, so the terminal stays responsive.
 ctrl+o lists the data dir's stored runs (`qgtm backtest --runs`); the one picked becomes
 the newest run. The two newest runs are compared side by side: statistics, and equity
 and drawdown charts on one date axis (runs over different windows line up by date). The
 newest run's monthly returns (%, compounded per year) sit beside the statistics.
 Backtests use only sessions the engine has processed (never the demo replay's future
-bars).
+bars); with empty dates the window is all of them, which the status line names with its
+session count as soon as the run is queued. A window too short for the statistics shown
+(under a year; qgtm.engine.backtest.validation.MIN_RELIABLE_SESSIONS) is flagged in the
+warning line under the status.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from qgtm.core.backtest import (
 )
 from qgtm.core.results import BacktestJobStatus
 from qgtm.core.snapshot import EngineSnapshot
+from qgtm.tui.formatting import Datum, number
 from qgtm.tui.keymap import bind
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.themes import AMBER
@@ -65,7 +70,7 @@ SWEEP_COLUMNS = (
     Column("value", "Value", 8, "right"),
     Column("sharpe", "Sharpe", 8, "right"),
     Column("cagr", "CAGR", 8, "right"),
-    Column("dd", "Max DD", 8, "right"),
+    Column("dd", "Max DD", 8, "right", export="max_drawdown"),
     Column("booking", "Booked", 24),
 )
 NO_RUNS = "No runs yet: pick a strategy and a window, then press Enter or ctrl+r"
@@ -78,6 +83,7 @@ STATS: tuple[tuple[str, str, str], ...] = (
     ("params", "Parameters", "text"),
     ("start", "From", "text"),
     ("end", "To", "text"),
+    ("sessions", "Sessions", "count"),
     # the headline statistics `qgtm backtest --compare` lists, with capitalised labels
     *((key, label[0].upper() + label[1:], kind) for key, label, kind in COMPARED),
 )
@@ -114,6 +120,15 @@ class RunRequest:
     params: dict[str, float] = field(default_factory=dict)
     sweep: str | None = None
     flags: dict[str, str] = field(default_factory=dict)
+
+
+def _window_text(job: BacktestJobStatus) -> str:
+    """'over 2008-01-02..2012-12-31 (1,000 sessions after warm-up)' from a queued job."""
+    request = job.request
+    window = request.get("window")
+    if not window:  # an engine from before jobs named their window
+        return f"on bars up to {request['data_until']}"
+    return f"over {window[0]}..{window[1]} ({request['sessions']:,} sessions after warm-up)"
 
 
 def _cancelled(job: BacktestJobStatus) -> str:
@@ -164,10 +179,10 @@ def sweep_rows(run: dict[str, Any]) -> list[Row]:
             (
                 f"{key}={value}",
                 (
-                    Text(f"{value:g}", justify="right"),
-                    Text(f"{row['sharpe']:.3f}", justify="right"),
-                    Text(f"{row['cagr']:+.2%}", justify="right"),
-                    Text(f"{row['max_drawdown']:.2%}", justify="right"),
+                    number(value, "g"),
+                    number(row["sharpe"], ".3f"),
+                    number(row["cagr"], "+.2%", "frac"),
+                    number(row["max_drawdown"], ".2%", "frac"),
                     str(row["booking"]),
                 ),
             )
@@ -175,11 +190,15 @@ def sweep_rows(run: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _month_cell(fraction: float | None) -> Datum:
+    return Datum(compact_percent(fraction), fraction, unit="frac", justify="right")
+
+
 def month_rows(run: dict[str, Any]) -> list[Row]:
     """The run's monthly returns table, newest year first: Year, Jan..Dec, Total (%)."""
     rows = monthly_rows(run["report"]["monthly_returns"])
     return [
-        (str(year), (str(year), *(Text(compact_percent(v), justify="right") for v in values)))
+        (str(year), (number(year, "d"), *(_month_cell(v) for v in values)))
         for year, values in reversed(rows)
     ]
 
@@ -202,13 +221,19 @@ class ResearchScreen(TerminalScreen):
         bind("research.switch_tables", "toggle_months", "Stats/Monthly", priority=True),
         bind("research.stored_runs", "open_stored", "Stored runs", priority=True),
         bind("research.cancel", "cancel_backtest", "Cancel", priority=True),
+        bind("research.leave_field", "leave_field", "Leave field", show=False),
     ]
     DEFAULT_CSS = """
     ResearchScreen #research-form { height: 3; }
-    ResearchScreen #strategy { width: 32; }
+    ResearchScreen #strategy { width: 25; }
     ResearchScreen #params { width: 1fr; }
-    ResearchScreen #start, ResearchScreen #end { width: 18; }
+    ResearchScreen #research-form Input { padding: 0 1; }
+    ResearchScreen #start, ResearchScreen #end { width: 19; }
     ResearchScreen #research-status { height: 1; padding: 0 1; }
+    ResearchScreen #research-warning {
+        height: auto; padding: 0 1; display: none; color: $warning; text-style: bold;
+    }
+    ResearchScreen #research-warning.-shown { display: block; }
     ResearchScreen #research-charts { height: 1fr; min-height: 10; }
     ResearchScreen #research-charts PlotextPlot { width: 1fr; }
     ResearchScreen #research-tables { height: auto; max-height: 25; }
@@ -237,10 +262,13 @@ class ResearchScreen(TerminalScreen):
         with Vertical():
             with Horizontal(id="research-form"):
                 yield Select[str]([], prompt="strategy", id="strategy")
-                yield Input(placeholder="params: name=value …", id="params")
+                yield Input(placeholder="params k=v …", id="params")
+                # 15 characters: whole in a 19-wide field (border and padding take 4);
+                # a longer hint wraps in the field and shows only its first word
                 yield Input(placeholder="from YYYY-MM-DD", id="start")
-                yield Input(placeholder="to YYYY-MM-DD", id="end")
-            yield Static(self.status_text, id="research-status")
+                yield Input(placeholder="to   YYYY-MM-DD", id="end")
+            yield Static(self.status_text, id="research-status", markup=False)
+            yield Static("", id="research-warning", markup=False)
             with Horizontal(id="research-charts"):
                 yield PlotextPlot(id="equity-plot")
                 yield PlotextPlot(id="drawdown-plot")
@@ -262,6 +290,17 @@ class ResearchScreen(TerminalScreen):
     def on_resize(self, event: Resize) -> None:
         """Side by side when both tables fit; else one at a time (ctrl+t switches)."""
         self.set_class(event.size.width < WIDE_WIDTH, "-narrow")
+
+    def action_leave_field(self) -> None:
+        """Hand the keys back from a form field to the table on show (stats, monthly or
+        sweep), so the app's keys work again; with none on show, to the screen itself."""
+        if not isinstance(self.focused, Input | Select):
+            return
+        for panel in self.query(TablePanel):
+            if panel.display and panel.table.display and panel.region.width > 0:
+                panel.table.focus()
+                return
+        self.set_focus(None)
 
     def action_toggle_months(self) -> None:
         """Narrow terminals: show the monthly returns in place of the stats, or back."""
@@ -301,8 +340,7 @@ class ResearchScreen(TerminalScreen):
             self._set_status(f"Cannot run: {exc}")
             return
         self.pending = job.job
-        until = job.request["data_until"]
-        self._set_status(f"Running {select.value} (job {self.pending}) on bars up to {until}")
+        self._set_status(f"Running {select.value} (job {self.pending}) {_window_text(job)}")
 
     async def action_cancel_backtest(self) -> None:
         """Stop the backtest this screen is waiting for (`backtest.cancel`)."""
@@ -349,19 +387,34 @@ class ResearchScreen(TerminalScreen):
             key = next(iter(result["sweep"][0]))
             swept.border_title = f"SWEEP {key}: best {result['params'][key]:g}"
         self.set_class(bool(result.get("sweep")), "-sweep")
+        self._show_warnings()
         self._draw()
+
+    def _show_warnings(self) -> None:
+        """The compared runs' window warnings (e.g. too few sessions for a Sharpe)."""
+        lines = [
+            f"{label}: {warning}"
+            for label, run in zip(("Latest run", "Previous run"), self.runs[:2], strict=False)
+            for warning in run.get("warnings", ())
+        ]
+        line = self.query_one("#research-warning", Static)
+        line.update("\n".join(lines))
+        line.set_class(bool(lines), "-shown")
 
     async def _poll(self) -> None:
         if self.pending is None:
             return
         job = await self._qgtm_app.client.call("backtest.status", job=self.pending)
         if job.state in ("queued", "running"):
-            total = job.total or 1
             unit = "steps" if job.request.get("sweep") else "sessions"
-            self._set_status(
-                f"Running {job.request['strategy']}: {job.done}/{job.total} {unit}"
-                f" ({job.done / total:.0%})"
+            progress = (
+                f"{job.done:,}/{job.total:,} {unit} ({job.done / job.total:.0%})"
+                if job.total
+                else "starting"  # a sweep knows its steps once its process runs
             )
+            window = job.request.get("window")
+            over = f" over {window[0]}..{window[1]}" if window else ""
+            self._set_status(f"Running {job.request['strategy']}{over}: {progress}")
             return
         self.pending = None
         if job.state == "failed":

@@ -18,7 +18,7 @@ from textual.widgets import Static
 
 from qgtm.core.results import Bar
 from qgtm.core.snapshot import EngineSnapshot
-from qgtm.tui.formatting import DASH, signed_percent
+from qgtm.tui.formatting import number, percent, signed_percent
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.screens.orders import NO_ORDERS, ORDER_COLUMNS, order_row
 from qgtm.tui.screens.signals import NO_SIGNALS, SIGNAL_COLUMNS, signal_row
@@ -57,11 +57,11 @@ def stats_rows(bars: Sequence[Bar]) -> list[Row]:
     rows: list[Row] = []
     for label, sessions in HORIZONS:
         value = horizon_return(closes, sessions)
-        cell = Text(DASH, justify="right") if value is None else signed_percent(value)
+        cell = number(None, "", "frac") if value is None else signed_percent(value)
         rows.append((f"ret{label}", (f"Return {label}", cell)))
     for window in VOL_WINDOWS:
         vol = realised_vol(closes, window)
-        cell = Text(DASH if vol is None else f"{vol:.1%}", justify="right")
+        cell = percent(vol)
         rows.append((f"vol{window}", (f"Vol {window}d", cell)))
     return rows
 

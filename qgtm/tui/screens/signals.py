@@ -1,4 +1,8 @@
-"""Signals: the latest strategy signals, read from the engine (`signals.recent`)."""
+"""Signals: the latest strategy signals, read from the engine (`signals.recent`).
+
+A signal's rationale is often longer than its column: the line under the table shows the
+highlighted signal's rationale whole, wrapped (at 80 columns the column shows its start).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ from datetime import date
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.widgets import DataTable, Static
 
 from qgtm.core.results import SignalRecord
 from qgtm.core.snapshot import EngineSnapshot
+from qgtm.tui.formatting import day, number
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.themes import palette
 from qgtm.tui.widgets.live_table import Column, Row
@@ -37,12 +43,12 @@ def direction(side: str) -> Text:
 def signal_row(signal: SignalRecord) -> Row:
     """Cells for one signal, keyed by (strategy, date, symbol)."""
     return f"{signal.strategy}|{signal.as_of}|{signal.symbol}", (
-        signal.as_of.isoformat(),
+        day(signal.as_of),
         signal.strategy,
         signal.symbol,
         direction(signal.side),
-        Text(f"{signal.weight:.3f}", justify="right"),
-        Text(f"{signal.confidence:.2f}", justify="right"),
+        number(signal.weight, ".3f"),
+        number(signal.confidence, ".2f"),
         Text(signal.rationale),
     )
 
@@ -53,10 +59,12 @@ class SignalsScreen(TerminalScreen):
     def __init__(self) -> None:
         super().__init__()
         self._loaded_for: date | bool | None = False
+        self._signals: dict[str, SignalRecord] = {}
 
     def compose_body(self) -> ComposeResult:
-        """One full-height signals table."""
+        """The signals table over the highlighted signal's rationale."""
         yield TablePanel("SIGNALS", SIGNAL_COLUMNS, NO_SIGNALS, id="signals")
+        yield Static("", id="signal-rationale", classes="panel", markup=False)
 
     def show_body(self, snapshot: EngineSnapshot) -> None:
         """Reload from the engine when the session moved on."""
@@ -67,4 +75,23 @@ class SignalsScreen(TerminalScreen):
 
     async def _load(self) -> None:
         signals = await self._qgtm_app.client.call("signals.recent", limit=SIGNAL_LIMIT)
-        self.query_one("#signals", TablePanel).sync([signal_row(s) for s in signals])
+        rows = [signal_row(s) for s in signals]
+        self._signals = {key: signal for (key, _), signal in zip(rows, signals, strict=True)}
+        panel = self.query_one("#signals", TablePanel)
+        panel.sync(rows)
+        keys = panel.table.row_keys
+        if keys:
+            self._show_rationale(keys[max(0, min(panel.table.cursor_row, len(keys) - 1))])
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """Show the highlighted signal's rationale whole."""
+        if event.row_key.value is not None:
+            self._show_rationale(str(event.row_key.value))
+
+    def _show_rationale(self, key: str) -> None:
+        signal = self._signals.get(key)
+        if signal is None:
+            return
+        line = self.query_one("#signal-rationale", Static)
+        line.border_title = f"WHY {signal.strategy} {signal.side} {signal.symbol} {signal.as_of}"
+        line.update(signal.rationale or "-")

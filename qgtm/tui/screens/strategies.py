@@ -18,15 +18,16 @@ from textual.widgets import DataTable, Sparkline, Static
 
 from qgtm.core.results import DecayPoint, LearnStatus, SignalRecord, StrategyInfo
 from qgtm.core.snapshot import EngineSnapshot
+from qgtm.tui.formatting import day, number
 from qgtm.tui.screens.base import TerminalScreen
 from qgtm.tui.widgets.live_table import Column, LiveTable, Row
 from qgtm.tui.widgets.table_panel import TablePanel
 
 LIBRARY_COLUMNS = (
     Column("name", "Strategy", 18),
-    Column("family", "Family", 24),
+    Column("family", "Family", 24, when="wide"),
     Column("status", "Status", 14),
-    Column("capacity", "Cap $M", 7, "right"),
+    Column("capacity", "Cap $M", 7, "right", export="capacity_musd", when="wide"),
 )
 SIGNAL_COLUMNS = (
     Column("as_of", "As of", 10),
@@ -49,18 +50,18 @@ def library_row(entry: StrategyInfo) -> Row:
         entry.name,
         entry.family,
         Text(short, style=style),
-        Text(f"{entry.capacity_usd / 1e6:,.0f}", justify="right"),
+        number(entry.capacity_usd / 1e6, ",.0f"),
     )
 
 
 def signal_row(signal: SignalRecord) -> Row:
     """One recorded signal."""
     return f"{signal.as_of}|{signal.symbol}", (
-        signal.as_of.isoformat(),
+        day(signal.as_of),
         signal.symbol,
         signal.side,
-        Text(f"{signal.weight:.3f}", justify="right"),
-        Text(f"{signal.confidence:.2f}", justify="right"),
+        number(signal.weight, ".3f"),
+        number(signal.confidence, ".2f"),
         signal.rationale,
     )
 
@@ -108,6 +109,9 @@ class StrategiesScreen(TerminalScreen):
     # On a short terminal (80x24) the details shrink and the decay sparkline hides, so
     # the last signals still show (terminal.tcss, "-short").
     VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (SHORT_BELOW, "-tall")]
+    # Narrow: the library and the side panel share the width evenly, and the library
+    # shows name and status (family and capacity are in DETAILS).
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
 
     def on_resize(self, event: events.Resize) -> None:
         """The learning panel's title mentions the sparkline only where it shows."""

@@ -1,6 +1,7 @@
 """The Bloomberg-style command line: type a mnemonic (PORT, GLD, HELP, ...) and Enter.
 
-Tab accepts the inline completion, Up/Down walk the history, Escape closes. Words that
+Tab completes the word (the inline suggestion first); pressing it again cycles through
+the other matches, shift+Tab back. Up/Down walk the history, Escape closes. Words that
 fuzzily match what is typed are listed below the line; an unknown word gets a clear
 message and the line stays open.
 """
@@ -40,6 +41,17 @@ def fuzzy_matches(
     return [m for _, _, m in scored[:limit]]
 
 
+def completions(text: str, table: dict[str, Mnemonic]) -> list[str]:
+    """Words Tab offers for `text`, in cycling order: those that start with it
+    (alphabetical, so the first is the inline suggestion), then fuzzy matches."""
+    typed = text.strip().upper()
+    if not typed:
+        return []
+    prefixed = sorted(word for word in table if word.startswith(typed))
+    fuzzy = [m.word for m in fuzzy_matches(typed, table) if m.word not in prefixed]
+    return prefixed + fuzzy
+
+
 class CommandLine(ModalScreen[Target | None]):
     """A one-line prompt at the bottom of the screen; dismisses with the chosen Target."""
 
@@ -52,6 +64,8 @@ class CommandLine(ModalScreen[Target | None]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         bind("command_line.close", "close", "Close"),
+        bind("command_line.complete", "complete(1)", "Complete", show=False),
+        bind("command_line.complete_back", "complete(-1)", "Complete back", show=False),
         bind("command_line.older", "history(-1)", "Older", show=False),
         bind("command_line.newer", "history(1)", "Newer", show=False),
     ]
@@ -62,6 +76,9 @@ class CommandLine(ModalScreen[Target | None]):
         self.history = history
         """Shared with the app: entered words, oldest first; appended on success."""
         self._history_pos = len(history)
+        self._cycle: list[str] = []
+        """The words Tab cycles through, fixed at the first Tab after typing."""
+        self._cycle_index = 0
 
     def compose(self) -> ComposeResult:
         """Matches, error line, the prompt."""
@@ -76,6 +93,9 @@ class CommandLine(ModalScreen[Target | None]):
 
     @on(Input.Changed)
     def _show_matches(self, event: Input.Changed) -> None:
+        if self._cycle and event.value == self._cycle[self._cycle_index]:
+            return  # Tab put it there: keep listing what Tab cycles through
+        self._cycle = []
         self.query_one("#command-error", Static).update("")
         matches = fuzzy_matches(event.value, self.table)
         lines = [f"{m.word:<8} {m.title}" for m in matches]
@@ -92,6 +112,33 @@ class CommandLine(ModalScreen[Target | None]):
         if not self.history or self.history[-1] != word:
             self.history.append(word)
         self.dismiss(target)
+
+    def action_complete(self, step: int) -> None:
+        """Complete the typed word; again, the next (+1) or previous (-1) match.
+
+        Nothing matches: the text stays as typed and the error line says so.
+        """
+        line = self.query_one("#command-input", Input)
+        cycling = bool(self._cycle) and line.value == self._cycle[self._cycle_index]
+        if cycling:
+            self._cycle_index = (self._cycle_index + step) % len(self._cycle)
+        else:
+            self._cycle = completions(line.value, self.table)
+            if not self._cycle:
+                if line.value.strip():
+                    message = f"no mnemonic or symbol matches {line.value.strip().upper()!r}"
+                    self.query_one("#command-error", Static).update(message)
+                return
+            self._cycle_index = 0 if step > 0 else len(self._cycle) - 1
+            self._list_cycle()
+        line.value = self._cycle[self._cycle_index]
+        line.cursor_position = len(line.value)
+
+    def _list_cycle(self) -> None:
+        """Show what Tab cycles through (up to MAX_MATCHES of them) with their titles."""
+        lines = [f"{word:<8} {self.table[word].title}" for word in self._cycle[:MAX_MATCHES]]
+        self.query_one("#command-matches", Static).update("\n".join(lines))
+        self.query_one("#command-error", Static).update("")
 
     def action_history(self, step: int) -> None:
         """Replace the line with an older (-1) or newer (+1) history entry."""

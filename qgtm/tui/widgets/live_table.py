@@ -3,6 +3,10 @@
 Rows are identified by key. When the keys are unchanged, only cells whose value
 changed are updated in place; rows are added or removed only when the set of keys
 changes, and the cursor stays on the row it was on.
+
+A table too narrow for all its columns switches to its narrow form: columns marked
+`when="wide"` leave, those marked `when="narrow"` (e.g. an abbreviated id) come in, so
+the columns a user needs stay whole at 80 columns. Exports keep every column.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from rich.console import RenderableType
 from rich.style import Style
 from rich.text import Text
 from textual.cache import LRUCache
+from textual.events import Resize
 from textual.geometry import Region
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
@@ -29,12 +34,17 @@ CELL_CACHE_SIZE = 4096
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """One table column: key, header label, content width (None: fit content), alignment."""
+    """One table column: key, header label, content width (None: fit content), alignment,
+    the name an export gives it (None: the key; a unit suffix is added from the cells,
+    see `qgtm.tui.formatting.Datum`), and `when` it is shown: always, only while the
+    table is wide enough for all its "always" and "wide" columns, or only while not."""
 
     key: str
     label: str
     width: int | None = None
     align: Literal["left", "right"] = "left"
+    export: str | None = None
+    when: Literal["always", "wide", "narrow"] = "always"
 
 
 class LiveTable(DataTable):
@@ -50,9 +60,16 @@ class LiveTable(DataTable):
 
     def __init__(self, columns: Sequence[Column], *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
-        self._column_specs = tuple(columns)
+        self._all_specs = tuple(columns)
+        self.narrow = False
+        """True while the table shows its narrow form (see Column.when)."""
+        self._column_specs = self._specs_for(narrow=False)
+        self._shown_index = [self._all_specs.index(spec) for spec in self._column_specs]
         self._keys: list[str] = []
         self._cells: dict[str, tuple[Cell, ...]] = {}
+        """Shown cells of each row (the shown columns only)."""
+        self._full: dict[str, tuple[Cell, ...]] = {}
+        """Every cell of each shown row, one per column of `all_column_specs`."""
         self._source: list[tuple[str, tuple[Cell, ...]]] = []
         self.sort_index: int | None = None
         """Column the rows are sorted by (None: the order they arrive in)."""
@@ -65,12 +82,50 @@ class LiveTable(DataTable):
 
     @property
     def column_specs(self) -> tuple[Column, ...]:
-        """The columns, in display order."""
+        """The columns shown, in display order."""
         return self._column_specs
 
+    @property
+    def all_column_specs(self) -> tuple[Column, ...]:
+        """Every column, shown or not (what `sync` rows and exports hold)."""
+        return self._all_specs
+
     def visible_rows(self) -> list[tuple[str, tuple[str, ...]]]:
-        """The rows as shown (filtered and sorted), each cell as plain text."""
+        """The rows as shown (filtered and sorted), each shown cell as plain text."""
         return [(key, tuple(_plain(c) for c in self._cells[key])) for key in self._keys]
+
+    def visible_cells(self) -> list[tuple[Cell, ...]]:
+        """The rows as shown (filtered and sorted), every column's cell as given to `sync`."""
+        return [self._full[key] for key in self._keys]
+
+    def _specs_for(self, *, narrow: bool) -> tuple[Column, ...]:
+        hidden = "wide" if narrow else "narrow"
+        return tuple(spec for spec in self._all_specs if spec.when != hidden)
+
+    def wide_width(self) -> int:
+        """Columns needed for the wide form: its columns' widths (a fit-content column
+        counts its label), cell padding, and the vertical scrollbar."""
+        specs = self._specs_for(narrow=False)
+        return 1 + sum((s.width or len(s.label)) + 2 * self.cell_padding for s in specs)
+
+    def on_resize(self, event: Resize) -> None:
+        """Switch to the narrow form when the wide one does not fit, and back."""
+        if any(spec.when != "always" for spec in self._all_specs):
+            self.set_narrow(event.size.width < self.wide_width())
+
+    def set_narrow(self, narrow: bool) -> None:
+        """Show the narrow (or wide) form's columns; the rows are redrawn, unsorted."""
+        if narrow == self.narrow:
+            return
+        self.narrow = narrow
+        self._column_specs = self._specs_for(narrow=narrow)
+        self._shown_index = [self._all_specs.index(spec) for spec in self._column_specs]
+        self.sort_index = None
+        self.clear(columns=True)
+        self._keys, self._cells, self._full = [], {}, {}
+        self._cell_lines.clear()
+        self._add_columns()
+        self._redisplay()
 
     def repaint(self) -> None:
         """Forget what is drawn so the next `sync` redraws every cell."""
@@ -122,7 +177,7 @@ class LiveTable(DataTable):
             needle = self.filter_text.lower()
             rows = [r for r in rows if any(needle in _plain(c).lower() for c in r[1])]
         if self.sort_index is not None:
-            index = self.sort_index
+            index = self._shown_index[self.sort_index]
             rows = sorted(rows, key=lambda r: _sort_key(r[1][index]), reverse=self.sort_descending)
         return list(rows)
 
@@ -131,6 +186,9 @@ class LiveTable(DataTable):
 
     def on_mount(self) -> None:
         """Add the columns; headers of right-aligned columns are right-aligned too."""
+        self._add_columns()
+
+    def _add_columns(self) -> None:
         for column in self._column_specs:
             label = Text(column.label, justify=column.align)
             self.add_column(label, key=column.key, width=column.width)
@@ -156,6 +214,10 @@ class LiveTable(DataTable):
         A cursor on the first row stays on the first row, so a newest-first list keeps
         showing the newest entry; elsewhere the cursor follows its row.
         """
+        self._full = dict(verbatim)
+        index = self._shown_index
+        if len(index) != len(self._all_specs):
+            verbatim = [(key, tuple(cells[i] for i in index)) for key, cells in verbatim]
         wanted = [key for key, _ in verbatim]
         if wanted == self._keys:
             for key, cells in verbatim:

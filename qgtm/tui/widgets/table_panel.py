@@ -2,7 +2,8 @@
 
 Keys (ids in qgtm.tui.keymap): `s` sorts by the next column, `S` flips the direction,
 `/` opens the filter line (Enter keeps the filter, Escape clears it), `x` / `X` export
-the rows as shown to CSV / Parquet under the data directory's `exports/`.
+the rows as shown to CSV / Parquet under the data directory's `exports/`, as typed data
+(numbers, dates, fractions named `*_frac`), not as the text on screen.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import BindingType
@@ -20,20 +22,63 @@ from textual.css.query import NoMatches
 from textual.events import Key
 from textual.widgets import Input, Static
 
+from qgtm.tui.formatting import DASH, Datum
 from qgtm.tui.keymap import bind
-from qgtm.tui.widgets.live_table import Column, LiveTable, Row
+from qgtm.tui.widgets.live_table import Cell, Column, LiveTable, Row
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+def export_frame(table: LiveTable) -> pl.DataFrame:
+    """`table`'s visible rows as typed data: numbers as numbers, dates as dates, a dash as
+    null; a column of fractions or basis points says so in its name (`change_frac`,
+    `arrival_cost_bps`). A column that mixes kinds (a statistics table) stays text."""
+    import polars as pl  # only on export: attaching a terminal must not load polars
+
+    rows = table.visible_cells()
+    series = [
+        _column_series(spec, [row[index] for row in rows])
+        for index, spec in enumerate(table.all_column_specs)
+    ]
+    return pl.DataFrame(series)
+
+
+def _column_series(spec: Column, cells: list[Cell]) -> pl.Series:
+    import polars as pl
+
+    units = {cell.unit for cell in cells if isinstance(cell, Datum) and cell.unit}
+    name = spec.export or spec.key
+    if len(units) == 1:
+        unit = units.pop()
+        name = name if name.endswith(f"_{unit}") else f"{name}_{unit}"
+    values = [_value(cell) for cell in cells]
+    present = [v for v in values if v is not None]
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in present)
+    if numbers and any(isinstance(v, float) for v in present):
+        values = [None if v is None else float(v) for v in values]  # 3 and 2.5: all floats
+    try:
+        column = pl.Series(name, values)
+    except (TypeError, pl.exceptions.PolarsError):  # mixed kinds: keep the text as shown
+        return pl.Series(name, [_plain(cell) for cell in cells], dtype=pl.String)
+    return column.cast(pl.String) if column.dtype == pl.Null else column
+
+
+def _value(cell: Cell) -> object:
+    if isinstance(cell, Datum):
+        return cell.value
+    text = _plain(cell)
+    return None if text.strip() in ("", DASH) else text
+
+
+def _plain(cell: Cell) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
 
 
 def export_table(table: LiveTable, directory: Path, stem: str, fmt: str) -> tuple[Path, int]:
-    """Write `table`'s visible rows (as plain text) to `directory/stem-<time>.<fmt>`."""
-    import polars as pl  # only on export: attaching a terminal must not load polars
-
-    columns = [spec.label for spec in table.column_specs]
-    rows = [cells for _, cells in table.visible_rows()]
-    frame = pl.DataFrame(
-        {name: [row[i] for row in rows] for i, name in enumerate(columns)},
-        schema={name: pl.String for name in columns},
-    )
+    """Write `table`'s visible rows, typed (`export_frame`), to `directory/stem-<time>.<fmt>`."""
+    frame = export_frame(table)
+    rows = frame.height
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{stem}-{datetime.now():%Y%m%d-%H%M%S-%f}.{fmt}"
     if fmt == "csv":
@@ -42,7 +87,7 @@ def export_table(table: LiveTable, directory: Path, stem: str, fmt: str) -> tupl
         frame.write_parquet(path)
     else:
         raise ValueError(f"unknown export format {fmt!r} (csv or parquet)")
-    return path, len(rows)
+    return path, rows
 
 
 class TablePanel(Vertical):

@@ -415,3 +415,21 @@ def test_kill_reset_daily_lets_the_daily_loss_tiers_go(
         main(["backtest", "--rerun", Path(daily["artifact"]).name, "--data-dir", str(tmp_path)])
         == 0
     )
+
+
+def test_a_window_under_a_year_is_warned_in_the_report_and_in_json(
+    tmp_path: Path, bars_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """320 sessions, 30 of warm-up: the whole file (289) has no warning; the last 100
+    sessions do, in the printed report and in --json."""
+    argv = ["backtest", "sma_ref", "--data", str(bars_file), "--data-dir", str(tmp_path)]
+    assert main([*argv, "--json"]) == 0
+    whole = strict_json(capsys.readouterr().out)
+    assert whole["warnings"] == []
+    dates = pl.read_parquet(Path(whole["artifact"]) / "equity.parquet")["date"].to_list()
+    start = dates[-100].isoformat()
+    assert main([*argv, "--from", start]) == 0
+    printed = capsys.readouterr().out
+    assert "warning: short window: 100 sessions < 252 (one year)" in " ".join(printed.split())
+    assert main([*argv, "--from", start, "--json"]) == 0
+    assert strict_json(capsys.readouterr().out)["warnings"][0].startswith("short window: 100")

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from qgtm.core.backtest import BacktestError
+from qgtm.engine.backtest.validation import short_window_warning
+from qgtm.engine.strategies.registry import create
 from tests.engine.backtest.engines import research_engine
 
 
@@ -294,3 +296,49 @@ def test_a_job_cancelled_while_queued_never_starts_its_process(
         assert f"qgtm-backtest-{job.job}" not in names
     finally:
         engine.close()
+
+
+def test_a_job_names_its_default_window_and_counts_its_sessions_from_the_start(
+    tmp_path: Path,
+) -> None:
+    """No dates: all processed sessions after the strategy's warm-up; the total is known
+    when the job is queued (the screen showed 0/0 until the process reported)."""
+    engine = research_engine(tmp_path)
+    try:
+        processed = engine.panel.history_before(engine.next_index)
+        warmup = create("tsmom").warmup
+        job = engine.call("backtest.run", strategy="tsmom")
+        engine.call("backtest.cancel", job=job.job)
+        assert job.request["window"] == [
+            processed.dates[warmup + 1].isoformat(),
+            processed.dates[-1].isoformat(),
+        ]
+        assert job.total == job.request["sessions"] == len(processed) - warmup - 1
+        with pytest.raises(BacktestError, match="no sessions to trade"):
+            engine.call("backtest.run", strategy="tsmom", start="2010-02-01")
+    finally:
+        engine.close()
+
+
+def test_a_short_run_carries_a_window_warning_and_a_long_one_none(tmp_path: Path) -> None:
+    engine = research_engine(tmp_path)
+    try:
+        status = _finished(engine, engine.call("backtest.run", strategy="donchian_20"))
+        assert status.result["report"]["sessions"] >= 252
+        assert status.result["warnings"] == []
+        short = _finished(engine, engine.call("backtest.run", strategy="tsmom", start="2009-11-02"))
+        sessions = short.result["report"]["sessions"]
+        assert sessions < 60
+        assert short.result["warnings"] == [short_window_warning(sessions)]
+    finally:
+        engine.close()
+
+
+def _finished(engine, job):
+    deadline = time.monotonic() + 60
+    status = engine.call("backtest.status", job=job.job)
+    while status.state not in ("done", "failed") and time.monotonic() < deadline:
+        time.sleep(0.05)
+        status = engine.call("backtest.status", job=job.job)
+    assert status.state == "done", status.error
+    return status

@@ -16,6 +16,7 @@ from qgtm.engine.backtest.validation import (
     probability_of_backtest_overfitting,
     purged_kfold,
     sharpe_moments,
+    short_window_warning,
     walk_forward,
     walk_forward_splits,
 )
@@ -185,3 +186,11 @@ def test_cross_validation_purging_and_embargo_change_the_choice() -> None:
     assert purged.oos_returns.tolist() == c1
     with pytest.raises(ValueError, match="training sessions left after purging"):
         cross_validate(matrix, k=2, embargo=8, label_horizon=1)
+
+
+def test_a_window_under_a_year_is_warned_with_the_sharpes_standard_error() -> None:
+    """sqrt(252 / 63) = 2.0: a quarter of daily returns pins an annual Sharpe to +/-2."""
+    warning = short_window_warning(63)
+    assert warning is not None
+    assert "63 sessions < 252" in warning and "+/-2.0" in warning
+    assert short_window_warning(252) is None

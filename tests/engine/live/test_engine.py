@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from qgtm.core.config import Config
 from qgtm.core.enums import KillTier
 from qgtm.core.types import RiskLimits
-from qgtm.engine.live.engine import TradingEngine
+from qgtm.engine.live.engine import DEFAULT_WARMUP_SESSIONS, DEMO_HISTORY_SESSIONS, TradingEngine
 
 
 def _book(data_dir: Path) -> dict[str, list]:
@@ -137,3 +138,26 @@ def test_declared_commands_run_between_steps_and_unknown_ones_are_named(
     with pytest.raises(ValueError, match=r"market\.bars"):  # arguments checked by the protocol
         engine.call("market.bars", symbol="GLD", lookback="many")
     engine.close()
+
+
+def test_a_new_book_on_a_long_demo_market_replays_after_five_years_of_history(
+    tmp_path: Path, short_config: Config
+) -> None:
+    """Research sees only the sessions before the replay clock: on a market of ten
+    years or more a fresh book leaves it five years of them (the default demo replays
+    from 2013); a shorter market keeps the one-year warm-up."""
+    long_demo = replace(short_config.demo, start=date(2008, 1, 2), end=date(2018, 6, 29))
+    engine = TradingEngine(replace(short_config, demo=long_demo), tmp_path / "long")
+    try:
+        assert len(engine.panel) >= 2 * DEMO_HISTORY_SESSIONS
+        assert engine.next_index == DEMO_HISTORY_SESSIONS
+        assert engine.panel.dates[engine.next_index].year == 2013
+        processed = engine.call("backtest.market")["sessions"]
+        assert processed == DEMO_HISTORY_SESSIONS
+    finally:
+        engine.close()
+    short = TradingEngine(short_config, tmp_path / "short")
+    try:
+        assert short.next_index == DEFAULT_WARMUP_SESSIONS
+    finally:
+        short.close()

@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 
 from qgtm.tui.widgets.live_table import Column, LiveTable
+from qgtm.tui.widgets.table_panel import export_frame
 
 COLUMNS = (Column("name", "Name", 6), Column("value", "Value", 8, "right"))
 
@@ -79,3 +80,49 @@ async def test_engine_text_is_shown_verbatim_not_parsed_as_markup() -> None:
         table.sync([("k", ("[b]x[/b]", "1"))])
         await pilot.pause()
         assert table.get_cell("k", "name").plain == "[b]x[/b]"
+
+
+FORMS = (
+    Column("id", "Order id", 30, when="wide"),
+    Column("short", "Order", 8, when="narrow"),
+    Column("algo", "Algo", 6),
+    Column("cost", "Cost bps", 8, "right"),
+)
+
+
+class FormsApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield LiveTable(FORMS)
+
+
+async def test_a_table_too_narrow_for_its_wide_columns_shows_its_narrow_form() -> None:
+    """Wide form: 30+6+8 plus padding and scrollbar = 51 columns. Narrower, the long id
+    gives way to the short one; wider again, it comes back. Sorting follows the columns
+    shown, and the export frame keeps every column."""
+    app = FormsApp()
+    async with app.run_test(size=(80, 10)) as pilot:
+        table = app.query_one(LiveTable)
+        table.sync(
+            [
+                ("a", ("set-0101-GLD-0", "0101-GLD", "TWAP", "+3.0")),
+                ("b", ("set-0101-BNO-0", "0101-BNO", "MARKET", "-1.0")),
+            ]
+        )
+        await pilot.pause()
+        assert not table.narrow
+        assert [s.key for s in table.column_specs] == ["id", "algo", "cost"]
+        await pilot.resize_terminal(50, 10)
+        await pilot.pause()
+        assert table.narrow
+        assert [s.key for s in table.column_specs] == ["short", "algo", "cost"]
+        assert table.visible_rows()[0] == ("a", ("0101-GLD", "TWAP", "+3.0"))
+        table.cycle_sort()
+        table.cycle_sort()  # by Algo, the second column shown
+        assert table.row_keys == ["b", "a"]
+        assert [len(cells) for cells in table.visible_cells()] == [4, 4]
+        frame = export_frame(table)
+        assert frame.columns == ["id", "short", "algo", "cost"]
+        await pilot.resize_terminal(80, 10)
+        await pilot.pause()
+        assert not table.narrow
+        assert table.visible_rows()[0][1][0].startswith("set-")
