@@ -18,7 +18,8 @@ module under `qgtm/` and fail, naming the modules and the line, when:
   allocators take `Signal`s from `qgtm.core`, not the strategy package;
 - `qgtm.core` or `qgtm.tui` imports an engine library (`ENGINE_LIBRARIES`: duckdb,
   polars, numba, alpaca, ...) at module level: attaching a terminal must not load
-  them (issue 22). Inside a function (loaded only when that function runs) is allowed;
+  them (issue 22). Inside a function (loaded only when that function runs) or under
+  `if TYPE_CHECKING:` (never loaded; for annotations) is allowed;
 - a file is longer than `LONG_FILE_LINES` lines and its module docstring does not say
   why. The convention: the docstring contains the words "long because" and the reason,
   e.g. "This file is long because the table and its booking must be read together."
@@ -292,7 +293,8 @@ def layer_rule_broken(imp: Import) -> str | None:
     importer, imported = imp.importer, imp.imported
     top = imported.split(".")[0]
     terminal_or_core = _under(importer, "qgtm.core") or _under(importer, "qgtm.tui")
-    if terminal_or_core and top in ENGINE_LIBRARIES and not imp.deferred:
+    loads_now = not (imp.deferred or imp.type_checking_only)  # a library's types cost nothing
+    if terminal_or_core and top in ENGINE_LIBRARIES and loads_now:
         return "the terminal and core do not load an engine library at import time"
     if _under(importer, "qgtm.core"):
         if imported.startswith("qgtm.") and not _under(imported, "qgtm.core"):
@@ -452,8 +454,10 @@ def test_imports_are_read_in_functions_under_type_checking_and_relative(
 
 
 def test_an_upward_import_breaks_a_rule_and_a_downward_one_does_not() -> None:
-    def rule(importer: str, imported: str, deferred: bool = False) -> str | None:
-        return layer_rule_broken(Import(importer, imported, 1, False, deferred))
+    def rule(
+        importer: str, imported: str, deferred: bool = False, types_only: bool = False
+    ) -> str | None:
+        return layer_rule_broken(Import(importer, imported, 1, types_only, deferred))
 
     assert rule("qgtm.engine.risk.admin", "qgtm.engine.live.lock") is not None
     assert rule("qgtm.engine.data.store", "qgtm.engine.execution.keys") is not None
@@ -462,5 +466,7 @@ def test_an_upward_import_breaks_a_rule_and_a_downward_one_does_not() -> None:
     assert rule("qgtm.engine.backtest.report", "rich.table") is not None
     assert rule("qgtm.tui.widgets.table_panel", "polars") is not None
     assert rule("qgtm.tui.widgets.table_panel", "polars", deferred=True) is None
+    assert rule("qgtm.tui.widgets.table_panel", "polars", types_only=True) is None
+    assert rule("qgtm.tui.app", "qgtm.engine.live.engine", types_only=True) is not None
     assert rule("qgtm.engine.live.daemon", "qgtm.engine.risk.manager") is None
     assert rule("qgtm.tui.app", "qgtm.core.snapshot") is None

@@ -21,7 +21,7 @@ import socket
 import struct
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from qgtm.core.protocol import (
     COMMANDS,
@@ -33,7 +33,9 @@ from qgtm.core.protocol import (
     command,
 )
 from qgtm.engine.live import wire
-from qgtm.engine.live.engine import TradingEngine
+
+if TYPE_CHECKING:  # the engine's type only: attaching must not load the engine
+    from qgtm.engine.live.engine import TradingEngine
 
 
 class ControlledDaemon(Protocol):
