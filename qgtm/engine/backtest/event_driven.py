@@ -9,10 +9,9 @@ Per session t, in this order (as TradingEngine does it):
          (decision.SessionDecision: regime -> aggregate -> allocate -> run_checks) gives
          approved weights -> orders_for_targets at the t-1 close marks -> select_algo
          on the mean volume; the orders wait for t+1;
-  close  mark to market, borrow fee on shorts, peak and kill-tier update (tier_for /
-         escalate, as RiskManager.update_pnl, or the daily reset: tier_after_close;
-         FLATTEN replaces the working orders with closing orders, as
-         TradingEngine._flatten_now).
+  close  mark to market, borrow fee on shorts, peak and kill-tier update
+         (killswitch.book_close, as RiskManager.update_pnl; FLATTEN replaces the
+         working orders with closing orders, as TradingEngine._flatten_now).
 No value from bar t reaches a decision taken on t, and a fill never uses the bar that
 produced its signal. tests/engine/backtest/test_live_parity.py checks that this runner's
 book equals the live TradingEngine's book session by session.
@@ -43,7 +42,7 @@ from qgtm.engine.execution.oms import orders_for_targets, strategy_set_key
 from qgtm.engine.features.auxiliary import StrategyContext
 from qgtm.engine.portfolio.aggregator import aggregate
 from qgtm.engine.portfolio.book import Book
-from qgtm.engine.risk.killswitch import tier_after_close, tier_for
+from qgtm.engine.risk.killswitch import book_close
 from qgtm.engine.strategies.base import BaseStrategy
 
 Progress = Callable[[int, int], None]
@@ -153,12 +152,8 @@ def run_event_driven(
         equity = book.equity(marks)
         peak = max(peak, equity)
         if settings.kill_switch:
-            drawdown = float((peak - equity) / peak)
-            called = tier_for(
-                float(equity - prev_equity), float(prev_equity), drawdown, settings.risk
-            )
-            new_tier = tier_after_close(tier, called, settings.kill_reset)
-            if new_tier >= KillTier.FLATTEN > tier:
+            close = book_close(tier, peak, prev_equity, equity, settings.risk, settings.kill_reset)
+            if close.flatten:
                 broker = _broker(costs)
                 avg_marks = {s: h.avg_price for s, h in book.holdings.items()}
                 closing = orders_for_targets(
@@ -167,7 +162,7 @@ def run_event_driven(
                 impact = {}
                 for order in closing:
                     broker.submit(order.with_status(OrderStatus.SUBMITTED))
-            tier = new_tier
+            tier = close.tier
         prev_equity = equity
         equity_out[row] = float(equity)
         cash_out[row] = float(book.cash)

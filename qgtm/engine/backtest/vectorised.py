@@ -59,7 +59,7 @@ from qgtm.engine.execution.oms import skip_small_trade, target_quantity
 from qgtm.engine.features.auxiliary import StrategyContext
 from qgtm.engine.portfolio.aggregator import deduplicate
 from qgtm.engine.portfolio.allocator import realised_vol_matrix
-from qgtm.engine.risk.killswitch import tier_after_close, tier_for
+from qgtm.engine.risk.killswitch import book_close
 from qgtm.engine.strategies.base import BaseStrategy
 
 
@@ -248,14 +248,10 @@ def run_vectorised(
         equity = cash + sum((marks[j] * q for j, q in enumerate(held) if q), Decimal(0))
         peak = max(peak, equity)
         if settings.kill_switch:
-            drawdown = float((peak - equity) / peak)
-            called = tier_for(
-                float(equity - prev_equity), float(prev_equity), drawdown, settings.risk
-            )
-            new_tier = tier_after_close(tier, called, settings.kill_reset)
-            if new_tier >= KillTier.FLATTEN > tier:
+            close = book_close(tier, peak, prev_equity, equity, settings.risk, settings.kill_reset)
+            if close.flatten:
                 pending = [(j, -held[j], Decimal(0), Algo.MARKET) for j in order if held[j]]
-            tier = new_tier
+            tier = close.tier
         prev_equity = equity
         equity_out[row] = float(equity)
         cash_out[row] = float(cash)

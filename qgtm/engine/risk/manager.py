@@ -41,7 +41,7 @@ from qgtm.engine.risk.checks import (
     sleeve_day_return,
     sleeve_window,
 )
-from qgtm.engine.risk.killswitch import escalate, tier_for
+from qgtm.engine.risk.killswitch import book_close
 from qgtm.engine.risk.operators import OperatorRegistry
 from qgtm.engine.state import StateStore
 
@@ -143,12 +143,9 @@ class RiskManager:
         equity_d = Decimal(str(equity))
         pnl_d = Decimal(str(daily_pnl))
         equity_before = equity_d - pnl_d
-        self.peak_equity = max(self.peak_equity, equity_d)
-        drawdown = (
-            float((self.peak_equity - equity_d) / self.peak_equity) if self.peak_equity > 0 else 0.0
-        )
-        called_for = tier_for(float(pnl_d), float(equity_before), drawdown, self.limits)
-        new_tier = escalate(self.tier, called_for)
+        close = book_close(self.tier, self.peak_equity, equity_before, equity_d, self.limits)
+        self.peak_equity = close.peak
+        drawdown, called_for, new_tier = close.drawdown, close.called_for, close.tier
         self.audit.append(
             "RISK_PNL_CHECK",
             ACTOR,
