@@ -16,7 +16,10 @@ compares it with the Python pass on random books, trade by trade and cent by cen
   `schedule` / `participation_capped` rules;
 - weights of the book and drawdowns are divisions of two integers below 2^53, which
   IEEE rounds exactly as Python rounds the Decimal quotient it converts to float;
-- the checks repeat `run_checks`' float operations in the same order (sorted symbols).
+- the checks repeat `run_checks`' float operations in the same order (sorted symbols);
+- the kill switch is not repeated: `killswitch.called_tier` and `tier_after`, the rules
+  `killswitch.book_close` applies at every close, are compiled here from their source;
+  only the drawdown is formed from integer units (the same quotient, see above).
 Where exactness cannot be shown inside the kernel, it stops the trial and says why
 (`Status`): a whole-share count whose float estimate lies within rounding error of the
 edge of `target_quantity`'s snap to a whole number (it works on a Decimal of the

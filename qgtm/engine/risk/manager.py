@@ -208,6 +208,12 @@ class RiskManager:
     ) -> CheckResult:
         """Run every pre-trade check in order; audit each check and each cut or block."""
         result = run_checks(targets, current, self.tier, self.limits, context)
+        self.record_check(result, at)
+        return result
+
+    def record_check(self, result: CheckResult, at: datetime) -> None:
+        """Audit each check's outcome (RISK_CHECK) and each cut or block (risk event +
+        RISK_CUT / KILL_SWITCH_BLOCK) of a run_checks at the current tier."""
         self.audit.append(
             "RISK_CHECK",
             ACTOR,
@@ -234,7 +240,6 @@ class RiskManager:
             self.state.record_risk_event(at, kind, self.tier.name, detail, decision.symbol)
             event = "KILL_SWITCH_BLOCK" if decision.reason.startswith("kill tier") else "RISK_CUT"
             self.audit.append(event, ACTOR, at, {"detail": detail, "kind": kind})
-        return result
 
     # ----- per-strategy history for the Kelly cap ------------------------------------
     def record_sleeves(
