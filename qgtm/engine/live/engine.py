@@ -212,6 +212,7 @@ class TradingEngine:
             initial,
             alert=lambda message: self.alert(message, source="risk"),
             on_flatten=self._flatten_now,
+            book_time=self._book_time,
         )
         with self.state.transaction():
             self.risk.sync_limits(calendar.session_close(self.panel.dates[self.next_index - 1]))
@@ -301,6 +302,13 @@ class TradingEngine:
         if self.next_index > 0:
             broker.update_marks(self._marks(self.next_index - 1))
         return broker
+
+    def _book_time(self) -> datetime:
+        """The book's time: the wall clock (source=alpaca), else the close of the last
+        processed session (the replay's simulated time; what the snapshot shows)."""
+        if self.wall_clock:
+            return self.clock.now()
+        return calendar.session_close(self.panel.dates[max(self.next_index - 1, 0)])
 
     @property
     def kill_tier(self) -> KillTier:

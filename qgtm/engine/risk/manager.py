@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import numpy as np
@@ -103,8 +103,12 @@ class RiskManager:
         initial_equity: Decimal,
         alert: Callable[[str], None] | None = None,
         on_flatten: Callable[[datetime], None] | None = None,
+        book_time: Callable[[], datetime] | None = None,
     ) -> None:
+        """`book_time`: the book's current (simulated or wall-clock) time, which stamps
+        an operator's reset as the closes stamp escalations (default: `stored_book_time`)."""
         self.state = state
+        self.book_time = book_time or self.stored_book_time
         self.audit = audit
         self.limits = limits
         self.alert = alert or (lambda message: None)
@@ -113,6 +117,19 @@ class RiskManager:
         state.conn.executescript(RESET_SCHEMA)
         self.tier = KillTier[state.get_meta("kill_tier") or "NORMAL"]
         self.peak_equity = Decimal(state.get_meta("peak_equity") or initial_equity)
+
+    def stored_book_time(self) -> datetime:
+        """The book's time when no engine runs: the close of the last booked session, else
+        the newest risk event's time, else (a new book) the wall clock."""
+        session = self.state.get_meta("last_session")
+        if session:
+            from qgtm.core import calendar  # the exchange calendar, only when needed
+
+            return calendar.session_close(date.fromisoformat(session))
+        row = self.state.conn.execute(
+            "SELECT at FROM risk_events ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return datetime.fromisoformat(row[0]) if row else _now()
 
     # ----- limits in force ------------------------------------------------------------
     def sync_limits(self, at: datetime | str) -> bool:
@@ -314,7 +331,7 @@ class RiskManager:
             return ResetResult(
                 False, f"a reset requested by {pending.requested_by} is already pending", self.tier
             )
-        at = _now()
+        at = self.book_time()
         self.state.conn.execute(
             "INSERT INTO reset_requests (requested_by, requested_at, from_tier, status) "
             "VALUES (?, ?, ?, 'PENDING')",
@@ -340,7 +357,8 @@ class RiskManager:
             return ResetResult(
                 False, f"operator {approver!r}: unknown name or wrong passphrase", self.tier
             )
-        at = _now()
+        at = self.book_time()  # the book's time, as every escalation's; the wall clock apart
+        wall = _now().isoformat(timespec="seconds")
         if approver == pending.requested_by:
             self.audit.append(
                 "KILL_SWITCH_RESET_REFUSED",
@@ -363,8 +381,9 @@ class RiskManager:
         self._set_tier(
             KillTier.NORMAL,
             at,
-            f"reset requested by {pending.requested_by}, approved by {approver}",
-            {"requested_by": pending.requested_by, "approver": approver},
+            f"reset requested by {pending.requested_by}, approved by {approver} "
+            f"(wall clock {wall})",
+            {"requested_by": pending.requested_by, "approver": approver, "wall_clock": wall},
         )
         self.audit.append(
             "KILL_SWITCH_RESET",
