@@ -14,7 +14,7 @@ one SHA-256 per part and one over all of them:
   panel (equity, cash, positions, trades, kill tiers), with the live and the quick
   "signal" decision, the kill switch holding and resetting daily.
 - `backtest:tsmom`: `run_backtest`'s report (what `qgtm backtest tsmom --json` prints,
-  minus the artifact path).
+  minus the artifact path and the hash of the engine's source files).
 
     PYTHONPATH=. .venv/bin/python bench/replay_hash.py [--sessions 2000] [--only replay]
 
@@ -40,11 +40,12 @@ import numpy as np
 
 from qgtm.core.config import Config, EngineConfig, LearnConfig, PortfolioConfig
 from qgtm.core.types import RiskLimits
+from qgtm.core.universe import load_universe
 from qgtm.engine.backtest.api import run_backtest, settings_from_config
 from qgtm.engine.backtest.event_driven import run_event_driven
 from qgtm.engine.backtest.result import BacktestResult
 from qgtm.engine.backtest.vectorised import run_vectorised
-from qgtm.engine.data.store import PricePanel
+from qgtm.engine.data.store import MarketStore, PricePanel
 from qgtm.engine.live.engine import TradingEngine
 from qgtm.engine.strategies.registry import create
 
@@ -105,6 +106,17 @@ def replay(config: Config, sessions: int) -> tuple[dict[str, Any], PricePanel]:
             return book_state(engine), engine.panel
         finally:
             engine.close()
+
+
+def demo_panel(config: Config) -> PricePanel:
+    """The demo market the replay trades (built in a temporary data directory)."""
+    with tempfile.TemporaryDirectory(prefix="qgtm-market-") as tmp:
+        store = MarketStore(Path(tmp))
+        try:
+            store.ensure_demo(load_universe(), config.demo)
+            return store.load_panel(load_universe().symbols)
+        finally:
+            store.close()
 
 
 def result_parts(result: BacktestResult) -> list[Any]:
@@ -171,6 +183,7 @@ def backtests(panel: PricePanel, config: Config) -> dict[str, Callable[[], list[
         outcome = run_backtest(panel, "tsmom", settings)
         summary = outcome.summary()
         summary.pop("artifact", None)
+        summary["config"].pop("code", None)  # the hash of the engine's source files
         return [summary]
 
     jobs["backtest:tsmom"] = report
@@ -196,11 +209,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {name}: {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
         return out
 
-    state, panel = timed("replay", lambda: replay(config, args.sessions))
     if wanted("replay"):
+        state, panel = timed("replay", lambda: replay(config, args.sessions))
         for table, rows in state.items():
             hashes[f"replay.{table}"] = digest(rows)
         hashes["replay"] = digest([state[k] for k in sorted(state)])
+    else:
+        panel = demo_panel(config)
     if wanted("replay-3"):
         learn_off = replace(three_strategies(config), learn=LearnConfig(enabled=False))
         state3, _ = timed("replay-3", lambda: replay(learn_off, args.sessions_3))
