@@ -50,7 +50,7 @@ from qgtm.engine.live.engine import TradingEngine
 from qgtm.engine.strategies.registry import create
 
 # what each table contributes (wall-clock columns left out: created_at of an order on
-# the wall clock, the audit's recorded_at, the outbox's sending state)
+# the wall clock, the audit's recorded_at, the outbox's issued_at and sending state)
 BOOK_QUERIES = {
     "orders": "SELECT client_order_id, decision_date, symbol, side, quantity, order_type, "
     "status, reason, filled_quantity, avg_fill_price, filled_on FROM orders "
@@ -60,7 +60,7 @@ BOOK_QUERIES = {
     "equity": "SELECT * FROM equity ORDER BY session",
     "signals": "SELECT * FROM signals ORDER BY strategy, as_of, symbol",
     "risk_events": "SELECT at, kind, tier, symbol, detail FROM risk_events ORDER BY id",
-    "outbox": "SELECT seq, kind, issued_at, payload FROM outbox ORDER BY seq",
+    "outbox": "SELECT seq, id, kind, payload FROM outbox ORDER BY seq",
     "sleeves": "SELECT * FROM strategy_sleeves ORDER BY session_index, strategy",
     "audit": "SELECT seq, sim_time, event, actor, payload FROM audit ORDER BY seq",
 }
