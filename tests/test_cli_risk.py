@@ -51,6 +51,11 @@ def test_cli_two_person_reset_refuses_self_approval_then_resets(book, monkeypatc
     out = capsys.readouterr().out
     assert "kill tier    NORMAL" in out
     assert "NO_NEW -> NORMAL" in out
+    # the reset carries the book's time (its last close, 2024-01-02), as the escalation
+    # does; the wall clock of the approval is in the detail
+    today = datetime.now(UTC).date().isoformat()
+    assert "  2024-01-02 NO_NEW -> NORMAL  reset requested by alice, approved by bob" in out
+    assert f"(wall clock {today}" in out
 
 
 def test_cli_refuses_while_an_engine_holds_the_book(book, monkeypatch, capsys):

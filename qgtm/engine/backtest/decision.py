@@ -1,14 +1,12 @@
-"""The live engine's 15:30 decision, as both backtest runners take it.
+"""A backtest's side of the one decision (engine/decision.decide).
 
-`TradingEngine._rebalance` decides session t from bars strictly before t:
-  regime (RegimeDetector.label) -> aggregate (regime filter, dedup) -> allocate
-  (AllocationSettings from [portfolio] + engine.gross_target; returns of the last
-  cov_window sessions of the risk_lookback window; current weights; drawdown from the
-  peak) -> RiskContext (sectors, returns, sleeves, each strategy's paper sleeve returns
-  for the Kelly cap) -> run_checks (kill tier, position, sector, correlation, gross, net,
-  vol target, Kelly, CVaR, final guard).
-`SessionDecision` calls exactly those functions with exactly those inputs; it only keeps
-in memory what the live engine keeps in state.sqlite (the proposed sleeves per session).
+Both backtest runners decide each session with the live engine's own function;
+`SessionDecision` supplies what a backtest keeps instead of state.sqlite: its
+DecisionRules (from BacktestSettings), the regime labels (cached per panel prefix, since
+the Markov fit dominates a backtest's time), the returns and volatilities as slices of
+panel-wide arrays, and a DecisionRecorder that keeps only the proposed sleeves, in
+memory, for the Kelly cap. `GivenSignals` and `MatrixSignals` are the SignalSources of
+precomputed signal sets (the vectorised runner's matrices).
 
 Not reproduced (documented differences): the data-quality block (`blocked_symbols` reads
 the live market store's quality log; backtests take the bars as given), the learning loop
@@ -24,7 +22,8 @@ import logging
 import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
-from datetime import date
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 
@@ -36,15 +35,11 @@ from qgtm.core.types import Signal
 from qgtm.core.universe import load_universe
 from qgtm.engine.backtest.result import BacktestSettings
 from qgtm.engine.data.store import PricePanel
+from qgtm.engine.decision import DecisionPoint, DecisionRules, decide
 from qgtm.engine.features.regime import RegimeDetector
-from qgtm.engine.portfolio.allocator import (
-    AllocationSettings,
-    allocate,
-    inverse_vol_weights,
-    realised_vol_matrix,
-)
-from qgtm.engine.risk.checks import RiskContext, run_checks, sleeve_day_return, sleeve_window
-from qgtm.engine.risk.manager import check_targets
+from qgtm.engine.portfolio.aggregator import ACTIVE, FILTERED, Aggregation, StrategyStatus
+from qgtm.engine.portfolio.allocator import AllocationSettings, realised_vol_matrix
+from qgtm.engine.risk.checks import CheckResult, sleeve_day_return, sleeve_window
 from qgtm.engine.strategies.base import ALL_REGIMES, BaseStrategy
 
 REGIME_ENTRIES = 100_000
@@ -156,24 +151,31 @@ def universe_sectors(symbols: Sequence[str]) -> dict[str, str]:
 
 
 class SessionDecision:
-    """One backtest's decision state: allocation settings, sectors, sleeve history."""
+    """One backtest's decision state: its DecisionRules, the regime labels, the sleeve
+    history; and its DecisionRecorder (only the sleeves are kept, in memory)."""
 
     def __init__(
         self, panel: PricePanel, strategies: Sequence[BaseStrategy], settings: BacktestSettings
     ) -> None:
+        self.panel = panel
+        self.dates = panel.dates
         self.symbols = tuple(panel.symbols)
         self.closes = panel.close
         self.limits = settings.risk
         self.live = settings.decision == "live"
-        self.gross_target = settings.gross_target
-        self.cov_window = settings.portfolio.cov_window
-        self.allocation = AllocationSettings.from_portfolio(
-            settings.portfolio, settings.gross_target
-        )
         self.sectors = (
             dict(settings.sectors)
             if settings.sectors is not None
             else universe_sectors(self.symbols)
+        )
+        self.rules = DecisionRules(
+            symbols=self.symbols,
+            sectors=self.sectors,
+            limits=settings.risk,
+            allocation=AllocationSettings.from_portfolio(settings.portfolio, settings.gross_target),
+            cov_window=settings.portfolio.cov_window,
+            gross_target=settings.gross_target,
+            method=settings.decision,
         )
         self._column = {s: j for j, s in enumerate(self.symbols)}
         # r_k = C[k+1] / C[k] - 1 for the whole panel, once: every session's window is a
@@ -227,6 +229,36 @@ class SessionDecision:
             _store_labels(self._settings, self._added)
             self._added = {}
 
+    def point(
+        self,
+        index: int,
+        day: date,
+        at: datetime,
+        history: PricePanel,
+        current: Mapping[str, float],
+        equity: Decimal,
+        peak: Decimal,
+        tier: KillTier,
+        holdings: Mapping[str, int] | None = None,
+        marks: Mapping[str, Decimal] | None = None,
+    ) -> DecisionPoint:
+        """Session `index`'s DecisionPoint: the returns and volatilities of the bars
+        before it come from the panel-wide arrays (`returns_before`, `vols_before`)."""
+        return DecisionPoint(
+            index=index,
+            day=day,
+            at=at,
+            history=history,
+            returns=self.returns_before(index) if self.live else _NO_RETURNS,
+            current=current,
+            equity=equity,
+            peak=peak,
+            tier=tier,
+            holdings=holdings or {},
+            marks=marks or {},
+            vols=lambda: self.vols_before(index),
+        )
+
     def decide(
         self,
         index: int,
@@ -236,49 +268,48 @@ class SessionDecision:
         peak: Decimal,
         tier: KillTier,
     ) -> dict[str, float]:
-        """Approved target weights for session `index` (allocate, then every risk check).
+        """Approved target weights for session `index` from given signal sets: the one
+        decision (engine/decision.decide) without orders.
 
         `equity` and `peak` are the book's Decimal equity at the decision marks and the
         risk manager's peak; drawdown = (peak - equity) / peak, 1 when equity <= 0.
-        With decision="signal": inverse_vol_weights of every signal, then check_targets.
-
-        A session with no target and nothing held (most sessions of a strategy that is
-        often flat) skips the checks: run_checks only ever changes the weights of names
-        targeted or held, so it would approve {} whatever it measured (a property test in
-        tests/engine/risk/test_checks.py holds it to that); the live engine still runs
-        them, for the audit log's outcomes.
         """
-        if not self.live:
-            targets: dict[str, float] = {}
-            if tier < KillTier.FLATTEN:
-                signals = [s for group in by_strategy.values() for s in group]
-                targets = inverse_vol_weights(signals, self.vols_before(index), self.gross_target)
-            return self.check_signal_targets(targets, current, tier)
-        returns = self.returns_before(index)
-        targets = {}
-        sleeves: dict[str, dict[str, float]] = {}
-        if tier < KillTier.FLATTEN:
-            drawdown = float((peak - equity) / peak) if equity > 0 else 1.0
-            allocation = allocate(
-                by_strategy,
-                returns[-self.cov_window :],
-                self.symbols,
-                current,
-                drawdown,
-                self.allocation,
-            )
-            targets, sleeves = allocation.targets, allocation.sleeves
-            self._sleeves[index] = {k: dict(sorted(v.items())) for k, v in sleeves.items()}
-        if not targets and not current:
-            return {}  # run_checks approves no weight for a book with no names (see below)
-        context = RiskContext(
-            symbols=self.symbols,
-            sectors=self.sectors,
-            returns=returns,
-            sleeves=sleeves,
-            strategy_returns=self.strategy_returns(index) if sleeves else {},
-        )
-        return run_checks(targets, current, tier, self.limits, context).approved
+        day = self.dates[index]
+        stamp = datetime.combine(day, time(), tzinfo=UTC)
+        point = self.point(index, day, stamp, self.history(index), current, equity, peak, tier)
+        return decide(point, GivenSignals(by_strategy), self.rules, self).approved
+
+    def history(self, index: int) -> PricePanel:
+        """The bars before session `index`."""
+        return self.panel.history_before(index)
+
+    # ----- DecisionRecorder: a backtest keeps only the sleeves, in memory ---------------
+    audits_checks = False  # a book with no names skips the checks (decision.check_risk)
+
+    def signals(self, aggregation: Aggregation) -> None:
+        """Not kept: a backtest stores no signal."""
+
+    def admit(
+        self, by_strategy: dict[str, list[Signal]], day: date, at: datetime
+    ) -> dict[str, list[Signal]]:
+        """Every signal: a backtest takes the bars as given (no data-quality block)."""
+        return by_strategy
+
+    def sleeves(self, index: int, sleeves: Mapping[str, Mapping[str, float]]) -> None:
+        """Keep the proposed sleeves for the Kelly cap (sorted, as the live store's JSON)."""
+        self._sleeves[index] = {k: dict(sorted(v.items())) for k, v in sleeves.items()}
+
+    def checked(self, result: CheckResult, at: datetime) -> None:
+        """Not kept: a backtest has no audit log."""
+
+    def targets(
+        self,
+        approved: Mapping[str, float],
+        signals: Sequence[Signal],
+        cuts: Mapping[str, str],
+        at: datetime,
+    ) -> None:
+        """Not sent: a backtest publishes nothing."""
 
     def vols_before(self, index: int) -> dict[str, float]:
         """realised_vols(closes[:index]): a row of the panel's realised_vol_matrix,
@@ -298,15 +329,6 @@ class SessionDecision:
         if index - start < 2:
             return np.zeros((0, self.closes.shape[1]))
         return self._daily[start : index - 1]
-
-    def check_signal_targets(
-        self, targets: Mapping[str, float], current: Mapping[str, float], tier: KillTier
-    ) -> dict[str, float]:
-        """decision="signal": the context-free checks (kill tier, position, gross, net)."""
-        if not targets and not current:
-            return {}  # run_checks approves no weight for a book with no names (see decide)
-        approved, _ = check_targets(targets, current, tier, self.limits)
-        return approved
 
     def strategy_returns(self, index: int) -> dict[str, list[float]]:
         """RiskManager.strategy_returns over the in-memory sleeve history.
@@ -329,6 +351,61 @@ class SessionDecision:
             if window:
                 history[strategy] = window
         return history
+
+
+_NO_RETURNS = np.zeros((0, 0))  # the "signal" method measures no returns
+
+
+@dataclass(frozen=True, slots=True)
+class GivenSignals:
+    """A SignalSource of signal sets already computed (the regime filter applied)."""
+
+    by_strategy: Mapping[str, Sequence[Signal]]
+    regime_label: str | None = None
+
+    def regime(self, history: PricePanel, day: date) -> str | None:
+        """The label the signal sets were filtered with."""
+        return self.regime_label
+
+    def aggregate(self, history: PricePanel, day: date, regime: str | None) -> Aggregation:
+        """The given sets as the aggregator's output (every one active)."""
+        return Aggregation(
+            day,
+            regime,
+            tuple(
+                StrategyStatus(name, ACTIVE, "", tuple(signals))
+                for name, signals in self.by_strategy.items()
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MatrixSignals:
+    """A SignalSource over the vectorised runner's precomputed signal matrices: row
+    `index` of each strategy's matrix (signals_from_row), regime-filtered as aggregate."""
+
+    decision: SessionDecision
+    matrices: Mapping[str, np.ndarray]
+    strategies: Mapping[str, BaseStrategy]
+    index: int
+
+    def regime(self, history: PricePanel, day: date) -> str | None:
+        """The backtest's cached regime label (None unless a strategy filters on it)."""
+        if self.decision.detector is None:
+            return None
+        return self.decision.regime(history, day)
+
+    def aggregate(self, history: PricePanel, day: date, regime: str | None) -> Aggregation:
+        """Each strategy's signals of the row, or filtered out by the regime."""
+        statuses = []
+        symbols = self.decision.symbols
+        for name, matrix in self.matrices.items():
+            if not self.strategies[name].trades_in(regime):
+                statuses.append(StrategyStatus(name, FILTERED, f"regime {regime}"))
+                continue
+            row = signals_from_row(name, symbols, matrix[self.index], day)
+            statuses.append(StrategyStatus(name, ACTIVE, "", tuple(row)))
+        return Aggregation(day, regime, tuple(statuses))
 
 
 def signals_from_row(

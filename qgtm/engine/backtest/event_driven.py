@@ -5,14 +5,13 @@ Per session t, in this order (as TradingEngine does it):
          (execute_session: market orders at the open, VWAP/TWAP children along the
          intraday curve; + slippage and half the spread) and the Book books each fill
          (plus the optional impact charge);
-  15:30  strategies see PricePanel.history_before(t) only; the live decision path
-         (decision.SessionDecision: regime -> aggregate -> allocate -> run_checks) gives
-         approved weights -> orders_for_targets at the t-1 close marks -> select_algo
-         on the mean volume; the orders wait for t+1;
-  close  mark to market, borrow fee on shorts, peak and kill-tier update (tier_for /
-         escalate, as RiskManager.update_pnl, or the daily reset: tier_after_close;
-         FLATTEN replaces the working orders with closing orders, as
-         TradingEngine._flatten_now).
+  15:30  strategies see PricePanel.history_before(t) only; the live engine's own
+         decision function (engine/decision.decide: regime -> aggregate -> allocate ->
+         run_checks -> orders_for_targets at the t-1 close marks -> select_algo on the
+         mean volume), with SessionDecision as its recorder; the orders wait for t+1;
+  close  mark to market, borrow fee on shorts, peak and kill-tier update
+         (killswitch.book_close, as RiskManager.update_pnl; FLATTEN replaces the
+         working orders with closing orders, as TradingEngine._flatten_now).
 No value from bar t reaches a decision taken on t, and a fill never uses the bar that
 produced its signal. tests/engine/backtest/test_live_parity.py checks that this runner's
 book equals the live TradingEngine's book session by session.
@@ -27,7 +26,7 @@ from decimal import Decimal
 import numpy as np
 
 from qgtm.core.enums import KillTier, OrderStatus
-from qgtm.engine.backtest.costs import CostModel, average_daily_volume, mean_volumes
+from qgtm.engine.backtest.costs import CostModel, average_daily_volume
 from qgtm.engine.backtest.decision import SessionDecision
 from qgtm.engine.backtest.result import (
     BacktestResult,
@@ -37,17 +36,15 @@ from qgtm.engine.backtest.result import (
     session_window,
 )
 from qgtm.engine.data.store import PricePanel
-from qgtm.engine.execution.algos import select_algo
+from qgtm.engine.decision import FLATTEN_SET, OrderRules, StrategySignals, decide
 from qgtm.engine.execution.brokers.paper import PaperBroker, SessionBar
 from qgtm.engine.execution.oms import orders_for_targets, strategy_set_key
 from qgtm.engine.features.auxiliary import StrategyContext
-from qgtm.engine.portfolio.aggregator import aggregate
 from qgtm.engine.portfolio.book import Book
-from qgtm.engine.risk.killswitch import tier_after_close, tier_for
+from qgtm.engine.risk.killswitch import book_close
 from qgtm.engine.strategies.base import BaseStrategy
 
 Progress = Callable[[int, int], None]
-FLATTEN_SET = "FLATTEN"
 
 
 def run_event_driven(
@@ -72,6 +69,14 @@ def run_event_driven(
     set_key = strategy_set_key(s.name for s in strategies)
     broker = _broker(costs)
     decision = SessionDecision(panel, strategies, settings)
+    signals = StrategySignals(strategies, decision.regime, lambda: context)
+    order_rules = OrderRules(
+        set_key,
+        settings.min_trade_value,
+        costs.adv_window,
+        costs.vwap_adv_fraction,
+        costs.twap_adv_fraction,
+    )
     book = Book(settings.initial_cash)
     tier = KillTier.NORMAL
     prev_equity = peak = settings.initial_cash
@@ -106,43 +111,35 @@ def run_event_driven(
                 Trade(day, fill.symbol, fill.signed_quantity, fill.price, fill.commission)
             )
         broker.drain_updates()
-        # 15:30: decide from bars strictly before today
+        # 15:30: decide from bars strictly before today (the one decision function)
         history = panel.history_before(i)
         marks = dict(zip(symbols, closes[i - 1], strict=True))
         equity = book.equity(marks)
-        by_strategy: dict[str, list] = {}
-        if tier < KillTier.FLATTEN:
-            regime = decision.regime(history, day)  # None unless a strategy filters on it
-            aggregation = aggregate(strategies, history, day, regime, context)
-            by_strategy = {k: list(v) for k, v in aggregation.per_strategy.items()}
-        approved = decision.decide(i, by_strategy, book.weights(marks), equity, peak, tier)
         at = stamp
-        orders = orders_for_targets(
-            approved,
-            book.quantities(),
-            marks,
-            equity,
+        point = decision.point(
+            i,
             day,
             at,
-            FLATTEN_SET if tier >= KillTier.FLATTEN else set_key,
-            settings.min_trade_value,
+            history,
+            book.weights(marks),
+            equity,
+            peak,
+            tier,
+            book.quantities(),
+            marks,
         )
+        planned = decide(point, signals, decision.rules, decision, order_rules).orders
         impact = {}
-        if orders:  # volume statistics only matter to orders (impact, algo choice)
+        if planned:  # volume statistics only matter to orders (impact)
             adv = average_daily_volume(history.volume)
             impact = {
-                o.client_order_id: costs.impact_bps(o.quantity, int(adv[column[o.symbol]]))
-                for o in orders
+                p.order.client_order_id: costs.impact_bps(
+                    p.order.quantity, int(adv[column[p.order.symbol]])
+                )
+                for p in planned
             }
-            volumes = mean_volumes(history.volume, costs.adv_window)
-        for order in orders:
-            algo = select_algo(
-                order.quantity,
-                float(volumes[column[order.symbol]]),
-                costs.vwap_adv_fraction,
-                costs.twap_adv_fraction,
-            )
-            broker.submit(order.with_status(OrderStatus.SUBMITTED, algo.value.lower()))
+        for p in planned:
+            broker.submit(p.order.with_status(OrderStatus.SUBMITTED, p.algo.value.lower()))
         # close: mark, borrow, kill tier
         marks = dict(zip(symbols, closes[i], strict=True))
         short_value = sum(
@@ -153,12 +150,8 @@ def run_event_driven(
         equity = book.equity(marks)
         peak = max(peak, equity)
         if settings.kill_switch:
-            drawdown = float((peak - equity) / peak)
-            called = tier_for(
-                float(equity - prev_equity), float(prev_equity), drawdown, settings.risk
-            )
-            new_tier = tier_after_close(tier, called, settings.kill_reset)
-            if new_tier >= KillTier.FLATTEN > tier:
+            close = book_close(tier, peak, prev_equity, equity, settings.risk, settings.kill_reset)
+            if close.flatten:
                 broker = _broker(costs)
                 avg_marks = {s: h.avg_price for s, h in book.holdings.items()}
                 closing = orders_for_targets(
@@ -167,7 +160,7 @@ def run_event_driven(
                 impact = {}
                 for order in closing:
                     broker.submit(order.with_status(OrderStatus.SUBMITTED))
-            tier = new_tier
+            tier = close.tier
         prev_equity = equity
         equity_out[row] = float(equity)
         cash_out[row] = float(book.cash)

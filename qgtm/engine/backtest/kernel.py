@@ -16,7 +16,10 @@ compares it with the Python pass on random books, trade by trade and cent by cen
   `schedule` / `participation_capped` rules;
 - weights of the book and drawdowns are divisions of two integers below 2^53, which
   IEEE rounds exactly as Python rounds the Decimal quotient it converts to float;
-- the checks repeat `run_checks`' float operations in the same order (sorted symbols).
+- the checks repeat `run_checks`' float operations in the same order (sorted symbols);
+- the kill switch is not repeated: `killswitch.called_tier` and `tier_after`, the rules
+  `killswitch.book_close` applies at every close, are compiled here from their source;
+  only the drawdown is formed from integer units (the same quotient, see above).
 Where exactness cannot be shown inside the kernel, it stops the trial and says why
 (`Status`): a whole-share count whose float estimate lies within rounding error of the
 edge of `target_quantity`'s snap to a whole number (it works on a Decimal of the
@@ -39,6 +42,7 @@ from qgtm.core.enums import KillTier
 from qgtm.engine.backtest.result import BacktestSettings, Trade
 from qgtm.engine.execution.algos import INTRADAY_VOLUME_CURVE, Algo, schedule_weights
 from qgtm.engine.execution.oms import SHARE_TOLERANCE
+from qgtm.engine.risk import killswitch
 
 UNITS = 10_000  # 1/100 cent: PRICE_QUANTUM
 _LIMIT = 2**62  # products must stay below this in int64
@@ -360,21 +364,9 @@ def _check(wanted, current, present, tier, limits, out) -> None:
                 out[j] = out[j] * 0.5
 
 
-@njit(cache=True)
-def _tier_for(pnl: float, before: float, drawdown: float, limits) -> int:
-    """killswitch.tier_for."""
-    if drawdown > limits[7]:
-        return FLATTEN
-    if before <= 0:
-        return NO_NEW
-    loss_limit = limits[4] * before
-    if pnl < -loss_limit:
-        return NO_NEW
-    if pnl < -limits[6] * loss_limit:
-        return THROTTLE
-    if pnl < -limits[5] * loss_limit:
-        return 1
-    return 0
+# the kill switch's own rules, compiled from their one source (killswitch.book_close)
+_called_tier = njit(cache=True)(killswitch.called_tier)
+_tier_after = njit(cache=True)(killswitch.tier_after)
 
 
 @njit(cache=True)
@@ -556,11 +548,16 @@ def _book(
         peak = max(peak, equity)
         if kill_switch:
             drawdown = (peak - equity) / peak
-            called = _tier_for(
-                (equity - prev_equity) / 10_000.0, prev_equity / 10_000.0, drawdown, limits
+            called = _called_tier(
+                (equity - prev_equity) / 10_000.0,
+                prev_equity / 10_000.0,
+                drawdown,
+                limits[7],
+                limits[4],
+                limits[5],
+                limits[6],
             )
-            # killswitch.tier_after_close
-            new_tier = called if kill_daily and tier < FLATTEN else max(tier, called)
+            new_tier = _tier_after(tier, called, kill_daily)
             if new_tier >= FLATTEN and tier < FLATTEN:
                 pending_count = 0
                 for j in range(m):

@@ -3,8 +3,10 @@ with the same rules and roundings as the event-driven runner.
 
 Signals come from `strategy.signal_matrix(panel)` when the strategy offers one (row i
 uses bars before i only), otherwise from `generate` on each point-in-time history, so
-every registered strategy runs here. The decision is the live engine's own
-(decision.SessionDecision: regime filter, allocate, run_checks); share rounding
+every registered strategy runs here. The decision is the live engine's own function
+(engine/decision.decide over each session's row of the matrices: regime filter,
+allocate, run_checks; without its orders stage, which this pass books in integers
+with the same rules); share rounding
 (`target_quantity`, `skip_small_trade`), fill prices and commissions (`fill_price`,
 `commission`) and the kill switch are the same pure functions the live engine uses;
 positions and equity therefore match the event-driven runner exactly
@@ -13,10 +15,10 @@ positions and equity therefore match the event-driven runner exactly
 
 from __future__ import annotations
 
-import time
+import time as timer
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 
@@ -27,9 +29,9 @@ from qgtm.core.enums import KillTier
 from qgtm.core.processes import worker_pool
 from qgtm.engine.backtest.costs import adv_matrix, mean_volumes
 from qgtm.engine.backtest.decision import (
+    MatrixSignals,
     SessionDecision,
     regime_cache_dir,
-    signals_from_row,
     use_regime_cache,
 )
 from qgtm.engine.backtest.event_driven import Progress
@@ -42,6 +44,7 @@ from qgtm.engine.backtest.result import (
     session_window,
 )
 from qgtm.engine.data.store import PricePanel
+from qgtm.engine.decision import check_risk, decide
 from qgtm.engine.execution.algos import (
     INTRADAY_VOLUME_CURVE,
     Algo,
@@ -59,7 +62,7 @@ from qgtm.engine.execution.oms import skip_small_trade, target_quantity
 from qgtm.engine.features.auxiliary import StrategyContext
 from qgtm.engine.portfolio.aggregator import deduplicate
 from qgtm.engine.portfolio.allocator import realised_vol_matrix
-from qgtm.engine.risk.killswitch import tier_after_close, tier_for
+from qgtm.engine.risk.killswitch import book_close
 from qgtm.engine.strategies.base import BaseStrategy
 
 
@@ -214,22 +217,18 @@ def run_vectorised(
             if equity > 0
             else {}
         )
+        stamp = datetime.combine(day, time(), tzinfo=UTC)
+        history = panel.history_before(i)
         if quick is not None:  # decision="signal": the whole target matrix is known
             row_targets = quick[i] if tier < KillTier.FLATTEN else ()
             wanted = {symbols[j]: float(w) for j, w in enumerate(row_targets) if w == w}
-            approved = decision.check_signal_targets(wanted, current, tier)
-        else:
-            by_strategy = {}
-            if tier < KillTier.FLATTEN:
-                regime = None
-                if decision.detector is not None:
-                    regime = decision.regime(panel.history_before(i), day)
-                by_strategy = {
-                    name: signals_from_row(name, symbols, matrix[i], day)
-                    for name, matrix in signals.items()
-                    if regimes[name].trades_in(regime)
-                }
-            approved = decision.decide(i, by_strategy, current, equity, peak, tier)
+            point = decision.point(i, day, stamp, history, current, equity, peak, tier)
+            check = check_risk(point, wanted, {}, decision.rules, decision)
+            approved = check.approved if check is not None else {}
+        else:  # the one decision function, on this session's row of the signal matrices
+            point = decision.point(i, day, stamp, history, current, equity, peak, tier)
+            source = MatrixSignals(decision, signals, regimes, i)
+            approved = decide(point, source, decision.rules, decision).approved
         for j in order:
             symbol = symbols[j]
             if symbol not in approved and not held[j]:
@@ -248,14 +247,10 @@ def run_vectorised(
         equity = cash + sum((marks[j] * q for j, q in enumerate(held) if q), Decimal(0))
         peak = max(peak, equity)
         if settings.kill_switch:
-            drawdown = float((peak - equity) / peak)
-            called = tier_for(
-                float(equity - prev_equity), float(prev_equity), drawdown, settings.risk
-            )
-            new_tier = tier_after_close(tier, called, settings.kill_reset)
-            if new_tier >= KillTier.FLATTEN > tier:
+            close = book_close(tier, peak, prev_equity, equity, settings.risk, settings.kill_reset)
+            if close.flatten:
                 pending = [(j, -held[j], Decimal(0), Algo.MARKET) for j in order if held[j]]
-            tier = new_tier
+            tier = close.tier
         prev_equity = equity
         equity_out[row] = float(equity)
         cash_out[row] = float(cash)
@@ -467,11 +462,11 @@ def run_sweep(
         when the time they would save beats a worker's start-up (SPAWN_SECONDS: a spawned
         interpreter imports numpy, scipy, statsmodels and the engine before it works).
         """
-        started = time.perf_counter()
+        started = timer.perf_counter()
         yield job.run(0)
         rest = range(1, len(trials))
         pool_size = min(workers, len(rest))
-        serial_estimate = (time.perf_counter() - started) * len(rest)
+        serial_estimate = (timer.perf_counter() - started) * len(rest)
         saved = serial_estimate * (1 - 1 / pool_size) if parallel and pool_size > 1 else 0.0
         if saved <= 2 * SPAWN_SECONDS:
             for k in rest:

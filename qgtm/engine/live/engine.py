@@ -44,14 +44,21 @@ from qgtm.core.snapshot import (
     QuoteRow,
     ReconView,
 )
-from qgtm.core.types import Fill, Order, Signal
+from qgtm.core.types import Fill, Order
 from qgtm.core.universe import Universe, load_universe
 from qgtm.engine.audit import AuditLog
 from qgtm.engine.backtest.service import register_backtest_commands
 from qgtm.engine.data.providers.commands import register_data_commands
-from qgtm.engine.data.quality import blocked_symbols
 from qgtm.engine.data.store import MarketDataError, MarketStore, PricePanel
-from qgtm.engine.execution.algos import Algo, select_algo
+from qgtm.engine.decision import (
+    FLATTEN_SET,
+    DecisionPoint,
+    DecisionRules,
+    OrderRules,
+    StrategySignals,
+    decide,
+)
+from qgtm.engine.execution.algos import Algo
 from qgtm.engine.execution.brokers.base import Broker, BrokerError
 from qgtm.engine.execution.brokers.paper import PaperBroker, SessionBar, filled_positions
 from qgtm.engine.execution.manager import Benchmarks, OrderManager
@@ -65,10 +72,11 @@ from qgtm.engine.learn.registry import ModelRegistry
 from qgtm.engine.learn.retrain import BacktestValidator
 from qgtm.engine.live.clock import Clock, SystemClock
 from qgtm.engine.live.queries import register_queries
+from qgtm.engine.live.recorder import BookRecorder
 from qgtm.engine.live.strategy_commands import register_strategy_commands
 from qgtm.engine.outbox import Outbox, OutboxSender, outbox_status
-from qgtm.engine.portfolio.aggregator import Aggregation, aggregate
-from qgtm.engine.portfolio.allocator import AllocationSettings, allocate, daily_returns
+from qgtm.engine.portfolio.aggregator import Aggregation
+from qgtm.engine.portfolio.allocator import AllocationSettings, daily_returns
 from qgtm.engine.portfolio.book import Book
 from qgtm.engine.risk.checks import RiskContext
 from qgtm.engine.risk.manager import RiskManager
@@ -88,7 +96,6 @@ the dozen sessions left after a strategy's one-year warm-up. A shorter market (t
 keeps DEFAULT_WARMUP_SESSIONS."""
 MAX_SPEED = 64.0
 MIN_SPEED = 1 / 60  # one session a minute
-FLATTEN_SET = "FLATTEN"
 
 
 def _money(value: float) -> Decimal:
@@ -202,6 +209,7 @@ class TradingEngine:
             initial,
             alert=lambda message: self.alert(message, source="risk"),
             on_flatten=self._flatten_now,
+            book_time=self._book_time,
         )
         with self.state.transaction():
             self.risk.sync_limits(calendar.session_close(self.panel.dates[self.next_index - 1]))
@@ -292,6 +300,13 @@ class TradingEngine:
             broker.update_marks(self._marks(self.next_index - 1))
         return broker
 
+    def _book_time(self) -> datetime:
+        """The book's time: the wall clock (source=alpaca), else the close of the last
+        processed session (the replay's simulated time; what the snapshot shows)."""
+        if self.wall_clock:
+            return self.clock.now()
+        return calendar.session_close(self.panel.dates[max(self.next_index - 1, 0)])
+
     @property
     def kill_tier(self) -> KillTier:
         """The risk manager's current kill tier."""
@@ -367,88 +382,75 @@ class TradingEngine:
         """The decision sessions of the loaded panel (for point-in-time features)."""
         return self.panel.dates
 
-    def _aggregate(self, history: PricePanel, day: date) -> Aggregation:
-        """Regime for `day`, then the aggregator's per-strategy signal sets (recorded)."""
+    def _regime_of(self, history: PricePanel, day: date) -> str | None:
+        """The regime label for `day` (the confirmed one, kept in state; raw for the screen)."""
         reading = self.regime_detector.label(history, day)
         self.regime = reading.label if reading is not None else None
         self.regime_raw = reading.raw_label if reading is not None else None
         self.state.set_meta("regime", self.regime or "")
-        aggregation = aggregate(
-            self.strategies, history, day, self.regime, self.strategy_inputs.get()
-        )
-        self.state.record_signals(aggregation.signals)
-        self.last_aggregation = aggregation
-        return aggregation
+        return self.regime
 
     def _rebalance(self, index: int, at: datetime) -> None:
+        """Decide session `index` (engine/decision.decide, this book's stores as its
+        recorder) and hand its orders to the OMS."""
         day = at.astimezone(calendar.NEW_YORK).date()  # == panel.dates[index] when replaying
         history = self.panel.history_before(index)
         marks = self._marks(index - 1)  # last price known at the decision
-        equity = self.book.equity(marks)
-        current = self.book.weights(marks)
-        returns = _daily_returns(history, self.config.risk.risk_lookback)
-        targets: dict[str, float] = {}
-        sleeves: dict[str, dict[str, float]] = {}
-        signals: list[Signal] = []
-        if self.kill_tier < KillTier.FLATTEN:
-            aggregation = self._aggregate(history, day)
-            by_strategy = self._without_blocked(
-                {k: list(v) for k, v in aggregation.per_strategy.items()}, day, at
-            )
-            signals = [s for strategy_signals in by_strategy.values() for s in strategy_signals]
-            allocation = allocate(
-                by_strategy,
-                returns[-self.config.portfolio.cov_window :],
-                self.panel.symbols,
-                current,
-                float((self.peak_equity - equity) / self.peak_equity) if equity > 0 else 1.0,
-                self._allocation_settings(),
-            )
-            targets, sleeves = allocation.targets, allocation.sleeves
-            self.risk.record_sleeves(index, sleeves)
-        context = self._risk_context(returns, sleeves, index)
-        result = self.risk.check(targets, current, context, at)
-        cuts = {d.symbol: d.reason for d in result.decisions}
-        self.outbox.enqueue_targets(result.approved, signals, cuts, at, self.strategy_set)
-        set_key = FLATTEN_SET if self.kill_tier >= KillTier.FLATTEN else self.strategy_set
-        orders = orders_for_targets(
-            result.approved,
-            self.book.quantities(),
-            marks,
-            equity,
-            day,
-            at,
-            set_key,
-            Decimal(self.config.execution.min_trade_value),
+        point = DecisionPoint(
+            index=index,
+            day=day,
+            at=at,
+            history=history,
+            returns=_daily_returns(history, self.config.risk.risk_lookback),
+            current=self.book.weights(marks),
+            equity=self.book.equity(marks),
+            peak=self.peak_equity,
+            tier=self.kill_tier,
+            holdings=self.book.quantities(),
+            marks=marks,
         )
-        adv = _average_volumes(history, self.config.execution.adv_window)
-        for order in orders:
-            algo = select_algo(
-                order.quantity,
-                adv.get(order.symbol, 0.0),
-                self.config.execution.vwap_adv_fraction,
-                self.config.execution.twap_adv_fraction,
-            )
-            self._submit(order, at, algo, marks[order.symbol], adv.get(order.symbol))
+        source = StrategySignals(self.strategies, self._regime_of, self.strategy_inputs.get)
+        decision = decide(
+            point, source, self._decision_rules(), self._recorder(), self._order_rules()
+        )
+        if decision.aggregation is not None:
+            self.last_aggregation = decision.aggregation
+        for planned in decision.orders:
+            order = planned.order
+            self._submit(order, at, planned.algo, marks[order.symbol], planned.mean_volume)
 
-    def _without_blocked(
-        self, by_strategy: dict[str, list[Signal]], day: date, at: datetime
-    ) -> dict[str, list[Signal]]:
-        """Drop signals on symbols whose data failed a critical quality check (audited once)."""
-        blocked = blocked_symbols(self.market.connection, day)
-        if not blocked:
-            return by_strategy
-        signalled = {s.symbol for signals in by_strategy.values() for s in signals}
-        for symbol in sorted(signalled & set(blocked)):
-            reason = blocked[symbol]
-            self.audit.append(
-                "DATA_QUALITY_BLOCK", "data", at, {"symbol": symbol, "reason": reason}
-            )
-            log.warning("event=data_quality_block symbol=%s reason=%r", symbol, reason)
-        return {
-            name: [s for s in signals if s.symbol not in blocked]
-            for name, signals in by_strategy.items()
-        }
+    def _decision_rules(self) -> DecisionRules:
+        symbols = tuple(self.panel.symbols)
+        return DecisionRules(
+            symbols=symbols,
+            sectors={s: self.universe.sector_of(s) for s in symbols},
+            limits=self.config.risk,
+            allocation=self._allocation_settings(),
+            cov_window=self.config.portfolio.cov_window,
+            gross_target=self.config.engine.gross_target,
+        )
+
+    def _order_rules(self) -> OrderRules:
+        execution = self.config.execution
+        return OrderRules(
+            set_key=self.strategy_set,
+            min_trade_value=Decimal(execution.min_trade_value),
+            adv_window=execution.adv_window,
+            vwap_adv_fraction=execution.vwap_adv_fraction,
+            twap_adv_fraction=execution.twap_adv_fraction,
+        )
+
+    def _recorder(self) -> BookRecorder:
+        return BookRecorder(
+            self.state,
+            self.audit,
+            self.risk,
+            self.outbox,
+            self.market.connection,
+            self.strategy_set,
+            self.panel.close,
+            tuple(self.panel.symbols),
+        )
 
     def _allocation_settings(self) -> AllocationSettings:
         return AllocationSettings.from_config(self.config)
@@ -1156,14 +1158,6 @@ class TradingEngine:
                 )
             )
         return tuple(rows)
-
-
-def _average_volumes(history: PricePanel, window: int) -> dict[str, float]:
-    """Mean daily volume over the last `window` sessions before the decision, per symbol."""
-    recent = history.volume[-window:]
-    if len(recent) == 0:
-        return {}
-    return {s: float(v) for s, v in zip(history.symbols, recent.mean(axis=0), strict=True)}
 
 
 def _daily_returns(history: PricePanel, sessions: int) -> np.ndarray:

@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import numpy as np
@@ -41,7 +41,7 @@ from qgtm.engine.risk.checks import (
     sleeve_day_return,
     sleeve_window,
 )
-from qgtm.engine.risk.killswitch import escalate, tier_for
+from qgtm.engine.risk.killswitch import book_close
 from qgtm.engine.risk.operators import OperatorRegistry
 from qgtm.engine.state import StateStore
 
@@ -85,8 +85,12 @@ class RiskManager:
         initial_equity: Decimal,
         alert: Callable[[str], None] | None = None,
         on_flatten: Callable[[datetime], None] | None = None,
+        book_time: Callable[[], datetime] | None = None,
     ) -> None:
+        """`book_time`: the book's current (simulated or wall-clock) time, which stamps
+        an operator's reset as the closes stamp escalations (default: `stored_book_time`)."""
         self.state = state
+        self.book_time = book_time or self.stored_book_time
         self.audit = audit
         self.limits = limits
         self.alert = alert or (lambda message: None)
@@ -94,6 +98,19 @@ class RiskManager:
         self.operators = OperatorRegistry(state.conn)
         self.tier = KillTier[state.get_meta("kill_tier") or "NORMAL"]
         self.peak_equity = Decimal(state.get_meta("peak_equity") or initial_equity)
+
+    def stored_book_time(self) -> datetime:
+        """The book's time when no engine runs: the close of the last booked session, else
+        the newest risk event's time, else (a new book) the wall clock."""
+        session = self.state.get_meta("last_session")
+        if session:
+            from qgtm.core import calendar  # the exchange calendar, only when needed
+
+            return calendar.session_close(date.fromisoformat(session))
+        row = self.state.conn.execute(
+            "SELECT at FROM risk_events ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return datetime.fromisoformat(row[0]) if row else _now()
 
     # ----- limits in force ------------------------------------------------------------
     def sync_limits(self, at: datetime | str) -> bool:
@@ -124,12 +141,9 @@ class RiskManager:
         equity_d = Decimal(str(equity))
         pnl_d = Decimal(str(daily_pnl))
         equity_before = equity_d - pnl_d
-        self.peak_equity = max(self.peak_equity, equity_d)
-        drawdown = (
-            float((self.peak_equity - equity_d) / self.peak_equity) if self.peak_equity > 0 else 0.0
-        )
-        called_for = tier_for(float(pnl_d), float(equity_before), drawdown, self.limits)
-        new_tier = escalate(self.tier, called_for)
+        close = book_close(self.tier, self.peak_equity, equity_before, equity_d, self.limits)
+        self.peak_equity = close.peak
+        drawdown, called_for, new_tier = close.drawdown, close.called_for, close.tier
         self.audit.append(
             "RISK_PNL_CHECK",
             ACTOR,
@@ -192,6 +206,12 @@ class RiskManager:
     ) -> CheckResult:
         """Run every pre-trade check in order; audit each check and each cut or block."""
         result = run_checks(targets, current, self.tier, self.limits, context)
+        self.record_check(result, at)
+        return result
+
+    def record_check(self, result: CheckResult, at: datetime) -> None:
+        """Audit each check's outcome (RISK_CHECK) and each cut or block (risk event +
+        RISK_CUT / KILL_SWITCH_BLOCK) of a run_checks at the current tier."""
         self.audit.append(
             "RISK_CHECK",
             ACTOR,
@@ -218,7 +238,6 @@ class RiskManager:
             self.state.record_risk_event(at, kind, self.tier.name, detail, decision.symbol)
             event = "KILL_SWITCH_BLOCK" if decision.reason.startswith("kill tier") else "RISK_CUT"
             self.audit.append(event, ACTOR, at, {"detail": detail, "kind": kind})
-        return result
 
     # ----- per-strategy history for the Kelly cap ------------------------------------
     def record_sleeves(
@@ -293,7 +312,7 @@ class RiskManager:
             return ResetResult(
                 False, f"a reset requested by {pending.requested_by} is already pending", self.tier
             )
-        at = _now()
+        at = self.book_time()
         self.state.conn.execute(
             "INSERT INTO reset_requests (requested_by, requested_at, from_tier, status) "
             "VALUES (?, ?, ?, 'PENDING')",
@@ -319,7 +338,8 @@ class RiskManager:
             return ResetResult(
                 False, f"operator {approver!r}: unknown name or wrong passphrase", self.tier
             )
-        at = _now()
+        at = self.book_time()  # the book's time, as every escalation's; the wall clock apart
+        wall = _now().isoformat(timespec="seconds")
         if approver == pending.requested_by:
             self.audit.append(
                 "KILL_SWITCH_RESET_REFUSED",
@@ -342,8 +362,9 @@ class RiskManager:
         self._set_tier(
             KillTier.NORMAL,
             at,
-            f"reset requested by {pending.requested_by}, approved by {approver}",
-            {"requested_by": pending.requested_by, "approver": approver},
+            f"reset requested by {pending.requested_by}, approved by {approver} "
+            f"(wall clock {wall})",
+            {"requested_by": pending.requested_by, "approver": approver, "wall_clock": wall},
         )
         self.audit.append(
             "KILL_SWITCH_RESET",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,26 @@ def test_two_operators_reset_a_flattened_engine_through_its_commands(flattened):
     assert approved.ok
     assert engine.snapshot().kill_tier is KillTier.NORMAL
     assert engine.snapshot().risk.tier_history[0].to_tier == "NORMAL"
+
+
+def test_a_reset_is_stamped_with_the_replay_session_not_the_wall_clock_date(flattened):
+    """The kill-tier history is in the book's (simulated) time: escalation and reset of a
+    replay carry its session dates; the wall-clock time of the approval rides along in
+    the detail (and in the audit record's recorded_at)."""
+    engine = flattened
+    session = engine.current_session.isoformat()
+    engine.call("risk.add_operator", operator="alice", passphrase="alice passphrase")
+    engine.call("risk.add_operator", operator="bob", passphrase="bob passphrase")
+    engine.call("risk.request_reset", operator="alice", passphrase="alice passphrase")
+    engine.call("risk.approve_reset", approver="bob", passphrase="bob passphrase")
+    reset, flatten = engine.snapshot().risk.tier_history[:2]
+    today = datetime.now(UTC).date().isoformat()
+    assert (reset.to_tier, flatten.to_tier) == ("NORMAL", "FLATTEN")
+    assert reset.at == flatten.at == session != today
+    assert f"wall clock {today}" in reset.detail
+    audit = engine.audit.tail(20)
+    approved = next(r for r in audit if r.event == "KILL_SWITCH_RESET")
+    assert approved.sim_time.startswith(session)
 
 
 def test_the_tier_survives_an_engine_restart(tmp_path: Path, short_config: Config):

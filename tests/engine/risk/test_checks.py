@@ -241,7 +241,7 @@ def test_kill_tiers_hold_under_every_limit_set(targets, current, tier, limits):
 @settings(max_examples=100, deadline=None)
 @given(targets=books, current=books, tier=st.sampled_from(list(KillTier)), limits=limit_sets)
 def test_approved_names_are_exactly_the_names_targeted_or_held(targets, current, tier, limits):
-    # SessionDecision skips the checks for a book with no names on this property
+    # decision.check_risk skips the checks for a book with no names on this property
     result = run_checks(targets, current, tier, limits, CONTEXT)
     assert set(result.approved) == set(targets) | set(current)
 
