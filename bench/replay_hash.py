@@ -17,6 +17,7 @@ one SHA-256 per part and one over all of them:
   minus the artifact path and the hash of the engine's source files).
 
     PYTHONPATH=. .venv/bin/python bench/replay_hash.py [--sessions 2000] [--only replay]
+        [--start 2009-01-13]
 
 Takes a few minutes on 2 cores (the replay dominates).
 """
@@ -196,8 +197,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=2000)
     parser.add_argument("--sessions-3", type=int, default=400, help="sessions of replay-3")
     parser.add_argument("--only", nargs="*", default=None, help="parts whose name starts so")
+    parser.add_argument(
+        "--start",
+        type=date.fromisoformat,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="first replayed session ([engine] start). A new demo book replays from 2013 "
+        "since issue 21 (five years of history for Research); c8881ed's default start was "
+        "2009-01-13, so pass that to compare with hashes taken before that change",
+    )
     args = parser.parse_args(argv)
-    config = replace(Config(), engine=EngineConfig(speed=0))
+    config = replace(Config(), engine=EngineConfig(speed=0, start=args.start))
     hashes: dict[str, str] = {}
 
     def wanted(name: str) -> bool:

@@ -400,7 +400,9 @@ async def test_a_run_names_its_window_and_a_short_one_is_warned(tmp_path: Path) 
             job = engine.call("backtest.status", job=screen.pending)
             sessions = job.request["sessions"]
             assert job.total == sessions > 0
-            assert "tsmom over 2009-10-01..2009-12-31" in screen.status_text
+            # queued ("Running tsmom (job 1) over ...") or polled ("Running tsmom over ...")
+            assert screen.status_text.startswith("Running tsmom")
+            assert "over 2009-10-01..2009-12-31" in screen.status_text
             assert f"/{sessions} sessions" in screen.status_text or (
                 f"({sessions} sessions after warm-up)" in screen.status_text
             )
