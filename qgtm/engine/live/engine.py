@@ -1,22 +1,24 @@
-"""TradingEngine: one session at a time, data -> strategies -> allocator -> risk -> OMS -> broker.
+"""TradingEngine: the book's engine, a facade over its wiring and its parts.
 
-Per session t (all times New York):
-  open   fill orders decided on t-1 at t's open (paper broker, with slippage);
-  15:30  decide from bars strictly before t: signals, weights, risk, new orders;
-  close  mark to market, daily P&L, kill-tier update, equity row.
-Everything a session changes is committed in one SQLite transaction; in-memory state is
-rebuilt from the store at start-up and after any failed step.
+One session at a time, data -> strategies -> allocator -> risk -> OMS -> broker. The
+engine builds the stores, the broker, the OMS, the risk manager and the learning loop,
+rebuilds its in-memory state from state.sqlite at start-up and after a failed step
+(`_restore`), binds the protocol's commands (`bind`, `call`) and holds the replay
+clock's controls (pause/resume/speed). What it does each step lives in its parts,
+functions over the engine (`parts.LiveEngine`):
 
-With a real source (source=alpaca) there is no replay: the market is Alpaca's daily bars
-known by the clock's now, the daemon's wall clock calls `decide_live` at 15:30, the broker
-streams fills (booked by `process_broker_updates`), and a session's close is booked when
-its bar arrives (`refresh_data`); see the "wall clock" section below.
+- live/sessions.py: a replayed session (fill at the open, decide at 15:30, the close);
+- live/wallclock.py: source=alpaca, no replay: the daemon's wall clock calls
+  `decide_live` at 15:30, the broker streams fills (`process_broker_updates`), a
+  session's close is booked when its bar arrives (`refresh_data`);
+- live/replay.py: the replay clock's loop (`run`);
+- live/risk_commands.py: the risk status, kill-switch resets, the emergency flatten;
+- live/projection.py: the EngineSnapshot the terminal shows (`snapshot()`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 from collections import deque
@@ -28,13 +30,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from qgtm.core import calendar
 from qgtm.core.config import Config, live_trading_allowed
 from qgtm.core.enums import KillTier
 from qgtm.core.protocol import ENGINE_COMMANDS, UnknownCommandError, command, parse_args
-from qgtm.core.results import BlotterRow, ChildOrderRow, TcaReport, TcaRow, TcaStrategyRow
 from qgtm.core.risk_status import RiskStatus
 from qgtm.core.snapshot import (
     DataRefreshView,
@@ -58,7 +57,7 @@ from qgtm.engine.learn.commands import register_learn_commands
 from qgtm.engine.learn.loop import LearningLoop
 from qgtm.engine.learn.registry import ModelRegistry
 from qgtm.engine.learn.retrain import BacktestValidator
-from qgtm.engine.live import risk_commands, sessions, wallclock
+from qgtm.engine.live import replay, risk_commands, sessions, wallclock
 from qgtm.engine.live.clock import Clock, SystemClock
 from qgtm.engine.live.projection import build_snapshot
 from qgtm.engine.live.queries import register_queries
@@ -132,7 +131,6 @@ class TradingEngine:
         self._restore()
         register_strategy_commands(self)
         register_backtest_commands(self)
-        self._bind_execution_commands()
         self._bind_controls()
         register_data_commands(self)
         risk_commands.register_risk_commands(self)
@@ -446,46 +444,10 @@ class TradingEngine:
                 break
         return self.snapshot()
 
-    def _bind_execution_commands(self) -> None:
-        """The blotter, child slices and TCA as typed rows (OrderManager's dict rows
-        converted at this boundary)."""
-        self.bind(
-            "execution.blotter",
-            lambda limit: [msgspec.convert(r, BlotterRow) for r in self.oms.blotter(limit)],
-        )
-        self.bind(
-            "execution.children",
-            lambda parent_id: [
-                msgspec.convert(r, ChildOrderRow) for r in self.oms.children(parent_id)
-            ],
-        )
-        self.bind(
-            "execution.tca",
-            lambda limit: TcaReport(
-                tuple(msgspec.convert(r, TcaRow) for r in self.oms.tca_rows(limit)),
-                tuple(msgspec.convert(r, TcaStrategyRow) for r in self.oms.tca_by_strategy()),
-            ),
-        )
-
     # ----- replay clock ------------------------------------------------------------
     async def run(self, max_sessions: int | None = None) -> int:
         """Step on the replay clock until stopped, out of data, or `max_sessions` done."""
-        done = 0
-        sender = self._start_sender()
-        try:
-            done = await self._run_sessions(max_sessions)
-        finally:
-            if sender is not None:
-                sender[0].stop()
-                await sender[1]
-        return done
-
-    def _start_sender(self) -> tuple[OutboxSender, asyncio.Task] | None:
-        """The outbox sender runs beside the replay clock when a publisher url is set."""
-        sender = self.make_sender()
-        if sender is None:
-            return None
-        return sender, asyncio.create_task(sender.run(), name="outbox-sender")
+        return await replay.run(self, max_sessions)
 
     def make_sender(self) -> OutboxSender | None:
         """The outbox sender when a publisher url is set (the daemon supervises its run)."""
@@ -506,30 +468,8 @@ class TradingEngine:
             max_backoff=self.config.publish.max_backoff,
         )
 
-    async def _run_sessions(self, max_sessions: int | None) -> int:
-        done = 0
-        while not self._stop.is_set():
-            if max_sessions is not None and done >= max_sessions:
-                break
-            if not self.running:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            await self._sleep_interval()  # the clock ticks after one interval, then steps
-            if self._stop.is_set() or not self.running:
-                continue
-            if not await asyncio.to_thread(self.step):
-                self.alerts.appendleft("end of stored history: replay finished")
-                log.info("event=replay_finished session=%s", self.current_session)
-                break
-            done += 1
-        return done
-
     async def _sleep_interval(self) -> None:
-        delay = 0.0 if self.speed <= 0 else 1.0 / self.speed
-        self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        await replay.sleep_interval(self)
 
     def request_stop(self) -> None:
         """Stop after the current step (safe from signal handlers)."""

@@ -2,13 +2,15 @@
 
 `TradingEngine` (live/engine.py) holds the book's state and wires the stores; its parts
 are functions over it: the replay's session steps (live/sessions.py), wall-clock mode
-(live/wallclock.py), the operator's risk commands (live/risk_commands.py) and the
-snapshot projection (live/projection.py). They take a `LiveEngine`, this Protocol, so
-none of them imports the engine (the engine imports them: no import cycle, issue 22).
+(live/wallclock.py), the replay clock (live/replay.py), the operator's risk commands
+(live/risk_commands.py) and the snapshot projection (live/projection.py). They take a
+`LiveEngine`, this Protocol, so none of them imports the engine (the engine imports
+them: no import cycle, issue 22).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -29,7 +31,7 @@ from qgtm.engine.features.pit_features import ContextCache
 from qgtm.engine.features.regime import RegimeDetector
 from qgtm.engine.learn.loop import LearningLoop
 from qgtm.engine.live.clock import Clock
-from qgtm.engine.outbox import Outbox
+from qgtm.engine.outbox import Outbox, OutboxSender
 from qgtm.engine.portfolio.aggregator import Aggregation
 from qgtm.engine.portfolio.book import Book
 from qgtm.engine.risk.manager import RiskManager
@@ -70,6 +72,8 @@ class LiveEngine(Protocol):
     recon_view: ReconView | None
     _startup_alerts: list[str]
     _step_lock: threading.Lock
+    _stop: asyncio.Event
+    _wake: asyncio.Event
     _snapshot: EngineSnapshot | None
 
     @property
@@ -108,3 +112,7 @@ class LiveEngine(Protocol):
     def refresh_data_locked(self, sources: Sequence[str] | None = None) -> list[str]: ...
 
     def refresh_sources(self) -> tuple[str, ...]: ...
+
+    def step(self) -> bool: ...
+
+    def make_sender(self) -> OutboxSender | None: ...
