@@ -97,9 +97,7 @@ KNOWN_CYCLE_EDGES: set[tuple[str, str]] = set()
 KNOWN_LAYER_VIOLATIONS: set[tuple[str, str]] = set()
 
 # Files above LONG_FILE_LINES lines without "long because" in their docstring.
-KNOWN_LONG_FILES: set[str] = {
-    "qgtm/engine/live/engine.py",  # H1: TradingEngine becomes a thin facade
-}
+KNOWN_LONG_FILES: set[str] = set()
 
 
 @dataclass(frozen=True, slots=True)

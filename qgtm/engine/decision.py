@@ -1,6 +1,6 @@
 """One decision: signals -> aggregation -> allocation -> risk -> orders.
 
-Live trading (`TradingEngine._rebalance`), the event-driven backtest and the vectorised
+Live trading (`live/sessions.rebalance`), the event-driven backtest and the vectorised
 runner decide a session through `decide`, so the three cannot drift apart. For session
 t, from bars strictly before t:
 

@@ -11,7 +11,7 @@ Per session t, in this order (as TradingEngine does it):
          mean volume), with SessionDecision as its recorder; the orders wait for t+1;
   close  mark to market, borrow fee on shorts, peak and kill-tier update
          (killswitch.book_close, as RiskManager.update_pnl; FLATTEN replaces the
-         working orders with closing orders, as TradingEngine._flatten_now).
+         working orders with closing orders, as live/sessions.flatten_now).
 No value from bar t reaches a decision taken on t, and a fill never uses the bar that
 produced its signal. tests/engine/backtest/test_live_parity.py checks that this runner's
 book equals the live TradingEngine's book session by session.

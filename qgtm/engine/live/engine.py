@@ -1,68 +1,55 @@
-"""TradingEngine: one session at a time, data -> strategies -> allocator -> risk -> OMS -> broker.
+"""TradingEngine: the book's engine, a facade over its wiring and its parts.
 
-Per session t (all times New York):
-  open   fill orders decided on t-1 at t's open (paper broker, with slippage);
-  15:30  decide from bars strictly before t: signals, weights, risk, new orders;
-  close  mark to market, daily P&L, kill-tier update, equity row.
-Everything a session changes is committed in one SQLite transaction; in-memory state is
-rebuilt from the store at start-up and after any failed step.
+One session at a time, data -> strategies -> allocator -> risk -> OMS -> broker. The
+engine builds the stores, the broker, the OMS, the risk manager and the learning loop,
+rebuilds its in-memory state from state.sqlite at start-up and after a failed step
+(`_restore`), binds the protocol's commands (`bind`, `call`) and holds the replay
+clock's controls (pause/resume/speed). What it does each step lives in its parts,
+functions over the engine (`parts.LiveEngine`):
 
-With a real source (source=alpaca) there is no replay: the market is Alpaca's daily bars
-known by the clock's now, the daemon's wall clock calls `decide_live` at 15:30, the broker
-streams fills (booked by `process_broker_updates`), and a session's close is booked when
-its bar arrives (`refresh_data`); see the "wall clock" section below.
+- live/sessions.py: a replayed session (fill at the open, decide at 15:30, the close);
+- live/wallclock.py: source=alpaca, no replay: the daemon's wall clock calls
+  `decide_live` at 15:30, the broker streams fills (`process_broker_updates`), a
+  session's close is booked when its bar arrives (`refresh_data`);
+- live/replay.py: the replay clock's loop (`run`);
+- live/risk_commands.py: the risk status, kill-switch resets, the emergency flatten;
+- live/projection.py: the EngineSnapshot the terminal shows (`snapshot()`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import msgspec
-import numpy as np
-
 from qgtm.core import calendar
 from qgtm.core.config import Config, live_trading_allowed
-from qgtm.core.enums import KillTier, Side
+from qgtm.core.enums import KillTier
 from qgtm.core.protocol import ENGINE_COMMANDS, UnknownCommandError, command, parse_args
-from qgtm.core.results import BlotterRow, ChildOrderRow, TcaReport, TcaRow, TcaStrategyRow
-from qgtm.core.risk_status import ResetResult, RiskStatus
+from qgtm.core.risk_status import RiskStatus
 from qgtm.core.snapshot import (
-    AuditRow,
     DataRefreshView,
     EngineSnapshot,
-    PositionRow,
-    QuoteRow,
     ReconView,
 )
-from qgtm.core.types import Fill, Order
+from qgtm.core.types import Fill
 from qgtm.core.universe import Universe, load_universe
 from qgtm.engine.audit import AuditLog
 from qgtm.engine.backtest.service import register_backtest_commands
 from qgtm.engine.data.providers.commands import register_data_commands
-from qgtm.engine.data.store import MarketDataError, MarketStore, PricePanel
-from qgtm.engine.decision import (
-    FLATTEN_SET,
-    DecisionPoint,
-    DecisionRules,
-    OrderRules,
-    StrategySignals,
-    decide,
-)
-from qgtm.engine.execution.algos import Algo
+from qgtm.engine.data.store import MarketStore, PricePanel
 from qgtm.engine.execution.brokers.base import Broker, BrokerError
-from qgtm.engine.execution.brokers.paper import PaperBroker, SessionBar, filled_positions
-from qgtm.engine.execution.manager import Benchmarks, OrderManager
-from qgtm.engine.execution.oms import orders_for_targets, strategy_set_key
+from qgtm.engine.execution.brokers.paper import PaperBroker, filled_positions
+from qgtm.engine.execution.manager import OrderManager
+from qgtm.engine.execution.oms import strategy_set_key
 from qgtm.engine.features.pit_features import ContextCache
 from qgtm.engine.features.regime import RegimeDetector
 from qgtm.engine.features.store import FeatureStore
@@ -70,15 +57,15 @@ from qgtm.engine.learn.commands import register_learn_commands
 from qgtm.engine.learn.loop import LearningLoop
 from qgtm.engine.learn.registry import ModelRegistry
 from qgtm.engine.learn.retrain import BacktestValidator
+from qgtm.engine.live import replay, risk_commands, sessions, wallclock
 from qgtm.engine.live.clock import Clock, SystemClock
+from qgtm.engine.live.projection import build_snapshot
 from qgtm.engine.live.queries import register_queries
-from qgtm.engine.live.recorder import BookRecorder
+from qgtm.engine.live.sessions import money
 from qgtm.engine.live.strategy_commands import register_strategy_commands
 from qgtm.engine.outbox import Outbox, OutboxSender, outbox_status
 from qgtm.engine.portfolio.aggregator import Aggregation
-from qgtm.engine.portfolio.allocator import AllocationSettings, daily_returns
 from qgtm.engine.portfolio.book import Book
-from qgtm.engine.risk.checks import RiskContext
 from qgtm.engine.risk.manager import RiskManager
 from qgtm.engine.state import StateStore
 from qgtm.engine.strategies.base import BaseStrategy
@@ -96,11 +83,6 @@ the dozen sessions left after a strategy's one-year warm-up. A shorter market (t
 keeps DEFAULT_WARMUP_SESSIONS."""
 MAX_SPEED = 64.0
 MIN_SPEED = 1 / 60  # one session a minute
-
-
-def _money(value: float) -> Decimal:
-    """Market data floats as exact 4-decimal prices."""
-    return Decimal(str(round(float(value), 4)))
 
 
 class TradingEngine:
@@ -125,7 +107,7 @@ class TradingEngine:
             self.market.ensure_demo(self.universe, config.demo)
             self.panel: PricePanel = self.market.load_panel(self.universe.symbols)
         else:
-            self.panel = self._load_live_market()
+            self.panel = wallclock.load_live_market(self)
         self.state = StateStore(data_dir)
         self.audit = AuditLog(self.state.conn)
         self.strategies: list[BaseStrategy] = [create(n) for n in config.engine.strategies]
@@ -149,10 +131,9 @@ class TradingEngine:
         self._restore()
         register_strategy_commands(self)
         register_backtest_commands(self)
-        self._bind_execution_commands()
         self._bind_controls()
         register_data_commands(self)
-        self._register_risk_commands()
+        risk_commands.register_risk_commands(self)
         self.learn = LearningLoop(
             self.state.conn,
             self.audit,
@@ -173,12 +154,12 @@ class TradingEngine:
         for message in self._startup_alerts:
             self.alert(message, source="data")
         if self.wall_clock:
-            self._check_account()
+            wallclock.check_account(self)
             if self.state.get_meta("last_index") is None:  # a new book: history ends here
                 with self.state.transaction():
                     self.state.set_meta("last_index", self.next_index - 1)
                     self.state.set_meta("last_session", self.panel.dates[-1].isoformat())
-            self._close_pending()  # sessions whose bars arrived while the engine was down
+            wallclock.close_pending(self)  # sessions whose bars arrived while the engine was down
 
     # ----- state -------------------------------------------------------------------
     def _first_index(self) -> int:
@@ -208,7 +189,7 @@ class TradingEngine:
             self.config.risk,
             initial,
             alert=lambda message: self.alert(message, source="risk"),
-            on_flatten=self._flatten_now,
+            on_flatten=partial(sessions.flatten_now, self),
             book_time=self._book_time,
         )
         with self.state.transaction():
@@ -232,7 +213,7 @@ class TradingEngine:
                 self.broker.adopt(order)
         else:
             self._recover_external_orders()
-        self._snapshot = self._build_snapshot()
+        self._snapshot = build_snapshot(self)
 
     def _on_fill(self, fill: Fill) -> None:
         """Book a fill; on the wall clock also persist the book in the fill's transaction
@@ -329,196 +310,23 @@ class TradingEngine:
 
     def _marks(self, index: int) -> dict[str, Decimal]:
         return {
-            s: _money(p) for s, p in zip(self.panel.symbols, self.panel.close[index], strict=True)
+            s: money(p) for s, p in zip(self.panel.symbols, self.panel.close[index], strict=True)
         }
 
-    # ----- one session -------------------------------------------------------------
+    # ----- one session (live/sessions.py) -------------------------------------------
     def step(self) -> bool:
         """Process the next session; False when there is none left."""
-        with self._step_lock:
-            if self.at_end:
-                return False
-            index = self.next_index
-            try:
-                with self.state.transaction():
-                    self._process_session(index)
-            except Exception:
-                log.exception("event=step_failed session=%s", self.panel.dates[index])
-                self._restore()
-                self.learn.resync()
-                self._sync_learning()
-                raise
-            self.next_index = index + 1
-            if self.broker.commit_before_send:  # committed first, then sent (never the reverse)
-                self.oms.dispatch(calendar.session_close(self.panel.dates[index]))
-            self._snapshot = self._build_snapshot()
-            return True
+        return sessions.step(self)
 
     def _process_session(self, index: int) -> None:
-        day = self.panel.dates[index]
-        self._fill_at_open(index, calendar.session_open(day))
-        self._rebalance(index, calendar.decision_time(day))
-        self._close(index, calendar.session_close(day))
-        self._flush_alerts()
+        sessions.process_session(self, index)
 
-    def _fill_at_open(self, index: int, at: datetime) -> None:
-        """Work the orders decided on t-1 through session t; fills are booked once."""
-        p = self.panel
-        bars = {
-            s: SessionBar(
-                _money(p.open[index, i]),
-                _money(p.high[index, i]),
-                _money(p.low[index, i]),
-                _money(p.close[index, i]),
-                float(p.volume[index, i]),
-            )
-            for i, s in enumerate(p.symbols)
-        }
-        if isinstance(self.broker, PaperBroker):
-            self.broker.execute_session(bars, self.panel.dates[index])
-        self.oms.process_updates(at, {s: Benchmarks.from_bar(b) for s, b in bars.items()})
+    def _close(self, index: int, at: datetime) -> None:
+        sessions.close_session(self, index, at)
 
     def _sessions(self) -> tuple[date, ...]:
         """The decision sessions of the loaded panel (for point-in-time features)."""
         return self.panel.dates
-
-    def _regime_of(self, history: PricePanel, day: date) -> str | None:
-        """The regime label for `day` (the confirmed one, kept in state; raw for the screen)."""
-        reading = self.regime_detector.label(history, day)
-        self.regime = reading.label if reading is not None else None
-        self.regime_raw = reading.raw_label if reading is not None else None
-        self.state.set_meta("regime", self.regime or "")
-        return self.regime
-
-    def _rebalance(self, index: int, at: datetime) -> None:
-        """Decide session `index` (engine/decision.decide, this book's stores as its
-        recorder) and hand its orders to the OMS."""
-        day = at.astimezone(calendar.NEW_YORK).date()  # == panel.dates[index] when replaying
-        history = self.panel.history_before(index)
-        marks = self._marks(index - 1)  # last price known at the decision
-        point = DecisionPoint(
-            index=index,
-            day=day,
-            at=at,
-            history=history,
-            returns=_daily_returns(history, self.config.risk.risk_lookback),
-            current=self.book.weights(marks),
-            equity=self.book.equity(marks),
-            peak=self.peak_equity,
-            tier=self.kill_tier,
-            holdings=self.book.quantities(),
-            marks=marks,
-        )
-        source = StrategySignals(self.strategies, self._regime_of, self.strategy_inputs.get)
-        decision = decide(
-            point, source, self._decision_rules(), self._recorder(), self._order_rules()
-        )
-        if decision.aggregation is not None:
-            self.last_aggregation = decision.aggregation
-        for planned in decision.orders:
-            order = planned.order
-            self._submit(order, at, planned.algo, marks[order.symbol], planned.mean_volume)
-
-    def _decision_rules(self) -> DecisionRules:
-        symbols = tuple(self.panel.symbols)
-        return DecisionRules(
-            symbols=symbols,
-            sectors={s: self.universe.sector_of(s) for s in symbols},
-            limits=self.config.risk,
-            allocation=self._allocation_settings(),
-            cov_window=self.config.portfolio.cov_window,
-            gross_target=self.config.engine.gross_target,
-        )
-
-    def _order_rules(self) -> OrderRules:
-        execution = self.config.execution
-        return OrderRules(
-            set_key=self.strategy_set,
-            min_trade_value=Decimal(execution.min_trade_value),
-            adv_window=execution.adv_window,
-            vwap_adv_fraction=execution.vwap_adv_fraction,
-            twap_adv_fraction=execution.twap_adv_fraction,
-        )
-
-    def _recorder(self) -> BookRecorder:
-        return BookRecorder(
-            self.state,
-            self.audit,
-            self.risk,
-            self.outbox,
-            self.market.connection,
-            self.strategy_set,
-            self.panel.close,
-            tuple(self.panel.symbols),
-        )
-
-    def _allocation_settings(self) -> AllocationSettings:
-        return AllocationSettings.from_config(self.config)
-
-    def _risk_context(
-        self,
-        returns: np.ndarray,
-        sleeves: dict[str, dict[str, float]] | None = None,
-        index: int | None = None,
-    ) -> RiskContext:
-        """Market facts for the checks; with sleeves, each strategy's paper return history
-        (closes strictly before session `index`) for its fractional-Kelly cap."""
-        strategy_returns: dict[str, list[float]] = {}
-        if sleeves and index is not None:
-            strategy_returns = self.risk.strategy_returns(
-                index, self.panel.close[:index], tuple(self.panel.symbols)
-            )
-        return RiskContext(
-            symbols=tuple(self.panel.symbols),
-            sectors={s: self.universe.sector_of(s) for s in self.panel.symbols},
-            returns=returns,
-            sleeves=sleeves or {},
-            strategy_returns=strategy_returns,
-        )
-
-    def _submit(
-        self,
-        order: Order,
-        at: datetime,
-        algo: Algo,
-        decision_price: Decimal,
-        adv: float | None = None,
-    ) -> None:
-        """Hand one order to the OMS (recorded once; sent once); `adv` sizes the
-        participation cap of a parent the OMS slices itself."""
-        strategy = FLATTEN_SET if order.reason == "emergency flatten" else self._strategy_name
-        self.oms.place(
-            order, strategy=strategy, algo=algo, decision_price=decision_price, at=at, adv=adv
-        )
-
-    @property
-    def _strategy_name(self) -> str:
-        return ",".join(self.config.engine.strategies)
-
-    def _close(self, index: int, at: datetime) -> None:
-        day = self.panel.dates[index]
-        marks = self._marks(index)
-        equity = self.book.equity(marks)
-        self.daily_pnl = equity - self.prev_equity
-        self.risk.update_pnl(self.daily_pnl, equity, at)
-        self.risk.flatten_complete(len(self.book.holdings), equity, at)
-        gross = sum((abs(marks[s] * h.quantity) for s, h in self.book.holdings.items()), Decimal(0))
-        self.state.record_equity(
-            day, equity, self.book.cash, self.daily_pnl, gross, self.kill_tier.name
-        )
-        self.state.save_positions(self.book, marks)
-        if isinstance(self.broker, PaperBroker):
-            self.broker.update_marks(marks)
-        for key, value in (
-            ("last_index", index),
-            ("last_session", day.isoformat()),
-            ("cash", self.book.cash),
-            ("prev_equity", equity),
-            ("daily_pnl", self.daily_pnl),
-        ):
-            self.state.set_meta(key, value)
-        self.prev_equity = equity
-        self.strategies = self.learn.on_close(index, self.strategies)
 
     def _flush_alerts(self) -> None:
         """Queue alerts raised since the last write into the outbox (inside a transaction)."""
@@ -534,308 +342,48 @@ class TradingEngine:
                 [create(n) for n in self.config.engine.strategies], session
             )
 
-    def _flatten_now(self, at: datetime) -> None:
-        """Stop every sliced parent's schedule, cancel working orders and send closing
-        orders for every holding (fill next open)."""
-        self._stop_algos()
-        for order in self.broker.open_orders():
-            self.oms.cancel(order.client_order_id)
-        self.oms.process_updates(at)
-        day = at.date()
-        marks = {s: h.avg_price for s, h in self.book.holdings.items()}
-        orders = orders_for_targets(
-            {}, self.book.quantities(), marks, Decimal(1), day, at, FLATTEN_SET, Decimal(0)
-        )
-        for order in orders:
-            self._submit(
-                replace(order, reason="emergency flatten"), at, Algo.MARKET, marks[order.symbol]
-            )
-
-    # ----- wall clock (source=alpaca) ---------------------------------------------
-    # On the wall clock the session being decided has no bar yet: at 15:30 on day t the
-    # engine decides from the bars of t-1 and before (all its panel holds, by knowledge
-    # time), the broker fills the orders during the session and the OMS-events task books
-    # the fills as they stream in; t's close is booked when t's bar arrives (the data
-    # refresh after the close, or the next start-up / decision).
-
+    # ----- wall clock (source=alpaca; live/wallclock.py) -----------------------------
     @property
     def wall_clock(self) -> bool:
         """True when the engine trades on real time (a non-demo source) instead of replay."""
         return not self.config.is_demo
 
-    def _load_live_market(self) -> PricePanel:
-        """Start-up: fetch the missing Alpaca daily bars, then load what is known by now."""
-        failure = ""
-        try:
-            self._ingest_bars(self.clock.now())
-        except Exception as exc:  # the stored bars still serve; the owner hears about it
-            failure = str(exc)
-            self._startup_alerts.append(f"start-up bar refresh failed: {exc}")
-            log.warning("event=startup_refresh_failed error=%r", failure)
-        try:
-            return self.market.load_provider_panel(self.universe.symbols, self.clock.now())
-        except MarketDataError as exc:
-            if failure:
-                raise MarketDataError(f"{exc} (start-up refresh: {failure})") from None
-            raise
-
-    def _ingest_bars(self, now: datetime) -> list[str]:
-        from qgtm.engine.data.providers.ingest import refresh
-
-        lines: list[str] = []
-        refresh(self.market, ("alpaca",), self.universe.symbols, lines.append, now.date())
-        failed = [line for line in lines if "FAILED" in line]
-        if failed:
-            raise RuntimeError("; ".join(failed))
-        return lines
-
-    def _reload_panel(self) -> None:
-        """Load the bars known now (after a refresh); indices of stored days do not move."""
-        panel = self.market.load_provider_panel(self.universe.symbols, self.clock.now())
-        if panel.dates[: len(self.panel)] != self.panel.dates:
-            raise MarketDataError(
-                "stored provider bars changed their session days; refusing to re-index the book"
-            )
-        self.panel = panel
-        self.learn.panel = panel
-
-    def _close_pending(self) -> int:
-        """Book the close of every session whose bar arrived since the last close (caller
-        holds the step lock, or is the constructor). Returns how many were booked."""
-        done = 0
-        while self.next_index < len(self.panel):
-            index = self.next_index
-            at = calendar.session_close(self.panel.dates[index])
-            try:
-                with self.state.transaction():
-                    self.oms.process_updates(at)
-                    self._close(index, at)
-                    self._flush_alerts()
-            except Exception:
-                log.exception("event=close_failed session=%s", self.panel.dates[index])
-                self._restore()
-                raise
-            self.next_index = index + 1
-            done += 1
-            if self.broker.commit_before_send:  # a kill-switch flatten placed orders
-                self.oms.dispatch(at)
-        if done:
-            self._snapshot = self._build_snapshot()
-        return done
-
-    def _check_account(self) -> None:
-        """A new live book starts from engine.initial_cash: warn when the account differs."""
-        fresh = self.state.get_meta("last_index") is None
-        if not fresh or self.state.get_meta("decided_session") is not None:
-            return
-        initial = Decimal(self.config.engine.initial_cash)
-        try:
-            equity = self.broker.account().equity
-        except Exception as exc:  # the venue is unreachable: say so, trade on later
-            self.alert(f"cannot read the broker account at start-up: {exc}", source="engine")
-            return
-        if initial > 0 and abs(equity - initial) / initial > Decimal("0.01"):
-            self.alert(
-                f"the broker account's equity {equity:,.2f} differs from engine.initial_cash "
-                f"{initial:,.2f}: set initial_cash to the account's equity before trading",
-                source="engine",
-            )
-
     def decide_live(self, at: datetime) -> int:
-        """The rebalance job on the wall clock: decide session `at.date()` once.
-
-        Books pending closes first; refuses (alert, returns -1) while paused, and a day
-        that is not a session, is already decided, is past its close, or whose previous
-        session's bar is missing. Returns the number of orders placed.
-        """
-        day = at.astimezone(calendar.NEW_YORK).date()
-        with self._step_lock:
-            self._close_pending()
-            if self.state.get_meta("decided_session") == day.isoformat():
-                log.info("event=decision_skipped reason=already_decided session=%s", day)
-                return -1
-            refusal = self._decision_refusal(day, at)
-            if refusal:
-                self.alert(f"no decision on {day}: {refusal}", source="engine")
-                with self.state.transaction():
-                    self._flush_alerts()
-                log.warning("event=decision_refused session=%s reason=%r", day, refusal)
-                return -1
-            index = len(self.panel)
-            before = self.state.conn.execute("SELECT count(*) FROM orders").fetchone()[0]
-            try:
-                with self.state.transaction():
-                    self.oms.process_updates(at)
-                    self._rebalance(index, at)
-                    self.state.set_meta("decided_session", day.isoformat())
-                    self._flush_alerts()
-            except Exception:
-                log.exception("event=decision_failed session=%s", day)
-                self._restore()
-                raise
-            placed = self.state.conn.execute("SELECT count(*) FROM orders").fetchone()[0] - before
-            self.oms.dispatch(at)  # committed first, then sent
-            self._snapshot = self._build_snapshot()
-            log.info("event=decided session=%s orders=%d", day, placed)
-            return placed
+        """The rebalance job on the wall clock: decide session `at.date()` once
+        (`wallclock.decide_live`). Returns the number of orders placed, -1 if refused."""
+        return wallclock.decide_live(self, at)
 
     def _decision_refusal(self, day: date, at: datetime) -> str:
-        if not self.running:
-            return "paused by the operator"
-        if not calendar.is_session(day):
-            return "not an XNYS session"
-        if at >= calendar.session_close(day):
-            return "the session has closed"
-        previous = calendar.sessions(day - timedelta(days=14), day - timedelta(days=1))
-        if previous and self.panel.dates[-1] < previous[-1]:
-            return f"bars stop at {self.panel.dates[-1]}, {previous[-1]} is missing"
-        return ""
+        return wallclock.decision_refusal(self, day, at)
 
     def process_broker_updates(self, at: datetime | None = None) -> int:
         """Book what the venue streamed since the last call (the OMS-events task)."""
-        if at is None:  # replay with an external broker: the simulated time
-            session = self.current_session
-            wall = self.wall_clock or session is None
-            at = self.clock.now() if wall else calendar.session_close(session)
-        with self._step_lock:
-            with self.state.transaction():
-                count = self.oms.process_updates(at)
-                self._flush_alerts()
-            if count:
-                self._snapshot = self._build_snapshot()
-        return count
+        return wallclock.process_broker_updates(self, at)
 
     def work_algos(self, at: datetime) -> None:
-        """The algo job (wall clock, external venue): book what the venue reported, then
-        release the sliced parents' due children and close ended windows. Under NO_NEW
-        or worse, parents that would grow a position stop first."""
-        with self._step_lock:
-            with self.state.transaction():
-                self.oms.process_updates(at)
-                self._flush_alerts()
-            if self.kill_tier >= KillTier.NO_NEW:
-                with self.state.transaction():
-                    self._stop_algos(increasing_only=True)
-            self.oms.work(at)  # commits each child itself (SENDING, sent, answer)
-            self._snapshot = self._build_snapshot()
-
-    def _stop_algos(self, increasing_only: bool = False) -> None:
-        """Stop the schedules of sliced parents still planned or working (with
-        `increasing_only`, just those that would grow a position: what NO_NEW forbids)."""
-        working = set(self.oms.working_parents())
-        if not working:
-            return
-        held = self.book.quantities()
-        for order in self.state.open_orders():
-            if order.client_order_id not in working:
-                continue
-            holding = held.get(order.symbol, 0)
-            grows = holding >= 0 if order.side is Side.BUY else holding <= 0
-            if grows or not increasing_only:
-                self.oms.cancel(order.client_order_id)
+        """The algo job (wall clock, external venue): `wallclock.work_algos`."""
+        wallclock.work_algos(self, at)
 
     def refresh_data(self, sources: Sequence[str] | None = None) -> list[str]:
         """The daemon's data job: `refresh_data_locked` under the step lock."""
-        with self._step_lock:
-            return self.refresh_data_locked(sources)
+        return wallclock.refresh_data(self, sources)
 
     def refresh_data_locked(self, sources: Sequence[str] | None = None) -> list[str]:
-        """Incremental refresh of `sources` (default: the configured ones), the quality
-        suite after each ingest, then (trading on Alpaca bars) reload the market and book
-        the closes that arrived. Progress shows in the snapshot (`data_refresh`)."""
-        from qgtm.engine.data.providers.commands import scheduled_refresh
-
-        chosen = tuple(sources) if sources is not None else self.refresh_sources()
-        started = self.clock.now().isoformat(timespec="seconds")
-        self._publish_refresh(DataRefreshView("RUNNING", started, sources=chosen))
-        lines: list[str] = []
-
-        def progress(line: str) -> None:
-            lines.append(line)
-            self._publish_refresh(
-                DataRefreshView("RUNNING", started, sources=chosen, lines=tuple(lines))
-            )
-
-        state = "OK"
-        try:
-            scheduled_refresh(self, chosen, self.clock.now().date(), progress)
-            if self.wall_clock and "alpaca" in chosen:
-                self._reload_panel()
-                self._close_pending()
-        except Exception as exc:
-            state = "FAILED"
-            lines.append(f"refresh: FAILED {exc}")
-            self.alert(f"data refresh failed: {exc}", source="data")
-            log.exception("event=data_refresh_failed")
-        if any("FAILED" in line for line in lines):
-            state = "FAILED"
-        with self.state.transaction():
-            self._flush_alerts()
-        self.data_refresh = DataRefreshView(
-            state,
-            started,
-            self.clock.now().isoformat(timespec="seconds"),
-            chosen,
-            tuple(lines),
-        )
-        self._snapshot = self._build_snapshot()
-        return lines
+        """Incremental refresh of `sources` (default: the configured ones): see
+        `wallclock.refresh_data_locked`. Progress shows in the snapshot (`data_refresh`)."""
+        return wallclock.refresh_data_locked(self, sources)
 
     def refresh_sources(self) -> tuple[str, ...]:
         """`live.refresh_sources`, else the market's own: Alpaca bars when trading on them."""
-        configured = self.config.live.refresh_sources
-        if configured:
-            return configured
-        return ("alpaca",) if self.wall_clock else ()
+        return wallclock.refresh_sources(self)
 
     def _publish_refresh(self, view: DataRefreshView) -> None:
-        self.data_refresh = view
-        if self._snapshot is not None:
-            self._snapshot = replace(
-                self._snapshot, data_refresh=view, version=self._snapshot.version + 1
-            )
+        wallclock.publish_refresh(self, view)
 
-    # ----- risk commands -----------------------------------------------------------
-    def _register_risk_commands(self) -> None:
-        self.bind("risk.status", self.risk_status)
-        self.bind("risk.request_reset", self._request_reset)
-        self.bind("risk.approve_reset", self._approve_reset)
-        self.bind("risk.add_operator", self._add_operator)
-
+    # ----- risk commands (live/risk_commands.py) -------------------------------------
     def risk_status(self) -> RiskStatus:
         """The risk manager's view of the book at the last close."""
-        last = max(self.next_index - 1, 0)
-        marks = self._marks(last)
-        returns = _daily_returns(
-            self.panel.history_before(last + 1), self.config.risk.risk_lookback
-        )
-        curve = [e for _, e in self.state.equity_curve(64)]
-        realised = (
-            float(np.std(np.diff(curve) / np.array(curve[:-1]), ddof=1) * np.sqrt(252))
-            if len(curve) > 2
-            else 0.0
-        )
-        return self.risk.status(self.book.weights(marks), self._risk_context(returns), realised)
-
-    def _operator_command(self, action: Callable[[], ResetResult]) -> ResetResult:
-        with self.state.transaction():
-            result = action()
-            self._flush_alerts()
-        self._snapshot = self._build_snapshot()
-        return result
-
-    def _request_reset(self, operator: str, passphrase: str) -> ResetResult:
-        return self._operator_command(lambda: self.risk.request_reset(operator, passphrase))
-
-    def _approve_reset(self, approver: str, passphrase: str) -> ResetResult:
-        return self._operator_command(lambda: self.risk.approve_reset(approver, passphrase))
-
-    def _add_operator(self, operator: str, passphrase: str) -> ResetResult:
-        def add() -> ResetResult:
-            self.risk.add_operator(operator, passphrase)
-            return ResetResult(True, f"operator {operator} added", self.kill_tier)
-
-        return self._operator_command(add)
+        return risk_commands.risk_status(self)
 
     # ----- commands ----------------------------------------------------------------
     def bind(self, name: str, handler: Callable[..., Any], *, step_lock: bool = True) -> None:
@@ -896,46 +444,10 @@ class TradingEngine:
                 break
         return self.snapshot()
 
-    def _bind_execution_commands(self) -> None:
-        """The blotter, child slices and TCA as typed rows (OrderManager's dict rows
-        converted at this boundary)."""
-        self.bind(
-            "execution.blotter",
-            lambda limit: [msgspec.convert(r, BlotterRow) for r in self.oms.blotter(limit)],
-        )
-        self.bind(
-            "execution.children",
-            lambda parent_id: [
-                msgspec.convert(r, ChildOrderRow) for r in self.oms.children(parent_id)
-            ],
-        )
-        self.bind(
-            "execution.tca",
-            lambda limit: TcaReport(
-                tuple(msgspec.convert(r, TcaRow) for r in self.oms.tca_rows(limit)),
-                tuple(msgspec.convert(r, TcaStrategyRow) for r in self.oms.tca_by_strategy()),
-            ),
-        )
-
     # ----- replay clock ------------------------------------------------------------
     async def run(self, max_sessions: int | None = None) -> int:
         """Step on the replay clock until stopped, out of data, or `max_sessions` done."""
-        done = 0
-        sender = self._start_sender()
-        try:
-            done = await self._run_sessions(max_sessions)
-        finally:
-            if sender is not None:
-                sender[0].stop()
-                await sender[1]
-        return done
-
-    def _start_sender(self) -> tuple[OutboxSender, asyncio.Task] | None:
-        """The outbox sender runs beside the replay clock when a publisher url is set."""
-        sender = self.make_sender()
-        if sender is None:
-            return None
-        return sender, asyncio.create_task(sender.run(), name="outbox-sender")
+        return await replay.run(self, max_sessions)
 
     def make_sender(self) -> OutboxSender | None:
         """The outbox sender when a publisher url is set (the daemon supervises its run)."""
@@ -956,30 +468,8 @@ class TradingEngine:
             max_backoff=self.config.publish.max_backoff,
         )
 
-    async def _run_sessions(self, max_sessions: int | None) -> int:
-        done = 0
-        while not self._stop.is_set():
-            if max_sessions is not None and done >= max_sessions:
-                break
-            if not self.running:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            await self._sleep_interval()  # the clock ticks after one interval, then steps
-            if self._stop.is_set() or not self.running:
-                continue
-            if not await asyncio.to_thread(self.step):
-                self.alerts.appendleft("end of stored history: replay finished")
-                log.info("event=replay_finished session=%s", self.current_session)
-                break
-            done += 1
-        return done
-
     async def _sleep_interval(self) -> None:
-        delay = 0.0 if self.speed <= 0 else 1.0 / self.speed
-        self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=delay)
+        await replay.sleep_interval(self)
 
     def request_stop(self) -> None:
         """Stop after the current step (safe from signal handlers)."""
@@ -1029,7 +519,7 @@ class TradingEngine:
 
     def refresh_snapshot(self) -> None:
         """Rebuild the snapshot after a command changed the book between steps."""
-        self._snapshot = self._build_snapshot()
+        self._snapshot = build_snapshot(self)
 
     def _publish_controls(self) -> None:
         if self._snapshot is not None:
@@ -1068,102 +558,4 @@ class TradingEngine:
 
         Returns how many closing orders were sent. Used by the dead-man's switch.
         """
-        at = self._snapshot.sim_time if self._snapshot and self._snapshot.sim_time else None
-        at = at or calendar.session_close(self.panel.dates[max(self.next_index - 1, 0)])
-        with self.state.transaction():
-            self.audit.append("EMERGENCY_FLATTEN", actor, at, {"reason": reason})
-            if self.kill_tier < KillTier.FLATTEN:
-                self.risk.trip(KillTier.FLATTEN, at, f"{actor}: {reason}")
-            else:
-                self._flatten_now(at)
-            self.alert(f"EMERGENCY FLATTEN ({actor}): {reason}", source=actor)
-            self._flush_alerts()
-        if self.broker.commit_before_send:  # committed first, then sent (no step will)
-            self.oms.dispatch(at)
-        self._snapshot = self._build_snapshot()
-        return len(self.broker.open_orders())
-
-    def _build_snapshot(self) -> EngineSnapshot:
-        last = self.next_index - 1
-        session = self.panel.dates[last] if last >= 0 else None
-        marks = self._marks(max(last, 0))
-        equity = self.book.equity(marks)
-        initial = Decimal(self.config.engine.initial_cash)
-        gross = sum((abs(marks[s] * h.quantity) for s, h in self.book.holdings.items()), Decimal(0))
-        previous = self._snapshot.version if self._snapshot is not None else 0
-        return EngineSnapshot(
-            version=previous + 1,
-            mode=self.config.mode,
-            source=self.config.source,
-            session=session,
-            sim_time=(
-                self.clock.now()
-                if self.wall_clock
-                else calendar.session_close(session)
-                if session
-                else None
-            ),
-            running=self.running,
-            speed=self.speed,
-            kill_tier=self.kill_tier,
-            equity=float(equity),
-            cash=float(self.book.cash),
-            daily_pnl=float(self.daily_pnl),
-            total_pnl=float(equity - initial),
-            drawdown=float((self.peak_equity - equity) / self.peak_equity) if equity else 0.0,
-            gross_leverage=float(gross / equity) if equity > 0 else 0.0,
-            sessions_done=self.state.session_count(),
-            watchlist=self._watchlist(max(last, 1)),
-            positions=self._positions(marks, equity),
-            equity_curve=tuple(self.state.equity_curve(500)),
-            recent_orders=tuple(self.state.recent_orders(100)),
-            recent_audit=tuple(
-                AuditRow(r.seq, r.sim_time, r.event, r.actor, _short(r.payload))
-                for r in self.audit.tail(100)
-            ),
-            alerts=tuple(self.alerts),
-            risk=self.risk_status(),
-            recon=self.recon_view,
-            regime=self.regime,
-            regime_raw=self.regime_raw,
-            data_refresh=self.data_refresh,
-        )
-
-    def _watchlist(self, index: int) -> tuple[QuoteRow, ...]:
-        close, prev = self.panel.close[index], self.panel.close[index - 1]
-        return tuple(
-            QuoteRow(
-                symbol=s,
-                sector=self.universe.sector_of(s),
-                last=float(close[i]),
-                change_pct=float(close[i] / prev[i] - 1.0),
-                volume=int(self.panel.volume[index, i]),
-            )
-            for i, s in enumerate(self.panel.symbols)
-        )
-
-    def _positions(self, marks: dict[str, Decimal], equity: Decimal) -> tuple[PositionRow, ...]:
-        rows = []
-        for symbol, held in sorted(self.book.holdings.items()):
-            value = marks[symbol] * held.quantity
-            rows.append(
-                PositionRow(
-                    symbol=symbol,
-                    quantity=held.quantity,
-                    avg_price=float(held.avg_price),
-                    last_price=float(marks[symbol]),
-                    market_value=float(value),
-                    unrealized_pnl=float((marks[symbol] - held.avg_price) * held.quantity),
-                    weight=float(value / equity) if equity > 0 else 0.0,
-                )
-            )
-        return tuple(rows)
-
-
-def _daily_returns(history: PricePanel, sessions: int) -> np.ndarray:
-    """Simple daily close-to-close returns of the last `sessions` sessions (T x N)."""
-    return daily_returns(history.close, sessions)
-
-
-def _short(payload: dict) -> str:
-    return " ".join(f"{k}={v}" for k, v in payload.items())
+        return risk_commands.emergency_flatten(self, reason, actor)

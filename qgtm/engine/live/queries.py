@@ -7,7 +7,10 @@
 - `engine.flatten_preview()`: exactly what a flatten would do now (cancels and orders);
 - `engine.flatten(expected)`: do it, through the normal OMS path (orders committed in
   state.sqlite, queued at the broker, filled at the next open, audited with actor
-  "operator"); refused if the plan no longer matches the preview the operator confirmed.
+  "operator"); refused if the plan no longer matches the preview the operator confirmed;
+- `execution.blotter(limit)`, `execution.children(parent_id)`, `execution.tca(limit)`:
+  the blotter, a parent's child slices and TCA (OrderManager's dict rows converted to
+  typed rows at this boundary).
 
 Results are the core structs of `qgtm.core.results`.
 """
@@ -21,8 +24,20 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Protocol
 
+import msgspec
+
 from qgtm.core import calendar
-from qgtm.core.results import Bar, FlattenPlan, PlannedOrder, SignalRecord
+from qgtm.core.results import (
+    Bar,
+    BlotterRow,
+    ChildOrderRow,
+    FlattenPlan,
+    PlannedOrder,
+    SignalRecord,
+    TcaReport,
+    TcaRow,
+    TcaStrategyRow,
+)
 from qgtm.core.types import Order
 from qgtm.engine.audit import AuditLog
 from qgtm.engine.data.store import PricePanel
@@ -190,3 +205,20 @@ def register_queries(engine: _Engine) -> None:
     engine.bind("signals.recent", lambda symbol, limit: recent_signals(engine, symbol, limit))
     engine.bind("engine.flatten_preview", lambda: flatten_plan(engine))
     engine.bind("engine.flatten", lambda expected: flatten(engine, expected))
+    engine.bind(
+        "execution.blotter",
+        lambda limit: [msgspec.convert(r, BlotterRow) for r in engine.oms.blotter(limit)],
+    )
+    engine.bind(
+        "execution.children",
+        lambda parent_id: [
+            msgspec.convert(r, ChildOrderRow) for r in engine.oms.children(parent_id)
+        ],
+    )
+    engine.bind(
+        "execution.tca",
+        lambda limit: TcaReport(
+            tuple(msgspec.convert(r, TcaRow) for r in engine.oms.tca_rows(limit)),
+            tuple(msgspec.convert(r, TcaStrategyRow) for r in engine.oms.tca_by_strategy()),
+        ),
+    )
