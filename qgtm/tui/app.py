@@ -190,6 +190,11 @@ class QGTMApp(App[None]):
         """Show the Monitor, then start the engine in a worker: the first frame paints
         while an in-process engine is still being built (its status reads "starting")."""
         await self.switch_mode("monitor")
+        # after the first refresh: a build importing the engine's libraries in a thread
+        # would otherwise share the interpreter (the GIL) with the first frame's layout
+        self.call_after_refresh(self._start_client_worker)
+
+    def _start_client_worker(self) -> None:
         self.run_worker(self._start_client(), name="engine-start", group="engine-start")
 
     async def _start_client(self) -> None:
