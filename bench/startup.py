@@ -139,9 +139,11 @@ def first_frame(tree: Path, data_dir: Path, size: tuple[int, int] = (120, 40)) -
         env = env_for(tree)
         env["TERM"] = "xterm-256color"
         os.chdir(NEUTRAL_CWD)
+        # the size is set before exec: set by the parent, it could land after the app
+        # read it (80x24 then: a narrow banner has no "QGTM" and no frame is seen)
+        ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
         os.execve(sys.executable, [sys.executable, "-c", ENTRY, "--data-dir", str(data_dir)], env)
     start = time.perf_counter()
-    ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", size[1], size[0], 0, 0))
     seen = b""
     elapsed = float("nan")
     try:

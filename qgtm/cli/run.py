@@ -8,10 +8,16 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qgtm.cli import CliError
 from qgtm.cli.config import load
 from qgtm.core.config import Config
+
+if TYPE_CHECKING:
+    from qgtm.core.protocol import EngineClient
+    from qgtm.engine.live.engine import TradingEngine
+    from qgtm.tui.app import QGTMApp
 
 LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
@@ -34,12 +40,11 @@ def _with_speed(config: Config, speed: float | None) -> Config:
 
 
 def _run_terminal(config: Config, data_dir: Path) -> int:
-    from qgtm.engine.live.engine import TradingEngine
+    """The terminal on an in-process engine: the lock first (a second `qgtm` attaches
+    instead), then the app, which paints while the engine is built in a worker thread
+    (`_build_engine`); an error of the build ends the program as it did before."""
     from qgtm.engine.live.inprocess import InProcessClient
     from qgtm.engine.lock import EngineLock, EngineLockedError
-    from qgtm.tui.app import QGTMApp
-    from qgtm.tui.keymap import UnknownBindingError
-    from qgtm.tui.themes import UnknownThemeError
 
     data_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(filename=data_dir / "qgtm.log", level=logging.INFO, format=LOG_FORMAT)
@@ -55,27 +60,43 @@ def _run_terminal(config: Config, data_dir: Path) -> int:
             "`qgtm --daemon`, then run `qgtm` again to attach to it"
         )
     try:
-        engine = TradingEngine(config, data_dir)
-        from qgtm.engine.live.daemon import install_live_commands
-        from qgtm.engine.live.recon import ReconciliationEngine
-
-        install_live_commands(engine, ReconciliationEngine(config.live))
+        client = InProcessClient(factory=lambda: _build_engine(config, data_dir))
         try:
-            try:
-                app = QGTMApp(
-                    InProcessClient(engine),
-                    theme_name=config.tui.theme,
-                    keymap=config.tui.keymap,
-                    data_dir=data_dir,
-                )
-            except (UnknownThemeError, UnknownBindingError) as exc:
-                raise CliError(str(exc)) from None
+            app = _terminal_app(config, data_dir, client)
             app.run()
         finally:
-            engine.close()
+            client.close()  # waits for a build still under way, then closes the engine
     finally:
         lock.release()
+    if app.start_error is not None:
+        raise app.start_error  # bad market data, say: one line from cli.main
     return app.return_code or 0  # a crash inside the app (Textual prints it) exits 1
+
+
+def _build_engine(config: Config, data_dir: Path) -> TradingEngine:
+    """The in-process engine with the daemon's live commands (runs in a worker thread,
+    where DuckDB, Polars, Numba and the strategies load while the terminal paints)."""
+    from qgtm.engine.live.daemon import install_live_commands
+    from qgtm.engine.live.engine import TradingEngine
+    from qgtm.engine.live.recon import ReconciliationEngine
+
+    engine = TradingEngine(config, data_dir)
+    install_live_commands(engine, ReconciliationEngine(config.live))
+    return engine
+
+
+def _terminal_app(config: Config, data_dir: Path, client: EngineClient) -> QGTMApp:
+    """The terminal on `client`; a bad theme or keymap is one line."""
+    from qgtm.tui.app import QGTMApp
+    from qgtm.tui.keymap import UnknownBindingError
+    from qgtm.tui.themes import UnknownThemeError
+
+    try:
+        return QGTMApp(
+            client, theme_name=config.tui.theme, keymap=config.tui.keymap, data_dir=data_dir
+        )
+    except (UnknownThemeError, UnknownBindingError) as exc:
+        raise CliError(str(exc)) from None
 
 
 def _attach(config: Config, data_dir: Path) -> int:
@@ -94,6 +115,8 @@ def _attach(config: Config, data_dir: Path) -> int:
     logging.getLogger(__name__).info("event=attach socket=%s", client.path)
     app = QGTMApp(client, theme_name=config.tui.theme)
     app.run()
+    if app.start_error is not None:
+        raise app.start_error
     return app.return_code or 0  # a crash inside the app (Textual prints it) exits 1
 
 

@@ -159,6 +159,9 @@ class QGTMApp(App[None]):
         self.latest: EngineSnapshot | None = None
         """The newest snapshot read from the client; screens render it when shown."""
         self._client_running = False
+        self._client_started = False
+        self.start_error: Exception | None = None
+        """Why the client could not start (the app then exits 1); None if it did."""
         self.exports_dir = (data_dir or default_data_dir()) / "exports"
         """Where table exports go (the data directory's exports/)."""
         self.theme_file = theme_file or theme_choice_file()
@@ -184,16 +187,39 @@ class QGTMApp(App[None]):
         self.set_keymap(check_keymap(keymap or {}, self.binding_ids()))
 
     async def on_mount(self) -> None:
-        """Show the Monitor, start the engine, then poll its snapshot REFRESH_HZ times a second."""
+        """Show the Monitor, then start the engine in a worker: the first frame paints
+        while an in-process engine is still being built (its status reads "starting")."""
         await self.switch_mode("monitor")
-        await self.client.start()
-        self._client_running = True
+        # after the first refresh: a build importing the engine's libraries in a thread
+        # would otherwise share the interpreter (the GIL) with the first frame's layout
+        self.call_after_refresh(self._start_client_worker)
+
+    def _start_client_worker(self) -> None:
+        self.run_worker(self._start_client(), name="engine-start", group="engine-start")
+
+    async def _start_client(self) -> None:
+        """Start (or attach to) the engine, then poll its snapshot REFRESH_HZ times a
+        second. If it cannot start, the app exits 1 and keeps the error in
+        `start_error` for the CLI to report (one line for an expected mistake)."""
+        try:
+            await self.client.start()
+        except Exception as exc:  # not swallowed: the CLI re-raises it after the app
+            self.start_error = exc
+            self.exit(return_code=1)
+            return
+        self._client_running = self._client_started = True
         info = getattr(self.client, "info", None)
         if info is not None:  # attached to a daemon: say which (the banner keeps it short)
             self.notify(f"{attached_text(info)} on {info.data_dir}", title="attached", timeout=8)
         freeze_startup_heap()  # the engine is loaded: keep GC pauses off the key path
         self.poll_snapshot()
         self.set_interval(1 / REFRESH_HZ, self._poll_tick, name="poll-snapshot")
+
+    def _engine_ready(self) -> bool:
+        """Whether a control can act now; while the engine starts, say so instead."""
+        if not self._client_started:
+            self.notify("the engine is still starting", severity="warning", timeout=3)
+        return self._client_started
 
     def _poll_tick(self) -> None:
         """The timer's poll: new sessions at most every STEP_RENDER_INTERVAL seconds."""
@@ -221,7 +247,10 @@ class QGTMApp(App[None]):
 
         News is a new engine step (`version`) or a change of replay state or kill
         tier, which commands can make between steps. New alerts also pop up as toasts.
+        Before the client has started there is nothing to read.
         """
+        if not self._client_started:
+            return
         snapshot = self.client.snapshot()
         previous = self.latest
         if previous is not None and _same_state(previous, snapshot):
@@ -316,6 +345,8 @@ class QGTMApp(App[None]):
 
     async def action_flatten(self) -> None:
         """Ask the engine what a flatten would do, show exactly that, act only on yes."""
+        if not self._engine_ready():
+            return
         plan = await self.client.call("engine.flatten_preview")
         if plan.is_empty:
             self.notify("Nothing to flatten: no positions and no working orders", title="Flatten")
@@ -350,6 +381,8 @@ class QGTMApp(App[None]):
 
     def action_toggle_pause(self) -> None:
         """Pause a running replay, resume a paused one."""
+        if not self._engine_ready():
+            return
         if self.client.snapshot().running:
             self.action_pause()
         else:
@@ -357,31 +390,43 @@ class QGTMApp(App[None]):
 
     def action_pause(self) -> None:
         """Stop the replay clock after the current step."""
+        if not self._engine_ready():
+            return
         self.client.pause()
         self.poll_snapshot()
 
     def action_resume(self) -> None:
         """Restart the replay clock."""
+        if not self._engine_ready():
+            return
         self.client.resume()
         self.poll_snapshot()
 
     def action_faster(self) -> None:
         """Double the replay speed."""
+        if not self._engine_ready():
+            return
         self.client.faster()
         self.poll_snapshot()
 
     def action_slower(self) -> None:
         """Halve the replay speed."""
+        if not self._engine_ready():
+            return
         self.client.slower()
         self.poll_snapshot()
 
     async def action_step(self) -> None:
         """Run the next session now, paused or not."""
+        if not self._engine_ready():
+            return
         await self.client.advance(1)
         self.poll_snapshot()
 
     async def action_reconcile(self) -> None:
         """Run a broker-vs-book reconciliation now and show its counts."""
+        if not self._engine_ready():
+            return
         try:
             result = await self.client.call("recon.run")
         except Exception as exc:  # shown, never swallowed

@@ -47,7 +47,7 @@ class TerminalCommands(Provider):
     def commands(self) -> list[PaletteCommand]:
         """The entries that apply now: Pause only while running, Resume only while paused."""
         app = self._app
-        running = app.client.snapshot().running
+        running = app.latest is not None and app.client.snapshot().running
         entries = [
             PaletteCommand("engine: Pause", app.action_pause, "Stop the replay clock (p or space)")
             if running

@@ -6,8 +6,10 @@ anything starts, and the terminal and the daemon report them the same way.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,36 @@ def test_bad_inputs_in_a_real_process_print_one_line_and_no_traceback(tmp_path: 
         assert proc.returncode == 2, (argv, proc.stderr)
         assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("qgtm: "), proc.stderr
         assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_engine_that_cannot_be_built_ends_the_terminal_with_one_line(tmp_path: Path) -> None:
+    """The engine is built in a worker thread while the terminal paints (issue 21); a
+    build error still ends `qgtm` with one line and exit 2."""
+    from qgtm.core.config import DemoConfig
+    from qgtm.core.universe import load_universe
+    from qgtm.engine.data.store import MarketStore
+
+    demo = DemoConfig(seed=11, start=date(2008, 1, 2), end=date(2009, 6, 30))
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[demo]\nseed = {demo.seed}\nstart = "{demo.start}"\nend = "{demo.end}"\n',
+        encoding="utf-8",
+    )
+    book = tmp_path / "book"
+    book.mkdir()
+    market = MarketStore(book)
+    market.ensure_demo(load_universe(), demo)
+    market.connection.execute("DELETE FROM bars WHERE symbol = 'GLD'")
+    market.close()
+    headless = dict(os.environ, TEXTUAL_DRIVER="textual.drivers.headless_driver:HeadlessDriver")
+    proc = subprocess.run(
+        [sys.executable, "-m", "qgtm", "--config", str(config), "--data-dir", str(book)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=headless,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("qgtm: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert "no bars for GLD" in proc.stderr and "Traceback" not in proc.stderr

@@ -55,6 +55,8 @@ POSITION_COLUMNS = (
 NO_QUOTES = "No quotes yet: waiting for the first market session"
 NO_POSITIONS = "No positions: the portfolio is flat"
 NO_ALERTS = "No alerts"
+STARTING_STATUS = "ENGINE starting…"
+"""The status line until the first snapshot: the engine is being built (or attached)."""
 MONITOR_SIGNALS = 18
 MONITOR_SIGNAL_COLUMNS = (
     Column("as_of", "As of", 10),
@@ -155,7 +157,7 @@ class MonitorScreen(TerminalScreen):
 
     def compose_body(self) -> ComposeResult:
         """Status line, then six panels in a grid whose shape follows the terminal width."""
-        yield Static("", id="monitor-status", markup=False)
+        yield Static(STARTING_STATUS, id="monitor-status", markup=False)
         with Grid(id="monitor-grid"):
             yield TablePanel("WATCHLIST", WATCHLIST_COLUMNS, NO_QUOTES, id="watchlist")
             with Vertical(id="chart-panel", classes="panel") as chart_panel:

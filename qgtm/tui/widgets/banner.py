@@ -47,7 +47,7 @@ class Banner(Horizontal):
     def compose(self) -> ComposeResult:
         """One label per field; colours come from CSS classes set in `show`."""
         yield Label("QGTM", id="brand")
-        yield Label("CONNECTING", id="mode")
+        yield Label("STARTING", id="mode")  # until the first snapshot
         yield Label("", id="attached")  # shown only when attached (class -attached)
         yield Label("", id="kill-tier")
         yield Label("", id="regime")
