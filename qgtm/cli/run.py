@@ -23,8 +23,13 @@ LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
 
 
 def run(args: argparse.Namespace) -> int:
-    """No command: the daemon with --daemon, else the terminal."""
-    config, data_dir = load(args, engine=True)
+    """No command: the daemon with --daemon, else the terminal.
+
+    The daemon checks its strategies (`check_for_engine`, which imports every strategy)
+    before it starts. The terminal does not wait for that import before its first frame:
+    attached, the daemon's own config governs; in process, the check runs first thing in
+    the engine's build, so a bad name still ends `qgtm` with one line and no book."""
+    config, data_dir = load(args, engine=args.daemon)
     config = _with_speed(config, args.speed)
     if args.daemon:
         return _run_daemon(config, data_dir, args.sessions)
@@ -76,10 +81,12 @@ def _run_terminal(config: Config, data_dir: Path) -> int:
 def _build_engine(config: Config, data_dir: Path) -> TradingEngine:
     """The in-process engine with the daemon's live commands (runs in a worker thread,
     where DuckDB, Polars, Numba and the strategies load while the terminal paints)."""
+    from qgtm.cli.config import check_for_engine
     from qgtm.engine.live.daemon import install_live_commands
     from qgtm.engine.live.engine import TradingEngine
     from qgtm.engine.live.recon import ReconciliationEngine
 
+    check_for_engine(config)  # before the engine writes its book
     engine = TradingEngine(config, data_dir)
     install_live_commands(engine, ReconciliationEngine(config.live))
     return engine
