@@ -3,8 +3,11 @@
 The tables themselves are created by `engine.state_schema`; this module holds the
 queries: parent orders and their fills, the execution metadata beside each parent, the
 wall-clock slicer's child slices, the children a venue filled, and the TCA results.
-Reads return frozen dataclasses; the OMS's public read methods turn them into the
-dicts the engine's commands have always returned (`as_dict`).
+Reads return typed rows: the blotter, child and TCA rows are the engine protocol's own
+structs (`core.results`: one type from the table to the terminal), a child slice's
+stored state is the slicer's `ChildSliceState`. The OMS's public read methods still
+return them as plain dicts (`as_dicts`), the shape its callers and tests were written
+against.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from qgtm.core.enums import OrderStatus, Side
+from qgtm.core.results import BlotterRow, ChildOrderRow, TcaRow, TcaStrategyRow
 from qgtm.core.types import Fill, Order
 from qgtm.engine.execution.tca import TcaResult
 
@@ -33,25 +39,6 @@ _TCA_COLUMNS = (
     "arrival_cost_bps, vwap_slippage_bps, implementation_shortfall_bps, computed_at, "
     "arrival_source, vwap_source"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class BlotterRow:
-    """One parent order on the blotter: state, algo, fills and the unfilled rest."""
-
-    client_order_id: str
-    decision_date: str
-    symbol: str
-    side: str
-    quantity: int
-    status: str
-    filled_quantity: int
-    avg_fill_price: float | None
-    algo: str
-    strategy: str
-    unfilled: int
-    note: str
-    children: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,55 +62,6 @@ class ChildSliceState:
 
 
 @dataclass(frozen=True, slots=True)
-class ChildRow:
-    """A child of a parent as the blotter lists it (filled, or planned and its state)."""
-
-    child_order_id: str
-    quantity: int
-    filled: int
-    price: float | None
-    filled_at: str | None
-    status: str
-    release_at: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class TcaRow:
-    """A stored TCA result of one finished parent (prices as the float the table holds)."""
-
-    client_order_id: str
-    strategy: str
-    symbol: str
-    side: str
-    algo: str
-    quantity: int
-    filled_quantity: int
-    avg_fill_price: float | None
-    decision_price: float
-    arrival_price: float
-    vwap_price: float
-    end_price: float
-    commission: float
-    arrival_cost_bps: float | None
-    vwap_slippage_bps: float | None
-    implementation_shortfall_bps: float
-    computed_at: str
-    arrival_source: str
-    vwap_source: str
-
-
-@dataclass(frozen=True, slots=True)
-class StrategyTca:
-    """Per strategy: orders and notional-weighted mean costs in bps (None: nothing filled)."""
-
-    strategy: str
-    orders: int
-    arrival_cost_bps: float | None
-    vwap_slippage_bps: float | None
-    implementation_shortfall_bps: float | None
-
-
-@dataclass(frozen=True, slots=True)
 class ExecutionMeta:
     """What the OMS stored beside a parent order when it placed it."""
 
@@ -133,8 +71,8 @@ class ExecutionMeta:
 
 
 def as_dicts(rows: list[Any]) -> list[dict[str, Any]]:
-    """Read models as the plain dicts the engine's commands return."""
-    return [asdict(r) for r in rows]
+    """Read models as the plain dicts the OMS's methods return."""
+    return [msgspec.structs.asdict(r) for r in rows]
 
 
 class ExecutionStore:
@@ -319,7 +257,7 @@ class ExecutionStore:
         ).fetchall()
         return [BlotterRow(*r[:7], None if r[7] is None else float(r[7]), *r[8:]) for r in rows]
 
-    def children(self, parent_id: str) -> list[ChildRow]:
+    def children(self, parent_id: str) -> list[ChildOrderRow]:
         """Children of one parent: every planned child with its state if the OMS sliced
         it, else the children the venue filled, with quantity, price and last fill time."""
         rows = self.conn.execute(
@@ -327,7 +265,9 @@ class ExecutionStore:
             "WHERE parent_id = ? ORDER BY filled_at",
             (parent_id,),
         ).fetchall()
-        filled = {r[0]: ChildRow(r[0], r[1], r[1], float(r[2]), r[3], "FILLED", None) for r in rows}
+        filled = {
+            r[0]: ChildOrderRow(r[0], r[1], r[1], float(r[2]), r[3], "FILLED", None) for r in rows
+        }
         planned = self.slices_of(parent_id)
         if not planned:
             return list(filled.values())
@@ -335,7 +275,7 @@ class ExecutionStore:
         for c in planned:
             fill = filled.get(c.child_order_id)
             out.append(
-                ChildRow(
+                ChildOrderRow(
                     c.child_order_id,
                     c.quantity,
                     0 if fill is None else fill.filled,
@@ -355,7 +295,7 @@ class ExecutionStore:
         ).fetchall()
         return [TcaRow(*r) for r in rows]
 
-    def tca_by_strategy(self) -> list[StrategyTca]:
+    def tca_by_strategy(self) -> list[TcaStrategyRow]:
         """Per strategy: orders, and notional-weighted mean costs in bps.
 
         Arrival cost and VWAP slippage are weighted by filled notional (F x P_d), the
@@ -372,7 +312,7 @@ class ExecutionStore:
         for strategy, n, filled_notional, arr, vw, shortfall, notional in rows:
             filled_notional = filled_notional or 0.0
             out.append(
-                StrategyTca(
+                TcaStrategyRow(
                     strategy,
                     n,
                     arr / filled_notional if filled_notional else None,
