@@ -173,26 +173,11 @@ class StateStore:
     def open_orders(self) -> list[Order]:
         """Orders still working at the broker, oldest first."""
         rows = self.conn.execute(
-            "SELECT client_order_id, symbol, side, quantity, created_at, decision_date, status, "
-            "order_type, reason, filled_quantity FROM orders "
+            f"SELECT {ORDER_COLUMNS} FROM orders "
             "WHERE status IN ('NEW', 'SUBMITTED', 'ACCEPTED', 'PARTIALLY_FILLED') "
             "ORDER BY created_at, client_order_id"
         ).fetchall()
-        return [
-            Order(
-                client_order_id=r[0],
-                symbol=r[1],
-                side=Side(r[2]),
-                quantity=r[3],
-                created_at=datetime.fromisoformat(r[4]),
-                decision_date=date.fromisoformat(r[5]),
-                status=OrderStatus(r[6]),
-                order_type=r[7],
-                reason=r[8],
-                filled_quantity=r[9],
-            )
-            for r in rows
-        ]
+        return [order_from_row(r) for r in rows]
 
     def recent_orders(self, limit: int = 50) -> list[OrderRow]:
         """Newest orders first, with their fill if any."""
@@ -299,3 +284,26 @@ def _average_price(row: tuple | None, fill: Fill) -> Decimal:
         return fill.price
     total = Decimal(before_avg) * before_qty + fill.price * fill.quantity
     return (total / (before_qty + fill.quantity)).quantize(Decimal("0.000001"))
+
+
+ORDER_COLUMNS = (
+    "client_order_id, symbol, side, quantity, created_at, decision_date, status, "
+    "order_type, reason, filled_quantity"
+)
+"""The `orders` columns `order_from_row` reads, in its order."""
+
+
+def order_from_row(r: tuple) -> Order:
+    """An `orders` row selected as ORDER_COLUMNS, as the core Order."""
+    return Order(
+        client_order_id=r[0],
+        symbol=r[1],
+        side=Side(r[2]),
+        quantity=r[3],
+        created_at=datetime.fromisoformat(r[4]),
+        decision_date=date.fromisoformat(r[5]),
+        status=OrderStatus(r[6]),
+        order_type=r[7],
+        reason=r[8],
+        filled_quantity=r[9],
+    )

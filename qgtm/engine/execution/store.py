@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,11 +24,8 @@ from qgtm.core.enums import OrderStatus, Side
 from qgtm.core.results import BlotterRow, ChildOrderRow, TcaRow, TcaStrategyRow
 from qgtm.core.types import Fill, Order
 from qgtm.engine.execution.tca import TcaResult
+from qgtm.engine.state import ORDER_COLUMNS, order_from_row
 
-_ORDER_COLUMNS = (
-    "client_order_id, symbol, side, quantity, created_at, decision_date, status, "
-    "order_type, reason, filled_quantity"
-)
 _SLICE_COLUMNS = (
     "child_order_id, parent_id, slice_no, release_at, quantity, status, broker_order_id, "
     "filled_quantity, filled_notional, sent_at"
@@ -85,18 +82,18 @@ class ExecutionStore:
     def order(self, cid: str) -> Order | None:
         """One order by client id, or None."""
         row = self.conn.execute(
-            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE client_order_id = ?", (cid,)
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE client_order_id = ?", (cid,)
         ).fetchone()
-        return None if row is None else _order(row)
+        return None if row is None else order_from_row(row)
 
     def orders_in(self, status: OrderStatus) -> list[Order]:
         """Orders in `status`, oldest first."""
         rows = self.conn.execute(
-            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE status = ? "
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE status = ? "
             "ORDER BY created_at, client_order_id",
             (status.value,),
         ).fetchall()
-        return [_order(r) for r in rows]
+        return [order_from_row(r) for r in rows]
 
     def fills_of(self, cid: str) -> list[Fill]:
         """Booked fills of one parent order, in time order."""
@@ -321,18 +318,3 @@ class ExecutionStore:
                 )
             )
         return out
-
-
-def _order(r: tuple) -> Order:
-    return Order(
-        client_order_id=r[0],
-        symbol=r[1],
-        side=Side(r[2]),
-        quantity=r[3],
-        created_at=datetime.fromisoformat(r[4]),
-        decision_date=date.fromisoformat(r[5]),
-        status=OrderStatus(r[6]),
-        order_type=r[7],
-        reason=r[8],
-        filled_quantity=r[9],
-    )
